@@ -1,0 +1,1 @@
+//! Shallot client library.

@@ -1,0 +1,1 @@
+//! Onion requests (onion-client spec §1–§2). In progress.

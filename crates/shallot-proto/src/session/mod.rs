@@ -1,0 +1,1 @@
+//! Session protocol message crypto (onion-client spec §4). In progress.
