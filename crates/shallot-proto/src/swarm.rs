@@ -6,7 +6,9 @@ use std::fmt;
 use crate::identity::AccountId;
 
 /// A swarm's id on the u64 ring.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct SwarmId(pub u64);
 
