@@ -21,10 +21,12 @@ proptest! {
         prop_assume!(words[12][..3] != replacement);
         words[12] = &replacement;
         let result = mnemonic::decode(&words.join(" "));
-        prop_assert!(matches!(
+        let caught = matches!(
             result,
-            Err(mnemonic::MnemonicError::BadChecksum | mnemonic::MnemonicError::UnknownWord { position: 13, .. })
-        ));
+            Err(mnemonic::MnemonicError::BadChecksum
+                | mnemonic::MnemonicError::UnknownWord { position: 13, .. })
+        );
+        prop_assert!(caught, "wrong checksum word accepted: {:?}", result);
     }
 
     #[test]
