@@ -1,1 +1,156 @@
-fn main() {}
+//! `shallot`: the command-line entry point for accounts today, and the node, devnet and client
+//! as they land.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use shallot_client::AccountStore;
+use shallot_proto::{mnemonic, Identity};
+
+/// Shallot: metadata-private messaging on the Session network.
+#[derive(Parser)]
+#[command(version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Directory holding your account keys and local state
+    /// [default: $SHALLOT_HOME, else your platform's data directory + /shallot]
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create, restore or show your account (no phone number or email needed)
+    #[command(subcommand)]
+    Account(AccountCommand),
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create a new account with a fresh random key and recovery phrase
+    New(NewArgs),
+    /// Restore an account from its 13-word recovery phrase
+    ///
+    /// Give the phrase as arguments, or leave them out to read it from standard input (safer: it
+    /// stays out of your shell history).
+    Restore(RestoreArgs),
+    /// Show your Session ID and public key (and, with --phrase, your recovery phrase)
+    Show(ShowArgs),
+}
+
+#[derive(Args)]
+struct NewArgs {
+    /// Replace an existing account in this data directory (it is lost unless you kept its phrase)
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// The 13 words of the recovery phrase; read from standard input when absent
+    #[arg(value_name = "WORD")]
+    words: Vec<String>,
+    /// Replace an existing account in this data directory
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct ShowArgs {
+    /// Also print the recovery phrase (anyone who sees it can take over your account)
+    #[arg(long)]
+    phrase: bool,
+    /// Print as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let dir = match cli.data_dir {
+        Some(dir) => dir,
+        None => AccountStore::default_dir()?,
+    };
+    let store = AccountStore::new(dir);
+    match cli.command {
+        Command::Account(cmd) => account(&store, cmd),
+    }
+}
+
+fn account(store: &AccountStore, cmd: AccountCommand) -> Result<()> {
+    match cmd {
+        AccountCommand::New(args) => {
+            let identity = Identity::generate(&mut rand_core::OsRng);
+            store.save(&identity, args.force)?;
+            println!("Created a new account in {}", store.dir().display());
+            println!("Session ID: {}", identity.session_id());
+            println!();
+            println!("Your recovery phrase is the only way to restore this account on another");
+            println!("device. Write it down and keep it secret:  shallot account show --phrase");
+            Ok(())
+        }
+        AccountCommand::Restore(args) => {
+            let phrase = if args.words.is_empty() {
+                read_phrase_from_stdin()?
+            } else {
+                zeroize::Zeroizing::new(args.words.join(" "))
+            };
+            let seed = mnemonic::decode(&phrase).context("could not restore the account")?;
+            let identity = Identity::from_recovery_seed(&seed);
+            store.save(&identity, args.force)?;
+            println!("Restored account in {}", store.dir().display());
+            println!("Session ID: {}", identity.session_id());
+            Ok(())
+        }
+        AccountCommand::Show(args) => {
+            let identity = store.load()?;
+            let phrase = if args.phrase {
+                match identity.recovery_seed() {
+                    Some(seed) => Some(mnemonic::encode(&seed)),
+                    None => {
+                        bail!("this account was not created from a recovery phrase and has none")
+                    }
+                }
+            } else {
+                None
+            };
+            if args.json {
+                let mut out = serde_json::json!({
+                    "session_id": identity.session_id(),
+                    "ed25519_public_key": identity.ed25519_public(),
+                });
+                if let Some(phrase) = &phrase {
+                    out["recovery_phrase"] = serde_json::Value::from(phrase.as_str());
+                }
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!("Session ID:         {}", identity.session_id());
+                println!("Ed25519 public key: {}", identity.ed25519_public());
+                if let Some(phrase) = &phrase {
+                    println!("Recovery phrase:    {}", phrase.as_str());
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn read_phrase_from_stdin() -> Result<zeroize::Zeroizing<String>> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("Enter your 13-word recovery phrase, then press Enter:");
+    }
+    let mut line = zeroize::Zeroizing::new(String::new());
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("could not read the recovery phrase from standard input")?;
+    if line.trim().is_empty() {
+        bail!("no recovery phrase given: pass the words as arguments or on standard input");
+    }
+    Ok(line)
+}
