@@ -1,0 +1,11 @@
+//! Service-node membership: who the nodes are, where they listen and which swarm each belongs to.
+//!
+//! The data comes from an oxend-compatible `get_service_nodes` answer (directory spec §1.3); this
+//! crate parses it into a [`NetworkView`] that nodes and clients query (swarm of an account,
+//! members of a swarm, a node by key).
+
+pub mod record;
+pub mod view;
+
+pub use record::{NodeRecord, RecordError};
+pub use view::{NetworkView, ViewError};

@@ -1,0 +1,216 @@
+//! A snapshot of the network at one block: every known node, grouped into swarms
+//! (storage RPC spec §8.1–§8.3).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{json, Value};
+use shallot_proto::swarm::{nearest_swarm, swarm_space, SwarmId};
+use shallot_proto::{AccountId, Ed25519Pub, X25519Pub};
+
+use crate::record::{NodeRecord, RecordError};
+
+/// Why a directory answer could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ViewError {
+    /// A required top-level field is missing or has the wrong type.
+    #[error("directory answer: field '{0}' missing or invalid")]
+    Field(&'static str),
+}
+
+/// The network as of one block: nodes, swarms and lookups over them.
+#[derive(Clone, Debug, Default)]
+pub struct NetworkView {
+    /// Block height of this snapshot.
+    pub height: u64,
+    /// Hex hash of the block at `height`.
+    pub block_hash: String,
+    /// Hard fork and snode revision (`hf` in responses).
+    pub hardfork: (u8, u8),
+    nodes: Vec<NodeRecord>,
+    /// Swarm id → indices into `nodes`, in directory order.
+    swarms: BTreeMap<SwarmId, Vec<usize>>,
+    swarm_ids: Vec<SwarmId>,
+    by_ed25519: HashMap<Ed25519Pub, usize>,
+    by_x25519: HashMap<X25519Pub, usize>,
+    /// Entries skipped because they lacked keys or an address.
+    pub incomplete: usize,
+}
+
+impl NetworkView {
+    /// Builds a view from node records.
+    pub fn new(
+        height: u64,
+        block_hash: String,
+        hardfork: (u8, u8),
+        nodes: Vec<NodeRecord>,
+    ) -> Self {
+        let mut swarms: BTreeMap<SwarmId, Vec<usize>> = BTreeMap::new();
+        let mut by_ed25519 = HashMap::with_capacity(nodes.len());
+        let mut by_x25519 = HashMap::with_capacity(nodes.len());
+        for (index, node) in nodes.iter().enumerate() {
+            by_ed25519.insert(node.ed25519, index);
+            by_x25519.insert(node.x25519, index);
+            if node.is_active() {
+                swarms.entry(node.swarm_id).or_default().push(index);
+            }
+        }
+        let swarm_ids = swarms.keys().copied().collect();
+        Self {
+            height,
+            block_hash,
+            hardfork,
+            nodes,
+            swarms,
+            swarm_ids,
+            by_ed25519,
+            by_x25519,
+            incomplete: 0,
+        }
+    }
+
+    /// Parses the `result` of `get_service_nodes` (fields of directory spec §1.4's storage-server
+    /// row). Unfunded and incomplete entries are skipped; incomplete ones are counted.
+    pub fn from_get_service_nodes(result: &Value) -> Result<Self, ViewError> {
+        let height = result
+            .get("height")
+            .and_then(Value::as_u64)
+            .ok_or(ViewError::Field("height"))?;
+        let block_hash = result
+            .get("block_hash")
+            .and_then(Value::as_str)
+            .ok_or(ViewError::Field("block_hash"))?
+            .to_owned();
+        let hardfork = result
+            .get("hardfork")
+            .and_then(Value::as_u64)
+            .and_then(|v| u8::try_from(v).ok())
+            .ok_or(ViewError::Field("hardfork"))?;
+        let revision = result
+            .get("snode_revision")
+            .and_then(Value::as_u64)
+            .and_then(|v| u8::try_from(v).ok())
+            .unwrap_or(0);
+        let states = result
+            .get("service_node_states")
+            .and_then(Value::as_array)
+            .ok_or(ViewError::Field("service_node_states"))?;
+        let mut nodes = Vec::with_capacity(states.len());
+        let mut incomplete = 0;
+        for entry in states {
+            match NodeRecord::from_json(entry) {
+                Ok(node) => nodes.push(node),
+                Err(RecordError::Unfunded) => {}
+                Err(_) => incomplete += 1,
+            }
+        }
+        let mut view = Self::new(height, block_hash, (hardfork, revision), nodes);
+        view.incomplete = incomplete;
+        Ok(view)
+    }
+
+    /// Every known node, including decommissioned ones (they still relay onion requests).
+    pub fn nodes(&self) -> &[NodeRecord] {
+        &self.nodes
+    }
+
+    /// Swarm ids in ascending order.
+    pub fn swarm_ids(&self) -> &[SwarmId] {
+        &self.swarm_ids
+    }
+
+    /// The swarm responsible for an account, if any swarm exists.
+    pub fn swarm_for(&self, account: &AccountId) -> Option<SwarmId> {
+        nearest_swarm(&self.swarm_ids, swarm_space(account))
+    }
+
+    /// Members of a swarm, in directory order.
+    pub fn members(&self, swarm: SwarmId) -> impl Iterator<Item = &NodeRecord> + '_ {
+        self.swarms
+            .get(&swarm)
+            .into_iter()
+            .flatten()
+            .map(|&index| &self.nodes[index])
+    }
+
+    /// A node by its Ed25519 key.
+    pub fn node(&self, ed25519: &Ed25519Pub) -> Option<&NodeRecord> {
+        self.by_ed25519.get(ed25519).map(|&i| &self.nodes[i])
+    }
+
+    /// A node by its X25519 key.
+    pub fn node_by_x25519(&self, x25519: &X25519Pub) -> Option<&NodeRecord> {
+        self.by_x25519.get(x25519).map(|&i| &self.nodes[i])
+    }
+
+    /// The `get_swarm` / 421 body for an account (without `t` and `hf`, which the node adds).
+    pub fn swarm_json(&self, account: &AccountId) -> Value {
+        match self.swarm_for(account) {
+            Some(swarm) => json!({
+                "snodes": self.members(swarm).map(NodeRecord::swarm_entry_json).collect::<Vec<_>>(),
+                "swarm": format!("{:x}", swarm.0),
+            }),
+            None => json!({"snodes": [], "swarm": format!("{:x}", SwarmId::INVALID.0)}),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(i: u8, swarm: u64) -> Value {
+        json!({
+            "pubkey_ed25519": hex::encode([i; 32]),
+            "pubkey_x25519": hex::encode([i + 100; 32]),
+            "public_ip": format!("127.0.0.{}", i),
+            "storage_port": 20000 + u16::from(i),
+            "storage_lmq_port": 0,
+            "swarm_id": swarm,
+            "funded": true,
+        })
+    }
+
+    #[test]
+    fn groups_nodes_into_sorted_swarms() {
+        let answer = json!({
+            "height": 10, "block_hash": "ab".repeat(32), "hardfork": 19, "snode_revision": 3,
+            "service_node_states": [node(1, 500), node(2, 100), node(3, 500), node(4, u64::MAX),
+                {"pubkey_ed25519": "", "funded": true}, {"funded": false}]
+        });
+        let view = NetworkView::from_get_service_nodes(&answer).unwrap();
+        assert_eq!(view.swarm_ids(), &[SwarmId(100), SwarmId(500)]);
+        assert_eq!(view.nodes().len(), 4);
+        assert_eq!(view.incomplete, 1);
+        assert_eq!(view.hardfork, (19, 3));
+        let members: Vec<u8> = view
+            .members(SwarmId(500))
+            .map(|n| n.ed25519.as_bytes()[0])
+            .collect();
+        assert_eq!(members, vec![1, 3]);
+        // Decommissioned nodes stay known for relaying.
+        assert!(view.node(&Ed25519Pub::from_bytes([4; 32])).is_some());
+        assert!(view
+            .node_by_x25519(&X25519Pub::from_bytes([104; 32]))
+            .is_some());
+
+        let account = AccountId::new(shallot_proto::AccountKind::Session, [0; 32]);
+        assert_eq!(view.swarm_for(&account), Some(SwarmId(100)));
+        let body = view.swarm_json(&account);
+        assert_eq!(body["swarm"], "64");
+        assert_eq!(body["snodes"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn missing_top_level_fields_are_errors() {
+        assert_eq!(
+            NetworkView::from_get_service_nodes(&json!({"height": 1})).unwrap_err(),
+            ViewError::Field("block_hash")
+        );
+        let empty = NetworkView::from_get_service_nodes(&json!({
+            "height": 1, "block_hash": "", "hardfork": 19, "service_node_states": []
+        }))
+        .unwrap();
+        let account = AccountId::new(shallot_proto::AccountKind::Session, [0; 32]);
+        assert_eq!(empty.swarm_json(&account)["swarm"], "ffffffffffffffff");
+    }
+}
