@@ -1,7 +1,5 @@
 //! The Shallot client library.
 //!
-//! Today it holds the account key store; onion paths, sending and receiving build on it.
+//! Today it re-exports the account key store; onion paths, sending and receiving build on it.
 
-pub mod keystore;
-
-pub use keystore::{AccountStore, KeystoreError};
+pub use shallot_keys::{AccountStore, KeystoreError};

@@ -1,5 +1,5 @@
-//! Where an account's secret seed lives on disk: one small JSON file in the data directory,
-//! readable only by its owner (mode 0600, directory 0700), written atomically.
+//! Where an account's or a node's secret seed lives on disk: one small JSON file in a data
+//! directory, readable only by its owner (mode 0600, directory 0700), written atomically.
 
 use std::fs;
 use std::io::Write;
@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 use shallot_proto::Identity;
 use zeroize::Zeroizing;
 
-/// File name of the account key file inside the data directory.
+/// File name of a user's account key file inside the data directory.
 pub const ACCOUNT_FILE: &str = "account.json";
+/// File name of a service node's identity key file inside its data directory.
+pub const NODE_KEY_FILE: &str = "node_key.json";
 /// Environment variable that overrides the default data directory.
 pub const HOME_ENV: &str = "SHALLOT_HOME";
 
@@ -68,16 +70,28 @@ struct AccountFile {
     seed: String,
 }
 
-/// The account key store of one data directory.
+/// A key file in a data directory: a user's account or a node's identity.
 #[derive(Debug, Clone)]
 pub struct AccountStore {
     dir: PathBuf,
+    file: &'static str,
 }
 
 impl AccountStore {
-    /// A store in `dir` (created on first save).
+    /// A user account store in `dir` (created on first save).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            file: ACCOUNT_FILE,
+        }
+    }
+
+    /// A service node's identity store in `dir`.
+    pub fn node(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            file: NODE_KEY_FILE,
+        }
     }
 
     /// The default data directory: `$SHALLOT_HOME`, else the platform data dir + `shallot`.
@@ -97,7 +111,7 @@ impl AccountStore {
 
     /// The key file's path.
     pub fn account_path(&self) -> PathBuf {
-        self.dir.join(ACCOUNT_FILE)
+        self.dir.join(self.file)
     }
 
     /// Whether an account exists here.
@@ -105,7 +119,7 @@ impl AccountStore {
         self.account_path().exists()
     }
 
-    /// Loads the account, refusing key files that other users can read.
+    /// Loads the key, refusing key files that other users can read.
     pub fn load(&self) -> Result<Identity, KeystoreError> {
         let path = self.account_path();
         let text = match fs::read_to_string(&path) {
@@ -168,7 +182,7 @@ impl AccountStore {
         };
         let text = Zeroizing::new(serde_json::to_string_pretty(&file).unwrap_or_default());
 
-        let tmp = self.dir.join(format!(".{ACCOUNT_FILE}.tmp"));
+        let tmp = self.dir.join(format!(".{}.tmp", self.file));
         let io = |action, source| KeystoreError::Io {
             action,
             path: tmp.clone(),
