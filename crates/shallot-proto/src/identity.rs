@@ -141,9 +141,9 @@ pub fn ed25519_seed_to_x25519_secret(seed: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     let digest = Zeroizing::new(Sha512::digest(seed));
     let mut scalar = Zeroizing::new([0u8; 32]);
     scalar.copy_from_slice(&digest[..32]);
-    scalar[0] &= 248;
-    scalar[31] &= 127;
-    scalar[31] |= 64;
+    scalar[0] &= 0xf8;
+    scalar[31] &= 0x7f;
+    scalar[31] |= 0x40;
     scalar
 }
 

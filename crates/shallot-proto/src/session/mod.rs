@@ -1,1 +1,32 @@
-//! Session protocol message crypto (onion-client spec §4). In progress.
+//! Session protocol message crypto (onion-client spec §4).
+//!
+//! A plain-text DM travels as a [`Content`] protobuf → [`pad`] → [`encrypt_for_recipient`]
+//! (sign, then seal to the recipient) → [`Envelope`] → [`WebSocketMessage`]; [`envelope`] does
+//! the whole stack both ways. Config messages use the separate deterministic symmetric scheme in
+//! [`config_crypto`].
+//!
+//! - [`encrypt`]: sign-then-seal encryption and its deterministic variant (§4.2).
+//! - [`padding`]: the `160·k − 1` padding (§4.5).
+//! - [`protos`]: the protobuf messages (§4.5).
+//! - [`envelope`]: wrapping and unwrapping a DM (§4.5).
+//! - [`config_crypto`]: config-message encryption (§4.4).
+
+pub mod config_crypto;
+pub mod encrypt;
+pub mod envelope;
+pub mod padding;
+pub mod protos;
+
+pub use config_crypto::{
+    decrypt_config, encrypt_config, ConfigCryptoError, ConfigDomain, CONFIG_ENCRYPTION_OVERHEAD,
+};
+pub use encrypt::{
+    decrypt_incoming, encrypt_for_recipient, encrypt_for_recipient_deterministic, DecryptError,
+    Decrypted, EncryptError, ENCRYPTION_OVERHEAD,
+};
+pub use envelope::{
+    unwrap_incoming, wrap_for_recipient, IncomingMessage, UnwrapError, WrapError, MESSAGE_PATH,
+    MESSAGE_VERB,
+};
+pub use padding::{pad, padded_len, unpad, unpad_lenient, PaddingError, PADDING_BLOCK};
+pub use protos::{Content, Envelope, EnvelopeType, WebSocketMessage};
