@@ -1,4 +1,5 @@
 //! `identity.json`: keys, Session IDs, signatures, BLAKE2b and the recovery phrase, byte for byte.
+#![allow(clippy::unwrap_used, clippy::too_many_lines)] // Test code: a panic is a failed test.
 
 use blake2::digest::consts::U32;
 use blake2::digest::{FixedOutput, Mac};

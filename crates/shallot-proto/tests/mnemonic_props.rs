@@ -1,4 +1,5 @@
 //! Recovery phrase properties: every seed round-trips; mangled phrases fail cleanly.
+#![allow(clippy::unwrap_used, clippy::too_many_lines)] // Test code: a panic is a failed test.
 
 use proptest::prelude::*;
 use shallot_proto::mnemonic;

@@ -1,5 +1,6 @@
 //! Signed request and response messages (storage RPC spec §2.5–§2.8): exact bytes and the
 //! verification algorithm's accept/reject paths.
+#![allow(clippy::unwrap_used, clippy::too_many_lines)] // Test code: a panic is a failed test.
 
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::namespace::NamespaceSelector;

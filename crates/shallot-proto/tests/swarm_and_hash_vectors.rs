@@ -1,4 +1,5 @@
 //! `swarm-and-hash.json`: swarm-space positions, nearest-swarm choice and message hashes.
+#![allow(clippy::unwrap_used, clippy::too_many_lines)] // Test code: a panic is a failed test.
 
 use serde_json::Value;
 use shallot_proto::message_hash::MessageHash;
