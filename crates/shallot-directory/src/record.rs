@@ -105,6 +105,25 @@ impl NodeRecord {
         SocketAddr::V4(SocketAddrV4::new(self.ip, self.https_port))
     }
 
+    /// The node's `service_node_states` entry in a `get_service_nodes` answer (directory spec §1.3),
+    /// with the fields a storage server and Session clients read.
+    pub fn to_service_node_json(&self) -> Value {
+        json!({
+            "service_node_pubkey": hex::encode(self.pubkey_legacy),
+            "pubkey_ed25519": self.ed25519.to_hex(),
+            "pubkey_x25519": self.x25519.to_hex(),
+            "public_ip": self.ip.to_string(),
+            "storage_port": self.https_port,
+            "storage_lmq_port": self.omq_port,
+            "swarm_id": self.swarm_id.0,
+            "swarm": format!("{:016x}", self.swarm_id.0),
+            "funded": true,
+            "active": self.is_active(),
+            "requested_unlock_height": 0,
+            "storage_server_version": [2, 6, 2],
+        })
+    }
+
     /// The node's entry in a `get_swarm` / 421 answer (storage RPC spec §4.10).
     pub fn swarm_entry_json(&self) -> Value {
         json!({

@@ -142,6 +142,52 @@ impl NetworkView {
         self.by_x25519.get(x25519).map(|&i| &self.nodes[i])
     }
 
+    /// This view as a `get_service_nodes` result, honouring the request's `active_only` and
+    /// `fields` (object or list form) params, as oxend does for `oxend_request` callers.
+    pub fn to_get_service_nodes(&self, params: Option<&Value>) -> Value {
+        let active_only = params
+            .and_then(|p| p.get("active_only"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let fields: Option<Vec<&str>> = params.and_then(|p| p.get("fields")).and_then(|f| match f {
+            Value::Object(map) if map.get("all") != Some(&Value::Bool(true)) => Some(
+                map.iter()
+                    .filter(|(_, v)| v.as_bool() == Some(true))
+                    .map(|(k, _)| k.as_str())
+                    .collect(),
+            ),
+            Value::Array(list) => Some(list.iter().filter_map(Value::as_str).collect()),
+            _ => None,
+        });
+        let keep = |key: &str| fields.as_ref().is_none_or(|f| f.contains(&key));
+        let states: Vec<Value> = self
+            .nodes
+            .iter()
+            .filter(|node| !active_only || node.is_active())
+            .map(|node| {
+                let mut entry = node.to_service_node_json();
+                if let Value::Object(map) = &mut entry {
+                    map.retain(|key, _| keep(key));
+                }
+                entry
+            })
+            .collect();
+        let mut result = serde_json::Map::new();
+        for (key, value) in [
+            ("height", json!(self.height)),
+            ("block_hash", json!(self.block_hash)),
+            ("hardfork", json!(self.hardfork.0)),
+            ("snode_revision", json!(self.hardfork.1)),
+        ] {
+            if keep(key) {
+                result.insert(key.to_owned(), value);
+            }
+        }
+        result.insert("service_node_states".into(), Value::Array(states));
+        result.insert("status".into(), json!("OK"));
+        Value::Object(result)
+    }
+
     /// The `get_swarm` / 421 body for an account (without `t` and `hf`, which the node adds).
     pub fn swarm_json(&self, account: &AccountId) -> Value {
         match self.swarm_for(account) {
@@ -198,6 +244,26 @@ mod tests {
         let body = view.swarm_json(&account);
         assert_eq!(body["swarm"], "64");
         assert_eq!(body["snodes"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn get_service_nodes_round_trips_and_filters() {
+        let answer = json!({
+            "height": 10, "block_hash": "ab".repeat(32), "hardfork": 19, "snode_revision": 4,
+            "service_node_states": [node(1, 500), node(2, u64::MAX)]
+        });
+        let view = NetworkView::from_get_service_nodes(&answer).unwrap();
+        let all = view.to_get_service_nodes(None);
+        let again = NetworkView::from_get_service_nodes(&all).unwrap();
+        assert_eq!(again.nodes(), view.nodes());
+        assert_eq!(again.hardfork, (19, 4));
+
+        let params = json!({"active_only": true, "fields": {"public_ip": true, "pubkey_ed25519": true}});
+        let filtered = view.to_get_service_nodes(Some(&params));
+        let states = filtered["service_node_states"].as_array().unwrap();
+        assert_eq!(states.len(), 1);
+        assert_eq!(states[0].as_object().unwrap().len(), 2);
+        assert!(filtered.get("height").is_none());
     }
 
     #[test]

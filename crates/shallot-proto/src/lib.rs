@@ -11,6 +11,7 @@
 //! - [`swarm`]: pubkey → swarm-space position and nearest-swarm selection.
 //! - [`onion`]: onion-request framing, hop encryption, building and peeling.
 //! - [`session`]: Session-protocol message encryption, padding and protobuf envelopes.
+//! - [`rpc`]: the storage server's client RPC: request envelope, every method's params, errors.
 #![forbid(unsafe_code)]
 
 pub mod b64;
@@ -19,6 +20,7 @@ pub mod message_hash;
 pub mod mnemonic;
 pub mod namespace;
 pub mod onion;
+pub mod rpc;
 pub mod session;
 pub mod signing;
 pub mod subaccount;
