@@ -171,8 +171,8 @@ mod tests {
         let swarm = record.swarm_entry_json();
         assert_eq!(swarm["port"], "22021");
         assert_eq!(swarm["port_quic"], 22020);
-        assert!(swarm["address"].as_str().unwrap().ends_with(".snode"));
-        assert_eq!(swarm["address"].as_str().unwrap().len(), 52 + 6);
+        let address = swarm["address"].as_str().unwrap();
+        assert_eq!(address.strip_suffix(".snode").map(str::len), Some(52));
     }
 
     #[test]

@@ -149,16 +149,17 @@ impl NetworkView {
             .and_then(|p| p.get("active_only"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let fields: Option<Vec<&str>> = params.and_then(|p| p.get("fields")).and_then(|f| match f {
-            Value::Object(map) if map.get("all") != Some(&Value::Bool(true)) => Some(
-                map.iter()
-                    .filter(|(_, v)| v.as_bool() == Some(true))
-                    .map(|(k, _)| k.as_str())
-                    .collect(),
-            ),
-            Value::Array(list) => Some(list.iter().filter_map(Value::as_str).collect()),
-            _ => None,
-        });
+        let fields: Option<Vec<&str>> =
+            params.and_then(|p| p.get("fields")).and_then(|f| match f {
+                Value::Object(map) if map.get("all") != Some(&Value::Bool(true)) => Some(
+                    map.iter()
+                        .filter(|(_, v)| v.as_bool() == Some(true))
+                        .map(|(k, _)| k.as_str())
+                        .collect(),
+                ),
+                Value::Array(list) => Some(list.iter().filter_map(Value::as_str).collect()),
+                _ => None,
+            });
         let keep = |key: &str| fields.as_ref().is_none_or(|f| f.contains(&key));
         let states: Vec<Value> = self
             .nodes
@@ -258,7 +259,8 @@ mod tests {
         assert_eq!(again.nodes(), view.nodes());
         assert_eq!(again.hardfork, (19, 4));
 
-        let params = json!({"active_only": true, "fields": {"public_ip": true, "pubkey_ed25519": true}});
+        let params =
+            json!({"active_only": true, "fields": {"public_ip": true, "pubkey_ed25519": true}});
         let filtered = view.to_get_service_nodes(Some(&params));
         let states = filtered["service_node_states"].as_array().unwrap();
         assert_eq!(states.len(), 1);

@@ -243,6 +243,7 @@ fn create_private_dir(dir: &Path) -> Result<(), KeystoreError> {
 }
 
 #[cfg(unix)]
+#[allow(clippy::verbose_bit_mask)] // Permission bits read better as an octal mask.
 fn check_permissions(path: &Path) -> Result<(), KeystoreError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = fs::metadata(path)

@@ -1,4 +1,5 @@
 //! The `shallot account` commands as a user runs them: real binary, real files.
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
 
 use assert_cmd::Command;
 

@@ -1,0 +1,46 @@
+//! Wall-clock time for protocol checks, behind a trait so tests can move it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A source of Unix time in milliseconds.
+pub trait Clock: Send + Sync + 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)] // The one place that reads the system clock.
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A clock that shows the system time plus a settable offset (tests, simulated skew).
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    offset_ms: AtomicU64,
+}
+
+impl OffsetClock {
+    /// Shifts this clock by `offset_ms` (wrapping, so negative offsets work as two's complement).
+    pub fn set_offset(&self, offset_ms: i64) {
+        self.offset_ms.store(
+            u64::from_ne_bytes(offset_ms.to_ne_bytes()),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> u64 {
+        SystemClock
+            .now_ms()
+            .wrapping_add(self.offset_ms.load(Ordering::Relaxed))
+    }
+}

@@ -1,0 +1,19 @@
+//! The Shallot service node: a storage server wire-compatible with Session's, with swarm
+//! replication, onion relaying and push notifications.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod exec;
+pub mod metrics;
+pub mod monitor;
+pub mod node_api;
+pub mod onion;
+pub mod peer_tls;
+pub mod peers;
+pub mod rate_limit;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod timeouts;
+pub mod tls;

@@ -1,0 +1,182 @@
+//! Onion requests at this node (storage RPC spec §1.4, onion-client spec §1.5): peel our layer,
+//! then run the request as its destination, proxy it to an HTTP server, or relay the next layer.
+//!
+//! A hop learns only its predecessor (the connection) and its successor (the next hop or the
+//! server); nothing here logs the address of one together with the other.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use shallot_proto::onion::{
+    decrypt_layer, encode_snode_response, parse_onion_request, EncType, HopKey, Layer, PeelError,
+    ReplyBody, ReplyFormat, X25519Keypair, MAX_ONION_HOPS,
+};
+use shallot_proto::rpc::Envelope;
+use shallot_proto::X25519Pub;
+
+use crate::exec::{Body, Origin};
+use crate::metrics::OnionKind;
+use crate::node_api::OnionHop;
+use crate::peers::PeerError;
+use crate::state::Node;
+
+fn plain(status: u16, text: impl Into<String>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [("content-type", "text/plain")], text.into()).into_response()
+}
+
+/// An encrypted v3 reply `{"status", "body"}` in an HTTP 200.
+fn encrypted(key: &HopKey, status: u16, body: ReplyBody<'_>, format: ReplyFormat) -> Response {
+    match encode_snode_response(key, status, body, format, &mut rand_core::OsRng) {
+        Ok(bytes) => (StatusCode::OK, [("content-type", "text/plain")], bytes).into_response(),
+        Err(error) => plain(500, format!("could not encrypt reply: {error}")),
+    }
+}
+
+/// Handles `POST /onion_req/v2`: the outer request from a client to its guard.
+pub async fn entry(node: Arc<Node>, body: Bytes) -> Response {
+    if node.readiness().is_err() {
+        return plain(
+            503,
+            format!("Snode not ready: {}", node.identity.ed25519_public()),
+        );
+    }
+    let request = match parse_onion_request(&body) {
+        Ok(request) => request,
+        Err(error) => return plain(400, error.to_string()),
+    };
+    let ciphertext = body.slice_ref(request.ciphertext);
+    let hop = OnionHop {
+        ephemeral_key: request.ephemeral_key,
+        enc_type: request.enc_type,
+        hop_no: request.hop_no,
+    };
+    process(node, hop, ciphertext).await
+}
+
+/// Handles a layer relayed by the previous hop (`/snode/v1/onion`).
+pub async fn relayed(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes) -> Response {
+    if hop.hop_no > u32::try_from(MAX_ONION_HOPS).unwrap_or(u32::MAX) {
+        return plain(400, "onion request max path length exceeded");
+    }
+    process(node, hop, ciphertext).await
+}
+
+/// Decrypts and acts on one layer.
+async fn process(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes) -> Response {
+    let keys = X25519Keypair::from(&node.identity);
+    let layer = match decrypt_layer(&keys, &ciphertext, &hop.ephemeral_key, hop.enc_type) {
+        Ok(layer) => layer,
+        Err(error) => return plain(400, error.to_string()),
+    };
+    let classified = match layer.classify() {
+        Ok(classified) => classified,
+        Err(error) => return peel_error(layer.reply_key(), &error),
+    };
+    match classified {
+        Layer::Final(request) => {
+            node.metrics.count_onion(OnionKind::Final);
+            if node.readiness().is_err() {
+                return plain(
+                    503,
+                    format!("Snode not ready: {}", node.identity.ed25519_public()),
+                );
+            }
+            let format = request.format;
+            let reply = match Envelope::parse(request.request).and_then(|e| e.request()) {
+                Ok(rpc) => node.execute(rpc, Origin::Client).await,
+                Err(error) => crate::exec::Reply::text(error.status(), error.to_string()),
+            };
+            let key = layer.reply_key();
+            match &reply.body {
+                Body::Json(value) => encrypted(key, reply.status, ReplyBody::Json(value), format),
+                Body::Text(text) => encrypted(key, reply.status, ReplyBody::Text(text), format),
+            }
+        }
+        Layer::Proxy(proxy) => {
+            node.metrics.count_onion(OnionKind::Proxy);
+            let url = match proxy.url() {
+                Ok(url) => url,
+                Err(error) => return peel_error(layer.reply_key(), &error),
+            };
+            let payload = Bytes::copy_from_slice(proxy.payload);
+            match node.peers.proxy(&url, payload).await {
+                Ok((status, headers, body)) => {
+                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                    let mut response = (status, body).into_response();
+                    for (name, value) in headers {
+                        if let (Ok(name), Ok(value)) =
+                            (HeaderName::try_from(name), HeaderValue::try_from(value))
+                        {
+                            response.headers_mut().insert(name, value);
+                        }
+                    }
+                    response
+                }
+                Err(PeerError::Timeout) => plain(504, "Request time out"),
+                Err(PeerError::Unreachable(error)) => plain(502, error),
+            }
+        }
+        Layer::Relay(relay) => {
+            node.metrics.count_onion(OnionKind::Relay);
+            relay_to(
+                &node,
+                relay.destination,
+                relay.ephemeral_key,
+                relay.enc_type,
+                hop.hop_no,
+                relay.ciphertext,
+            )
+            .await
+        }
+    }
+}
+
+async fn relay_to(
+    node: &Node,
+    destination: shallot_proto::Ed25519Pub,
+    ephemeral_key: X25519Pub,
+    enc_type: EncType,
+    hop_no: u32,
+    ciphertext: &[u8],
+) -> Response {
+    let view = node.view();
+    let Some(next) = view.node(&destination) else {
+        return plain(502, format!("Next node not found: {destination}"));
+    };
+    let hop = OnionHop {
+        ephemeral_key,
+        enc_type,
+        hop_no: hop_no.saturating_add(1).max(1),
+    };
+    match node
+        .peers
+        .relay_onion(next, &hop, Bytes::copy_from_slice(ciphertext))
+        .await
+    {
+        Ok(reply) => {
+            let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            (status, reply.body).into_response()
+        }
+        Err(PeerError::Timeout) => plain(504, "Request time out"),
+        Err(PeerError::Unreachable(_)) => {
+            plain(502, format!("Next node not reachable: {destination}"))
+        }
+    }
+}
+
+fn peel_error(key: &HopKey, error: &PeelError) -> Response {
+    let reply = error.reply();
+    if reply.encrypted {
+        encrypted(
+            key,
+            reply.status,
+            ReplyBody::Text(&reply.text),
+            ReplyFormat::default(),
+        )
+    } else {
+        plain(reply.status, reply.text)
+    }
+}

@@ -1,0 +1,335 @@
+//! HTTP routes of the node's HTTPS listener and its admin listener.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body as HttpBody;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Extension, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use shallot_proto::message_hash::MessageHash;
+use shallot_proto::rpc::{Envelope, RpcError};
+
+use crate::exec::{Body, Origin, Reply};
+use crate::node_api::{self, HandoffBatch, OnionHop};
+use crate::server::ConnInfo;
+use crate::state::Node;
+
+/// Largest request body accepted (spec §1.1).
+pub const MAX_BODY: usize = 10 * 1024 * 1024;
+/// `Server` header on every response.
+pub const SERVER_HEADER: &str = concat!(
+    "Shallot/",
+    env!("CARGO_PKG_VERSION"),
+    " (Oxen Storage Server/2.6.2 compatible)"
+);
+
+type Shared = State<Arc<Node>>;
+
+fn text(status: u16, body: impl Into<String>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [("content-type", "text/plain")], body.into()).into_response()
+}
+
+fn reply(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match reply.body {
+        Body::Json(value) => (
+            status,
+            [("content-type", "application/json")],
+            value.to_string(),
+        )
+            .into_response(),
+        Body::Text(body) => (status, [("content-type", "text/plain")], body).into_response(),
+    }
+}
+
+/// Reads a whole body, refusing more than [`MAX_BODY`] bytes with 413.
+async fn read_body(body: HttpBody) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| text(413, "Request body too large"))
+}
+
+/// The client-facing and node-to-node routes.
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/storage_rpc/v1", post(storage_rpc))
+        .route("/onion_req/v2", post(onion_entry))
+        .route("/ping_test/v1", post(ping_test))
+        .route(
+            "/get_stats/v1",
+            get(|| async { axum::Json(serde_json::json!({"version": "2.6.2"})) }),
+        )
+        .route("/monitor/v1", get(monitor))
+        .route(node_api::FORWARD_PATH, post(peer_forward))
+        .route(node_api::ONION_PATH, post(peer_onion))
+        .route(node_api::HANDOFF_PATH, post(peer_handoff))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(
+            |mut response: Response| async move {
+                response.headers_mut().insert(
+                    "server",
+                    axum::http::HeaderValue::from_static(SERVER_HEADER),
+                );
+                response
+            },
+        ))
+        .with_state(node)
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    text(404, format!("{method} {uri} Not Found"))
+}
+
+async fn storage_rpc(
+    State(node): Shared,
+    Extension(conn): Extension<ConnInfo>,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
+    let started = Instant::now();
+    let response = storage_rpc_inner(&node, conn, &headers, request.into_body()).await;
+    node.metrics
+        .observe_http("storage_rpc", response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn storage_rpc_inner(
+    node: &Arc<Node>,
+    conn: ConnInfo,
+    headers: &HeaderMap,
+    body: HttpBody,
+) -> Response {
+    if let Err(reasons) = node.readiness() {
+        return text(503, format!("Service node is not ready: {reasons}\n"));
+    }
+    let ip = conn.remote.ip();
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    };
+    if !node.rate.allow(ip, Instant::now()) {
+        node.metrics.count_rate_limited();
+        return text(429, "Too Many Requests\n");
+    }
+    if headers.contains_key("x-loki-long-poll") {
+        return text(
+            410,
+            "long polling is no longer supported, client upgrade required",
+        );
+    }
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    match Envelope::parse(&body).and_then(|envelope| envelope.request()) {
+        Ok(request) => reply(node.execute(request, Origin::Client).await),
+        Err(error) => text(error.status(), error.to_string()),
+    }
+}
+
+async fn onion_entry(State(node): Shared, request: Request) -> Response {
+    let started = Instant::now();
+    let response = match read_body(request.into_body()).await {
+        Ok(body) => crate::onion::entry(node.clone(), body).await,
+        Err(response) => response,
+    };
+    node.metrics
+        .observe_http("onion", response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn ping_test(State(node): Shared) -> Response {
+    let key = shallot_proto::b64::encode(node.identity.ed25519_public().as_bytes());
+    (StatusCode::OK, [("x-oxen-snode-pubkey", key)], "").into_response()
+}
+
+async fn monitor(State(node): Shared, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| monitor_connection(node, socket))
+}
+
+async fn monitor_connection(node: Arc<Node>, mut socket: WebSocket) {
+    let (connection, tx, mut rx) = node.monitor.connect();
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(frame))) => {
+                    let now_s = node.clock.now_ms() / 1000;
+                    let answer = node.monitor.handle_frame(connection, &tx, frame.as_str(), now_s);
+                    if socket.send(Message::Text(answer.to_string().into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_))) => {}
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+            },
+            Some(note) = rx.recv() => {
+                if socket.send(Message::Text(note.into())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    node.monitor.disconnect(connection);
+}
+
+/// Refuses connections that did not prove the key of an active node of the current view.
+fn refuse_non_peer(node: &Node, conn: &ConnInfo) -> Option<Response> {
+    let Some(key) = conn.node else {
+        return Some(text(403, "node-to-node route: no node certificate"));
+    };
+    match node.view().node(&key) {
+        Some(record) if record.is_active() => None,
+        _ => Some(text(
+            403,
+            format!("node-to-node route: {key} is not an active service node"),
+        )),
+    }
+}
+
+async fn peer_forward(
+    State(node): Shared,
+    Extension(conn): Extension<ConnInfo>,
+    request: Request,
+) -> Response {
+    if let Some(refusal) = refuse_non_peer(&node, &conn) {
+        return refusal;
+    }
+    let body = match read_body(request.into_body()).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    match Envelope::parse(&body).and_then(|envelope| envelope.request()) {
+        Ok(request) if request.is_recursive() => reply(node.execute(request, Origin::Peer).await),
+        Ok(_) => text(
+            400,
+            "invalid request: received invalid forwarded non-forwardable request",
+        ),
+        Err(error @ RpcError::InvalidRequest(_)) => text(400, error.to_string()),
+        Err(error) => text(error.status(), error.to_string()),
+    }
+}
+
+async fn peer_onion(
+    State(node): Shared,
+    Extension(conn): Extension<ConnInfo>,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
+    let started = Instant::now();
+    if let Some(refusal) = refuse_non_peer(&node, &conn) {
+        return refusal;
+    }
+    let hop = match OnionHop::from_headers(&headers) {
+        Ok(hop) => hop,
+        Err(error) => return text(400, error.to_string()),
+    };
+    let response = match read_body(request.into_body()).await {
+        Ok(body) => crate::onion::relayed(node.clone(), hop, body).await,
+        Err(response) => response,
+    };
+    node.metrics
+        .observe_http("onion", response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn peer_handoff(
+    State(node): Shared,
+    Extension(conn): Extension<ConnInfo>,
+    request: Request,
+) -> Response {
+    if let Some(refusal) = refuse_non_peer(&node, &conn) {
+        return refusal;
+    }
+    let body = match read_body(request.into_body()).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let batch: HandoffBatch = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(error) => return text(400, format!("invalid handoff batch: {error}")),
+    };
+    if batch.version != 1 {
+        return text(
+            400,
+            format!("unsupported handoff version {}", batch.version),
+        );
+    }
+    // Only keep messages whose hash matches their content: a buggy peer cannot plant entries
+    // that later collide with real ones.
+    let messages: Vec<shallot_store::StoredMessage> = batch
+        .messages
+        .into_iter()
+        .filter(|m| MessageHash::compute(&m.pubkey, m.namespace, &m.data) == m.hash)
+        .map(Into::into)
+        .collect();
+    let store = node.store.clone();
+    match tokio::task::spawn_blocking(move || store.bulk_store(&messages)).await {
+        Ok(Ok(inserted)) => axum::Json(serde_json::json!({"inserted": inserted})).into_response(),
+        Ok(Err(error)) => text(500, format!("handoff failed: {error}")),
+        Err(_) => text(500, "handoff failed"),
+    }
+}
+
+/// The admin listener: Prometheus metrics at `GET /metrics` (plain HTTP, keep it private).
+pub fn admin_router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(node)
+}
+
+async fn metrics(State(node): Shared) -> Response {
+    let store = node.store.clone();
+    let stats = tokio::task::spawn_blocking(move || store.stats())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let mut gauges = vec![
+        (
+            "shallot_ready",
+            "1 when the node serves clients.",
+            u64::from(node.readiness().is_ok()),
+        ),
+        (
+            "shallot_known_nodes",
+            "Service nodes in the current directory view.",
+            node.view().nodes().len() as u64,
+        ),
+        (
+            "shallot_rate_limited_clients",
+            "Client addresses tracked by the rate limiter.",
+            node.rate.tracked() as u64,
+        ),
+    ];
+    if let Some(stats) = stats {
+        gauges.push((
+            "shallot_db_bytes",
+            "Database size in bytes.",
+            stats.db_bytes,
+        ));
+        gauges.push((
+            "shallot_db_max_bytes",
+            "Database size cap in bytes.",
+            stats.max_db_bytes,
+        ));
+        gauges.push(("shallot_messages", "Messages stored.", stats.messages));
+        gauges.push((
+            "shallot_accounts",
+            "Accounts with stored messages.",
+            stats.accounts,
+        ));
+    }
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        node.metrics.render(&gauges),
+    )
+        .into_response()
+}

@@ -1,0 +1,134 @@
+//! The running node's shared state: identity, clock, store, the current network view and the
+//! services built on them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use shallot_directory::{NetworkView, NodeRecord};
+use shallot_proto::swarm::SwarmId;
+use shallot_proto::Identity;
+use shallot_store::Store;
+
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::monitor::MonitorHub;
+use crate::peers::PeerClient;
+use crate::rate_limit::RateLimiter;
+
+/// The storage-server version we report and implement the behaviour of (`info`, `ifelse`).
+pub const STORAGE_SERVER_VERSION: [u16; 3] = [2, 6, 2];
+/// Lowest hardfork at which the node serves (spec §9.4).
+pub const MIN_HARDFORK: (u8, u8) = (19, 3);
+/// Hardfork from which multi-expiry `expire` requests are accepted.
+pub const MULTI_EXPIRY_HARDFORK: (u8, u8) = (19, 4);
+
+/// Everything request handlers share.
+pub struct Node {
+    /// The node's Ed25519 identity (X25519 derived).
+    pub identity: Identity,
+    /// Wall-clock time for protocol checks.
+    pub clock: Arc<dyn Clock>,
+    /// The message store.
+    pub store: Arc<Store>,
+    /// Per-client rate limits.
+    pub rate: RateLimiter,
+    /// Connections to swarm peers and onion hops.
+    pub peers: PeerClient,
+    /// Push subscriptions.
+    pub monitor: MonitorHub,
+    /// Prometheus counters.
+    pub metrics: Metrics,
+    view: RwLock<Arc<NetworkView>>,
+    shutting_down: AtomicBool,
+    force_start: bool,
+}
+
+impl Node {
+    /// Assembles a node; it is not ready until a network view including it is set.
+    pub fn new(
+        identity: Identity,
+        clock: Arc<dyn Clock>,
+        store: Arc<Store>,
+        rate: RateLimiter,
+        peers: PeerClient,
+        force_start: bool,
+    ) -> Self {
+        Self {
+            identity,
+            clock,
+            store,
+            rate,
+            peers,
+            monitor: MonitorHub::default(),
+            metrics: Metrics::default(),
+            view: RwLock::new(Arc::new(NetworkView::default())),
+            shutting_down: AtomicBool::new(false),
+            force_start,
+        }
+    }
+
+    /// The current network view (cheap: an `Arc` clone).
+    pub fn view(&self) -> Arc<NetworkView> {
+        self.view
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the network view, returning the previous one (for handoff decisions).
+    pub fn set_view(&self, view: NetworkView) -> Arc<NetworkView> {
+        let mut slot = self
+            .view
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::mem::replace(&mut *slot, Arc::new(view))
+    }
+
+    /// Our own directory entry in `view`.
+    pub fn own_record<'v>(&self, view: &'v NetworkView) -> Option<&'v NodeRecord> {
+        view.node(&self.identity.ed25519_public())
+    }
+
+    /// Our swarm in `view`, if we are an active member of one.
+    pub fn own_swarm(&self, view: &NetworkView) -> Option<SwarmId> {
+        self.own_record(view)
+            .map(|record| record.swarm_id)
+            .filter(|&swarm| swarm != SwarmId::INVALID)
+    }
+
+    /// Marks the node as shutting down: it stops being ready.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// `Ok` when the node serves clients, else the reasons it does not (spec §9.5).
+    pub fn readiness(&self) -> Result<(), String> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err("shutting down".to_owned());
+        }
+        if self.force_start {
+            return Ok(());
+        }
+        let view = self.view();
+        let mut reasons = Vec::new();
+        if view.hardfork < MIN_HARDFORK {
+            reasons.push(format!(
+                "not yet on hardfork {}.{}",
+                MIN_HARDFORK.0, MIN_HARDFORK.1
+            ));
+        }
+        if self.own_swarm(&view).is_none() {
+            reasons.push("not in any swarm".to_owned());
+        }
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons.join("; "))
+        }
+    }
+
+    /// `[hardfork, revision]` for the `hf` response field.
+    pub fn hf(&self, view: &NetworkView) -> [u8; 2] {
+        [view.hardfork.0, view.hardfork.1]
+    }
+}
