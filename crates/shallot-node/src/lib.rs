@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod config;
 pub mod exec;
+pub mod handoff;
 pub mod metrics;
 pub mod monitor;
 pub mod node_api;
@@ -13,6 +14,7 @@ pub mod peer_tls;
 pub mod peers;
 pub mod rate_limit;
 pub mod routes;
+pub mod runtime;
 pub mod server;
 pub mod state;
 pub mod timeouts;

@@ -26,6 +26,11 @@ pub struct ConnInfo {
     pub node: Option<Ed25519Pub>,
 }
 
+/// Completes once `shutdown` turns true (or its sender is gone).
+pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|&stop| stop).await;
+}
+
 /// Serves `app` on `listener` until `shutdown` becomes true, then waits up to
 /// [`timeouts::SHUTDOWN_GRACE`] for open requests to finish.
 pub async fn serve(
@@ -48,7 +53,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.wait_for(|&stop| stop) => break,
+            () = stopped(&mut shutdown) => break,
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();

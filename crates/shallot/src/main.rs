@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use shallot_client::AccountStore;
 use shallot_proto::{mnemonic, Identity};
 
+mod node_cmd;
+
 /// Shallot: metadata-private messaging on the Session network.
 #[derive(Parser)]
 #[command(version, about, long_about = None, propagate_version = true)]
@@ -27,6 +29,8 @@ enum Command {
     /// Create, restore or show your account (no phone number or email needed)
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Run a service node: store messages for its swarm, relay onion requests
+    Node(node_cmd::NodeArgs),
 }
 
 #[derive(Subcommand)]
@@ -75,9 +79,9 @@ fn main() -> Result<()> {
         Some(dir) => dir,
         None => AccountStore::default_dir()?,
     };
-    let store = AccountStore::new(dir);
     match cli.command {
-        Command::Account(cmd) => account(&store, cmd),
+        Command::Account(cmd) => account(&AccountStore::new(dir), cmd),
+        Command::Node(args) => node_cmd::run(args, &dir),
     }
 }
 

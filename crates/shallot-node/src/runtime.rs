@@ -1,0 +1,257 @@
+//! Starting and stopping a node: identity, TLS, store, listeners, and the background tasks
+//! (directory sync with handoff, expiry sweep, rate-limit pruning).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shallot_directory::NetworkView;
+use shallot_keys::AccountStore;
+use shallot_proto::Identity;
+use shallot_store::{Store, StoreConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::clock::Clock;
+use crate::config::{DirectorySource, NodeConfig};
+use crate::peers::PeerClient;
+use crate::rate_limit::RateLimiter;
+use crate::state::Node;
+use crate::{handoff, routes, server, timeouts, tls};
+
+/// How often the directory is polled for a new block.
+pub const DIRECTORY_POLL: Duration = Duration::from_secs(1);
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory or key file could not be used.
+    #[error(transparent)]
+    Keys(#[from] shallot_keys::KeystoreError),
+    /// The message store could not be opened.
+    #[error("could not open the message store")]
+    Store(#[from] shallot_store::StoreError),
+    /// TLS setup failed.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// A listener could not be bound.
+    #[error("could not listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A started node and the handles to stop it.
+pub struct RunningNode {
+    /// Shared state (for tests and the CLI's status output).
+    pub node: Arc<Node>,
+    /// The HTTPS address actually bound (port 0 resolves here).
+    pub https_addr: SocketAddr,
+    /// The admin (metrics) address actually bound, if any.
+    pub admin_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+/// Loads the node identity from the data directory, creating it on first start.
+pub fn load_or_create_identity(
+    config: &NodeConfig,
+) -> Result<Identity, shallot_keys::KeystoreError> {
+    let keys = AccountStore::node(&config.data_dir);
+    if keys.exists() {
+        return keys.load();
+    }
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, seed.as_mut());
+    let identity = Identity::from_seed(*seed);
+    keys.save(&identity, false)?;
+    Ok(identity)
+}
+
+/// Starts a node: binds its listeners and spawns its tasks. Returns once it accepts connections
+/// (it becomes *ready* once the directory lists it in a swarm).
+pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNode, StartError> {
+    let identity = load_or_create_identity(&config)?;
+    let store = Arc::new(Store::open(
+        config.data_dir.join("storage.db"),
+        StoreConfig {
+            max_db_bytes: config.max_db_bytes,
+            ..StoreConfig::default()
+        },
+    )?);
+    let tls = tls::server_config(&config.data_dir)?;
+    let peers = PeerClient::new(&identity)?;
+    let node = Arc::new(Node::new(
+        identity,
+        clock,
+        store,
+        RateLimiter::new(config.rate_limit),
+        peers,
+        config.force_start,
+    ));
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let https_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+
+    tasks.spawn(server::serve(
+        listener,
+        tls,
+        routes::router(node.clone()),
+        shutdown_rx.clone(),
+    ));
+
+    let mut admin_addr = None;
+    if let Some(bind) = config.admin_bind {
+        let admin = TcpListener::bind(bind)
+            .await
+            .map_err(|source| StartError::Bind { addr: bind, source })?;
+        admin_addr = admin.local_addr().ok();
+        let app = routes::admin_router(node.clone());
+        let mut stop = shutdown_rx.clone();
+        tasks.spawn(async move {
+            let _ = axum::serve(admin, app)
+                .with_graceful_shutdown(async move { server::stopped(&mut stop).await })
+                .await;
+        });
+    }
+
+    if let Some(source) = config.directory.clone() {
+        tasks.spawn(directory_sync(node.clone(), source, shutdown_rx.clone()));
+    }
+    tasks.spawn(maintenance(node.clone(), shutdown_rx));
+
+    tracing::info!(
+        ed25519 = %node.identity.ed25519_public(),
+        x25519 = %node.identity.x25519_public(),
+        %https_addr,
+        "service node listening"
+    );
+    Ok(RunningNode {
+        node,
+        https_addr,
+        admin_addr,
+        shutdown,
+        tasks,
+    })
+}
+
+impl RunningNode {
+    /// Graceful shutdown: stop being ready, stop accepting, let in-flight requests finish, then
+    /// checkpoint the database.
+    pub async fn stop(mut self) {
+        self.node.begin_shutdown();
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        let store = self.node.store.clone();
+        match tokio::task::spawn_blocking(move || store.checkpoint()).await {
+            Ok(Ok(_)) => tracing::info!("database checkpointed; node stopped"),
+            _ => {
+                tracing::warn!("database checkpoint failed; the WAL will be replayed on next start")
+            }
+        }
+    }
+}
+
+/// Applies a new directory answer: replaces the view and starts any handoff it calls for.
+pub fn apply_view(node: &Arc<Node>, view: NetworkView) {
+    let new = Arc::new(view.clone());
+    let old = node.set_view(view);
+    if old.block_hash == new.block_hash && old.nodes() == new.nodes() {
+        return;
+    }
+    let plan = handoff::plan(&node.identity.ed25519_public(), &old, &new);
+    if !plan.is_empty() {
+        tokio::spawn(handoff::execute(node.clone(), new, plan));
+    }
+}
+
+async fn fetch(client: &reqwest::Client, source: &DirectorySource) -> Result<NetworkView, String> {
+    let result = match source {
+        DirectorySource::File { path } => {
+            let text = tokio::fs::read(path)
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            serde_json::from_slice::<serde_json::Value>(&text).map_err(|e| e.to_string())?
+        }
+        DirectorySource::Oxend { url } => {
+            let request = serde_json::json!({
+                "jsonrpc": "2.0", "id": 0, "method": "get_service_nodes",
+                "params": {"active_only": false}
+            });
+            let response: serde_json::Value = client
+                .post(url)
+                .json(&request)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(error) = response.get("error") {
+                return Err(error.to_string());
+            }
+            response.get("result").cloned().ok_or("no result")?
+        }
+    };
+    // A file may hold either the bare result or a full JSON-RPC reply.
+    let result = result.get("result").cloned().unwrap_or(result);
+    NetworkView::from_get_service_nodes(&result).map_err(|e| e.to_string())
+}
+
+async fn directory_sync(node: Arc<Node>, source: DirectorySource, mut stop: watch::Receiver<bool>) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    let mut last_error: Option<String> = None;
+    loop {
+        match fetch(&client, &source).await {
+            Ok(view) => {
+                last_error = None;
+                apply_view(&node, view);
+            }
+            Err(error) => {
+                if last_error.as_ref() != Some(&error) {
+                    tracing::warn!(%error, "could not read the directory");
+                }
+                last_error = Some(error);
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(DIRECTORY_POLL) => {}
+            () = server::stopped(&mut stop) => return,
+        }
+    }
+}
+
+async fn maintenance(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(timeouts::EXPIRY_SWEEP);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = server::stopped(&mut stop) => return,
+        }
+        let now = node.clock.now_ms();
+        let store = node.store.clone();
+        match tokio::task::spawn_blocking(move || store.sweep_expired(now)).await {
+            Ok(Ok(swept)) if swept > 0 => tracing::debug!(swept, "expired messages removed"),
+            Ok(Err(error)) => tracing::warn!(%error, "expiry sweep failed"),
+            _ => {}
+        }
+        node.rate.prune(Instant::now());
+    }
+}

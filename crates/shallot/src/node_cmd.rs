@@ -1,0 +1,138 @@
+//! `shallot node`: run a service node.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use shallot_node::clock::SystemClock;
+use shallot_node::config::{DirectorySource, NodeConfig};
+
+/// Flags of `shallot node`; each overrides the config file.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// TOML config file (see README: "Running a node"); flags below override it
+    #[arg(long, short, value_name = "FILE", env = "SHALLOT_NODE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the node keeps its key, TLS certificate and database [default: <data-dir>/node]
+    #[arg(long, value_name = "DIR")]
+    node_dir: Option<PathBuf>,
+    /// HTTPS listen address for clients and peers [default: 0.0.0.0:22021]
+    #[arg(long, value_name = "IP:PORT")]
+    bind: Option<SocketAddr>,
+    /// Public IPv4 address to advertise, when it differs from the bind address
+    #[arg(long, value_name = "IP")]
+    public_ip: Option<Ipv4Addr>,
+    /// Plain-HTTP address serving Prometheus metrics at /metrics (keep it private)
+    #[arg(long, value_name = "IP:PORT")]
+    admin_bind: Option<SocketAddr>,
+    /// oxend JSON-RPC URL to read the service-node list from (e.g. http://127.0.0.1:22023/json_rpc)
+    #[arg(long, value_name = "URL", conflicts_with = "directory_file")]
+    oxend: Option<String>,
+    /// JSON file holding a get_service_nodes result, re-read every second (tests, demos)
+    #[arg(long, value_name = "FILE")]
+    directory_file: Option<PathBuf>,
+    /// Database size cap in bytes [default: 3.5 GiB]
+    #[arg(long, value_name = "BYTES")]
+    max_db_bytes: Option<u64>,
+    /// Do not rate-limit clients on loopback addresses (devnets, local benchmarks)
+    #[arg(long)]
+    exempt_loopback: bool,
+    /// Serve even when not in any swarm (testing only)
+    #[arg(long)]
+    force_start: bool,
+    /// Log filter, e.g. info or shallot_node=debug [default: info]
+    #[arg(long, value_name = "FILTER", env = "SHALLOT_LOG")]
+    log: Option<String>,
+}
+
+impl NodeArgs {
+    fn into_config(self, data_dir: &Path) -> Result<NodeConfig> {
+        let mut config = match &self.config {
+            Some(path) => NodeConfig::from_file(path)?,
+            None => NodeConfig {
+                data_dir: data_dir.join("node"),
+                ..NodeConfig::default()
+            },
+        };
+        if let Some(dir) = self.node_dir {
+            config.data_dir = dir;
+        }
+        if let Some(bind) = self.bind {
+            config.bind = bind;
+        }
+        if self.public_ip.is_some() {
+            config.public_ip = self.public_ip;
+        }
+        if self.admin_bind.is_some() {
+            config.admin_bind = self.admin_bind;
+        }
+        if let Some(url) = self.oxend {
+            config.directory = Some(DirectorySource::Oxend { url });
+        }
+        if let Some(path) = self.directory_file {
+            config.directory = Some(DirectorySource::File { path });
+        }
+        if let Some(bytes) = self.max_db_bytes {
+            config.max_db_bytes = bytes;
+        }
+        config.rate_limit.exempt_loopback |= self.exempt_loopback;
+        config.force_start |= self.force_start;
+        if let Some(log) = self.log {
+            config.log = log;
+        }
+        Ok(config)
+    }
+}
+
+/// Runs the node until SIGINT or SIGTERM, then shuts down gracefully.
+pub fn run(args: NodeArgs, data_dir: &Path) -> Result<()> {
+    let config = args.into_config(data_dir)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.log).context("invalid --log filter")?,
+        )
+        .with_target(false)
+        .init();
+    if config.directory.is_none() && !config.force_start {
+        tracing::warn!(
+            "no directory configured (--oxend or --directory-file): the node will not join a swarm"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(async move {
+        let running = shallot_node::runtime::start(config, Arc::new(SystemClock))
+            .await
+            .context("could not start the node")?;
+        println!(
+            "node {} listening on https://{}",
+            running.node.identity.ed25519_public(),
+            running.https_addr
+        );
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        running.stop().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
