@@ -136,7 +136,7 @@ async fn push(node: &Node, target: &NodeRecord, messages: Vec<HandoffMessage>) {
         {
             Ok(reply) if reply.status == 200 => return,
             Ok(reply) => {
-                tracing::warn!(status = reply.status, peer = %target.ed25519, "handoff refused")
+                tracing::warn!(status = reply.status, peer = %target.ed25519, "handoff refused");
             }
             Err(error) => tracing::warn!(%error, peer = %target.ed25519, "handoff failed"),
         }

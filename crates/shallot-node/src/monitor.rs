@@ -76,6 +76,7 @@ fn decode_signature(text: Option<&Value>, what: &str) -> Result<Option<Signature
 }
 
 /// Validates one subscription object at time `now_s` (seconds).
+#[allow(clippy::too_many_lines)] // One linear list of checks, in the reference's order.
 pub fn parse_subscription(value: &Value, now_s: u64) -> Result<Subscription, SubscribeError> {
     let obj = value.as_object().ok_or_else(|| {
         fail(
