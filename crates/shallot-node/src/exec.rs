@@ -747,7 +747,9 @@ impl Node {
             {
                 Ok(mut result) => {
                     result.updated.sort_by_key(|(h, _)| h.to_string());
-                    let unchanged: &[(MessageHash, u64)] = if mode == ExpireMode::Set {
+                    // `unchanged` follows the request's own flags, not the extend-only mode a
+                    // subaccount without delete access is forced into (spec §4.8).
+                    let unchanged: &[(MessageHash, u64)] = if r.mode == ExpireMode::Set {
                         &[]
                     } else {
                         &result.unchanged
@@ -772,7 +774,7 @@ impl Node {
                             .collect::<Vec<_>>()
                             .into(),
                     };
-                    if mode != ExpireMode::Set {
+                    if r.mode != ExpireMode::Set {
                         let map: Map<String, Value> = unchanged
                             .iter()
                             .map(|(h, e)| (h.to_string(), Value::from(*e)))

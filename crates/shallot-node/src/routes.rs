@@ -71,6 +71,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route(node_api::ONION_PATH, post(peer_onion))
         .route(node_api::HANDOFF_PATH, post(peer_handoff))
         .fallback(not_found)
+        // A known path with another method is "anything else" too: 404, not 405.
+        .method_not_allowed_fallback(not_found)
         .layer(axum::middleware::map_response(
             |mut response: Response| async move {
                 response.headers_mut().insert(
@@ -84,7 +86,9 @@ pub fn router(node: Arc<Node>) -> Router {
 }
 
 async fn not_found(method: Method, uri: Uri) -> Response {
-    text(404, format!("{method} {uri} Not Found"))
+    // The request path only, as the reference's `getUrl()`: an HTTP/2 request's URI also
+    // carries scheme and authority, and the query is not part of it.
+    text(404, format!("{method} {} Not Found", uri.path()))
 }
 
 async fn storage_rpc(

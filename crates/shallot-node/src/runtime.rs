@@ -160,7 +160,9 @@ impl RunningNode {
         match tokio::task::spawn_blocking(move || store.checkpoint()).await {
             Ok(Ok(_)) => tracing::info!("database checkpointed; node stopped"),
             _ => {
-                tracing::warn!("database checkpoint failed; the WAL will be replayed on next start");
+                tracing::warn!(
+                    "database checkpoint failed; the WAL will be replayed on next start"
+                );
             }
         }
     }

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use shallot_client::AccountStore;
 use shallot_proto::{mnemonic, Identity};
 
+mod bench_cmd;
 mod node_cmd;
 
 /// Shallot: metadata-private messaging on the Session network.
@@ -31,6 +32,16 @@ enum Command {
     Account(AccountCommand),
     /// Run a service node: store messages for its swarm, relay onion requests
     Node(node_cmd::NodeArgs),
+    /// Measure performance on this machine
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Start two local nodes and drive them over HTTPS: store, retrieve and onion throughput,
+    /// latency percentiles, and node CPU time per request
+    Node(bench_cmd::BenchNodeArgs),
 }
 
 #[derive(Subcommand)]
@@ -82,6 +93,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Account(cmd) => account(&AccountStore::new(dir), cmd),
         Command::Node(args) => node_cmd::run(args, &dir),
+        Command::Bench(BenchCommand::Node(args)) => bench_cmd::run(&args),
     }
 }
 

@@ -1,0 +1,352 @@
+//! `shallot bench node`: a load generator that starts local node processes and drives them over
+//! real HTTPS, reporting throughput, latency percentiles and the nodes' CPU cost per request.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use serde_json::json;
+use shallot_devnet::{LocalNet, NetOptions};
+use shallot_proto::onion::{build_to_node, EncType, NodeKeys};
+use shallot_proto::signing::SignedRequest;
+use shallot_proto::{AccountId, Identity, Namespace};
+
+/// What to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Direct `store` RPCs of unique messages to one node (a one-member swarm: no replication)
+    Store,
+    /// Signed `retrieve` RPCs returning a page of messages
+    Retrieve,
+    /// Onion requests: relay hops through the nodes, then `info` at the destination
+    Onion,
+    /// Onion requests with a `store` at the destination (final-hop RPC)
+    OnionStore,
+}
+
+/// Flags of `shallot bench node`.
+#[derive(Args, Debug)]
+pub struct BenchNodeArgs {
+    /// Scenarios to run, in order
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "store,retrieve,onion,onion-store"
+    )]
+    scenario: Vec<Scenario>,
+    /// Seconds per scenario
+    #[arg(long, default_value_t = 5)]
+    duration: u64,
+    /// Concurrent client requests in flight
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Message (store) or onion request payload size in bytes
+    #[arg(long, default_value_t = 1024)]
+    payload: usize,
+    /// Relay hops before the destination in onion scenarios (1–15)
+    #[arg(long, default_value_t = 3)]
+    hops: usize,
+}
+
+/// A finished scenario.
+struct Outcome {
+    ok: u64,
+    failed: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+    node_cpu: Duration,
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    f64::from(sorted[index]) / 1000.0
+}
+
+/// CPU time (user + system) a process has used so far, from /proc.
+fn process_cpu(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the command.
+    let total = ticks(11) + ticks(12);
+    // Linux reports in clock ticks of 1/100 s on every mainstream configuration.
+    Duration::from_millis(total * 10)
+}
+
+fn nodes_cpu(net: &LocalNet) -> Duration {
+    net.pids().into_iter().map(process_cpu).sum()
+}
+
+fn keys(net: &LocalNet, i: usize) -> NodeKeys {
+    NodeKeys {
+        ed25519: net.nodes[i].identity.ed25519_public(),
+        x25519: net.nodes[i].identity.x25519_public(),
+    }
+}
+
+/// A fresh account whose swarm is node 0's.
+fn account_on_node0(net: &LocalNet) -> (Identity, AccountId) {
+    loop {
+        let id = Identity::generate(&mut rand::rngs::OsRng);
+        let account: AccountId = id.session_id().into();
+        if net.swarm_of(&account) == [0] {
+            return (id, account);
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    #[allow(clippy::disallowed_methods)]
+    // The load generator signs with the real clock, as clients do.
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Runs the bench: starts two single-node swarms and measures each scenario.
+pub fn run(args: &BenchNodeArgs) -> Result<()> {
+    if !(1..=15).contains(&args.hops) {
+        bail!("--hops must be between 1 and 15");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(args: &BenchNodeArgs) -> Result<()> {
+    let binary = std::env::current_exe().context("cannot find the shallot binary")?;
+    eprintln!("starting 2 local nodes (two single-member swarms) …");
+    let net = LocalNet::start(NetOptions {
+        binary,
+        swarms: vec![1, 1],
+        subnet: 200,
+        log: "error".into(),
+        node_args: Vec::new(),
+    })
+    .await?;
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    println!(
+        "machine: {} logical CPUs shared by the nodes and this load generator; {} s per scenario, {} in flight, {} B payloads",
+        cpus, args.duration, args.concurrency, args.payload
+    );
+    println!(
+        "{:<12} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>10} {:>14}",
+        "scenario",
+        "ok",
+        "failed",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "node cpu s",
+        "per node-core"
+    );
+    for &scenario in &args.scenario {
+        let outcome = run_scenario(&net, args, scenario).await?;
+        report(scenario, args, &outcome);
+    }
+    Ok(())
+}
+
+fn report(scenario: Scenario, args: &BenchNodeArgs, o: &Outcome) {
+    let mut lat = o.latencies_us.clone();
+    lat.sort_unstable();
+    #[allow(clippy::cast_precision_loss)]
+    let rate = o.ok as f64 / o.elapsed.as_secs_f64();
+    // Work units per request: layers peeled for onion scenarios, one for direct RPCs.
+    let units = match scenario {
+        Scenario::Onion | Scenario::OnionStore => args.hops + 1,
+        Scenario::Store | Scenario::Retrieve => 1,
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let per_core = if o.node_cpu.is_zero() {
+        0.0
+    } else {
+        (o.ok as f64 * units as f64) / o.node_cpu.as_secs_f64()
+    };
+    let unit = if units > 1 { "hops/s" } else { "req/s" };
+    println!(
+        "{:<12} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>10.2} {:>7.0} {unit}",
+        format!("{scenario:?}").to_lowercase(),
+        o.ok,
+        o.failed,
+        rate,
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.95),
+        percentile(&lat, 0.99),
+        o.node_cpu.as_secs_f64(),
+        per_core,
+    );
+}
+
+/// Builds the body of one request of a scenario (fresh each time: unique data, fresh onion keys).
+fn request_body(
+    net: &LocalNet,
+    args: &BenchNodeArgs,
+    scenario: Scenario,
+    ctx: &Context2,
+    n: u64,
+) -> (usize, Vec<u8>) {
+    let junk = "x".repeat(args.payload);
+    match scenario {
+        Scenario::Store => {
+            let account = ctx.accounts[usize::try_from(n).unwrap_or(0) % ctx.accounts.len()];
+            let data = format!("{n:016}{junk}");
+            let body = json!({"method": "store", "params": {"pubkey": account.to_hex(), "timestamp": now_ms(),
+                "ttl": 3_600_000, "data": shallot_proto::b64::encode(&data.as_bytes()[..args.payload.max(16)])}});
+            (0, body.to_string().into_bytes())
+        }
+        Scenario::Retrieve => (0, ctx.retrieve.clone()),
+        Scenario::Onion | Scenario::OnionStore => {
+            // Alternate hops between the two nodes, ending at node 0.
+            let path: Vec<NodeKeys> = (0..args.hops)
+                .map(|h| keys(net, (args.hops - h) % 2))
+                .collect();
+            let request = if scenario == Scenario::Onion {
+                json!({"method": "info", "params": {"padding": junk}})
+            } else {
+                let account = ctx.accounts[usize::try_from(n).unwrap_or(0) % ctx.accounts.len()];
+                let data = format!("{n:016}{junk}");
+                json!({"method": "store", "params": {"pubkey": account.to_hex(), "timestamp": now_ms(),
+                    "ttl": 3_600_000, "data": shallot_proto::b64::encode(&data.as_bytes()[..args.payload.max(16)])}})
+            };
+            let guard = args.hops % 2;
+            match build_to_node(
+                &path,
+                &keys(net, 0),
+                request.to_string().as_bytes(),
+                EncType::XChaCha20,
+                &mut rand::rngs::OsRng,
+            ) {
+                Ok(onion) => (guard, onion.body),
+                Err(_) => (guard, Vec::new()),
+            }
+        }
+    }
+}
+
+/// Per-scenario fixed inputs.
+struct Context2 {
+    accounts: Vec<AccountId>,
+    retrieve: Vec<u8>,
+}
+
+async fn prepare(net: &LocalNet, args: &BenchNodeArgs) -> Result<Context2> {
+    let accounts: Vec<AccountId> = (0..16).map(|_| account_on_node0(net).1).collect();
+    // One account with 100 stored messages to page through.
+    let (reader, account) = account_on_node0(net);
+    for i in 0..100 {
+        let body = json!({"method": "store", "params": {"pubkey": account.to_hex(), "timestamp": now_ms(), "ttl": 3_600_000,
+            "data": shallot_proto::b64::encode(format!("{i:08}{}", "r".repeat(args.payload)))}});
+        let response = net
+            .http
+            .post(net.nodes[0].url("/storage_rpc/v1"))
+            .body(body.to_string())
+            .send()
+            .await?;
+        if response.status() != 200 {
+            bail!(
+                "could not prepare retrieve data: HTTP {}",
+                response.status()
+            );
+        }
+    }
+    let ts = now_ms();
+    let sig = reader.sign(
+        &SignedRequest::Retrieve {
+            namespace: Namespace(0),
+            timestamp: ts,
+        }
+        .message(),
+    );
+    let retrieve = json!({"method": "retrieve", "params": {"pubkey": account.to_hex(),
+        "pubkey_ed25519": reader.ed25519_public().to_hex(), "timestamp": ts,
+        "signature": shallot_proto::b64::encode(sig.to_bytes()), "max_count": 10}});
+    Ok(Context2 {
+        accounts,
+        retrieve: retrieve.to_string().into_bytes(),
+    })
+}
+
+async fn run_scenario(net: &LocalNet, args: &BenchNodeArgs, scenario: Scenario) -> Result<Outcome> {
+    let ctx = Arc::new(prepare(net, args).await?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let counter = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let path = if matches!(scenario, Scenario::Store | Scenario::Retrieve) {
+        "/storage_rpc/v1"
+    } else {
+        "/onion_req/v2"
+    };
+    let cpu_before = nodes_cpu(net);
+    let started = Instant::now();
+    let tasks = (0..args.concurrency).map(|_| {
+        let (stop, counter, failed, ctx) =
+            (stop.clone(), counter.clone(), failed.clone(), ctx.clone());
+        async move {
+            let mut latencies = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let (target, body) = request_body(net, args, scenario, &ctx, n);
+                let sent = Instant::now();
+                let result = net
+                    .http
+                    .post(net.nodes[target].url(path))
+                    .body(body)
+                    .send()
+                    .await;
+                let ok = match result {
+                    Ok(response) => response.status() == 200 && response.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if ok {
+                    latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            latencies
+        }
+    });
+    let timer = async {
+        tokio::time::sleep(Duration::from_secs(args.duration)).await;
+        stop.store(true, Ordering::Relaxed);
+    };
+    let (results, ()) =
+        futures_util::future::join(futures_util::future::join_all(tasks), timer).await;
+    let elapsed = started.elapsed();
+    let node_cpu = nodes_cpu(net).saturating_sub(cpu_before);
+    let latencies_us: Vec<u32> = results.into_iter().flatten().collect();
+    Ok(Outcome {
+        ok: latencies_us.len() as u64,
+        failed: failed.load(Ordering::Relaxed),
+        elapsed,
+        latencies_us,
+        node_cpu,
+    })
+}
