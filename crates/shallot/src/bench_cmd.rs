@@ -58,6 +58,7 @@ struct Outcome {
     elapsed: Duration,
     latencies_us: Vec<u32>,
     node_cpu: Duration,
+    rss_mib: (u64, u64),
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -94,6 +95,23 @@ fn process_cpu(pid: u32) -> Duration {
     let total = ticks(11) + ticks(12);
     // Linux reports in clock ticks of 1/100 s on every mainstream configuration.
     Duration::from_millis(total * 10)
+}
+
+/// Resident memory of a process in KiB, from /proc.
+fn process_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn nodes_rss_mib(net: &LocalNet) -> u64 {
+    net.pids().into_iter().map(process_rss_kib).sum::<u64>() / 1024
 }
 
 fn nodes_cpu(net: &LocalNet) -> Duration {
@@ -191,7 +209,7 @@ fn report(scenario: Scenario, args: &BenchNodeArgs, o: &Outcome) {
     };
     let unit = if units > 1 { "hops/s" } else { "req/s" };
     println!(
-        "{:<12} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>10.2} {:>7.0} {unit}",
+        "{:<12} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>10.2} {:>7.0} {unit} {:>9} → {}",
         format!("{scenario:?}").to_lowercase(),
         o.ok,
         o.failed,
@@ -201,6 +219,8 @@ fn report(scenario: Scenario, args: &BenchNodeArgs, o: &Outcome) {
         percentile(&lat, 0.99),
         o.node_cpu.as_secs_f64(),
         per_core,
+        o.rss_mib.0,
+        o.rss_mib.1,
     );
 }
 
@@ -304,6 +324,7 @@ async fn run_scenario(net: &LocalNet, args: &BenchNodeArgs, scenario: Scenario) 
         "/onion_req/v2"
     };
     let cpu_before = nodes_cpu(net);
+    let rss_before = nodes_rss_mib(net);
     let started = Instant::now();
     let tasks = (0..args.concurrency).map(|_| {
         let (stop, counter, failed, ctx) =
@@ -348,5 +369,6 @@ async fn run_scenario(net: &LocalNet, args: &BenchNodeArgs, scenario: Scenario) 
         elapsed,
         latencies_us,
         node_cpu,
+        rss_mib: (rss_before, nodes_rss_mib(net)),
     })
 }
