@@ -15,10 +15,11 @@ use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::config::{DirectorySource, NodeConfig};
+use crate::oxend::OxendClient;
 use crate::peers::PeerClient;
 use crate::rate_limit::RateLimiter;
 use crate::state::Node;
-use crate::{handoff, routes, server, timeouts, tls};
+use crate::{handoff, reachability, routes, server, timeouts, tls};
 
 /// How often the directory is polled for a new block.
 pub const DIRECTORY_POLL: Duration = Duration::from_secs(1);
@@ -130,6 +131,21 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
     }
 
     if let Some(source) = config.directory.clone() {
+        if let DirectorySource::Oxend { url } = &source {
+            let oxend = OxendClient::new(url.clone());
+            tasks.spawn(ping_directory(
+                node.clone(),
+                oxend.clone(),
+                https_addr.port(),
+                shutdown_rx.clone(),
+            ));
+            tasks.spawn(reachability::run(
+                node.clone(),
+                ping_client()?,
+                oxend,
+                shutdown_rx.clone(),
+            ));
+        }
         tasks.spawn(directory_sync(node.clone(), source, shutdown_rx.clone()));
     }
     tasks.spawn(maintenance(node.clone(), shutdown_rx));
@@ -181,47 +197,26 @@ pub fn apply_view(node: &Arc<Node>, view: NetworkView) {
     }
 }
 
-async fn fetch(client: &reqwest::Client, source: &DirectorySource) -> Result<NetworkView, String> {
-    let result = match source {
+async fn fetch(source: &DirectorySource) -> Result<NetworkView, String> {
+    match source {
         DirectorySource::File { path } => {
             let text = tokio::fs::read(path)
                 .await
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            serde_json::from_slice::<serde_json::Value>(&text).map_err(|e| e.to_string())?
+            let value =
+                serde_json::from_slice::<serde_json::Value>(&text).map_err(|e| e.to_string())?;
+            // A file may hold either the bare result or a full JSON-RPC reply.
+            let result = value.get("result").cloned().unwrap_or(value);
+            NetworkView::from_get_service_nodes(&result).map_err(|e| e.to_string())
         }
-        DirectorySource::Oxend { url } => {
-            let request = serde_json::json!({
-                "jsonrpc": "2.0", "id": 0, "method": "get_service_nodes",
-                "params": {"active_only": false}
-            });
-            let response: serde_json::Value = client
-                .post(url)
-                .json(&request)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .json()
-                .await
-                .map_err(|e| e.to_string())?;
-            if let Some(error) = response.get("error") {
-                return Err(error.to_string());
-            }
-            response.get("result").cloned().ok_or("no result")?
-        }
-    };
-    // A file may hold either the bare result or a full JSON-RPC reply.
-    let result = result.get("result").cloned().unwrap_or(result);
-    NetworkView::from_get_service_nodes(&result).map_err(|e| e.to_string())
+        DirectorySource::Oxend { url } => OxendClient::new(url.clone()).service_nodes().await,
+    }
 }
 
 async fn directory_sync(node: Arc<Node>, source: DirectorySource, mut stop: watch::Receiver<bool>) {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_default();
     let mut last_error: Option<String> = None;
     loop {
-        match fetch(&client, &source).await {
+        match fetch(&source).await {
             Ok(view) => {
                 last_error = None;
                 apply_view(&node, view);
@@ -235,6 +230,50 @@ async fn directory_sync(node: Arc<Node>, source: DirectorySource, mut stop: watc
         }
         tokio::select! {
             () = tokio::time::sleep(DIRECTORY_POLL) => {}
+            () = server::stopped(&mut stop) => return,
+        }
+    }
+}
+
+/// An HTTPS client for reachability pings (peers' certificates are self-signed).
+fn ping_client() -> Result<reqwest::Client, StartError> {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| {
+            StartError::Tls(tls::TlsError::Io {
+                action: "configure reachability client",
+                path: e.to_string(),
+                source: std::io::Error::other("reqwest"),
+            })
+        })
+}
+
+/// `storage_server_ping` every 30 s (spec §9.2), logging only changes of outcome.
+async fn ping_directory(
+    node: Arc<Node>,
+    oxend: OxendClient,
+    https_port: u16,
+    mut stop: watch::Receiver<bool>,
+) {
+    let key = node.identity.ed25519_public().to_hex();
+    let mut failing = false;
+    loop {
+        match oxend.storage_server_ping(&key, https_port).await {
+            Ok(()) if failing => {
+                tracing::info!("directory accepts our pings again");
+                failing = false;
+            }
+            Err(error) if !failing => {
+                tracing::warn!(%error, "storage_server_ping failed");
+                failing = true;
+            }
+            _ => {}
+        }
+        tokio::select! {
+            () = tokio::time::sleep(crate::oxend::PING_INTERVAL) => {}
             () = server::stopped(&mut stop) => return,
         }
     }
