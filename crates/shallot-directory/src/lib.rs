@@ -4,6 +4,7 @@
 //! crate parses it into a [`NetworkView`] that nodes and clients query (swarm of an account,
 //! members of a swarm, a node by key).
 
+pub mod assignment;
 pub mod record;
 pub mod view;
 
