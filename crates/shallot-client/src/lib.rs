@@ -1,5 +1,27 @@
-//! The Shallot client library.
+//! The Shallot client library: accounts, and the networking core that reaches service nodes
+//! through onion paths.
 //!
-//! Today it re-exports the account key store; onion paths, sending and receiving build on it.
+//! Layers, bottom up (onion-client spec §3):
+//! - [`clock`]: network time from the `t` of node replies, so signatures are not rejected as skewed.
+//! - [`pool`]: the known service nodes, bootstrapped from a seed and refreshed by intersection.
+//! - [`paths`]: guards and 3-hop paths as a sans-I/O state machine fed request outcomes.
+//! - [`onion_client`]: sends requests over those paths and classifies what came back.
+//! - [`swarm`]: which nodes hold an account, following 421 redirects.
+//!
+//! Every failure is an [`Error`] whose [`Error::kind`] says what the caller should do.
 
+pub mod clock;
+pub mod error;
+pub mod onion_client;
+pub mod paths;
+pub mod pool;
+pub mod swarm;
+pub mod timeouts;
+
+pub use clock::{NetworkClock, SystemTimeSource, TimeSource};
+pub use error::{Error, ErrorKind};
+pub use onion_client::{ClientConfig, OnionClient};
+pub use paths::{PathConfig, PathId, PathManager};
+pub use pool::{Pool, PoolSnapshot, Seed};
 pub use shallot_keys::{AccountStore, KeystoreError};
+pub use swarm::SwarmCache;

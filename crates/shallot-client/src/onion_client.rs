@@ -1,0 +1,690 @@
+//! Sending requests through onion paths (spec §1.9, §3.3): builds the onion for a path the
+//! [`PathManager`] chose, POSTs it to the guard, classifies what came back (transport failure on
+//! the path vs. the destination's own status), feeds the outcome back to the manager, updates the
+//! network clock, and retries path failures on another path a bounded number of times.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rand::rngs::OsRng;
+use rand::seq::SliceRandom;
+use serde_json::Value;
+use shallot_directory::NodeRecord;
+use shallot_proto::onion::{
+    build_to_node, build_to_server, decode_snode_response, EncType, NodeKeys, ServerDestination,
+    SnodeBody, V4Request, V4Response,
+};
+use shallot_proto::rpc::Request;
+use shallot_proto::{AccountId, AccountKind, Ed25519Pub};
+
+use crate::clock::NetworkClock;
+use crate::error::Error;
+use crate::paths::{Effects, Outcome, Path, PathConfig, PathManager};
+use crate::pool::{self, Pool, PoolSnapshot, Seed};
+use crate::swarm::SwarmCache;
+use crate::timeouts;
+
+/// Client networking policy.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Cipher for every onion layer (libsession uses xchacha20; aes-gcm is also supported).
+    pub enc_type: EncType,
+    /// Path policy.
+    pub paths: PathConfig,
+    /// Attempts per request over different paths before giving up with `PathFailed`.
+    pub max_attempts: usize,
+    /// Nodes asked for their list when refreshing the pool.
+    pub refresh_sources: usize,
+    /// Nodes the lists must have in common to be accepted (24 on mainnet; lower on devnets).
+    pub min_refresh_agreement: usize,
+    /// Timeout of the direct guard test.
+    pub guard_test_timeout: Duration,
+    /// Timeout of one onion request.
+    pub request_timeout: Duration,
+    /// Seeds to bootstrap (and re-bootstrap) from.
+    pub seeds: Vec<Seed>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            enc_type: EncType::XChaCha20,
+            paths: PathConfig::default(),
+            max_attempts: 3,
+            refresh_sources: 3,
+            min_refresh_agreement: 24,
+            guard_test_timeout: timeouts::GUARD_TEST,
+            request_timeout: timeouts::ONION_REQUEST,
+            seeds: Vec::new(),
+        }
+    }
+}
+
+/// Mutable network state, behind one lock that is never held across an await.
+pub(crate) struct State {
+    pub(crate) pool: Pool,
+    pub(crate) paths: PathManager,
+    pub(crate) swarms: SwarmCache,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: ClientConfig,
+    clock: NetworkClock,
+    state: Mutex<State>,
+    /// Serialises guard selection so concurrent requests do not test guards twice.
+    building: tokio::sync::Mutex<()>,
+}
+
+/// The client's handle on the network: pool, paths, swarms and network time. Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), shallot_client::Error> {
+/// use shallot_client::{ClientConfig, NetworkClock, OnionClient, Seed};
+/// use shallot_proto::rpc::Request;
+///
+/// let config = ClientConfig {
+///     seeds: vec![Seed::JsonRpc("https://seed1.example:4443/json_rpc".into())],
+///     ..ClientConfig::default()
+/// };
+/// let client = OnionClient::bootstrap(config, NetworkClock::default()).await?;
+/// let node = client.pool_snapshot().nodes[0].to_record();
+/// let (status, info) = client.request_node(&node, &Request::Info).await?;
+/// assert_eq!(status, 200);
+/// println!("network time {} (node said {})", client.clock().now_ms(), info["t"]);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct OnionClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for OnionClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnionClient").finish_non_exhaustive()
+    }
+}
+
+/// The HTTPS client for nodes: rustls with ring, self-signed node certificates accepted (spec
+/// §1.1: nodes are authenticated by the onion keys, not by TLS).
+fn http_client() -> Result<reqwest::Client, Error> {
+    // Fails only if a provider is already installed, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .danger_accept_invalid_certs(true)
+        .connect_timeout(timeouts::CONNECT)
+        .build()
+        .map_err(|e| Error::Bootstrap(format!("HTTP client: {e}")))
+}
+
+/// What one attempt's reply means.
+#[derive(Debug)]
+enum Verdict<T> {
+    /// Stop with this result, after reporting the outcome (if any) to the path manager.
+    Done(Result<T, Error>, Option<Outcome>),
+    /// Report the outcome, then try again on another path.
+    Retry(Option<Outcome>, String),
+}
+
+const NEXT_NODE_NOT_FOUND: &str = "Next node not found: ";
+
+fn next_node_not_found(body: &[u8]) -> Option<Ed25519Pub> {
+    let text = std::str::from_utf8(body).ok()?;
+    // QUIC-style replies prefix "<code> <reason>\n\n".
+    let text = text.rsplit("\n\n").next().unwrap_or(text);
+    text.strip_prefix(NEXT_NODE_NOT_FOUND)?.trim().parse().ok()
+}
+
+/// Classifies a non-200 transport status (the path's, not the destination's; spec §1.9).
+fn classify_transport<T>(status: u16, body: &[u8], destination: Option<&Ed25519Pub>) -> Verdict<T> {
+    if status == 406 || status == 425 {
+        return Verdict::Done(Err(Error::ClockSkew { status }), None);
+    }
+    if let Some(node) = next_node_not_found(body) {
+        let outcome = Some(Outcome::NextNodeNotFound(node));
+        if destination == Some(&node) {
+            let reason = "unknown to the relays".to_owned();
+            return Verdict::Done(
+                Err(Error::NodeUnreachable {
+                    destination: node.to_hex(),
+                    reason,
+                }),
+                outcome,
+            );
+        }
+        return Verdict::Retry(outcome, format!("relay lost node {node}"));
+    }
+    if body == b"Oxen Server error" {
+        return Verdict::Done(
+            Err(Error::PathFailed {
+                attempts: 1,
+                reason: "Oxen Server error".into(),
+            }),
+            Some(Outcome::PathFailure),
+        );
+    }
+    Verdict::Retry(
+        Some(Outcome::PathFailure),
+        format!("path answered {status}"),
+    )
+}
+
+/// Classifies a decoded snode reply: its inner status is the destination's (spec §3.3).
+fn classify_snode(status: u16, body: Value, destination: &NodeRecord) -> Verdict<(u16, Value)> {
+    let ok = Some(Outcome::Success);
+    match status {
+        200..=299 => Verdict::Done(Ok((status, body)), ok),
+        406 | 425 => Verdict::Done(Err(Error::ClockSkew { status }), ok),
+        421 => Verdict::Done(
+            Err(Error::SwarmMoved {
+                snodes: crate::swarm::parse_swarm(&body),
+            }),
+            ok,
+        ),
+        400..=499 => Verdict::Done(
+            Err(Error::Rejected {
+                status,
+                body: body_text(&body),
+            }),
+            ok,
+        ),
+        _ => {
+            let text = body_text(&body);
+            let outcome = match next_node_not_found(text.as_bytes()) {
+                Some(node) => Outcome::NextNodeNotFound(node),
+                None => Outcome::DestinationFailure(destination.ed25519),
+            };
+            Verdict::Done(
+                Err(Error::NodeUnreachable {
+                    destination: destination.ed25519.to_hex(),
+                    reason: format!("status {status}"),
+                }),
+                Some(outcome),
+            )
+        }
+    }
+}
+
+fn body_text(body: &Value) -> String {
+    match body {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn node_keys(node: &NodeRecord) -> NodeKeys {
+    NodeKeys {
+        ed25519: node.ed25519,
+        x25519: node.x25519,
+    }
+}
+
+/// A random account id for guard tests, so a guard (which sees our IP) learns nothing about which
+/// account we serve. (Desktop sends its own Session ID here.)
+fn throwaway_account() -> AccountId {
+    AccountId::new(AccountKind::Session, rand::random())
+}
+
+impl OnionClient {
+    /// A client over an existing pool (e.g. restored from a [`PoolSnapshot`]).
+    pub fn new(config: ClientConfig, pool: Pool, clock: NetworkClock) -> Result<Self, Error> {
+        let paths = PathManager::new(config.paths);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http: http_client()?,
+                config,
+                clock,
+                state: Mutex::new(State {
+                    pool,
+                    paths,
+                    swarms: SwarmCache::default(),
+                }),
+                building: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// A client whose pool comes from the configured seeds (all raced, first answer wins).
+    pub async fn bootstrap(config: ClientConfig, clock: NetworkClock) -> Result<Self, Error> {
+        let http = http_client()?;
+        let pool = Pool::bootstrap(&http, &config.seeds).await?;
+        Self::new(config, pool, clock)
+    }
+
+    /// Network time, corrected from the nodes' replies.
+    pub fn clock(&self) -> &NetworkClock {
+        &self.inner.clock
+    }
+
+    /// The policy in use.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The pool as a serialisable snapshot (to persist it).
+    pub fn pool_snapshot(&self) -> PoolSnapshot {
+        self.state().pool.snapshot()
+    }
+
+    /// Number of nodes in the pool.
+    pub fn pool_len(&self) -> usize {
+        self.state().pool.len()
+    }
+
+    /// A copy of the current paths (guard first), for status displays and tests.
+    pub fn paths(&self) -> Vec<Path> {
+        self.state().paths.paths().to_vec()
+    }
+
+    /// Whether the /24 rule had to be relaxed (single-subnet devnet).
+    pub fn subnet_rule_relaxed(&self) -> bool {
+        self.state().paths.subnet_rule_relaxed()
+    }
+
+    /// Sends a storage RPC directly (not onion-routed) to a node; used for guard tests and
+    /// seed-node bootstrap only, since it reveals our address to the node.
+    pub async fn direct_request(
+        &self,
+        node: &NodeRecord,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<(u16, Value), Error> {
+        let response = self
+            .inner
+            .http
+            .post(format!("https://{}/storage_rpc/v1", node.https_addr()))
+            .timeout(timeout)
+            .json(&request.to_envelope())
+            .send()
+            .await
+            .map_err(|e| Error::NodeUnreachable {
+                destination: node.ed25519.to_hex(),
+                reason: e.to_string(),
+            })?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|e| Error::NodeUnreachable {
+            destination: node.ed25519.to_hex(),
+            reason: e.to_string(),
+        })?;
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        self.inner.clock.observe_body(&body);
+        Ok((status, body))
+    }
+
+    /// Makes sure enough tested guards and built paths exist: tests candidates (two per missing
+    /// guard at a time, up to 6 rounds), then builds the missing paths.
+    pub async fn ensure_paths(&self) -> Result<(), Error> {
+        let _building = self.inner.building.lock().await;
+        for _ in 0..6 {
+            let candidates = {
+                let state = self.state();
+                let needed = state.paths.guards_needed();
+                if needed == 0 {
+                    break;
+                }
+                state
+                    .paths
+                    .guard_candidates(&state.pool, 2 * needed, &mut rand::thread_rng())
+            };
+            if candidates.is_empty() {
+                break;
+            }
+            let mut tests = tokio::task::JoinSet::new();
+            for candidate in candidates {
+                let client = self.clone();
+                tests.spawn(async move {
+                    let request = Request::GetSwarm {
+                        account: throwaway_account(),
+                    };
+                    let timeout = client.inner.config.guard_test_timeout;
+                    let good = matches!(
+                        client.direct_request(&candidate, &request, timeout).await,
+                        Ok((200..=299, _))
+                    );
+                    (candidate.ed25519, good)
+                });
+            }
+            while let Some(joined) = tests.join_next().await {
+                let Ok((node, good)) = joined else { continue };
+                let mut state = self.state();
+                if good && state.paths.guards_needed() > 0 {
+                    state.paths.add_guard(node);
+                } else if !good {
+                    tracing::debug!(%node, "guard candidate failed its test");
+                    state.paths.reject_guard_candidate(node);
+                }
+            }
+        }
+        let mut state = self.state();
+        let State { pool, paths, .. } = &mut *state;
+        paths
+            .build_paths(pool, &mut rand::thread_rng())
+            .map_err(|e| Error::NoPath(e.to_string()))?;
+        if paths.paths().is_empty() {
+            return Err(Error::NoPath("no guard passed its test".into()));
+        }
+        Ok(())
+    }
+
+    /// Reports an outcome to the path manager and forgets dropped nodes in swarm caches.
+    fn report(&self, path: &Path, outcome: Outcome) -> Effects {
+        let mut state = self.state();
+        let State {
+            pool,
+            paths,
+            swarms,
+        } = &mut *state;
+        let effects = paths.report(path.id(), outcome, pool, &mut rand::thread_rng());
+        for node in &effects.dropped_nodes {
+            swarms.forget_node(node);
+        }
+        if !effects.dropped_paths.is_empty() {
+            tracing::debug!(paths = effects.dropped_paths.len(), "dropped onion path(s)");
+        }
+        effects
+    }
+
+    /// POSTs an onion to the guard; a transport error says whether the guard itself was
+    /// unreachable (connection refused, TLS failure) or the request failed later (timeout).
+    async fn post_onion(
+        &self,
+        guard: &NodeRecord,
+        body: Vec<u8>,
+    ) -> Result<(u16, Vec<u8>), (Outcome, String)> {
+        let response = self
+            .inner
+            .http
+            .post(format!("https://{}/onion_req/v2", guard.https_addr()))
+            .timeout(self.inner.config.request_timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    (Outcome::GuardUnreachable, format!("guard unreachable: {e}"))
+                } else {
+                    (Outcome::PathFailure, format!("onion request failed: {e}"))
+                }
+            })?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|e| {
+            (
+                Outcome::PathFailure,
+                format!("reading the guard's reply: {e}"),
+            )
+        })?;
+        Ok((status, bytes.to_vec()))
+    }
+
+    /// The generic attempt loop: pick a path avoiding `avoid`, build, send, classify, report.
+    async fn attempt_loop<T, B, C>(
+        &self,
+        avoid: Option<&Ed25519Pub>,
+        build: B,
+        classify: C,
+    ) -> Result<T, Error>
+    where
+        B: Fn(&Path) -> Result<(Vec<u8>, shallot_proto::onion::ResponseKey), Error>,
+        C: Fn(u16, &[u8], &shallot_proto::onion::ResponseKey) -> Verdict<T>,
+    {
+        let attempts = self.inner.config.max_attempts.max(1);
+        let mut reason = String::new();
+        for attempt in 1..=attempts {
+            self.ensure_paths().await?;
+            let path = {
+                let mut state = self.state();
+                let State { pool, paths, .. } = &mut *state;
+                paths
+                    .select(pool, avoid, &mut rand::thread_rng())
+                    .map_err(|e| Error::NoPath(e.to_string()))?
+            };
+            let (body, key) = build(&path)?;
+            let verdict = match self.post_onion(path.guard(), body).await {
+                Err((outcome, e)) => Verdict::Retry(Some(outcome), e),
+                Ok((status, bytes)) => classify(status, &bytes, &key),
+            };
+            match verdict {
+                Verdict::Done(result, outcome) => {
+                    if let Some(outcome) = outcome {
+                        self.report(&path, outcome);
+                    }
+                    return result.map_err(|e| match e {
+                        Error::PathFailed { reason, .. } => Error::PathFailed {
+                            attempts: attempt,
+                            reason,
+                        },
+                        other => other,
+                    });
+                }
+                Verdict::Retry(outcome, why) => {
+                    tracing::debug!(attempt, "onion attempt failed: {why}");
+                    if let Some(outcome) = outcome {
+                        self.report(&path, outcome);
+                    }
+                    reason = why;
+                }
+            }
+        }
+        Err(Error::PathFailed { attempts, reason })
+    }
+
+    /// Sends a storage RPC `request` to the service node `destination` through an onion path
+    /// that does not contain it. Returns the destination's 2xx status and JSON body (a text body
+    /// comes back as a JSON string); any other status is an [`Error`] whose kind says what to do.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: shallot_client::OnionClient, node: shallot_directory::NodeRecord,
+    /// #               account: shallot_proto::AccountId) -> Result<(), shallot_client::Error> {
+    /// use shallot_proto::rpc::Request;
+    /// let (_, swarm) = client.request_node(&node, &Request::GetSwarm { account }).await?;
+    /// println!("{} members", swarm["snodes"].as_array().map_or(0, Vec::len));
+    /// # Ok(()) }
+    /// ```
+    pub async fn request_node(
+        &self,
+        destination: &NodeRecord,
+        request: &Request,
+    ) -> Result<(u16, Value), Error> {
+        let payload = serde_json::to_vec(&request.to_envelope())
+            .map_err(|e| Error::protocol("encoding a request", e))?;
+        let enc_type = self.inner.config.enc_type;
+        let dest_keys = node_keys(destination);
+        let clock = &self.inner.clock;
+        self.attempt_loop(
+            Some(&destination.ed25519),
+            |path| {
+                let onion = build_to_node(&path.keys(), &dest_keys, &payload, enc_type, &mut OsRng)
+                    .map_err(|e| Error::protocol("building an onion", e))?;
+                Ok((onion.body, onion.response_key))
+            },
+            |status, bytes, key| {
+                if status != 200 {
+                    return classify_transport(status, bytes, Some(&destination.ed25519));
+                }
+                match decode_snode_response(key, bytes) {
+                    // Undecodable reply: retried on another path without penalty (spec §3.3).
+                    Err(e) => Verdict::Retry(None, format!("undecodable reply: {e}")),
+                    Ok(reply) => {
+                        let body = match reply.body {
+                            SnodeBody::Text(text) => {
+                                serde_json::from_str(&text).unwrap_or(Value::String(text))
+                            }
+                            SnodeBody::Json(value) => value,
+                        };
+                        clock.observe_body(&body);
+                        classify_snode(reply.status, body, destination)
+                    }
+                }
+            },
+        )
+        .await
+    }
+
+    /// Sends a v4 request to an HTTP server through an onion path (the last hop proxies it).
+    /// The server's own status, whatever it is, comes back in the [`V4Response`]; errors are
+    /// failures to reach it, and 425 (clock skew).
+    pub async fn request_server(
+        &self,
+        destination: &ServerDestination,
+        request: &V4Request,
+    ) -> Result<V4Response, Error> {
+        let enc_type = self.inner.config.enc_type;
+        self.attempt_loop(
+            None,
+            |path| {
+                let onion =
+                    build_to_server(&path.keys(), destination, request, enc_type, &mut OsRng)
+                        .map_err(|e| Error::protocol("building an onion", e))?;
+                Ok((onion.body, onion.response_key))
+            },
+            |status, bytes, key| match status {
+                200 => match V4Response::open(key, bytes) {
+                    Ok(response) if response.code == 425 || response.code == 406 => Verdict::Done(
+                        Err(Error::ClockSkew {
+                            status: response.code,
+                        }),
+                        Some(Outcome::Success),
+                    ),
+                    Ok(response) => Verdict::Done(Ok(response), Some(Outcome::Success)),
+                    // No decryptable reply: the request never reached the server.
+                    Err(e) => Verdict::Retry(
+                        Some(Outcome::PathFailure),
+                        format!("undecodable reply: {e}"),
+                    ),
+                },
+                502 | 504 if next_node_not_found(bytes).is_none() => Verdict::Done(
+                    Err(Error::NodeUnreachable {
+                        destination: destination.host.clone(),
+                        reason: format!("last hop could not reach the server ({status})"),
+                    }),
+                    None,
+                ),
+                _ => classify_transport(status, bytes, None),
+            },
+        )
+        .await
+    }
+
+    /// Refreshes the pool from `refresh_sources` random pool nodes (through onion paths), keeping
+    /// only the nodes all of them list (at least `min_refresh_agreement`). Paths through nodes
+    /// that left are repaired. Returns the new pool size.
+    pub async fn refresh_pool(&self) -> Result<usize, Error> {
+        let sources: Vec<NodeRecord> = {
+            let state = self.state();
+            state
+                .pool
+                .nodes()
+                .choose_multiple(&mut rand::thread_rng(), self.inner.config.refresh_sources)
+                .cloned()
+                .collect()
+        };
+        let mut answers = Vec::with_capacity(sources.len());
+        for source in &sources {
+            let (_, body) = self
+                .request_node(source, &pool::service_nodes_request())
+                .await?;
+            let result = body
+                .get("result")
+                .ok_or_else(|| Error::protocol("refreshing the pool", "no result"))?;
+            answers.push(pool::parse_service_nodes(result)?);
+        }
+        let common = pool::intersect(&answers, self.inner.config.min_refresh_agreement)?;
+        let mut state = self.state();
+        let State {
+            pool,
+            paths,
+            swarms,
+        } = &mut *state;
+        *pool = Pool::new(common);
+        let effects = paths.prune(pool, &mut rand::thread_rng());
+        for node in &effects.dropped_nodes {
+            swarms.forget_node(node);
+        }
+        Ok(pool.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::tests::node;
+    use serde_json::json;
+
+    fn done_err<T: std::fmt::Debug>(v: Verdict<T>) -> (crate::ErrorKind, Option<Outcome>) {
+        match v {
+            Verdict::Done(Err(e), outcome) => (e.kind(), outcome),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn clock_skew_is_surfaced_without_penalty() {
+        let dest = node(1, 1);
+        let (kind, outcome) = done_err(classify_snode(
+            406,
+            json!("Timestamp error: check your clock"),
+            &dest,
+        ));
+        assert_eq!(kind, crate::ErrorKind::ClockSkew);
+        assert_eq!(outcome, Some(Outcome::Success));
+        let (kind, outcome) = done_err(classify_transport::<()>(425, b"", None));
+        assert_eq!(kind, crate::ErrorKind::ClockSkew);
+        assert_eq!(outcome, None);
+    }
+
+    #[test]
+    fn destination_statuses_are_classified() {
+        let dest = node(1, 1);
+        assert!(matches!(
+            classify_snode(200, json!({"t": 1}), &dest),
+            Verdict::Done(Ok(_), Some(Outcome::Success))
+        ));
+        let (kind, _) = done_err(classify_snode(401, json!("bad sig"), &dest));
+        assert_eq!(kind, crate::ErrorKind::Rejected { status: 401 });
+        let (kind, outcome) = done_err(classify_snode(500, json!("request failed"), &dest));
+        assert_eq!(kind, crate::ErrorKind::NodeUnreachable);
+        assert_eq!(outcome, Some(Outcome::DestinationFailure(dest.ed25519)));
+        let moved = json!({"snodes": [node(2, 2).swarm_entry_json()], "swarm": "3e8"});
+        match classify_snode(421, moved, &dest) {
+            Verdict::Done(Err(Error::SwarmMoved { snodes }), _) => {
+                assert_eq!(snodes.len(), 1);
+                assert_eq!(snodes[0].ed25519, node(2, 2).ed25519);
+                assert_eq!(snodes[0].swarm_id.0, 1000);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn transport_failures_penalise_the_path_or_the_lost_node() {
+        let lost = node(9, 9).ed25519;
+        let body = format!("{NEXT_NODE_NOT_FOUND}{}", lost.to_hex());
+        match classify_transport::<()>(502, body.as_bytes(), None) {
+            Verdict::Retry(Some(Outcome::NextNodeNotFound(n)), _) => assert_eq!(n, lost),
+            other => panic!("{other:?}"),
+        }
+        let quic = format!("502 Bad Gateway\n\n{body}");
+        assert_eq!(next_node_not_found(quic.as_bytes()), Some(lost));
+        // The destination itself is unknown: no point retrying it.
+        let (kind, _) = done_err(classify_transport::<()>(502, body.as_bytes(), Some(&lost)));
+        assert_eq!(kind, crate::ErrorKind::NodeUnreachable);
+        for status in [400, 502, 503, 504] {
+            assert!(matches!(
+                classify_transport::<()>(status, b"Snode not ready", None),
+                Verdict::Retry(Some(Outcome::PathFailure), _)
+            ));
+        }
+        let (kind, outcome) = done_err(classify_transport::<()>(500, b"Oxen Server error", None));
+        assert_eq!(kind, crate::ErrorKind::PathFailed);
+        assert_eq!(outcome, Some(Outcome::PathFailure));
+    }
+}

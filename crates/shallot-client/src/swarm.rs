@@ -1,0 +1,230 @@
+//! Swarms (spec §3.4): which nodes hold an account's messages, cached per account, resolved from
+//! the pool's swarm ids or a `get_swarm` through the onion, and corrected by 421 replies.
+
+use std::collections::{HashMap, HashSet};
+
+use rand::seq::SliceRandom;
+use serde_json::Value;
+use shallot_directory::NodeRecord;
+use shallot_proto::rpc::Request;
+use shallot_proto::swarm::SwarmId;
+use shallot_proto::{AccountId, Ed25519Pub};
+
+use crate::error::{Error, ErrorKind};
+use crate::onion_client::OnionClient;
+
+/// How many 421 redirects one `request_swarm` follows before giving up.
+pub const MAX_REDIRECTS: usize = 2;
+
+/// Cached swarm members per account (sans-I/O).
+#[derive(Debug, Clone, Default)]
+pub struct SwarmCache {
+    swarms: HashMap<AccountId, Vec<NodeRecord>>,
+}
+
+impl SwarmCache {
+    /// The cached members of `account`'s swarm, if any.
+    pub fn get(&self, account: &AccountId) -> Option<&[NodeRecord]> {
+        self.swarms
+            .get(account)
+            .map(Vec::as_slice)
+            .filter(|m| !m.is_empty())
+    }
+
+    /// Replaces the cached swarm of `account`.
+    pub fn set(&mut self, account: AccountId, members: Vec<NodeRecord>) {
+        self.swarms.insert(account, members);
+    }
+
+    /// Removes one member from `account`'s cached swarm (it failed or redirected us).
+    pub fn remove_member(&mut self, account: &AccountId, node: &Ed25519Pub) {
+        if let Some(members) = self.swarms.get_mut(account) {
+            members.retain(|m| &m.ed25519 != node);
+        }
+    }
+
+    /// Removes a node that left the pool from every cached swarm.
+    pub fn forget_node(&mut self, node: &Ed25519Pub) {
+        for members in self.swarms.values_mut() {
+            members.retain(|m| &m.ed25519 != node);
+        }
+    }
+}
+
+/// The members listed in a `get_swarm` or 421 body (`{"snodes": [...], "swarm": "<hex id>"}`);
+/// malformed entries are skipped.
+pub fn parse_swarm(body: &Value) -> Vec<NodeRecord> {
+    let swarm_id = body
+        .get("swarm")
+        .and_then(Value::as_str)
+        .and_then(|s| u64::from_str_radix(s, 16).ok())
+        .map_or(SwarmId::INVALID, SwarmId);
+    let Some(snodes) = body.get("snodes").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    snodes
+        .iter()
+        .filter_map(|entry| {
+            let ed25519: Ed25519Pub = entry.get("pubkey_ed25519")?.as_str()?.parse().ok()?;
+            let port = entry
+                .get("port_https")
+                .and_then(Value::as_u64)
+                .or_else(|| entry.get("port")?.as_str()?.parse().ok())?;
+            let omq = entry.get("port_omq").and_then(Value::as_u64).unwrap_or(0);
+            let node = NodeRecord {
+                pubkey_legacy: *ed25519.as_bytes(),
+                ed25519,
+                x25519: entry.get("pubkey_x25519")?.as_str()?.parse().ok()?,
+                ip: entry.get("ip")?.as_str()?.parse().ok()?,
+                https_port: u16::try_from(port).ok()?,
+                omq_port: u16::try_from(omq).unwrap_or(0),
+                swarm_id,
+            };
+            (!node.ip.is_unspecified()).then_some(node)
+        })
+        .collect()
+}
+
+impl OnionClient {
+    /// The members of `account`'s swarm: cached, else computed from the pool's swarm ids, else
+    /// asked (`get_swarm` through the onion) from a random pool node.
+    pub async fn swarm(&self, account: &AccountId) -> Result<Vec<NodeRecord>, Error> {
+        let (local, askable) = {
+            let mut state = self.state();
+            if let Some(members) = state.swarms.get(account) {
+                return Ok(members.to_vec());
+            }
+            let local = state.pool.swarm_members(account);
+            if !local.is_empty() {
+                state.swarms.set(*account, local.clone());
+            }
+            let mut askable = state.pool.nodes().to_vec();
+            askable.shuffle(&mut rand::thread_rng());
+            askable.truncate(3);
+            (local, askable)
+        };
+        if !local.is_empty() {
+            return Ok(local);
+        }
+        let mut last = Error::SwarmUnreachable {
+            tried: 0,
+            last: "empty pool".into(),
+        };
+        for node in askable {
+            match self
+                .request_node(&node, &Request::GetSwarm { account: *account })
+                .await
+            {
+                Ok((_, body)) => {
+                    let members = parse_swarm(&body);
+                    if !members.is_empty() {
+                        self.state().swarms.set(*account, members.clone());
+                        return Ok(members);
+                    }
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Overrides the cached swarm of `account` (restoring a persisted cache; tests).
+    pub fn set_cached_swarm(&self, account: AccountId, members: Vec<NodeRecord>) {
+        self.state().swarms.set(account, members);
+    }
+
+    /// Sends `request` about `account` to members of its swarm in random order until one answers.
+    /// A 421 replaces the cached swarm with the members it lists and the request goes to one of
+    /// them (at most [`MAX_REDIRECTS`] times); unreachable members are skipped; a rejection or a
+    /// clock error stops at once.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: shallot_client::OnionClient, request: shallot_proto::rpc::Request,
+    /// #               account: shallot_proto::AccountId) -> Result<(), shallot_client::Error> {
+    /// match client.request_swarm(&account, &request).await {
+    ///     Ok((_, body)) => println!("stored: {}", body["hash"]),
+    ///     Err(e) if e.kind() == shallot_client::ErrorKind::ClockSkew => eprintln!("fix the clock"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn request_swarm(
+        &self,
+        account: &AccountId,
+        request: &Request,
+    ) -> Result<(u16, Value), Error> {
+        let mut tried: HashSet<Ed25519Pub> = HashSet::new();
+        let mut redirects = 0;
+        let mut last = String::from("no swarm members");
+        'resolve: loop {
+            let mut members = self.swarm(account).await?;
+            members.retain(|m| !tried.contains(&m.ed25519));
+            members.shuffle(&mut rand::thread_rng());
+            for member in members {
+                tried.insert(member.ed25519);
+                match self.request_node(&member, request).await {
+                    Ok(reply) => return Ok(reply),
+                    Err(Error::SwarmMoved { snodes }) => {
+                        last = format!("421 from {}", member.ed25519);
+                        redirects += 1;
+                        let mut state = self.state();
+                        if snodes.is_empty() {
+                            state.swarms.remove_member(account, &member.ed25519);
+                        } else {
+                            state.swarms.set(*account, snodes);
+                        }
+                        drop(state);
+                        if redirects > MAX_REDIRECTS {
+                            break 'resolve;
+                        }
+                        continue 'resolve;
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::NodeUnreachable | ErrorKind::PathFailed
+                        ) =>
+                    {
+                        last = e.to_string();
+                        self.state().swarms.remove_member(account, &member.ed25519);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            break;
+        }
+        Err(Error::SwarmUnreachable {
+            tried: tried.len(),
+            last,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::tests::node;
+    use serde_json::json;
+
+    #[test]
+    fn parses_swarm_bodies_and_caches_per_account() {
+        let body = json!({"snodes": [node(1, 1).swarm_entry_json(), node(2, 1).swarm_entry_json(),
+            {"pubkey_ed25519": "zz"}], "swarm": "7d0", "t": 1});
+        let members = parse_swarm(&body);
+        assert_eq!(members.len(), 2);
+        assert_eq!(members[0].https_addr(), node(1, 1).https_addr());
+        assert_eq!(members[0].swarm_id, SwarmId(2000));
+
+        let account = AccountId::new(shallot_proto::AccountKind::Session, [1; 32]);
+        let mut cache = SwarmCache::default();
+        assert!(cache.get(&account).is_none());
+        cache.set(account, members);
+        cache.remove_member(&account, &node(1, 1).ed25519);
+        assert_eq!(cache.get(&account).map(<[_]>::len), Some(1));
+        cache.forget_node(&node(2, 1).ed25519);
+        assert!(
+            cache.get(&account).is_none(),
+            "an emptied swarm is a cache miss"
+        );
+    }
+}
