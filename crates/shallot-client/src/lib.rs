@@ -7,11 +7,15 @@
 //! - [`paths`]: guards and 3-hop paths as a sans-I/O state machine fed request outcomes.
 //! - [`onion_client`]: sends requests over those paths and classifies what came back.
 //! - [`swarm`]: which nodes hold an account, following 421 redirects.
+//! - [`db`]: local state in SQLite, personal fields sealed per row.
+//! - [`messenger`]: sending and receiving 1:1 messages on top of all of the above.
 //!
 //! Every failure is an [`Error`] whose [`Error::kind`] says what the caller should do.
 
 pub mod clock;
+pub mod db;
 pub mod error;
+pub mod messenger;
 pub mod onion_client;
 pub mod paths;
 pub mod pool;
@@ -19,7 +23,9 @@ pub mod swarm;
 pub mod timeouts;
 
 pub use clock::{NetworkClock, SystemTimeSource, TimeSource};
+pub use db::{Db, DbError, Direction, MessageState, StoredMessage};
 pub use error::{Error, ErrorKind};
+pub use messenger::{Messenger, MessengerError, ReceivedMessage, SentMessage};
 pub use onion_client::{ClientConfig, OnionClient};
 pub use paths::{PathConfig, PathId, PathManager};
 pub use pool::{Pool, PoolSnapshot, Seed};

@@ -5,6 +5,7 @@
 //! members of a swarm, a node by key).
 
 pub mod assignment;
+pub mod proof;
 pub mod record;
 pub mod view;
 

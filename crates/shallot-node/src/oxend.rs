@@ -1,21 +1,47 @@
 //! The node's JSON-RPC client for an oxend-compatible directory (directory spec §1): the node
 //! list, `storage_server_ping` every 30 s, and `report_peer_status` after each reachability test.
 
+use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use shallot_directory::proof::{Heartbeat, PeerReport, TestKind};
 use shallot_directory::{NetworkView, NodeRecord};
+use shallot_proto::Identity;
 
+use crate::clock::Clock;
 use crate::state::STORAGE_SERVER_VERSION;
 
 /// How often the node tells the directory it is alive (spec §9.2).
 pub const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// How often a devnet node sends a signed uptime proof (a devnet directory may run with proof
+/// intervals scaled down to seconds, so this is short; real oxends make their own proofs).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// JSON-RPC "method not found": the directory is a real oxend, which makes its own proofs.
+const METHOD_NOT_FOUND: i64 = -32601;
 
 /// A JSON-RPC endpoint (`http://host:port/json_rpc`).
 #[derive(Clone, Debug)]
 pub struct OxendClient {
     http: reqwest::Client,
     url: String,
+}
+
+/// Why a directory call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The directory answered with a JSON-RPC error.
+    #[error("directory error {code}: {message}")]
+    Rpc {
+        /// JSON-RPC error code.
+        code: i64,
+        /// Its message.
+        message: String,
+    },
+    /// No usable answer (connection, HTTP or JSON failure).
+    #[error("directory unreachable: {0}")]
+    Transport(String),
 }
 
 impl OxendClient {
@@ -31,33 +57,42 @@ impl OxendClient {
         }
     }
 
-    /// Calls `method`; the `result` on success, the error text otherwise.
-    pub async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
+    /// Calls `method`; the `result` on success.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, CallError> {
         let request = json!({"jsonrpc": "2.0", "id": 0, "method": method, "params": params});
+        let transport = |e: reqwest::Error| CallError::Transport(e.to_string());
         let response: Value = self
             .http
             .post(&self.url)
             .json(&request)
             .send()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(transport)?
             .json()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(transport)?;
         if let Some(error) = response.get("error") {
-            return Err(error.to_string());
+            return Err(CallError::Rpc {
+                code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
+                message: error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            });
         }
         response
             .get("result")
             .cloned()
-            .ok_or_else(|| "no result".to_owned())
+            .ok_or_else(|| CallError::Transport("answer has no result".to_owned()))
     }
 
     /// The full node list.
     pub async fn service_nodes(&self) -> Result<NetworkView, String> {
         let result = self
             .call("get_service_nodes", json!({"active_only": false}))
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
         NetworkView::from_get_service_nodes(&result).map_err(|e| e.to_string())
     }
 
@@ -66,7 +101,7 @@ impl OxendClient {
         &self,
         ed25519_hex: &str,
         https_port: u16,
-    ) -> Result<(), String> {
+    ) -> Result<(), CallError> {
         self.call(
             "storage_server_ping",
             json!({"version": STORAGE_SERVER_VERSION, "pubkey_ed25519": ed25519_hex,
@@ -77,11 +112,68 @@ impl OxendClient {
     }
 }
 
-impl crate::reachability::Reporter for OxendClient {
-    async fn report(&self, node: &NodeRecord, passed: bool) {
+impl OxendClient {
+    /// Sends a signed uptime proof (devnet directories); `Ok(false)` when the directory does not
+    /// take proofs from nodes (a real oxend makes its own).
+    pub async fn submit_uptime_proof(
+        &self,
+        identity: &Identity,
+        ip: Ipv4Addr,
+        https_port: u16,
+        now_s: u64,
+    ) -> Result<bool, CallError> {
+        let proof = Heartbeat {
+            ip,
+            lv: [0, 0, 0],
+            pke: identity.ed25519_public(),
+            q: 0,
+            shp: https_port,
+            sop: 0,
+            sv: STORAGE_SERVER_VERSION,
+            t: now_s,
+            v: [0, 0, 0],
+        }
+        .sign(identity.signing_key());
         let params =
-            json!({"type": "storage", "pubkey": hex::encode(node.pubkey_legacy), "passed": passed});
-        if let Err(error) = self.call("report_peer_status", params).await {
+            serde_json::to_value(&proof).map_err(|e| CallError::Transport(e.to_string()))?;
+        match self.call("devnet_submit_uptime_proof", params).await {
+            Ok(_) => Ok(true),
+            Err(CallError::Rpc {
+                code: METHOD_NOT_FOUND,
+                ..
+            }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// Reports reachability results to the directory, signed by this node (the devnet directory
+/// verifies the signature; an oxend ignores the extra fields).
+pub struct SignedReporter {
+    /// The directory.
+    pub oxend: OxendClient,
+    /// This node's identity.
+    pub identity: Identity,
+    /// Time for the report's `t`.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl crate::reachability::Reporter for SignedReporter {
+    async fn report(&self, node: &NodeRecord, passed: bool) {
+        let report = PeerReport {
+            kind: TestKind::Storage,
+            pubkey: node.ed25519,
+            passed,
+            reporter: self.identity.ed25519_public(),
+            t: self.clock.now_ms() / 1000,
+        }
+        .sign(self.identity.signing_key());
+        let Ok(mut params) = serde_json::to_value(&report) else {
+            return;
+        };
+        // oxend's field: the tested node's primary key.
+        params["pubkey"] = Value::from(hex::encode(node.pubkey_legacy));
+        if let Err(error) = self.oxend.call("report_peer_status", params).await {
             tracing::debug!(%error, "report_peer_status failed");
         }
     }

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::config::{DirectorySource, NodeConfig};
-use crate::oxend::OxendClient;
+use crate::oxend::{OxendClient, SignedReporter};
 use crate::peers::PeerClient;
 use crate::rate_limit::RateLimiter;
 use crate::state::Node;
@@ -133,16 +133,22 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
     if let Some(source) = config.directory.clone() {
         if let DirectorySource::Oxend { url } = &source {
             let oxend = OxendClient::new(url.clone());
+            let public = std::net::SocketAddrV4::new(config.advertised_ip(), https_addr.port());
             tasks.spawn(ping_directory(
                 node.clone(),
                 oxend.clone(),
-                https_addr.port(),
+                public,
                 shutdown_rx.clone(),
             ));
+            let reporter = SignedReporter {
+                oxend,
+                identity: node.identity.clone(),
+                clock: node.clock.clone(),
+            };
             tasks.spawn(reachability::run(
                 node.clone(),
                 ping_client()?,
-                oxend,
+                reporter,
                 shutdown_rx.clone(),
             ));
         }
@@ -251,29 +257,46 @@ fn ping_client() -> Result<reqwest::Client, StartError> {
         })
 }
 
-/// `storage_server_ping` every 30 s (spec §9.2), logging only changes of outcome.
+/// `storage_server_ping` every 30 s (spec §9.2) and, for devnet directories, a signed uptime
+/// proof every few seconds; logs only changes of outcome.
 async fn ping_directory(
     node: Arc<Node>,
     oxend: OxendClient,
-    https_port: u16,
+    public: std::net::SocketAddrV4,
     mut stop: watch::Receiver<bool>,
 ) {
     let key = node.identity.ed25519_public().to_hex();
     let mut failing = false;
+    let mut proofs = true;
+    let mut last_ping: Option<Instant> = None;
     loop {
-        match oxend.storage_server_ping(&key, https_port).await {
-            Ok(()) if failing => {
-                tracing::info!("directory accepts our pings again");
-                failing = false;
+        if last_ping.is_none_or(|t| t.elapsed() >= crate::oxend::PING_INTERVAL) {
+            last_ping = Some(Instant::now());
+            match oxend.storage_server_ping(&key, public.port()).await {
+                Ok(()) if failing => {
+                    tracing::info!("directory accepts our pings again");
+                    failing = false;
+                }
+                Err(error) if !failing => {
+                    tracing::warn!(%error, "storage_server_ping failed");
+                    failing = true;
+                }
+                _ => {}
             }
-            Err(error) if !failing => {
-                tracing::warn!(%error, "storage_server_ping failed");
-                failing = true;
+        }
+        if proofs {
+            let now_s = node.clock.now_ms() / 1000;
+            match oxend
+                .submit_uptime_proof(&node.identity, *public.ip(), public.port(), now_s)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => proofs = false,
+                Err(error) => tracing::debug!(%error, "uptime proof not accepted"),
             }
-            _ => {}
         }
         tokio::select! {
-            () = tokio::time::sleep(crate::oxend::PING_INTERVAL) => {}
+            () = tokio::time::sleep(crate::oxend::HEARTBEAT_INTERVAL) => {}
             () = server::stopped(&mut stop) => return,
         }
     }

@@ -10,6 +10,9 @@ use shallot_client::AccountStore;
 use shallot_proto::{mnemonic, Identity};
 
 mod bench_cmd;
+mod devnet_cmd;
+mod directory_cmd;
+mod msg_cmd;
 mod node_cmd;
 
 /// Shallot: metadata-private messaging on the Session network.
@@ -32,9 +35,19 @@ enum Command {
     Account(AccountCommand),
     /// Run a service node: store messages for its swarm, relay onion requests
     Node(node_cmd::NodeArgs),
+    /// Run the devnet directory: a simulated Oxen chain serving oxend's JSON-RPC
+    Directory(directory_cmd::DirectoryArgs),
+    /// A whole network on this machine: directory plus node processes
+    #[command(subcommand)]
+    Devnet(devnet_cmd::DevnetCommand),
     /// Measure performance on this machine
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Send a text message to a Session ID (through onion paths; a copy goes to your other
+    /// devices)
+    Send(msg_cmd::SendArgs),
+    /// Fetch new messages for your account and print them (--watch keeps polling)
+    Inbox(msg_cmd::InboxArgs),
 }
 
 #[derive(Subcommand)]
@@ -86,6 +99,7 @@ struct ShowArgs {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    shallot_node::tls::install_crypto_provider();
     let dir = match cli.data_dir {
         Some(dir) => dir,
         None => AccountStore::default_dir()?,
@@ -94,6 +108,10 @@ fn main() -> Result<()> {
         Command::Account(cmd) => account(&AccountStore::new(dir), cmd),
         Command::Node(args) => node_cmd::run(args, &dir),
         Command::Bench(BenchCommand::Node(args)) => bench_cmd::run(&args),
+        Command::Directory(args) => directory_cmd::run(args),
+        Command::Devnet(command) => devnet_cmd::run(command, &dir),
+        Command::Send(args) => msg_cmd::send(&args, &dir),
+        Command::Inbox(args) => msg_cmd::inbox(&args, &dir),
     }
 }
 

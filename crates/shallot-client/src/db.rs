@@ -1,0 +1,772 @@
+//! The client's local state in SQLite (`<data-dir>/client.db`): conversations, messages, the
+//! `last_hash` retrieve cursors, and snapshots of the swarm cache and node pool.
+//!
+//! # Encryption at rest
+//!
+//! Personal fields are sealed row by row with XChaCha20-Poly1305 under a key derived from the
+//! account seed (`BLAKE2b-256` keyed with [`KEY_DOMAIN`], over the 32-byte Ed25519 seed). Each
+//! sealed value is `nonce (24) ‖ ciphertext ‖ tag (16)` with a random nonce, and its associated
+//! data is `table ‖ 0x00 ‖ column ‖ 0x00 ‖ row id`, so a sealed value copied into another row or
+//! column fails to open instead of being shown in the wrong place.
+//!
+//! Why per-row AEAD rather than SQLCipher: SQLCipher needs a system OpenSSL (or a vendored
+//! crypto build) and its own SQLite fork, which breaks the "builds on a fresh machine with just
+//! cargo" rule; bundled SQLite plus RustCrypto AEAD needs neither. The price is that structure
+//! stays visible to whoever reads the file. Exactly what is **not** encrypted:
+//! - row counts of every table, and the file size;
+//! - `conversations.id` (which Session IDs we have a conversation with) and their created /
+//!   last-activity times;
+//! - per message: its id (the storage-server message hash), conversation id, direction, timestamp,
+//!   delivery state, how many nodes stored it, and the sealed body's length (not padded: the
+//!   text length + 40 bytes);
+//! - `seen` hashes (including dropped ones) and the `last_hash` cursors: node Ed25519 keys, our
+//!   own account id, namespace, last hash;
+//! - the schema version and the snapshot names.
+//!
+//! Sealed: message bodies and senders, contact display names, the pool and swarm snapshots, and
+//! an account check value (opening the file with another account's key fails cleanly).
+
+use std::path::Path;
+
+use blake2::digest::consts::U32;
+use blake2::digest::Mac;
+use blake2::Blake2bMac;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::RngCore;
+use rusqlite::{params, Connection, OptionalExtension};
+use shallot_proto::{Identity, SessionId};
+use zeroize::Zeroizing;
+
+use crate::pool::{PoolSnapshot, SnapshotNode};
+
+/// Domain string keying the BLAKE2b that derives the database key from the account seed.
+pub const KEY_DOMAIN: &[u8] = b"shallot-client-db-v1";
+
+/// The file name of the database inside the data directory.
+pub const DB_FILE: &str = "client.db";
+
+/// Schema migrations, in order; entry `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // v1
+    "CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,          -- the other party's Session ID (05…)
+        name BLOB,                    -- sealed display name, if known
+        created_ms INTEGER NOT NULL,
+        last_ms INTEGER NOT NULL
+    );
+    CREATE TABLE messages (
+        id TEXT PRIMARY KEY,          -- storage-server message hash
+        conversation TEXT NOT NULL REFERENCES conversations(id),
+        direction INTEGER NOT NULL,   -- 0 incoming, 1 outgoing
+        sender BLOB NOT NULL,         -- sealed Session ID
+        timestamp INTEGER NOT NULL,   -- message (envelope) timestamp, ms
+        body BLOB NOT NULL,           -- sealed UTF-8 text
+        state INTEGER NOT NULL,       -- see MessageState
+        stored_on INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX messages_by_conversation ON messages(conversation, timestamp);
+    CREATE TABLE seen (
+        hash TEXT PRIMARY KEY,        -- every hash processed (shown, duplicated or dropped)
+        message TEXT                  -- the message it belongs to, if any
+    );
+    CREATE TABLE last_hashes (
+        node TEXT NOT NULL,
+        account TEXT NOT NULL,
+        namespace INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (node, account, namespace)
+    );
+    CREATE TABLE snapshots (
+        name TEXT PRIMARY KEY,
+        data BLOB NOT NULL            -- sealed JSON
+    );",
+];
+
+/// A database failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A sealed value did not open: wrong account, or the file was tampered with.
+    #[error("cannot decrypt {0} (wrong account for this database, or a corrupted file)")]
+    Decrypt(String),
+    /// The file was written by a newer Shallot.
+    #[error("database schema version {0} is newer than this program supports")]
+    TooNew(usize),
+    /// A stored value is not what this program wrote.
+    #[error("corrupted value in {0}")]
+    Corrupt(String),
+}
+
+/// Which way a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the other party to us.
+    Incoming,
+    /// From us (this device or another of ours, via a sync copy).
+    Outgoing,
+}
+
+/// Delivery state of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageState {
+    /// Being sent; not yet acknowledged by any node.
+    Sending,
+    /// Stored by this many members of the recipient's swarm.
+    Stored(u32),
+    /// Sending failed (no node stored it).
+    Failed,
+    /// Received from the network.
+    Received,
+}
+
+impl MessageState {
+    fn to_sql(self) -> (i64, i64) {
+        match self {
+            Self::Sending => (0, 0),
+            Self::Stored(n) => (1, i64::from(n)),
+            Self::Failed => (2, 0),
+            Self::Received => (3, 0),
+        }
+    }
+
+    fn from_sql(state: i64, stored_on: i64) -> Option<Self> {
+        Some(match state {
+            0 => Self::Sending,
+            1 => Self::Stored(u32::try_from(stored_on).ok()?),
+            2 => Self::Failed,
+            3 => Self::Received,
+            _ => return None,
+        })
+    }
+}
+
+/// One message as kept locally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// The message hash (on the recipient's swarm for sent messages).
+    pub id: String,
+    /// The other party.
+    pub conversation: SessionId,
+    /// Which way it went.
+    pub direction: Direction,
+    /// Who wrote it.
+    pub sender: SessionId,
+    /// Message timestamp (ms, network time of the sender).
+    pub timestamp: u64,
+    /// The text.
+    pub body: String,
+    /// Delivery state.
+    pub state: MessageState,
+}
+
+/// A conversation (1:1 with a contact).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    /// The contact's Session ID.
+    pub id: SessionId,
+    /// Their display name, if known.
+    pub name: Option<String>,
+    /// Time of the last message, ms.
+    pub last_ms: u64,
+}
+
+/// The client database of one account.
+pub struct Db {
+    conn: Connection,
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").finish_non_exhaustive()
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn aad(table: &str, column: &str, row: &str) -> Vec<u8> {
+    [
+        table.as_bytes(),
+        b"\0",
+        column.as_bytes(),
+        b"\0",
+        row.as_bytes(),
+    ]
+    .concat()
+}
+
+/// The database key of an account: BLAKE2b-256 keyed with [`KEY_DOMAIN`] over the seed.
+fn derive_key(identity: &Identity) -> Zeroizing<[u8; 32]> {
+    let mut mac = <Blake2bMac<U32> as Mac>::new_from_slice(KEY_DOMAIN)
+        .unwrap_or_else(|_| unreachable!("the domain is a valid BLAKE2b key length"));
+    mac.update(identity.seed());
+    Zeroizing::new(mac.finalize().into_bytes().into())
+}
+
+impl Db {
+    /// Opens (creating and migrating as needed) `<dir>/client.db` for `identity`.
+    pub fn open_in_dir(dir: &Path, identity: &Identity) -> Result<Self, DbError> {
+        Self::open(&dir.join(DB_FILE), identity)
+    }
+
+    /// Opens (creating and migrating as needed) the database at `path` for `identity`. Fails
+    /// with [`DbError::Decrypt`] if it belongs to another account.
+    pub fn open(path: &Path, identity: &Identity) -> Result<Self, DbError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let key = derive_key(identity);
+        let cipher = XChaCha20Poly1305::new(key.as_ref().into());
+        let mut db = Self { conn, cipher };
+        db.migrate()?;
+        db.check_account(identity)?;
+        Ok(db)
+    }
+
+    /// The schema version the file is at.
+    pub fn schema_version(&self) -> Result<usize, DbError> {
+        let v: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        v.map_or(Ok(0), |v| {
+            v.parse().map_err(|_| DbError::Corrupt("meta".into()))
+        })
+    }
+
+    fn migrate(&mut self) -> Result<(), DbError> {
+        self.conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
+        )?;
+        let current = self.schema_version()?;
+        if current > MIGRATIONS.len() {
+            return Err(DbError::TooNew(current));
+        }
+        for (version, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
+                params![(version + 1).to_string()],
+            )?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Stores a sealed check value on first open; later opens must decrypt it.
+    fn check_account(&self, identity: &Identity) -> Result<(), DbError> {
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'account'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let me = identity.session_id().to_string();
+        if let Some(sealed) = sealed {
+            let opened = self.open_value(&aad("meta", "value", "account"), &sealed)?;
+            if opened != me.as_bytes() {
+                return Err(DbError::Decrypt("the account check".into()));
+            }
+        } else {
+            let sealed = self.seal(&aad("meta", "value", "account"), me.as_bytes());
+            self.conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('account', ?1)",
+                params![sealed],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        seal_with(&self.cipher, aad, plaintext)
+    }
+
+    fn open_value(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, DbError> {
+        let what = || String::from_utf8_lossy(aad).replace('\0', ".");
+        if sealed.len() < 24 {
+            return Err(DbError::Decrypt(what()));
+        }
+        let (nonce, ciphertext) = sealed.split_at(24);
+        self.cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
+            .map_err(|_| DbError::Decrypt(what()))
+    }
+
+    fn open_string(&self, aad: &[u8], sealed: &[u8]) -> Result<String, DbError> {
+        String::from_utf8(self.open_value(aad, sealed)?)
+            .map_err(|_| DbError::Corrupt(String::from_utf8_lossy(aad).replace('\0', ".")))
+    }
+
+    /// Creates the conversation with `contact` if new, and bumps its last-activity time.
+    pub fn touch_conversation(&self, contact: &SessionId, at_ms: u64) -> Result<(), DbError> {
+        self.conn.execute(
+            "INSERT INTO conversations (id, created_ms, last_ms) VALUES (?1, ?2, ?2)
+             ON CONFLICT(id) DO UPDATE SET last_ms = max(last_ms, excluded.last_ms)",
+            params![contact.to_string(), to_i64(at_ms)],
+        )?;
+        Ok(())
+    }
+
+    /// Sets a contact's display name (sealed).
+    pub fn set_contact_name(&self, contact: &SessionId, name: &str) -> Result<(), DbError> {
+        let id = contact.to_string();
+        let sealed = self.seal(&aad("conversations", "name", &id), name.as_bytes());
+        self.conn.execute(
+            "UPDATE conversations SET name = ?2 WHERE id = ?1",
+            params![id, sealed],
+        )?;
+        Ok(())
+    }
+
+    /// All conversations, most recent first.
+    pub fn conversations(&self) -> Result<Vec<Conversation>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, name, last_ms FROM conversations ORDER BY last_ms DESC")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<Vec<u8>>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, name, last_ms) = row?;
+            let name = name
+                .map(|n| self.open_string(&aad("conversations", "name", &id), &n))
+                .transpose()?;
+            out.push(Conversation {
+                id: id
+                    .parse()
+                    .map_err(|_| DbError::Corrupt("conversations.id".into()))?,
+                name,
+                last_ms: to_u64(last_ms),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether `hash` was already processed (stored as a message, or seen and dropped).
+    pub fn is_seen(&self, hash: &str) -> Result<bool, DbError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM seen WHERE hash = ?1", params![hash], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some())
+    }
+
+    /// Records `hash` as processed, belonging to `message` (or dropped when `None`).
+    pub fn mark_seen(&self, hash: &str, message: Option<&str>) -> Result<(), DbError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO seen (hash, message) VALUES (?1, ?2)",
+            params![hash, message],
+        )?;
+        Ok(())
+    }
+
+    /// Stores a message (and its conversation) unless one with the same id exists; returns
+    /// whether it was new. Its id is marked seen.
+    pub fn insert_message(&mut self, m: &StoredMessage) -> Result<bool, DbError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO conversations (id, created_ms, last_ms) VALUES (?1, ?2, ?2)
+             ON CONFLICT(id) DO UPDATE SET last_ms = max(last_ms, excluded.last_ms)",
+            params![m.conversation.to_string(), to_i64(m.timestamp)],
+        )?;
+        let (state, stored_on) = m.state.to_sql();
+        let sender = seal_with(
+            &self.cipher,
+            &aad("messages", "sender", &m.id),
+            m.sender.to_string().as_bytes(),
+        );
+        let body = seal_with(
+            &self.cipher,
+            &aad("messages", "body", &m.id),
+            m.body.as_bytes(),
+        );
+        let added = tx.execute(
+            "INSERT OR IGNORE INTO messages
+                 (id, conversation, direction, sender, timestamp, body, state, stored_on)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                m.id,
+                m.conversation.to_string(),
+                i64::from(m.direction == Direction::Outgoing),
+                sender,
+                to_i64(m.timestamp),
+                body,
+                state,
+                stored_on
+            ],
+        )?;
+        tx.execute(
+            "INSERT OR IGNORE INTO seen (hash, message) VALUES (?1, ?1)",
+            params![m.id],
+        )?;
+        tx.commit()?;
+        Ok(added == 1)
+    }
+
+    /// Updates a message's delivery state.
+    pub fn set_state(&self, id: &str, state: MessageState) -> Result<(), DbError> {
+        let (state, stored_on) = state.to_sql();
+        self.conn.execute(
+            "UPDATE messages SET state = ?2, stored_on = ?3 WHERE id = ?1",
+            params![id, state, stored_on],
+        )?;
+        Ok(())
+    }
+
+    /// One message by id.
+    pub fn message(&self, id: &str) -> Result<Option<StoredMessage>, DbError> {
+        self.query_messages("WHERE id = ?1", params![id])
+            .map(|mut v| v.pop())
+    }
+
+    /// The messages of a conversation, oldest first.
+    pub fn messages(&self, conversation: &SessionId) -> Result<Vec<StoredMessage>, DbError> {
+        self.query_messages(
+            "WHERE conversation = ?1 ORDER BY timestamp, id",
+            params![conversation.to_string()],
+        )
+    }
+
+    /// Every message, oldest first.
+    pub fn all_messages(&self) -> Result<Vec<StoredMessage>, DbError> {
+        self.query_messages("ORDER BY timestamp, id", params![])
+    }
+
+    fn query_messages(
+        &self,
+        filter: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<StoredMessage>, DbError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT id, conversation, direction, sender, timestamp, body, state, stored_on
+             FROM messages {filter}"
+        ))?;
+        let rows = stmt.query_map(args, |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Vec<u8>>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, i64>(7)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, conversation, direction, sender, timestamp, body, state, stored_on) = row?;
+            let corrupt = |what: &str| DbError::Corrupt(format!("messages.{what}"));
+            let sender = self.open_string(&aad("messages", "sender", &id), &sender)?;
+            let body = self.open_string(&aad("messages", "body", &id), &body)?;
+            out.push(StoredMessage {
+                conversation: conversation.parse().map_err(|_| corrupt("conversation"))?,
+                direction: if direction == 0 {
+                    Direction::Incoming
+                } else {
+                    Direction::Outgoing
+                },
+                sender: sender.parse().map_err(|_| corrupt("sender"))?,
+                timestamp: to_u64(timestamp),
+                body,
+                state: MessageState::from_sql(state, stored_on).ok_or_else(|| corrupt("state"))?,
+                id,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The retrieve cursor for (node Ed25519 hex, account id, namespace).
+    pub fn last_hash(
+        &self,
+        node: &str,
+        account: &str,
+        namespace: i16,
+    ) -> Result<Option<String>, DbError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT hash FROM last_hashes WHERE node = ?1 AND account = ?2 AND namespace = ?3",
+                params![node, account, namespace],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Moves the retrieve cursor for (node, account, namespace) to `hash`.
+    pub fn set_last_hash(
+        &self,
+        node: &str,
+        account: &str,
+        namespace: i16,
+        hash: &str,
+    ) -> Result<(), DbError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO last_hashes (node, account, namespace, hash)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![node, account, namespace, hash],
+        )?;
+        Ok(())
+    }
+
+    fn save_snapshot(&self, name: &str, json: &[u8]) -> Result<(), DbError> {
+        let sealed = self.seal(&aad("snapshots", "data", name), json);
+        self.conn.execute(
+            "INSERT OR REPLACE INTO snapshots (name, data) VALUES (?1, ?2)",
+            params![name, sealed],
+        )?;
+        Ok(())
+    }
+
+    fn load_snapshot<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, DbError> {
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT data FROM snapshots WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let json = self.open_value(&aad("snapshots", "data", name), &sealed)?;
+        serde_json::from_slice(&json)
+            .map(Some)
+            .map_err(|_| DbError::Corrupt(format!("snapshot {name}")))
+    }
+
+    /// Saves the node pool (to start without a seed next time).
+    pub fn save_pool(&self, pool: &PoolSnapshot) -> Result<(), DbError> {
+        let json = serde_json::to_vec(pool).map_err(|_| DbError::Corrupt("pool".into()))?;
+        self.save_snapshot("pool", &json)
+    }
+
+    /// The saved node pool, if any.
+    pub fn load_pool(&self) -> Result<Option<PoolSnapshot>, DbError> {
+        self.load_snapshot("pool")
+    }
+
+    /// Saves the cached swarm of `account`.
+    pub fn save_swarm(&self, account: &str, members: &[SnapshotNode]) -> Result<(), DbError> {
+        let json = serde_json::to_vec(members).map_err(|_| DbError::Corrupt("swarm".into()))?;
+        self.save_snapshot(&format!("swarm:{account}"), &json)
+    }
+
+    /// The saved swarm of `account`, if any.
+    pub fn load_swarm(&self, account: &str) -> Result<Option<Vec<SnapshotNode>>, DbError> {
+        self.load_snapshot(&format!("swarm:{account}"))
+    }
+}
+
+fn seal_with(cipher: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let ciphertext = cipher
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .unwrap_or_else(|_| unreachable!("XChaCha20-Poly1305 encryption cannot fail"));
+    [nonce.as_slice(), &ciphertext].concat()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn user() -> Identity {
+        Identity::generate(&mut rand::rngs::OsRng)
+    }
+
+    fn message(id: &str, conversation: SessionId, body: &str) -> StoredMessage {
+        StoredMessage {
+            id: id.into(),
+            conversation,
+            direction: Direction::Incoming,
+            sender: conversation,
+            timestamp: 1_700_000_000_000,
+            body: body.into(),
+            state: MessageState::Received,
+        }
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn bodies_never_reach_the_file_in_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let (me, bob) = (user(), user());
+        let secret = "attack at dawn, bring the zebra-striped umbrella";
+        {
+            let mut db = Db::open_in_dir(dir.path(), &me).unwrap();
+            assert!(db
+                .insert_message(&message("h1", bob.session_id(), secret))
+                .unwrap());
+            db.set_contact_name(&bob.session_id(), "Bobby Tables the Third")
+                .unwrap();
+            let got = db.messages(&bob.session_id()).unwrap();
+            assert_eq!(got[0].body, secret);
+            assert_eq!(got[0].sender, bob.session_id());
+            assert_eq!(
+                db.conversations().unwrap()[0].name.as_deref(),
+                Some("Bobby Tables the Third")
+            );
+            // Force everything out of the WAL into the main file.
+            db.conn
+                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                .unwrap();
+        }
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        assert!(contains(&bytes, b"h1"), "the id is visible (documented)");
+        assert!(!contains(&bytes, secret.as_bytes()));
+        assert!(!contains(&bytes, b"zebra"));
+        assert!(!contains(&bytes, b"Bobby Tables"));
+
+        // Reopening with the right key works; another account's key is refused.
+        let db = Db::open_in_dir(dir.path(), &me).unwrap();
+        assert_eq!(db.all_messages().unwrap()[0].body, secret);
+        drop(db);
+        assert!(matches!(
+            Db::open_in_dir(dir.path(), &user()),
+            Err(DbError::Decrypt(_))
+        ));
+    }
+
+    #[test]
+    fn sealed_values_are_bound_to_their_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let (me, bob) = (user(), user());
+        let mut db = Db::open_in_dir(dir.path(), &me).unwrap();
+        db.insert_message(&message("a", bob.session_id(), "first"))
+            .unwrap();
+        db.insert_message(&message("b", bob.session_id(), "second"))
+            .unwrap();
+        // Swap the sealed bodies of the two rows: both must now fail to open.
+        db.conn
+            .execute_batch(
+                "UPDATE messages SET body = (SELECT body FROM messages WHERE id = 'b') WHERE id = 'a';",
+            )
+            .unwrap();
+        assert!(matches!(db.message("a"), Err(DbError::Decrypt(_))));
+        assert_eq!(db.message("b").unwrap().unwrap().body, "second");
+    }
+
+    #[test]
+    fn last_hash_is_per_node_account_and_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_in_dir(dir.path(), &user()).unwrap();
+        assert_eq!(db.last_hash("n1", "05aa", 0).unwrap(), None);
+        db.set_last_hash("n1", "05aa", 0, "h1").unwrap();
+        db.set_last_hash("n2", "05aa", 0, "h2").unwrap();
+        db.set_last_hash("n1", "05aa", 2, "h3").unwrap();
+        db.set_last_hash("n1", "05bb", 0, "h4").unwrap();
+        db.set_last_hash("n1", "05aa", 0, "h5").unwrap();
+        assert_eq!(
+            db.last_hash("n1", "05aa", 0).unwrap().as_deref(),
+            Some("h5")
+        );
+        assert_eq!(
+            db.last_hash("n2", "05aa", 0).unwrap().as_deref(),
+            Some("h2")
+        );
+        assert_eq!(
+            db.last_hash("n1", "05aa", 2).unwrap().as_deref(),
+            Some("h3")
+        );
+        assert_eq!(
+            db.last_hash("n1", "05bb", 0).unwrap().as_deref(),
+            Some("h4")
+        );
+    }
+
+    #[test]
+    fn messages_and_hashes_are_deduplicated() {
+        let dir = tempfile::tempdir().unwrap();
+        let (me, bob) = (user(), user());
+        let mut db = Db::open_in_dir(dir.path(), &me).unwrap();
+        let m = message("h", bob.session_id(), "hi");
+        assert!(!db.is_seen("h").unwrap());
+        assert!(db.insert_message(&m).unwrap());
+        assert!(!db.insert_message(&m).unwrap(), "second insert is a no-op");
+        assert!(db.is_seen("h").unwrap());
+        db.mark_seen("garbage", None).unwrap();
+        db.mark_seen("garbage", None).unwrap();
+        assert!(db.is_seen("garbage").unwrap());
+        assert_eq!(db.all_messages().unwrap().len(), 1);
+        db.set_state("h", MessageState::Stored(3)).unwrap();
+        assert_eq!(
+            db.message("h").unwrap().unwrap().state,
+            MessageState::Stored(3)
+        );
+    }
+
+    #[test]
+    fn migrations_are_recorded_and_snapshots_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = user();
+        let db = Db::open_in_dir(dir.path(), &me).unwrap();
+        assert_eq!(db.schema_version().unwrap(), MIGRATIONS.len());
+        assert_eq!(db.load_pool().unwrap(), None);
+        let pool = PoolSnapshot::default();
+        db.save_pool(&pool).unwrap();
+        assert_eq!(db.load_pool().unwrap(), Some(pool));
+        db.save_swarm("05aa", &[]).unwrap();
+        assert_eq!(db.load_swarm("05aa").unwrap(), Some(Vec::new()));
+        drop(db);
+        // Reopening does not re-run migrations.
+        let db = Db::open_in_dir(dir.path(), &me).unwrap();
+        assert_eq!(db.schema_version().unwrap(), MIGRATIONS.len());
+        db.conn
+            .execute(
+                "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+                [],
+            )
+            .unwrap();
+        drop(db);
+        assert!(matches!(
+            Db::open_in_dir(dir.path(), &me),
+            Err(DbError::TooNew(99))
+        ));
+    }
+}

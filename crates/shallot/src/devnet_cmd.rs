@@ -1,0 +1,468 @@
+//! `shallot devnet`: a whole network on this machine — the devnet directory plus N node
+//! processes on 127.0.N.x addresses, registered, funded and sending uptime proofs.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use shallot_keys::AccountStore;
+use shallot_proto::Identity;
+
+/// `shallot devnet` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum DevnetCommand {
+    /// Start a directory and N nodes, wait until all serve clients, print the network
+    Up(UpArgs),
+    /// Show the nodes, their swarms and states
+    Status(DirArgs),
+    /// Stop every process of the devnet cleanly (data is kept)
+    Down(DirArgs),
+    /// Register and start one more node
+    AddNode(DirArgs),
+    /// SIGKILL node N (for failure experiments)
+    KillNode(NodeArgs),
+    /// Stop node N gracefully (SIGTERM)
+    StopNode(NodeArgs),
+    /// Start node N again after kill-node or stop-node
+    StartNode(NodeArgs),
+}
+
+/// Where a devnet keeps its state.
+#[derive(Args, Debug)]
+pub struct DirArgs {
+    /// Devnet state directory [default: <data-dir>/devnet]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// A node of a devnet.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// Node number as shown by `shallot devnet status`
+    pub node: usize,
+    #[command(flatten)]
+    pub dir: DirArgs,
+}
+
+/// Flags of `shallot devnet up`.
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Number of nodes (14 gives two swarms of 7: the swarm algorithm opens a new swarm only
+    /// when enough spare nodes accumulate)
+    #[arg(long, default_value_t = 14)]
+    pub nodes: usize,
+    /// Milliseconds between blocks
+    #[arg(long, default_value_t = 1000)]
+    pub block_time_ms: u64,
+    /// Speed-up of the chain's rule durations (proofs, credit, locks)
+    #[arg(long, default_value_t = 60)]
+    pub time_scale: u32,
+    /// Third octet of the nodes' 127.0.N.x addresses
+    #[arg(long, default_value_t = 77)]
+    pub subnet: u8,
+    #[command(flatten)]
+    pub dir: DirArgs,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct NodeEntry {
+    index: usize,
+    addr: SocketAddr,
+    ed25519: String,
+    pid: Option<u32>,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+struct DevnetState {
+    directory_addr: SocketAddr,
+    directory_pid: Option<u32>,
+    subnet: u8,
+    nodes: Vec<NodeEntry>,
+}
+
+fn state_path(dir: &Path) -> PathBuf {
+    dir.join("devnet.json")
+}
+
+fn load(dir: &Path) -> Result<DevnetState> {
+    let text = std::fs::read_to_string(state_path(dir)).with_context(|| {
+        format!(
+            "no devnet in {}; start one with `shallot devnet up`",
+            dir.display()
+        )
+    })?;
+    serde_json::from_str(&text).context("devnet.json is corrupt")
+}
+
+fn save(dir: &Path, state: &DevnetState) -> Result<()> {
+    std::fs::write(state_path(dir), serde_json::to_string_pretty(state)?)
+        .context("could not write devnet.json")
+}
+
+fn alive(pid: Option<u32>) -> bool {
+    pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").arg(sig).arg(pid.to_string()).status();
+}
+
+/// Waits until `pid` has exited, up to `limit`.
+fn wait_exit(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if !alive(Some(pid)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn spawn_detached(args: &[String], log: &Path) -> Result<u32> {
+    let exe = std::env::current_exe().context("cannot find the shallot binary")?;
+    let log = std::fs::File::create(log)
+        .with_context(|| format!("could not create {}", log.display()))?;
+    let mut command = Command::new(exe);
+    command
+        .args(args)
+        .env_remove("SHALLOT_HOME")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    #[cfg(unix)]
+    {
+        // Own process group: a Ctrl-C in the terminal that ran `up` does not stop the devnet.
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+    }
+    Ok(command
+        .spawn()
+        .context("could not start a devnet process")?
+        .id())
+}
+
+fn rpc(directory: SocketAddr, method: &str, params: &Value) -> Result<Value> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let response: Value = reqwest::Client::new()
+            .post(format!("http://{directory}/json_rpc"))
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if let Some(error) = response.get("error") {
+            bail!("directory refused {method}: {error}");
+        }
+        Ok(response["result"].clone())
+    })
+}
+
+fn start_node(dir: &Path, state: &DevnetState, node: &NodeEntry) -> Result<u32> {
+    let node_dir = dir.join(format!("node{}", node.index));
+    spawn_detached(
+        &[
+            "node".into(),
+            "--node-dir".into(),
+            node_dir.display().to_string(),
+            "--bind".into(),
+            node.addr.to_string(),
+            "--oxend".into(),
+            format!("http://{}/json_rpc", state.directory_addr),
+            "--exempt-loopback".into(),
+            "--log".into(),
+            "warn".into(),
+        ],
+        &node_dir.join("node.log"),
+    )
+}
+
+/// Creates node `index`'s key and registers it with a full stake.
+fn create_and_register(dir: &Path, state: &DevnetState, index: usize) -> Result<NodeEntry> {
+    let node_dir = dir.join(format!("node{index}"));
+    let keys = AccountStore::node(&node_dir);
+    let identity = if keys.exists() {
+        keys.load()?
+    } else {
+        let identity = Identity::generate(&mut rand::rngs::OsRng);
+        keys.save(&identity, false)?;
+        identity
+    };
+    let ip = Ipv4Addr::new(
+        127,
+        0,
+        state.subnet,
+        u8::try_from(index).context("at most 254 nodes")?,
+    );
+    let port = TcpListener::bind((ip, 0))?.local_addr()?.port();
+    let stake = rpc(state.directory_addr, "get_staking_requirement", &json!({}))?
+        ["staking_requirement"]
+        .as_u64()
+        .context("directory did not say the staking requirement")?;
+    let ed25519 = identity.ed25519_public().to_hex();
+    rpc(
+        state.directory_addr,
+        "devnet_register_service_node",
+        &json!({"pubkey": ed25519, "reservations": [{"address": format!("operator{index}"), "amount": stake}]}),
+    )?;
+    Ok(NodeEntry {
+        index,
+        addr: SocketAddr::from((ip, port)),
+        ed25519,
+        pid: None,
+    })
+}
+
+async fn wait_ready(nodes: &[NodeEntry], limit: Duration) -> Result<()> {
+    let http = reqwest::Client::builder()
+        .use_rustls_tls()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let deadline = Instant::now() + limit;
+    let mut ready = vec![false; nodes.len()];
+    loop {
+        for (i, node) in nodes.iter().enumerate() {
+            if ready[i] {
+                continue;
+            }
+            let response = http
+                .post(format!("https://{}/storage_rpc/v1", node.addr))
+                .body(r#"{"method":"info","params":{}}"#)
+                .send()
+                .await;
+            ready[i] = matches!(response, Ok(r) if r.status() == 200);
+        }
+        let count = ready.iter().filter(|&&r| r).count();
+        eprint!("\r  nodes ready: {count}/{}   ", nodes.len());
+        if count == nodes.len() {
+            eprintln!();
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            eprintln!();
+            bail!(
+                "only {count} of {} nodes became ready within {} s; see node*/node.log",
+                nodes.len(),
+                limit.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[allow(clippy::unnecessary_wraps)] // Uniform with the other subcommands' results.
+fn print_table(dir: &Path, state: &DevnetState) -> Result<()> {
+    let listing = rpc(state.directory_addr, "get_service_nodes", &json!({}));
+    let empty = Vec::new();
+    #[allow(clippy::single_match_else)] // Both arms print; a match reads better here.
+    let entries = match &listing {
+        Ok(listing) => {
+            println!(
+                "directory  http://{}/json_rpc  height {}  ({})",
+                state.directory_addr,
+                listing["height"],
+                dir.display()
+            );
+            listing["service_node_states"].as_array().unwrap_or(&empty)
+        }
+        Err(_) => {
+            println!(
+                "directory not running ({}); chain states unknown",
+                dir.display()
+            );
+            &empty
+        }
+    };
+    println!("node  address                ed25519            swarm              state           process");
+    for node in &state.nodes {
+        let entry = entries
+            .iter()
+            .find(|e| e["service_node_pubkey"] == node.ed25519.as_str());
+        let swarm = entry.and_then(|e| e["swarm"].as_str()).unwrap_or("-");
+        let chain_state = match entry {
+            None if listing.is_err() => "?",
+            None => "deregistered",
+            Some(e) if e["active"] == true => "active",
+            Some(e) if e["funded"] == true => "decommissioned",
+            Some(_) => "awaiting stake",
+        };
+        let process = if alive(node.pid) {
+            "running"
+        } else {
+            "stopped"
+        };
+        let swarm = if swarm == "ffffffffffffffff" {
+            "-"
+        } else {
+            swarm
+        };
+        println!(
+            "{:>4}  {:<22} {:<18} {:<18} {:<15} {}",
+            node.index,
+            node.addr,
+            &node.ed25519[..16],
+            swarm,
+            chain_state,
+            process
+        );
+    }
+    Ok(())
+}
+
+/// Runs a devnet subcommand.
+pub fn run(command: DevnetCommand, data_dir: &Path) -> Result<()> {
+    let pick = |d: &DirArgs| d.dir.clone().unwrap_or_else(|| data_dir.join("devnet"));
+    match command {
+        DevnetCommand::Up(args) => up(&args, &pick(&args.dir)),
+        DevnetCommand::Status(d) => {
+            let dir = pick(&d);
+            print_table(&dir, &load(&dir)?)
+        }
+        DevnetCommand::Down(d) => down(&pick(&d)),
+        DevnetCommand::AddNode(d) => {
+            let dir = pick(&d);
+            let mut state = load(&dir)?;
+            let index = state.nodes.len() + 1;
+            let mut node = create_and_register(&dir, &state, index)?;
+            node.pid = Some(start_node(&dir, &state, &node)?);
+            state.nodes.push(node.clone());
+            save(&dir, &state)?;
+            tokio::runtime::Runtime::new()?
+                .block_on(wait_ready(&[node], Duration::from_secs(60)))?;
+            print_table(&dir, &state)
+        }
+        DevnetCommand::KillNode(n) => node_signal(&pick(&n.dir), n.node, "-KILL"),
+        DevnetCommand::StopNode(n) => node_signal(&pick(&n.dir), n.node, "-TERM"),
+        DevnetCommand::StartNode(n) => {
+            let dir = pick(&n.dir);
+            let mut state = load(&dir)?;
+            let i = n
+                .node
+                .checked_sub(1)
+                .filter(|&i| i < state.nodes.len())
+                .context("no such node")?;
+            if alive(state.nodes[i].pid) {
+                bail!("node {} is already running", n.node);
+            }
+            let node = state.nodes[i].clone();
+            state.nodes[i].pid = Some(start_node(&dir, &state, &node)?);
+            save(&dir, &state)?;
+            tokio::runtime::Runtime::new()?
+                .block_on(wait_ready(&[node], Duration::from_secs(60)))?;
+            println!("node {} started", n.node);
+            Ok(())
+        }
+    }
+}
+
+fn node_signal(dir: &Path, node: usize, sig: &str) -> Result<()> {
+    let state = load(dir)?;
+    let entry = node
+        .checked_sub(1)
+        .and_then(|i| state.nodes.get(i))
+        .context("no such node")?;
+    let pid = entry
+        .pid
+        .filter(|&p| alive(Some(p)))
+        .context("that node is not running")?;
+    signal(pid, sig);
+    if !wait_exit(pid, Duration::from_secs(15)) {
+        bail!("node {node} did not exit");
+    }
+    println!("node {node} ({}) stopped", entry.addr);
+    Ok(())
+}
+
+fn up(args: &UpArgs, dir: &Path) -> Result<()> {
+    if let Ok(state) = load(dir) {
+        if alive(state.directory_pid) || state.nodes.iter().any(|n| alive(n.pid)) {
+            bail!(
+                "a devnet is already running in {}; stop it with `shallot devnet down`",
+                dir.display()
+            );
+        }
+    }
+    if args.nodes == 0 || args.nodes > 254 {
+        bail!("--nodes must be between 1 and 254");
+    }
+    std::fs::create_dir_all(dir)?;
+    let started = Instant::now();
+    let directory_addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    eprintln!("starting the directory on {directory_addr} …");
+    let directory_pid = spawn_detached(
+        &[
+            "directory".into(),
+            "--bind".into(),
+            directory_addr.to_string(),
+            "--chain-dir".into(),
+            dir.join("directory").display().to_string(),
+            "--block-time-ms".into(),
+            args.block_time_ms.to_string(),
+            "--time-scale".into(),
+            args.time_scale.to_string(),
+        ],
+        &dir.join("directory.log"),
+    )?;
+    let mut state = DevnetState {
+        directory_addr,
+        directory_pid: Some(directory_pid),
+        subnet: args.subnet,
+        nodes: Vec::new(),
+    };
+    save(dir, &state)?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rpc(directory_addr, "get_info", &json!({})).is_err() {
+        if Instant::now() > deadline || !alive(Some(directory_pid)) {
+            bail!(
+                "the directory did not start; see {}",
+                dir.join("directory.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("registering and starting {} nodes …", args.nodes);
+    for index in 1..=args.nodes {
+        let mut node = create_and_register(dir, &state, index)?;
+        node.pid = Some(start_node(dir, &state, &node)?);
+        state.nodes.push(node);
+        save(dir, &state)?;
+    }
+    tokio::runtime::Runtime::new()?.block_on(wait_ready(&state.nodes, Duration::from_secs(120)))?;
+    eprintln!("devnet up in {:.1} s", started.elapsed().as_secs_f64());
+    print_table(dir, &state)
+}
+
+fn down(dir: &Path) -> Result<()> {
+    let mut state = load(dir)?;
+    for node in &mut state.nodes {
+        if let Some(pid) = node.pid.filter(|&p| alive(Some(p))) {
+            signal(pid, "-TERM");
+        }
+    }
+    for node in &mut state.nodes {
+        if let Some(pid) = node.pid.take() {
+            if !wait_exit(pid, Duration::from_secs(15)) {
+                signal(pid, "-KILL");
+            }
+        }
+    }
+    if let Some(pid) = state.directory_pid.take().filter(|&p| alive(Some(p))) {
+        signal(pid, "-TERM");
+        if !wait_exit(pid, Duration::from_secs(15)) {
+            signal(pid, "-KILL");
+        }
+    }
+    save(dir, &state)?;
+    println!("devnet stopped; its data stays in {}", dir.display());
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! `shallot send` and `shallot inbox`: one-to-one messages with the account in the data
+//! directory, through onion paths, with local state in `<data-dir>/client.db`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use shallot_client::{
+    AccountStore, ClientConfig, Db, Direction, Messenger, NetworkClock, OnionClient, Pool,
+    ReceivedMessage, Seed,
+};
+use shallot_proto::SessionId;
+
+/// Where to find the network.
+#[derive(Args)]
+pub struct NetArgs {
+    /// A service node to fetch the node list from: its IP and HTTPS storage port
+    /// (repeatable; without any seed, the node list saved by the last run is used)
+    #[arg(long, value_name = "IP:PORT")]
+    seed_node: Vec<SocketAddr>,
+    /// A seed/directory JSON-RPC URL to fetch the node list from
+    /// (e.g. https://seed1.example:4443/json_rpc; repeatable)
+    #[arg(long, value_name = "URL")]
+    seed_url: Vec<String>,
+}
+
+/// `shallot send`.
+#[derive(Args)]
+pub struct SendArgs {
+    /// The recipient's Session ID (66 hex characters starting with 05)
+    #[arg(value_name = "SESSION_ID")]
+    recipient: String,
+    /// The message text
+    #[arg(value_name = "TEXT")]
+    text: String,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+/// `shallot inbox`.
+#[derive(Args)]
+pub struct InboxArgs {
+    /// Keep polling every 5 seconds and print messages as they arrive (Ctrl-C to stop)
+    #[arg(long)]
+    watch: bool,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")
+}
+
+/// Loads the account, opens the database, bootstraps the node pool and builds onion paths.
+async fn connect(dir: &Path, net: &NetArgs) -> Result<Messenger> {
+    let store = AccountStore::new(dir);
+    if !store.exists() {
+        bail!(
+            "no account in {}: create one with `shallot account new` or `shallot account restore`",
+            dir.display()
+        );
+    }
+    let identity = store.load()?;
+    let db = Db::open_in_dir(dir, &identity).context("could not open the local database")?;
+    let seeds: Vec<Seed> = net
+        .seed_node
+        .iter()
+        .map(|a| Seed::Node(*a))
+        .chain(net.seed_url.iter().cloned().map(Seed::JsonRpc))
+        .collect();
+    let config = ClientConfig {
+        seeds,
+        ..ClientConfig::default()
+    };
+    let client = if config.seeds.is_empty() {
+        let Some(pool) = db.load_pool()?.filter(|p| !p.nodes.is_empty()) else {
+            bail!("no node list saved yet: give a seed with --seed-node IP:PORT or --seed-url URL");
+        };
+        eprintln!("Using the saved node list ({} nodes)", pool.nodes.len());
+        OnionClient::new(config, Pool::from_snapshot(&pool), NetworkClock::default())?
+    } else {
+        eprintln!("Bootstrapping from {} seed(s)…", config.seeds.len());
+        let client = OnionClient::bootstrap(config, NetworkClock::default())
+            .await
+            .context("could not get the node list from the seed")?;
+        eprintln!("Got {} nodes", client.pool_len());
+        client
+    };
+    eprintln!("Building onion paths…");
+    client
+        .ensure_paths()
+        .await
+        .context("could not build onion paths")?;
+    eprintln!("{} onion paths ready", client.paths().len());
+    Ok(Messenger::new(identity, client, db))
+}
+
+/// Runs `shallot send`.
+pub fn send(args: &SendArgs, dir: &Path) -> Result<()> {
+    let recipient: SessionId = args.recipient.trim().parse().map_err(|e| {
+        anyhow::anyhow!(
+            "{:?} is not a Session ID (66 hex characters starting with 05): {e}",
+            args.recipient
+        )
+    })?;
+    runtime()?.block_on(async {
+        let messenger = connect(dir, &args.net).await?;
+        let sent = messenger
+            .send(&recipient, &args.text)
+            .await
+            .context("sending failed")?;
+        if let Err(e) = messenger.save_network_state().await {
+            eprintln!("warning: could not save the node list: {e}");
+        }
+        println!(
+            "Sent to {recipient}: stored on {} node(s) of their swarm{} (id {})",
+            sent.stored_on,
+            if sent.synced {
+                ""
+            } else {
+                "; copy for your other devices not stored"
+            },
+            sent.hash
+        );
+        Ok(())
+    })
+}
+
+/// Runs `shallot inbox`.
+pub fn inbox(args: &InboxArgs, dir: &Path) -> Result<()> {
+    runtime()?.block_on(async {
+        let messenger = connect(dir, &args.net).await?;
+        let me = messenger.session_id();
+        if !args.watch {
+            let messages = messenger
+                .receive()
+                .await
+                .context("could not fetch messages")?;
+            print_messages(&me, &messages);
+            if messages.is_empty() {
+                println!("No new messages.");
+            }
+            if let Err(e) = messenger.save_network_state().await {
+                eprintln!("warning: could not save the node list: {e}");
+            }
+            return Ok(());
+        }
+        eprintln!("Watching for messages every 5 s (Ctrl-C to stop)…");
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = tick.tick() => {
+                    match messenger.receive().await {
+                        Ok(messages) => print_messages(&me, &messages),
+                        Err(e) => eprintln!("poll failed (will retry): {e}"),
+                    }
+                }
+            }
+        }
+        if let Err(e) = messenger.save_network_state().await {
+            eprintln!("warning: could not save the node list: {e}");
+        }
+        Ok(())
+    })
+}
+
+fn print_messages(me: &SessionId, messages: &[ReceivedMessage]) {
+    for m in messages {
+        let (from, to) = match m.direction {
+            Direction::Incoming => (m.sender.to_string(), "you".to_owned()),
+            Direction::Outgoing if m.conversation == *me => ("you".into(), "yourself".into()),
+            Direction::Outgoing => ("you".into(), m.conversation.to_string()),
+        };
+        println!("{}  {from} → {to}: {}", utc(m.timestamp), m.body);
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` of a millisecond timestamp.
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn formats_utc_times() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_709_210_096_000), "2024-02-29 12:34:56 UTC");
+    }
+}

@@ -1,0 +1,220 @@
+//! One-to-one messaging against real node processes: Alice and Bob exchange messages through
+//! onion paths, Bob catches up on messages sent while he was offline (each exactly once), junk
+//! in his inbox is dropped, a second device restored from Alice's seed sees her sync copies and
+//! Bob's reply, and the `send`/`inbox` CLI commands work end to end.
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
+
+mod support;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use serde_json::{json, Value};
+use shallot_client::{
+    ClientConfig, Db, Direction, MessageState, Messenger, NetworkClock, OnionClient, Seed,
+};
+use shallot_devnet::{LocalNet, NetOptions};
+use shallot_proto::rpc::Request;
+use shallot_proto::session::protos::Content;
+use shallot_proto::session::wrap_for_recipient;
+use shallot_proto::{Identity, SessionId};
+use support::{b64, user};
+
+async fn start(subnet: u8) -> LocalNet {
+    LocalNet::start(NetOptions {
+        binary: env!("CARGO_BIN_EXE_shallot").into(),
+        swarms: vec![3, 3],
+        subnet,
+        log: "warn".into(),
+        node_args: Vec::new(),
+    })
+    .await
+    .unwrap()
+}
+
+async fn messenger(net: &LocalNet, identity: Identity, dir: &Path) -> Messenger {
+    let config = ClientConfig {
+        seeds: vec![Seed::Node(net.nodes[0].addr)],
+        min_refresh_agreement: net.nodes.len(),
+        ..ClientConfig::default()
+    };
+    let client = OnionClient::bootstrap(config, NetworkClock::default())
+        .await
+        .unwrap();
+    let db = Db::open_in_dir(dir, &identity).unwrap();
+    Messenger::new(identity, client, db)
+}
+
+/// Stores raw bytes into `to`'s inbox (namespace 0 needs no signature).
+async fn raw_store(client: &OnionClient, to: &SessionId, data: &[u8]) {
+    let request = Request::parse(
+        "store",
+        &json!({"pubkey": to.to_string(), "timestamp": client.clock().now_ms(),
+                "ttl": 600_000, "data": b64(data)}),
+    )
+    .unwrap();
+    client.request_swarm(&to.account(), &request).await.unwrap();
+}
+
+fn bodies(messages: &[shallot_client::ReceivedMessage]) -> Vec<&str> {
+    messages.iter().map(|m| m.body.as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alice_and_bob_exchange_messages_across_devices() {
+    let net = start(233).await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (alice_id, bob_id) = (user(), user());
+    let alice_seed = *alice_id.seed();
+    let (alice_sid, bob_sid) = (alice_id.session_id(), bob_id.session_id());
+    let alice = messenger(&net, alice_id, dirs[0].path()).await;
+    let bob = messenger(&net, bob_id, dirs[1].path()).await;
+
+    // Alice → Bob, stored on all 3 members of Bob's swarm, sync copy in Alice's swarm.
+    let sent = alice.send(&bob_sid, "hello bob").await.unwrap();
+    assert_eq!(sent.stored_on, 3);
+    assert!(sent.synced);
+    let stored = alice.db().message(&sent.hash).unwrap().unwrap();
+    assert_eq!(stored.state, MessageState::Stored(3));
+    assert_eq!(stored.direction, Direction::Outgoing);
+
+    let got = bob.receive().await.unwrap();
+    assert_eq!(bodies(&got), ["hello bob"]);
+    assert_eq!(got[0].sender, alice_sid);
+    assert_eq!(got[0].conversation, alice_sid);
+    assert_eq!(got[0].direction, Direction::Incoming);
+    assert_eq!(got[0].hash, sent.hash, "same hash on both sides");
+    assert_eq!(got[0].timestamp, sent.timestamp);
+    assert!(bob.receive().await.unwrap().is_empty(), "idempotent");
+
+    // Bob → Alice; Alice's own sync copy is not shown to her again.
+    bob.send(&alice_sid, "hi alice").await.unwrap();
+    let got = alice.receive().await.unwrap();
+    assert_eq!(bodies(&got), ["hi alice"]);
+    assert_eq!(got[0].conversation, bob_sid);
+    assert!(alice.receive().await.unwrap().is_empty());
+
+    // Bob offline while 3 messages arrive: he then gets each of them exactly once.
+    for text in ["one", "two", "three"] {
+        alice.send(&bob_sid, text).await.unwrap();
+    }
+    let got = bob.receive().await.unwrap();
+    assert_eq!(bodies(&got), ["one", "two", "three"]);
+    assert!(bob.receive().await.unwrap().is_empty());
+    // Junk in Bob's inbox: random bytes, and a real message encrypted for someone else.
+    let carol = user();
+    raw_store(alice.client(), &bob_sid, &rand::random::<[u8; 32]>()).await;
+    let t = alice.client().clock().now_ms();
+    let misaddressed = wrap_for_recipient(
+        &Identity::from_seed(alice_seed),
+        &carol.session_id(),
+        &Content::text("not for bob", t),
+        t,
+        &mut rand::rngs::OsRng,
+    )
+    .unwrap();
+    raw_store(alice.client(), &bob_sid, &misaddressed).await;
+    assert!(bob.receive().await.unwrap().is_empty(), "junk is dropped");
+    alice.send(&bob_sid, "after the junk").await.unwrap();
+    assert_eq!(bodies(&bob.receive().await.unwrap()), ["after the junk"]);
+    assert_eq!(bob.db().messages(&alice_sid).unwrap().len(), 6);
+
+    // A second device restored from Alice's seed: her sent messages (sync copies) and Bob's reply.
+    let alice2 = messenger(&net, Identity::from_seed(alice_seed), dirs[2].path()).await;
+    let got = alice2.receive().await.unwrap();
+    let mut texts = bodies(&got);
+    texts.sort_unstable();
+    assert_eq!(
+        texts,
+        [
+            "after the junk",
+            "hello bob",
+            "hi alice",
+            "one",
+            "three",
+            "two"
+        ]
+    );
+    for m in &got {
+        assert_eq!(m.conversation, bob_sid);
+        let expected = if m.body == "hi alice" {
+            Direction::Incoming
+        } else {
+            Direction::Outgoing
+        };
+        assert_eq!(m.direction, expected, "{}", m.body);
+    }
+    assert!(alice2.receive().await.unwrap().is_empty());
+    let convo = alice2.db().messages(&bob_sid).unwrap();
+    assert_eq!(convo.len(), 6);
+    assert_eq!(convo[0].body, "hello bob");
+}
+
+fn shallot(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("shallot").unwrap();
+    cmd.env_remove("SHALLOT_HOME").arg("--data-dir").arg(dir);
+    cmd
+}
+
+fn new_account(dir: &Path) -> String {
+    shallot(dir).args(["account", "new"]).assert().success();
+    let out = shallot(dir)
+        .args(["account", "show", "--json"])
+        .output()
+        .unwrap();
+    let show: Value = serde_json::from_slice(&out.stdout).unwrap();
+    show["session_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_send_and_inbox() {
+    let net = start(234).await;
+    let seed = net.nodes[1].addr.to_string();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let _alice = new_account(a.path());
+    let bob = new_account(b.path());
+
+    let out = shallot(a.path())
+        .args(["send", &bob, "hello from the cli", "--seed-node", &seed])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("stored on 3"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("onion paths"), "{stderr}");
+    assert!(!stderr.contains("hello from the cli"), "no bodies in logs");
+
+    let out = shallot(b.path())
+        .args(["inbox", "--seed-node", &seed])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("hello from the cli"), "{stdout}");
+
+    // Nothing new the second time; the saved node list is enough without a seed.
+    let out = shallot(b.path()).arg("inbox").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("hello from the cli"), "{stdout}");
+    assert!(stdout.contains("No new messages"), "{stdout}");
+
+    // A bad recipient is refused with a helpful message.
+    shallot(a.path())
+        .args(["send", "05nothex", "x", "--seed-node", &seed])
+        .assert()
+        .failure();
+}

@@ -1,0 +1,76 @@
+//! `shallot devnet` end to end: directory and node processes, registration, swarms from the
+//! chain's assignment, a message stored and replicated, clean shutdown.
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
+
+use std::process::Command;
+
+fn shallot(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_shallot"))
+        .args(args)
+        .env_remove("SHALLOT_HOME")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn devnet_up_forms_two_swarms_and_goes_down_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (ok, text) = shallot(&[
+        "devnet",
+        "up",
+        "--nodes",
+        "14",
+        "--subnet",
+        "91",
+        "--block-time-ms",
+        "200",
+        "--dir",
+        d,
+    ]);
+    assert!(ok, "{text}");
+    let rows: Vec<&str> = text.lines().filter(|l| l.contains("127.0.91.")).collect();
+    assert_eq!(rows.len(), 14, "{text}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains("active") && r.contains("running")),
+        "{text}"
+    );
+    let mut swarms: Vec<&str> = rows
+        .iter()
+        .map(|r| r.split_whitespace().nth(3).unwrap())
+        .collect();
+    swarms.sort_unstable();
+    swarms.dedup();
+    assert_eq!(swarms.len(), 2, "14 nodes form two swarms: {text}");
+
+    // A second `up` on a running devnet is refused.
+    let (ok, text) = shallot(&["devnet", "up", "--dir", d]);
+    assert!(!ok && text.contains("already running"), "{text}");
+
+    // kill-node, status shows it stopped, start-node brings it back.
+    let (ok, text) = shallot(&["devnet", "kill-node", "3", "--dir", d]);
+    assert!(ok, "{text}");
+    let (_, status) = shallot(&["devnet", "status", "--dir", d]);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.contains("127.0.91.3:") && l.contains("stopped")),
+        "{status}"
+    );
+    let (ok, text) = shallot(&["devnet", "start-node", "3", "--dir", d]);
+    assert!(ok, "{text}");
+
+    let (ok, text) = shallot(&["devnet", "down", "--dir", d]);
+    assert!(ok, "{text}");
+    let (ok, status) = shallot(&["devnet", "status", "--dir", d]);
+    assert!(ok && status.contains("directory not running"), "{status}");
+    let stopped = status
+        .lines()
+        .filter(|l| l.contains("127.0.91.") && l.ends_with("stopped"))
+        .count();
+    assert_eq!(stopped, 14, "{status}");
+}
