@@ -87,13 +87,32 @@ impl OxendClient {
             .ok_or_else(|| CallError::Transport("answer has no result".to_owned()))
     }
 
-    /// The full node list.
-    pub async fn service_nodes(&self) -> Result<NetworkView, String> {
+    /// The node list with the fields a storage server reads (directory spec §1.4), or `None`
+    /// when the top block is still `known_hash` (`poll_block_hash`: nothing to re-parse).
+    pub async fn service_nodes(
+        &self,
+        known_hash: Option<&str>,
+    ) -> Result<Option<NetworkView>, String> {
+        let mut params = json!({
+            "active_only": false,
+            "fields": {"service_node_pubkey": true, "swarm_id": true, "storage_port": true,
+                "public_ip": true, "height": true, "block_hash": true, "hardfork": true,
+                "snode_revision": true, "funded": true, "pubkey_x25519": true,
+                "pubkey_ed25519": true, "storage_lmq_port": true},
+        });
+        if let Some(hash) = known_hash.filter(|h| !h.is_empty()) {
+            params["poll_block_hash"] = Value::from(hash);
+        }
         let result = self
-            .call("get_service_nodes", json!({"active_only": false}))
+            .call("get_service_nodes", params)
             .await
             .map_err(|e| e.to_string())?;
-        NetworkView::from_get_service_nodes(&result).map_err(|e| e.to_string())
+        if result.get("unchanged").and_then(Value::as_bool) == Some(true) {
+            return Ok(None);
+        }
+        NetworkView::from_get_service_nodes(&result)
+            .map(Some)
+            .map_err(|e| e.to_string())
     }
 
     /// Tells the directory this storage server is up and where it listens.

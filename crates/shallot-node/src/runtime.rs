@@ -203,9 +203,15 @@ pub fn apply_view(node: &Arc<Node>, view: NetworkView) {
     }
 }
 
-async fn fetch(source: &DirectorySource) -> Result<NetworkView, String> {
-    match source {
-        DirectorySource::File { path } => {
+/// Reads the directory once; `None` when nothing changed since `known_hash`.
+async fn fetch(
+    source: &DirectorySource,
+    oxend: Option<&OxendClient>,
+    known_hash: &str,
+) -> Result<Option<NetworkView>, String> {
+    match (source, oxend) {
+        (_, Some(oxend)) => oxend.service_nodes(Some(known_hash)).await,
+        (DirectorySource::File { path }, None) => {
             let text = tokio::fs::read(path)
                 .await
                 .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -213,19 +219,32 @@ async fn fetch(source: &DirectorySource) -> Result<NetworkView, String> {
                 serde_json::from_slice::<serde_json::Value>(&text).map_err(|e| e.to_string())?;
             // A file may hold either the bare result or a full JSON-RPC reply.
             let result = value.get("result").cloned().unwrap_or(value);
-            NetworkView::from_get_service_nodes(&result).map_err(|e| e.to_string())
+            NetworkView::from_get_service_nodes(&result)
+                .map(Some)
+                .map_err(|e| e.to_string())
         }
-        DirectorySource::Oxend { url } => OxendClient::new(url.clone()).service_nodes().await,
+        (DirectorySource::Oxend { url }, None) => {
+            OxendClient::new(url.clone())
+                .service_nodes(Some(known_hash))
+                .await
+        }
     }
 }
 
 async fn directory_sync(node: Arc<Node>, source: DirectorySource, mut stop: watch::Receiver<bool>) {
+    let oxend = match &source {
+        DirectorySource::Oxend { url } => Some(OxendClient::new(url.clone())),
+        DirectorySource::File { .. } => None,
+    };
     let mut last_error: Option<String> = None;
     loop {
-        match fetch(&source).await {
-            Ok(view) => {
+        let known = node.view().block_hash.clone();
+        match fetch(&source, oxend.as_ref(), &known).await {
+            Ok(update) => {
                 last_error = None;
-                apply_view(&node, view);
+                if let Some(view) = update {
+                    apply_view(&node, view);
+                }
             }
             Err(error) => {
                 if last_error.as_ref() != Some(&error) {
