@@ -388,7 +388,7 @@ impl Node {
                 data: r.data.clone(),
             };
             let notify = message.clone();
-            match self.blocking(move |s| s.store(&message)).await {
+            match self.store.store_async(message).await {
                 Ok(outcome) => {
                     self.metrics.count_store(notify.data.len());
                     let stored_expiry = match outcome {

@@ -262,6 +262,13 @@ impl Store {
         self.writer.write(move |conn| ops::store(conn, &msg))
     }
 
+    /// [`Store::store`] for async callers: awaits the group commit without occupying a thread.
+    pub async fn store_async(&self, msg: NewMessage) -> Result<StoreOutcome, StoreError> {
+        self.writer
+            .write_async(move |conn| ops::store(conn, &msg))
+            .await
+    }
+
     /// Inserts messages pushed by a peer (spec §8.6): existing hashes are left alone (no expiry
     /// extension), namespaces are kept. Returns how many were new.
     pub fn bulk_store(&self, msgs: &[StoredMessage]) -> Result<usize, StoreError> {

@@ -26,11 +26,31 @@ trait WriteJob: Send {
     fn finish(self: Box<Self>, failure: Option<&StoreError>);
 }
 
+/// Where a write's result goes: a thread blocked on it, or a task awaiting it.
+enum Reply<T> {
+    Blocking(mpsc::SyncSender<Result<T, StoreError>>),
+    Async(tokio::sync::oneshot::Sender<Result<T, StoreError>>),
+}
+
+impl<T> Reply<T> {
+    fn send(self, result: Result<T, StoreError>) {
+        // The caller may have gone away; nothing to do then.
+        match self {
+            Self::Blocking(tx) => {
+                let _ = tx.send(result);
+            }
+            Self::Async(tx) => {
+                let _ = tx.send(result);
+            }
+        }
+    }
+}
+
 /// A queued write and the channel its caller waits on.
 struct Pending<T, F> {
     op: F,
     result: Option<Result<T, StoreError>>,
-    reply: mpsc::SyncSender<Result<T, StoreError>>,
+    reply: Reply<T>,
 }
 
 impl<T, F> WriteJob for Pending<T, F>
@@ -53,8 +73,7 @@ where
             (None, Some(ok)) => ok,
             (None, None) => Err(StoreError::WriterStopped),
         };
-        // The caller may have gone away; nothing to do then.
-        let _ = self.reply.send(result);
+        self.reply.send(result);
     }
 }
 
@@ -117,12 +136,33 @@ impl Writer {
         self.submit(true, op)
     }
 
+    /// Like [`Writer::write`], but awaits the commit instead of blocking a thread: for async
+    /// callers on the hot path (no hand-off to a blocking thread pool).
+    pub async fn write_async<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.enqueue(false, op, Reply::Async(reply))?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
     fn submit<T, F>(&self, alone: bool, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = mpsc::sync_channel(1);
+        self.enqueue(alone, op, Reply::Blocking(reply))?;
+        answer.recv().map_err(|_| StoreError::WriterStopped)?
+    }
+
+    fn enqueue<T, F>(&self, alone: bool, op: F, reply: Reply<T>) -> Result<(), StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let job: Box<dyn WriteJob> = Box::new(Pending {
             op,
             result: None,
@@ -137,8 +177,7 @@ impl Writer {
             .as_ref()
             .ok_or(StoreError::WriterStopped)?
             .send(job)
-            .map_err(|_| StoreError::WriterStopped)?;
-        answer.recv().map_err(|_| StoreError::WriterStopped)?
+            .map_err(|_| StoreError::WriterStopped)
     }
 }
 
@@ -258,7 +297,7 @@ mod tests {
         let job: Box<dyn WriteJob> = Box::new(Pending {
             op,
             result: None,
-            reply,
+            reply: Reply::Blocking(reply),
         });
         (job, answer)
     }

@@ -1024,3 +1024,42 @@ fn acknowledged_stores_survive_kill_9() {
         assert!(present.contains(&msg.hash), "acknowledged store {i} lost");
     }
 }
+
+/// The async store path commits exactly like the blocking one, from many tasks at once.
+#[test]
+fn async_stores_are_acknowledged_after_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path().join("s.db"), StoreConfig::default()).unwrap());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let account: AccountId = format!("05{}", "77".repeat(32)).parse().unwrap();
+    let outcomes = runtime.block_on(async {
+        let tasks: Vec<_> = (0..64u32)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let data = i.to_le_bytes().to_vec();
+                    let message = StoredMessage {
+                        account,
+                        namespace: Namespace(0),
+                        hash: MessageHash::compute(&account, Namespace(0), &data),
+                        timestamp: 1_700_000_000_000,
+                        expiry: 1_700_000_100_000,
+                        data,
+                    };
+                    store.store_async(message).await.unwrap()
+                })
+            })
+            .collect();
+        futures_util::future::join_all(tasks).await
+    });
+    assert!(outcomes
+        .into_iter()
+        .all(|o| o.unwrap() == StoreOutcome::New));
+    let page = store
+        .retrieve(&account, Namespace(0), None, None, 7_800_000)
+        .unwrap();
+    assert_eq!(page.messages.len(), 64);
+}
