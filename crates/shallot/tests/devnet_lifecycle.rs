@@ -1,0 +1,755 @@
+//! The devnet's life cycle end to end, with the real `shallot` binary: swarms exactly as the
+//! chain's inputs predict (directory spec §2), message handoff to a new swarm with namespaces
+//! kept (storage RPC spec §8.6), and a node's failure, decommission, recommission with reduced
+//! credit and deregistration with its stake locked (directory spec §4.6–§4.9).
+//!
+//! The scenarios run one at a time (each starts 14+ node processes; in parallel on a small
+//! machine the nodes' uptime proofs would arrive late and the chain would rightly decommission
+//! them).
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use shallot_chain::{ChainConfig, Rules};
+use shallot_directory::assignment::{calc_swarm_changes, swarm_seed};
+use shallot_directory::NetworkView;
+use shallot_proto::message_hash::MessageHash;
+use shallot_proto::swarm::SwarmId;
+use shallot_proto::{AccountId, AccountKind, Identity, Namespace};
+use tokio::sync::Mutex;
+
+/// One devnet at a time (see the module docs).
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+/// The private namespace the tests store signed messages in.
+const PRIVATE_NS: i16 = -42;
+
+fn shallot(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_shallot"))
+        .args(args)
+        .env_remove("SHALLOT_HOME")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+fn now_ms() -> u64 {
+    #[allow(clippy::disallowed_methods)] // Clients sign with the real clock.
+    let now = std::time::SystemTime::now();
+    u64::try_from(
+        now.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+fn b64(bytes: impl AsRef<[u8]>) -> String {
+    shallot_proto::b64::encode(bytes)
+}
+
+/// Polls `check` every 200 ms until it yields a value; fails with its last complaint after `limit`.
+async fn until<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) if Instant::now() > deadline => {
+                panic!("timed out after {limit:?} waiting for {what}: {last}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// A running devnet in a temporary directory; `devnet down` on drop.
+struct Devnet {
+    dir: tempfile::TempDir,
+    directory: SocketAddr,
+    /// (index, HTTPS address, Ed25519 hex) as in devnet.json.
+    nodes: Vec<(usize, SocketAddr, String)>,
+    http: reqwest::Client,
+    rules: Rules,
+}
+
+impl Devnet {
+    fn up(nodes: usize, subnet: u8, block_time_ms: u64, time_scale: u32) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap().to_owned();
+        let (ok, text) = shallot(&[
+            "devnet",
+            "up",
+            "--nodes",
+            &nodes.to_string(),
+            "--subnet",
+            &subnet.to_string(),
+            "--block-time-ms",
+            &block_time_ms.to_string(),
+            "--time-scale",
+            &time_scale.to_string(),
+            "--dir",
+            &d,
+        ]);
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .danger_accept_invalid_certs(true)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let rules = Rules::from_config(&ChainConfig {
+            block_time: Duration::from_millis(block_time_ms),
+            time_scale,
+            ..ChainConfig::default()
+        });
+        let mut net = Self {
+            dir,
+            directory: "127.0.0.1:1".parse().unwrap(),
+            nodes: Vec::new(),
+            http,
+            rules,
+        };
+        net.reload();
+        assert!(ok, "{text}");
+        net
+    }
+
+    fn dir(&self) -> String {
+        self.dir.path().to_str().unwrap().to_owned()
+    }
+
+    /// Re-reads devnet.json (after `add-node`).
+    fn reload(&mut self) {
+        let state: Value = serde_json::from_str(
+            &std::fs::read_to_string(self.dir.path().join("devnet.json")).unwrap(),
+        )
+        .unwrap();
+        self.directory = state["directory_addr"].as_str().unwrap().parse().unwrap();
+        self.nodes = state["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                (
+                    usize::try_from(n["index"].as_u64().unwrap()).unwrap(),
+                    n["addr"].as_str().unwrap().parse().unwrap(),
+                    n["ed25519"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+    }
+
+    /// Runs `shallot devnet <args> --dir <dir>`, which must succeed.
+    fn cli(&self, args: &[&str]) -> String {
+        let dir = self.dir();
+        let mut all = vec!["devnet"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--dir", &dir]);
+        let (ok, text) = shallot(&all);
+        assert!(ok, "devnet {args:?} failed: {text}");
+        text
+    }
+
+    fn node_key(&self, index: usize) -> &str {
+        &self.nodes.iter().find(|n| n.0 == index).unwrap().2
+    }
+
+    fn node_index(&self, key: &str) -> usize {
+        self.nodes.iter().find(|n| n.2 == key).unwrap().0
+    }
+
+    /// A directory JSON-RPC call; its `result`.
+    async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
+        let response: Value = self
+            .http
+            .post(format!("http://{}/json_rpc", self.directory))
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        match response.get("error") {
+            Some(error) => Err(format!("{method}: {error}")),
+            None => Ok(response["result"].clone()),
+        }
+    }
+
+    async fn service_nodes(&self) -> Value {
+        self.call("get_service_nodes", json!({})).await.unwrap()
+    }
+
+    /// A node's entry in `get_service_nodes` (None once deregistered).
+    async fn entry(&self, key: &str) -> Option<Value> {
+        let list = self.service_nodes().await;
+        list["service_node_states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["service_node_pubkey"] == key)
+            .cloned()
+    }
+
+    async fn history(&self, key: &str) -> Vec<Value> {
+        self.call("devnet_node_history", json!({"pubkey": key}))
+            .await
+            .unwrap()["history"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    async fn view(&self) -> NetworkView {
+        NetworkView::from_get_service_nodes(&self.service_nodes().await).unwrap()
+    }
+
+    /// A storage RPC call to a node: (HTTP status, JSON body or text).
+    async fn storage(&self, addr: SocketAddr, method: &str, params: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("https://{addr}/storage_rpc/v1"))
+            .body(json!({"method": method, "params": params}).to_string())
+            .send()
+            .await;
+        let Ok(response) = response else {
+            return (0, Value::Null);
+        };
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Swarm membership of the active nodes as the directory lists it: key → swarm.
+    async fn listed_swarms(&self) -> (u64, BTreeMap<String, u64>) {
+        let list = self.service_nodes().await;
+        let swarms = list["service_node_states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["active"] == true)
+            .map(|e| {
+                (
+                    e["service_node_pubkey"].as_str().unwrap().to_owned(),
+                    e["swarm_id"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        (list["height"].as_u64().unwrap(), swarms)
+    }
+
+    /// Recomputes every swarm assignment from the chain's observable inputs — each node's
+    /// life-cycle history (devnet_node_history) and the hash of each block where the active set
+    /// changed (get_block_hash) — exactly as the chain does it (state.rs `recompute_swarms`:
+    /// active nodes in pubkey order, newcomers and recommissioned nodes unassigned, seed from the
+    /// block's hash), up to `height`. devnet.json keeps deregistered nodes, so all are read.
+    async fn predicted_swarms(&self, height: u64) -> BTreeMap<String, u64> {
+        let keys: BTreeSet<String> = self.nodes.iter().map(|n| n.2.clone()).collect();
+        let mut changes: BTreeMap<u64, Vec<(String, String)>> = BTreeMap::new();
+        for key in &keys {
+            for entry in self.history(key).await {
+                let h = entry["height"].as_u64().unwrap();
+                if h <= height {
+                    let change = entry["change"].as_str().unwrap().to_owned();
+                    changes.entry(h).or_default().push((key.clone(), change));
+                }
+            }
+        }
+        let mut active: BTreeMap<[u8; 32], SwarmId> = BTreeMap::new();
+        for (h, list) in changes {
+            let mut dirty = false;
+            for (key, change) in list {
+                let bytes: [u8; 32] = hex::decode(&key).unwrap().try_into().unwrap();
+                match change.as_str() {
+                    "activated" | "recommissioned" => {
+                        active.insert(bytes, SwarmId::INVALID);
+                        dirty = true;
+                    }
+                    "decommissioned" | "deregistered" | "expired" => {
+                        dirty |= active.remove(&bytes).is_some();
+                    }
+                    _ => {}
+                }
+            }
+            if !dirty {
+                continue;
+            }
+            let mut map: BTreeMap<SwarmId, Vec<[u8; 32]>> = BTreeMap::new();
+            for (key, swarm) in &active {
+                map.entry(*swarm).or_default().push(*key);
+            }
+            let hash = self
+                .call("get_block_hash", json!({"height": [h]}))
+                .await
+                .unwrap();
+            let hash: [u8; 32] = hex::decode(hash.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap();
+            calc_swarm_changes(&mut map, swarm_seed(&hash));
+            for (swarm, members) in map {
+                for key in members {
+                    active.insert(key, swarm);
+                }
+            }
+        }
+        active
+            .into_iter()
+            .map(|(k, s)| (hex::encode(k), s.0))
+            .collect()
+    }
+
+    /// Asserts that the listed swarms are the recomputed ones, and the structural rules.
+    async fn assert_swarms_as_predicted(&self) -> BTreeMap<u64, Vec<String>> {
+        let (height, listed) = self.listed_swarms().await;
+        let predicted = self.predicted_swarms(height).await;
+        assert_eq!(
+            listed, predicted,
+            "swarms differ from the recomputation at height {height}"
+        );
+        let mut swarms: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for (key, swarm) in &listed {
+            assert_ne!(*swarm, u64::MAX, "active node {key} without a swarm");
+            swarms.entry(*swarm).or_default().push(key.clone());
+        }
+        assert!(
+            swarms.values().all(|m| m.len() >= 5),
+            "a swarm below the minimum size: {swarms:?}"
+        );
+        swarms
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = shallot(&["devnet", "down", "--dir", &self.dir()]);
+    }
+}
+
+/// A user and the messages stored for it: (namespace, hash) pairs.
+struct Account {
+    user: Identity,
+    id: AccountId,
+    stored: BTreeSet<(i16, String)>,
+}
+
+impl Account {
+    fn new() -> Self {
+        let user = Identity::generate(&mut rand::rngs::OsRng);
+        // As the reference suite: a 05 account over the user's Ed25519 key.
+        let id = AccountId::new(
+            AccountKind::from_prefix(0x05),
+            *user.ed25519_public().as_bytes(),
+        );
+        Self {
+            user,
+            id,
+            stored: BTreeSet::new(),
+        }
+    }
+
+    fn sign(&self, text: &str) -> String {
+        b64(self.user.sign(text.as_bytes()).to_bytes())
+    }
+
+    /// Stores `count` messages in namespace 0 and one signed one in [`PRIVATE_NS`] through a
+    /// member of its swarm; the recursive store must reach every member.
+    async fn store(&mut self, net: &Devnet, count: usize) {
+        let view = net.view().await;
+        let swarm = view.swarm_for(&self.id).unwrap();
+        let members: Vec<SocketAddr> = view
+            .members(swarm)
+            .map(shallot_directory::NodeRecord::https_addr)
+            .collect();
+        for k in 0..=count {
+            let ns = if k == count { PRIVATE_NS } else { 0 };
+            let ts = now_ms();
+            let data = format!("message {k} at {ts} for {}", self.id.to_hex());
+            let mut params = json!({"pubkey": self.id.to_hex(), "timestamp": ts,
+                "ttl": 86_400_000, "data": b64(&data)});
+            if ns != 0 {
+                params["namespace"] = ns.into();
+                params["signature"] = self.sign(&format!("store{ns}{ts}")).into();
+            }
+            let (status, body) = net
+                .storage(members[k % members.len()], "store", params)
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let hash = MessageHash::compute(&self.id, Namespace(ns), data.as_bytes()).to_string();
+            assert_eq!(body["hash"], hash, "{body}");
+            let swarm = body["swarm"].as_object().unwrap();
+            assert_eq!(swarm.len(), members.len(), "{body}");
+            assert!(swarm.values().all(|e| e.get("failed").is_none()), "{body}");
+            self.stored.insert((ns, hash));
+        }
+    }
+
+    /// What `addr` returns for this account: (namespace, hash) over namespace 0 and the
+    /// private one; Err with the reason if the node refuses.
+    async fn held_by(
+        &self,
+        net: &Devnet,
+        addr: SocketAddr,
+    ) -> Result<BTreeSet<(i16, String)>, String> {
+        let mut held = BTreeSet::new();
+        for ns in [0, PRIVATE_NS] {
+            let ts = now_ms();
+            let ns_text = if ns == 0 {
+                String::new()
+            } else {
+                ns.to_string()
+            };
+            let mut params = json!({"pubkey": self.id.to_hex(), "timestamp": ts,
+                "signature": self.sign(&format!("retrieve{ns_text}{ts}"))});
+            if ns != 0 {
+                params["namespace"] = ns.into();
+            }
+            let (status, body) = net.storage(addr, "retrieve", params).await;
+            if status != 200 {
+                return Err(format!("{addr} answered {status}: {body}"));
+            }
+            for m in body["messages"].as_array().unwrap() {
+                held.insert((ns, m["hash"].as_str().unwrap().to_owned()));
+            }
+        }
+        Ok(held)
+    }
+
+    /// Polls until every member of the account's current swarm holds exactly what was stored.
+    async fn assert_held_by_swarm(&self, net: &Devnet, limit: Duration) -> Vec<String> {
+        until(
+            limit,
+            "every swarm member to hold the account's messages",
+            || async {
+                let view = net.view().await;
+                let swarm = view.swarm_for(&self.id).unwrap();
+                let mut keys = Vec::new();
+                for member in view.members(swarm) {
+                    let held = self.held_by(net, member.https_addr()).await?;
+                    if held != self.stored {
+                        return Err(format!(
+                            "{} holds {held:?}, stored {:?}",
+                            member.ed25519, self.stored
+                        ));
+                    }
+                    keys.push(member.ed25519.to_hex());
+                }
+                Ok(keys)
+            },
+        )
+        .await
+    }
+}
+
+fn history_changes(history: &[Value]) -> Vec<&str> {
+    history
+        .iter()
+        .map(|e| e["change"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarms_are_the_ones_the_chain_inputs_predict() {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    let net = Devnet::up(14, 92, 200, 60);
+    let swarms = net.assert_swarms_as_predicted().await;
+    assert_eq!(swarms.len(), 14 / 7, "{swarms:?}");
+    let members: usize = swarms.values().map(Vec::len).sum();
+    assert_eq!(members, 14, "every active node in exactly one swarm");
+    // Every registration activated the node at once (a full operator stake).
+    for (_, _, key) in &net.nodes {
+        assert_eq!(
+            history_changes(&net.history(key).await),
+            ["registered", "activated"]
+        );
+    }
+    eprintln!("swarm test took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_swarm_receives_its_accounts_messages_with_namespaces() {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    let mut net = Devnet::up(14, 93, 200, 60);
+    let before: BTreeSet<u64> = net.listed_swarms().await.1.values().copied().collect();
+    assert_eq!(before.len(), 2);
+    let mut accounts: Vec<Account> = (0..36).map(|_| Account::new()).collect();
+    for account in &mut accounts {
+        account.store(&net, 2).await;
+    }
+    eprintln!("stored after {:?}", started.elapsed());
+
+    // Grow until a third swarm opens (pure growth: ⌊N/7⌋ swarms, so at 21 nodes).
+    let mut added = 0;
+    let new_swarm = loop {
+        net.cli(&["add-node"]);
+        added += 1;
+        net.reload();
+        let after = until(
+            Duration::from_secs(5),
+            "the new node in a swarm",
+            || async {
+                let (_, listed) = net.listed_swarms().await;
+                if listed.contains_key(&net.nodes.last().unwrap().2) {
+                    Ok(listed)
+                } else {
+                    Err("not yet assigned".to_owned())
+                }
+            },
+        )
+        .await;
+        let ids: BTreeSet<u64> = after.values().copied().collect();
+        if ids.len() > before.len() {
+            let new: Vec<u64> = ids.difference(&before).copied().collect();
+            assert_eq!(new.len(), 1, "{ids:?}");
+            break new[0];
+        }
+        assert!(added < 8, "no new swarm after {added} nodes: {ids:?}");
+    };
+    assert_eq!(net.nodes.len(), 21, "the third swarm opens at 21 nodes");
+    net.assert_swarms_as_predicted().await;
+    eprintln!("new swarm after {added} nodes, {:?}", started.elapsed());
+
+    let view = net.view().await;
+    let moved: Vec<&Account> = accounts
+        .iter()
+        .filter(|a| view.swarm_for(&a.id) == Some(SwarmId(new_swarm)))
+        .collect();
+    assert!(
+        moved.len() >= 3,
+        "only {} of {} accounts map to the new swarm",
+        moved.len(),
+        accounts.len()
+    );
+    for account in moved {
+        let holders = account
+            .assert_held_by_swarm(&net, Duration::from_secs(20))
+            .await;
+        assert!(holders.len() >= 5, "{holders:?}");
+    }
+    eprintln!("handoff test took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // One scenario, step by step.
+async fn a_failed_node_is_decommissioned_recommissioned_then_deregistered() {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    // Scale 120: proofs are valid 10 s (nodes send one every 5 s); 2 h of credit = 300 blocks.
+    let net = Devnet::up(14, 94, 200, 120);
+    let rules = net.rules.clone();
+
+    // Messages for accounts served by node `victim`'s swarm.
+    let victim = 3;
+    let victim_key = net.node_key(victim).to_owned();
+    let view = net.view().await;
+    let victim_swarm = view.node(&victim_key.parse().unwrap()).unwrap().swarm_id;
+    // Four accounts in the victim's swarm first, then four elsewhere.
+    let mut accounts = Vec::new();
+    while accounts.len() < 8 {
+        let account = Account::new();
+        if (view.swarm_for(&account.id) == Some(victim_swarm)) == (accounts.len() < 4) {
+            accounts.push(account);
+        }
+    }
+    for account in &mut accounts {
+        account.store(&net, 2).await;
+    }
+
+    // Killed: no more proofs, peers' tests fail → decommissioned and out of its swarm.
+    net.cli(&["kill-node", &victim.to_string()]);
+    let killed_at = Instant::now();
+    let entry = until(Duration::from_secs(20), "decommission", || async {
+        let e = net.entry(&victim_key).await.ok_or("deregistered")?;
+        if e["active"] == false {
+            Ok(e)
+        } else {
+            Err(e.to_string())
+        }
+    })
+    .await;
+    eprintln!("decommissioned {:?} after the kill", killed_at.elapsed());
+    assert_eq!(entry["funded"], true, "{entry}");
+    assert_eq!(entry["swarm_id"], u64::MAX, "{entry}");
+    assert_eq!(entry["swarm"], "ffffffffffffffff", "{entry}");
+    assert_eq!(entry["decommission_count"], 1, "{entry}");
+    let history = net.history(&victim_key).await;
+    let decommission = history.last().unwrap().clone();
+    assert_eq!(decommission["change"], "decommissioned", "{history:?}");
+    // Uptime (0x01) at least: no proof for 10 s.
+    assert_eq!(
+        decommission["reasons"].as_u64().unwrap() & 1,
+        1,
+        "{decommission}"
+    );
+    let decommission_height = decommission["height"].as_u64().unwrap();
+    let decommission_credit = decommission["credit"].as_i64().unwrap();
+    // §4.7: initial credit + blocks up × credit per day / blocks per day.
+    let activated = history[1]["height"].as_u64().unwrap();
+    let earned = |since: u64, at: u64| {
+        i64::try_from(at - since).unwrap() * rules.credit_per_day / rules.blocks_per_day
+    };
+    assert_eq!(
+        decommission_credit,
+        rules.initial_credit + earned(activated, decommission_height),
+        "{history:?}"
+    );
+    assert!(
+        decommission_credit >= rules.decommission_minimum,
+        "{decommission}"
+    );
+    let swarms = net.assert_swarms_as_predicted().await;
+    assert!(swarms.values().all(|m| !m.contains(&victim_key)));
+    assert_eq!(swarms.values().map(Vec::len).sum::<usize>(), 13);
+
+    // The remaining members still serve everything stored before.
+    for account in &accounts {
+        let holders = account
+            .assert_held_by_swarm(&net, Duration::from_secs(10))
+            .await;
+        assert!(!holders.contains(&victim_key));
+    }
+
+    // A message stored while it is down, which it must get once back in a swarm.
+    accounts[0].store(&net, 0).await;
+
+    // Its peers report it unreachable (reports keep coming while it is decommissioned).
+    until(
+        Duration::from_secs(30),
+        "a failed reachability report",
+        || async {
+            let e = net.entry(&victim_key).await.ok_or("deregistered")?;
+            if e["storage_server_last_unreachable"].as_u64() > Some(0) {
+                Ok(())
+            } else {
+                Err(e.to_string())
+            }
+        },
+    )
+    .await;
+
+    // Down long enough that the recommission credit ends below the decommission minimum:
+    // credit − 2 × blocks down < minimum.
+    let down_blocks =
+        u64::try_from((decommission_credit - rules.decommission_minimum) / 2 + 10).unwrap();
+    until(Duration::from_secs(30), "enough blocks down", || async {
+        let h = net.service_nodes().await["height"].as_u64().unwrap();
+        if h >= decommission_height + down_blocks {
+            Ok(())
+        } else {
+            Err(format!("height {h}"))
+        }
+    })
+    .await;
+
+    // Back: recommissioned with the §4.7 credit, placed in a swarm again.
+    net.cli(&["start-node", &victim.to_string()]);
+    let history = until(Duration::from_secs(20), "recommission", || async {
+        let history = net.history(&victim_key).await;
+        if history_changes(&history).contains(&"recommissioned") {
+            Ok(history)
+        } else {
+            Err(format!("{history:?}"))
+        }
+    })
+    .await;
+    assert_eq!(
+        history_changes(&history),
+        [
+            "registered",
+            "activated",
+            "decommissioned",
+            "recommissioned"
+        ]
+    );
+    let recommission = &history[3];
+    let blocks_down =
+        i64::try_from(recommission["height"].as_u64().unwrap() - decommission_height).unwrap();
+    let credit = recommission["credit"].as_i64().unwrap();
+    assert_eq!(
+        credit,
+        (decommission_credit - 2 * blocks_down).max(0),
+        "{history:?}"
+    );
+    assert!(credit < rules.decommission_minimum, "{history:?}");
+    let entry = net.entry(&victim_key).await.unwrap();
+    assert_eq!(entry["active"], true, "{entry}");
+    assert_ne!(entry["swarm_id"], u64::MAX, "{entry}");
+    net.assert_swarms_as_predicted().await;
+    // Wherever it was placed, it holds everything its swarm's accounts stored, including what
+    // arrived while it was down (pushed to it as a new member, storage RPC spec §8.6).
+    let mut served = false;
+    for account in &accounts {
+        let holders = account
+            .assert_held_by_swarm(&net, Duration::from_secs(15))
+            .await;
+        served |= holders.contains(&victim_key);
+    }
+    assert!(
+        served,
+        "the recommissioned node serves none of the accounts"
+    );
+
+    // Down again with too little credit: deregistered at once, its stake locked.
+    net.cli(&["kill-node", &victim.to_string()]);
+    until(Duration::from_secs(20), "deregistration", || async {
+        match net.entry(&victim_key).await {
+            None => Ok(()),
+            Some(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    let history = net.history(&victim_key).await;
+    let dereg = history.last().unwrap();
+    assert_eq!(dereg["change"], "deregistered", "{history:?}");
+    let dereg_height = dereg["height"].as_u64().unwrap();
+    let recommission_height = history[3]["height"].as_u64().unwrap();
+    assert_eq!(
+        dereg["credit"].as_i64().unwrap(),
+        credit + earned(recommission_height, dereg_height),
+        "{history:?}"
+    );
+    assert!(dereg["credit"].as_i64().unwrap() < rules.decommission_minimum);
+    let ledger = net.call("devnet_ledger", json!({})).await.unwrap();
+    let slashed: Vec<&Value> = ledger["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["pubkey"] == victim_key.as_str() && e["kind"] == "slashed")
+        .collect();
+    assert_eq!(slashed.len(), 1, "{ledger}");
+    assert_eq!(
+        slashed[0]["unlock_height"],
+        dereg_height + rules.lock_blocks
+    );
+    assert_eq!(slashed[0]["amount"], rules.staking_requirement);
+    assert_eq!(slashed[0]["locked"], true);
+    let blacklist = net
+        .call("get_service_node_blacklisted_key_images", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        blacklist["blacklist"].as_array().unwrap().len(),
+        1,
+        "{blacklist}"
+    );
+    let swarms = net.assert_swarms_as_predicted().await;
+    assert_eq!(swarms.values().map(Vec::len).sum::<usize>(), 13);
+    assert_eq!(net.node_index(&victim_key), victim);
+    eprintln!("failure test took {:?}", started.elapsed());
+}
