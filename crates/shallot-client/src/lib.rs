@@ -9,6 +9,7 @@
 //! - [`swarm`]: which nodes hold an account, following 421 redirects.
 //! - [`db`]: local state in SQLite, personal fields sealed per row.
 //! - [`messenger`]: sending and receiving 1:1 messages on top of all of the above.
+//! - [`push`]: opt-in push notifications over a swarm member's monitor WebSocket.
 //!
 //! Every failure is an [`Error`] whose [`Error::kind`] says what the caller should do.
 
@@ -19,6 +20,7 @@ pub mod messenger;
 pub mod onion_client;
 pub mod paths;
 pub mod pool;
+pub mod push;
 pub mod swarm;
 pub mod timeouts;
 
@@ -26,7 +28,7 @@ pub use clock::{NetworkClock, SystemTimeSource, TimeSource};
 pub use db::{Db, DbError, Direction, MessageState, StoredMessage};
 pub use error::{Error, ErrorKind};
 pub use messenger::{Messenger, MessengerError, ReceivedMessage, SentMessage};
-pub use onion_client::{ClientConfig, OnionClient};
+pub use onion_client::{ClientConfig, OnionClient, Route};
 pub use paths::{PathConfig, PathId, PathManager};
 pub use pool::{Pool, PoolSnapshot, Seed};
 pub use shallot_keys::{AccountStore, KeystoreError};

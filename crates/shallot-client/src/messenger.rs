@@ -353,6 +353,28 @@ impl Messenger {
         Ok(shown)
     }
 
+    /// Handles a pushed message (see [`crate::push`]) exactly as a polled one: checks that the
+    /// hash names the data, opens it, and persists it. `Some` iff it is a new visible message;
+    /// a later poll does not show it again. Notifications without data, for another account or
+    /// namespace, are ignored (`None`).
+    pub fn accept_pushed(
+        &self,
+        note: &crate::push::Notification,
+    ) -> Result<Option<ReceivedMessage>, MessengerError> {
+        let account = self.account();
+        let Some(data) = note.data.as_ref() else {
+            return Ok(None);
+        };
+        if note.account != account || note.namespace != Namespace::DEFAULT {
+            return Ok(None);
+        }
+        let item = serde_json::json!({
+            "hash": note.hash,
+            "data": shallot_proto::b64::encode(data),
+        });
+        self.process(&account, &item, &mut HashSet::new())
+    }
+
     /// Handles one retrieved item: dedup, verify, open, persist. `Some` iff it is new and shown.
     fn process(
         &self,

@@ -60,11 +60,31 @@ impl Default for ClientConfig {
     }
 }
 
+/// How many [`Route`]s [`OnionClient::recent_routes`] keeps.
+pub const ROUTE_LOG_LEN: usize = 32;
+
+/// Which path a request to a service node took, recorded when the destination answered with
+/// success (for demos and privacy audits: who saw what). Read-only; holds public node records only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Increases by one per recorded route, so callers can ask for routes after a point.
+    pub seq: u64,
+    /// The storage RPC method sent (`"store"`, `"batch"`, `"get_swarm"`, …).
+    pub method: String,
+    /// The onion path's nodes, guard first.
+    pub path: Vec<NodeRecord>,
+    /// The node the request was for (never one of `path`).
+    pub destination: NodeRecord,
+}
+
 /// Mutable network state, behind one lock that is never held across an await.
 pub(crate) struct State {
     pub(crate) pool: Pool,
     pub(crate) paths: PathManager,
     pub(crate) swarms: SwarmCache,
+    /// The last [`ROUTE_LOG_LEN`] routes, oldest first.
+    pub(crate) routes: std::collections::VecDeque<Route>,
+    pub(crate) next_route: u64,
 }
 
 struct Inner {
@@ -239,6 +259,8 @@ impl OnionClient {
                     pool,
                     paths,
                     swarms: SwarmCache::default(),
+                    routes: std::collections::VecDeque::new(),
+                    next_route: 0,
                 }),
                 building: tokio::sync::Mutex::new(()),
             }),
@@ -282,6 +304,37 @@ impl OnionClient {
     /// A copy of the current paths (guard first), for status displays and tests.
     pub fn paths(&self) -> Vec<Path> {
         self.state().paths.paths().to_vec()
+    }
+
+    /// The routes of the last [`ROUTE_LOG_LEN`] node requests that succeeded, oldest first: which onion path carried each and which node it was for.
+    pub fn recent_routes(&self) -> Vec<Route> {
+        self.state().routes.iter().cloned().collect()
+    }
+
+    /// The route of the last node request that succeeded, if any.
+    pub fn last_route(&self) -> Option<Route> {
+        self.state().routes.back().cloned()
+    }
+
+    /// The `seq` the next recorded route will get: pass it to [`Route`] filters to see only
+    /// the routes of requests made from now on.
+    pub fn next_route_seq(&self) -> u64 {
+        self.state().next_route
+    }
+
+    fn record_route(&self, method: &str, path: &Path, destination: &NodeRecord) {
+        let mut state = self.state();
+        let seq = state.next_route;
+        state.next_route += 1;
+        if state.routes.len() >= ROUTE_LOG_LEN {
+            state.routes.pop_front();
+        }
+        state.routes.push_back(Route {
+            seq,
+            method: method.to_owned(),
+            path: path.nodes().to_vec(),
+            destination: destination.clone(),
+        });
     }
 
     /// Whether the /24 rule had to be relaxed (single-subnet devnet).
@@ -382,6 +435,7 @@ impl OnionClient {
             pool,
             paths,
             swarms,
+            ..
         } = &mut *state;
         let effects = paths.report(path.id(), outcome, pool, &mut rand::thread_rng());
         for node in &effects.dropped_nodes {
@@ -426,9 +480,11 @@ impl OnionClient {
     }
 
     /// The generic attempt loop: pick a path avoiding `avoid`, build, send, classify, report.
+    /// `route` (method, destination) is recorded in the route log when the destination answered.
     async fn attempt_loop<T, B, C>(
         &self,
         avoid: Option<&Ed25519Pub>,
+        route: Option<(&str, &NodeRecord)>,
         build: B,
         classify: C,
     ) -> Result<T, Error>
@@ -454,6 +510,9 @@ impl OnionClient {
             };
             match verdict {
                 Verdict::Done(result, outcome) => {
+                    if let (true, Some((method, destination))) = (result.is_ok(), route) {
+                        self.record_route(method, &path, destination);
+                    }
                     if let Some(outcome) = outcome {
                         self.report(&path, outcome);
                     }
@@ -501,6 +560,7 @@ impl OnionClient {
         let clock = &self.inner.clock;
         self.attempt_loop(
             Some(&destination.ed25519),
+            Some((request.method_name(), destination)),
             |path| {
                 let onion = build_to_node(&path.keys(), &dest_keys, &payload, enc_type, &mut OsRng)
                     .map_err(|e| Error::protocol("building an onion", e))?;
@@ -539,6 +599,7 @@ impl OnionClient {
     ) -> Result<V4Response, Error> {
         let enc_type = self.inner.config.enc_type;
         self.attempt_loop(
+            None,
             None,
             |path| {
                 let onion =
@@ -603,6 +664,7 @@ impl OnionClient {
             pool,
             paths,
             swarms,
+            ..
         } = &mut *state;
         *pool = Pool::new(common);
         let effects = paths.prune(pool, &mut rand::thread_rng());

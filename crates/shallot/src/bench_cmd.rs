@@ -372,3 +372,197 @@ async fn run_scenario(net: &LocalNet, args: &BenchNodeArgs, scenario: Scenario) 
         rss_mib: (rss_before, nodes_rss_mib(net)),
     })
 }
+
+/// Flags of `shallot bench e2e`.
+#[derive(Args, Debug)]
+pub struct BenchE2eArgs {
+    /// Messages Alice sends Bob per mode (push, then polling)
+    #[arg(long, default_value_t = 1000)]
+    messages: usize,
+    /// Devnet nodes (14 gives two swarms of 7)
+    #[arg(long, default_value_t = 14)]
+    nodes: usize,
+    /// Third octet of the devnet's 127.0.N.x addresses
+    #[arg(long, default_value_t = 79)]
+    subnet: u8,
+}
+
+/// "model (N cores)" of this machine, from /proc/cpuinfo.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, m)| m.trim())
+        .to_owned();
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{} — {model}, {cores} cores available", host.trim())
+}
+
+/// When each hash became visible to Bob.
+type Arrivals = std::sync::Mutex<std::collections::HashMap<String, Instant>>;
+
+/// Sends `count` messages one after another and returns each one's send-start → visible time
+/// (µs), waiting up to 10 s per message; the second value counts messages never seen.
+async fn timed_sends(
+    alice: &shallot_client::Messenger,
+    bob: &shallot_proto::SessionId,
+    arrivals: &Arrivals,
+    count: usize,
+    label: &str,
+) -> Result<(Vec<u32>, usize)> {
+    let mut latencies = Vec::with_capacity(count);
+    let mut lost = 0;
+    for i in 0..count {
+        let start = Instant::now();
+        let sent = alice
+            .send(bob, &format!("bench {label} {i}"))
+            .await
+            .context("sending failed")?;
+        let deadline = start + Duration::from_secs(10);
+        loop {
+            let seen = arrivals
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&sent.hash)
+                .copied();
+            if let Some(at) = seen {
+                let us = at.saturating_duration_since(start).as_micros();
+                latencies.push(u32::try_from(us).unwrap_or(u32::MAX));
+                break;
+            }
+            if Instant::now() > deadline {
+                lost += 1;
+                break;
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        if (i + 1) % 100 == 0 {
+            eprint!("\r  {label}: {}/{count}   ", i + 1);
+        }
+    }
+    eprintln!();
+    latencies.sort_unstable();
+    Ok((latencies, lost))
+}
+
+fn print_latencies(label: &str, sorted: &[u32], lost: usize) {
+    let mean = if sorted.is_empty() {
+        0.0
+    } else {
+        #[allow(clippy::cast_precision_loss)]
+        let mean = sorted.iter().map(|&v| f64::from(v)).sum::<f64>() / sorted.len() as f64;
+        mean / 1000.0
+    };
+    println!(
+        "{label:<8} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6}",
+        sorted.len(),
+        percentile(sorted, 0.50),
+        percentile(sorted, 0.95),
+        percentile(sorted, 0.99),
+        mean,
+        lost
+    );
+}
+
+/// Runs `shallot bench e2e`.
+pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
+    use shallot_client::push;
+    use std::sync::Arc;
+
+    if args.messages == 0 {
+        bail!("--messages must be at least 1");
+    }
+    eprintln!("starting a devnet of {} nodes …", args.nodes);
+    let net = crate::demo_cmd::TempDevnet::start(args.nodes, args.subnet, false)?;
+    let seed = *net.node_addrs()?.first().context("no nodes")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result: Result<()> = runtime.block_on(async {
+        let new = || Identity::generate(&mut rand::rngs::OsRng);
+        let bob_id = new();
+        let alice =
+            crate::demo_cmd::new_account(&net.dir().join("alice"), new(), seed, args.nodes).await?;
+        let bob = Arc::new(
+            crate::demo_cmd::new_account(&net.dir().join("bob"), bob_id.clone(), seed, args.nodes)
+                .await?,
+        );
+        let bob_sid = bob.session_id();
+
+        // (a) Push: Bob holds a subscription; a message counts when its notification decrypts.
+        let arrivals = Arc::new(Arrivals::default());
+        let mut subscription = push::subscribe(bob.client(), &bob_id);
+        if !subscription.wait_connected(Duration::from_secs(20)).await {
+            bail!("no swarm member accepted Bob's push subscription");
+        }
+        let consumer = {
+            let (bob, arrivals) = (Arc::clone(&bob), Arc::clone(&arrivals));
+            tokio::spawn(async move {
+                while let Some(note) = subscription.next().await {
+                    if let Ok(Some(m)) = bob.accept_pushed(&note) {
+                        let at = Instant::now();
+                        arrivals
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(m.hash, at);
+                    }
+                }
+            })
+        };
+        eprintln!("sending {} messages with push …", args.messages);
+        let (push_lat, push_lost) =
+            timed_sends(&alice, &bob_sid, &arrivals, args.messages, "push").await?;
+        consumer.abort();
+
+        // (b) Polling: Bob polls back to back; a message counts when a retrieve returns it.
+        let arrivals = Arc::new(Arrivals::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let (bob, arrivals, stop) =
+                (Arc::clone(&bob), Arc::clone(&arrivals), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut polls = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    polls += 1;
+                    if let Ok(messages) = bob.receive().await {
+                        let at = Instant::now();
+                        let mut map = arrivals
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        for m in messages {
+                            map.insert(m.hash, at);
+                        }
+                    }
+                }
+                polls
+            })
+        };
+        eprintln!("sending {} messages with polling …", args.messages);
+        let (poll_lat, poll_lost) =
+            timed_sends(&alice, &bob_sid, &arrivals, args.messages, "poll").await?;
+        stop.store(true, Ordering::Relaxed);
+        let polls = poller.await.unwrap_or(0);
+
+        println!("\nshallot bench e2e: send start → visible at the recipient (ms)");
+        println!("machine: {}", machine());
+        println!(
+            "devnet: {} nodes, 3-hop onion paths, sequential sends (store + sync copy)",
+            args.nodes
+        );
+        println!(
+            "{:<8} {:>6} {:>9} {:>9} {:>9} {:>9} {:>6}",
+            "mode", "n", "p50", "p95", "p99", "mean", "lost"
+        );
+        print_latencies("push", &push_lat, push_lost);
+        print_latencies("polling", &poll_lat, poll_lost);
+        println!("(polling: {polls} back-to-back polls of 2 swarm members each)");
+        Ok(())
+    });
+    drop(runtime);
+    drop(net);
+    result
+}

@@ -10,6 +10,7 @@ use shallot_client::AccountStore;
 use shallot_proto::{mnemonic, Identity};
 
 mod bench_cmd;
+mod demo_cmd;
 mod devnet_cmd;
 mod directory_cmd;
 mod msg_cmd;
@@ -35,8 +36,10 @@ enum Command {
     Account(AccountCommand),
     /// Run a service node: store messages for its swarm, relay onion requests
     Node(node_cmd::NodeArgs),
-    /// Run the devnet directory: a simulated Oxen chain serving oxend's JSON-RPC
-    Directory(directory_cmd::DirectoryArgs),
+    /// The devnet directory: run it (a simulated Oxen chain serving oxend's JSON-RPC) or
+    /// administer stakes on it
+    #[command(subcommand)]
+    Directory(directory_cmd::DirectoryCommand),
     /// A whole network on this machine: directory plus node processes
     #[command(subcommand)]
     Devnet(devnet_cmd::DevnetCommand),
@@ -55,6 +58,9 @@ enum BenchCommand {
     /// Start two local nodes and drive them over HTTPS: store, retrieve and onion throughput,
     /// latency percentiles, and node CPU time per request
     Node(bench_cmd::BenchNodeArgs),
+    /// Start a devnet and time messages from send until visible at the recipient, with push
+    /// notifications and with polling: p50/p95/p99 and mean
+    E2e(bench_cmd::BenchE2eArgs),
 }
 
 #[derive(Subcommand)]
@@ -108,7 +114,8 @@ fn main() -> Result<()> {
         Command::Account(cmd) => account(&AccountStore::new(dir), cmd),
         Command::Node(args) => node_cmd::run(args, &dir),
         Command::Bench(BenchCommand::Node(args)) => bench_cmd::run(&args),
-        Command::Directory(args) => directory_cmd::run(args),
+        Command::Bench(BenchCommand::E2e(args)) => bench_cmd::run_e2e(&args),
+        Command::Directory(command) => directory_cmd::run(command),
         Command::Devnet(command) => devnet_cmd::run(command, &dir),
         Command::Send(args) => msg_cmd::send(&args, &dir),
         Command::Inbox(args) => msg_cmd::inbox(&args, &dir),

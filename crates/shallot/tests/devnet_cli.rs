@@ -47,6 +47,46 @@ fn devnet_up_forms_two_swarms_and_goes_down_cleanly() {
     swarms.dedup();
     assert_eq!(swarms.len(), 2, "14 nodes form two swarms: {text}");
 
+    // The directory admin CLI: ledger, a node's history, registering a new node.
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("devnet.json")).unwrap())
+            .unwrap();
+    let url = format!(
+        "http://{}/json_rpc",
+        state["directory_addr"].as_str().unwrap()
+    );
+    let first = state["nodes"][0]["ed25519"].as_str().unwrap().to_owned();
+    let (ok, ledger) = shallot(&["directory", "ledger", "--url", &url]);
+    assert!(ok && ledger.contains("operator1"), "{ledger}");
+    let (ok, history) = shallot(&["directory", "history", &first, "--url", &url]);
+    assert!(ok && history.contains("history"), "{history}");
+    let newcomer = shallot_proto::Identity::from_seed([5; 32])
+        .ed25519_public()
+        .to_hex();
+    let (ok, text) = shallot(&[
+        "directory",
+        "register",
+        &newcomer,
+        "--operator",
+        "me",
+        "--url",
+        &url,
+    ]);
+    assert!(ok, "{text}");
+    let (ok, text) = shallot(&[
+        "directory",
+        "register",
+        &newcomer,
+        "--operator",
+        "me",
+        "--url",
+        &url,
+    ]);
+    assert!(
+        !ok && text.contains("refused"),
+        "registering twice must fail clearly: {text}"
+    );
+
     // A second `up` on a running devnet is refused.
     let (ok, text) = shallot(&["devnet", "up", "--dir", d]);
     assert!(!ok && text.contains("already running"), "{text}");
