@@ -14,7 +14,7 @@ use shallot_client::{
 };
 use shallot_proto::{Identity, SessionId};
 
-use crate::devnet_cmd::{self, DirArgs, UpArgs};
+use crate::devnet_cmd::{self, DevnetConfig};
 
 /// Flags of `shallot devnet demo`.
 #[derive(Args, Debug)]
@@ -48,14 +48,10 @@ impl TempDevnet {
         // The guard exists before any process does, so a failing `up` is cleaned up too.
         let net = Self { dir, keep };
         devnet_cmd::up(
-            &UpArgs {
+            &DevnetConfig {
                 nodes,
-                block_time_ms: 1000,
-                time_scale: 60,
                 subnet,
-                dir: DirArgs {
-                    dir: Some(net.dir.clone()),
-                },
+                ..DevnetConfig::default()
             },
             &net.dir,
         )?;

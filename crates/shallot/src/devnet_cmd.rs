@@ -55,21 +55,78 @@ pub struct NodeArgs {
 /// Flags of `shallot devnet up`.
 #[derive(Args, Debug)]
 pub struct UpArgs {
-    /// Number of nodes (14 gives two swarms of 7: the swarm algorithm opens a new swarm only
-    /// when enough spare nodes accumulate)
-    #[arg(long, default_value_t = 14)]
-    pub nodes: usize,
-    /// Milliseconds between blocks
-    #[arg(long, default_value_t = 1000)]
-    pub block_time_ms: u64,
-    /// Speed-up of the chain's rule durations (proofs, credit, locks)
-    #[arg(long, default_value_t = 60)]
-    pub time_scale: u32,
-    /// Third octet of the nodes' 127.0.N.x addresses
-    #[arg(long, default_value_t = 77)]
-    pub subnet: u8,
+    /// Devnet config file (TOML keys: nodes, block_time_ms, time_scale, subnet); flags override
+    /// it. `up` writes the config it used to <dir>/devnet.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Number of nodes [default: 14, which gives two swarms of 7: the swarm algorithm opens a
+    /// new swarm only when enough spare nodes accumulate]
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// Milliseconds between blocks [default: 1000]
+    #[arg(long)]
+    pub block_time_ms: Option<u64>,
+    /// Speed-up of the chain's rule durations: proofs, credit, locks [default: 60]
+    #[arg(long)]
+    pub time_scale: Option<u32>,
+    /// Third octet of the nodes' 127.0.N.x addresses [default: 77]
+    #[arg(long)]
+    pub subnet: Option<u8>,
     #[command(flatten)]
     pub dir: DirArgs,
+}
+
+/// Everything that describes a devnet; the TOML form of `devnet up --config`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DevnetConfig {
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Milliseconds between blocks.
+    pub block_time_ms: u64,
+    /// Speed-up of the chain's rule durations.
+    pub time_scale: u32,
+    /// Third octet of the nodes' addresses.
+    pub subnet: u8,
+}
+
+impl Default for DevnetConfig {
+    fn default() -> Self {
+        Self {
+            nodes: 14,
+            block_time_ms: 1000,
+            time_scale: 60,
+            subnet: 77,
+        }
+    }
+}
+
+impl UpArgs {
+    /// The config file (if any) with the flags applied on top.
+    fn resolve(&self) -> Result<DevnetConfig> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("could not read {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("invalid devnet config {}", path.display()))?
+            }
+            None => DevnetConfig::default(),
+        };
+        if let Some(nodes) = self.nodes {
+            config.nodes = nodes;
+        }
+        if let Some(ms) = self.block_time_ms {
+            config.block_time_ms = ms;
+        }
+        if let Some(scale) = self.time_scale {
+            config.time_scale = scale;
+        }
+        if let Some(subnet) = self.subnet {
+            config.subnet = subnet;
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -333,7 +390,7 @@ fn print_table(dir: &Path, state: &DevnetState) -> Result<()> {
 pub fn run(command: DevnetCommand, data_dir: &Path) -> Result<()> {
     let pick = |d: &DirArgs| d.dir.clone().unwrap_or_else(|| data_dir.join("devnet"));
     match command {
-        DevnetCommand::Up(args) => up(&args, &pick(&args.dir)),
+        DevnetCommand::Up(args) => up(&args.resolve()?, &pick(&args.dir)),
         DevnetCommand::Status(d) => {
             let dir = pick(&d);
             print_table(&dir, &load(&dir)?)
@@ -399,7 +456,7 @@ fn node_signal(dir: &Path, node: usize, sig: &str) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn up(args: &UpArgs, dir: &Path) -> Result<()> {
+pub(crate) fn up(args: &DevnetConfig, dir: &Path) -> Result<()> {
     if let Ok(state) = load(dir) {
         if alive(state.directory_pid) || state.nodes.iter().any(|n| alive(n.pid)) {
             bail!(
@@ -412,6 +469,8 @@ pub(crate) fn up(args: &UpArgs, dir: &Path) -> Result<()> {
         bail!("--nodes must be between 1 and 254");
     }
     std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("devnet.toml"), toml::to_string(args)?)
+        .context("could not write devnet.toml")?;
     let started = Instant::now();
     let directory_addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     eprintln!("starting the directory on {directory_addr} …");

@@ -19,19 +19,25 @@ fn shallot(args: &[&str]) -> (bool, String) {
 fn devnet_up_forms_two_swarms_and_goes_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
+    // One config file describes the devnet; a flag overrides it.
+    let config = dir.path().join("my-devnet.toml");
+    std::fs::write(&config, "nodes = 9\nsubnet = 91\nblock_time_ms = 200\n").unwrap();
     let (ok, text) = shallot(&[
         "devnet",
         "up",
+        "--config",
+        config.to_str().unwrap(),
         "--nodes",
         "14",
-        "--subnet",
-        "91",
-        "--block-time-ms",
-        "200",
         "--dir",
         d,
     ]);
     assert!(ok, "{text}");
+    let used = std::fs::read_to_string(dir.path().join("devnet.toml")).unwrap();
+    assert!(
+        used.contains("nodes = 14") && used.contains("block_time_ms = 200"),
+        "{used}"
+    );
     let rows: Vec<&str> = text.lines().filter(|l| l.contains("127.0.91.")).collect();
     assert_eq!(rows.len(), 14, "{text}");
     assert!(
