@@ -102,9 +102,15 @@ impl Default for DevnetConfig {
 }
 
 impl UpArgs {
-    /// The config file (if any) with the flags applied on top.
-    fn resolve(&self) -> Result<DevnetConfig> {
-        let mut config = match &self.config {
+    /// The config file (if any; else the one a previous `up` recorded in `dir`) with the flags
+    /// applied on top, so `up` on a stopped devnet restarts the same network.
+    fn resolve(&self, dir: &Path) -> Result<DevnetConfig> {
+        let recorded = dir.join("devnet.toml");
+        let file = self
+            .config
+            .clone()
+            .or_else(|| recorded.exists().then_some(recorded));
+        let mut config = match &file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("could not read {}", path.display()))?;
@@ -276,11 +282,22 @@ fn create_and_register(dir: &Path, state: &DevnetState, index: usize) -> Result<
         .as_u64()
         .context("directory did not say the staking requirement")?;
     let ed25519 = identity.ed25519_public().to_hex();
-    rpc(
+    // On a restarted devnet the chain already knows the node: keep its registration.
+    let known = rpc(
         state.directory_addr,
-        "devnet_register_service_node",
-        &json!({"pubkey": ed25519, "reservations": [{"address": format!("operator{index}"), "amount": stake}]}),
+        "get_service_nodes",
+        &json!({"service_node_pubkeys": [ed25519], "fields": {"service_node_pubkey": true}}),
     )?;
+    let registered = known["service_node_states"]
+        .as_array()
+        .is_some_and(|nodes| !nodes.is_empty());
+    if !registered {
+        rpc(
+            state.directory_addr,
+            "devnet_register_service_node",
+            &json!({"pubkey": ed25519, "reservations": [{"address": format!("operator{index}"), "amount": stake}]}),
+        )?;
+    }
     Ok(NodeEntry {
         index,
         addr: SocketAddr::from((ip, port)),
@@ -390,7 +407,10 @@ fn print_table(dir: &Path, state: &DevnetState) -> Result<()> {
 pub fn run(command: DevnetCommand, data_dir: &Path) -> Result<()> {
     let pick = |d: &DirArgs| d.dir.clone().unwrap_or_else(|| data_dir.join("devnet"));
     match command {
-        DevnetCommand::Up(args) => up(&args.resolve()?, &pick(&args.dir)),
+        DevnetCommand::Up(args) => {
+            let dir = pick(&args.dir);
+            up(&args.resolve(&dir)?, &dir)
+        }
         DevnetCommand::Status(d) => {
             let dir = pick(&d);
             print_table(&dir, &load(&dir)?)
@@ -456,6 +476,7 @@ fn node_signal(dir: &Path, node: usize, sig: &str) -> Result<()> {
     Ok(())
 }
 
+/// Starts a devnet; if anything fails after processes were started, stops them again.
 pub(crate) fn up(args: &DevnetConfig, dir: &Path) -> Result<()> {
     if let Ok(state) = load(dir) {
         if alive(state.directory_pid) || state.nodes.iter().any(|n| alive(n.pid)) {
@@ -465,6 +486,15 @@ pub(crate) fn up(args: &DevnetConfig, dir: &Path) -> Result<()> {
             );
         }
     }
+    let result = start_all(args, dir);
+    if result.is_err() {
+        eprintln!("start-up failed; stopping what was started …");
+        let _ = down(dir);
+    }
+    result
+}
+
+fn start_all(args: &DevnetConfig, dir: &Path) -> Result<()> {
     if args.nodes == 0 || args.nodes > 254 {
         bail!("--nodes must be between 1 and 254");
     }

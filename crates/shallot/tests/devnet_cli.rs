@@ -112,6 +112,19 @@ fn devnet_up_forms_two_swarms_and_goes_down_cleanly() {
 
     let (ok, text) = shallot(&["devnet", "down", "--dir", d]);
     assert!(ok, "{text}");
+
+    // `up` on the stopped devnet restarts the same network (same nodes, same config).
+    let (ok, text) = shallot(&["devnet", "up", "--dir", d]);
+    assert!(ok, "{text}");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("127.0.91.") && l.contains("active"))
+            .count(),
+        14,
+        "{text}"
+    );
+    let (ok, text) = shallot(&["devnet", "down", "--dir", d]);
+    assert!(ok, "{text}");
     let (ok, status) = shallot(&["devnet", "status", "--dir", d]);
     assert!(ok && status.contains("directory not running"), "{status}");
     let stopped = status
