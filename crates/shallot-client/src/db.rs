@@ -81,6 +81,12 @@ const MIGRATIONS: &[&str] = &[
         name TEXT PRIMARY KEY,
         data BLOB NOT NULL            -- sealed JSON
     );",
+    // v2: message requests, disappearing messages, unsend.
+    "ALTER TABLE conversations ADD COLUMN state INTEGER NOT NULL DEFAULT 1; -- ConversationState
+    ALTER TABLE conversations ADD COLUMN expire_mode INTEGER NOT NULL DEFAULT 0; -- ExpireSetting
+    ALTER TABLE conversations ADD COLUMN expire_secs INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN expires_ms INTEGER; -- local deletion time, if any
+    ALTER TABLE messages ADD COLUMN sync_hash TEXT;     -- our sync copy's hash (sent messages)",
 ];
 
 /// A database failure.
@@ -143,6 +149,71 @@ impl MessageState {
     }
 }
 
+/// Whether we talk with a contact (message requests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationState {
+    /// They wrote to us first and we have not answered: a message request.
+    Requested,
+    /// An accepted contact (we accepted their request, or wrote to them).
+    Accepted,
+    /// We declined their request (a new message makes a new request).
+    Declined,
+    /// Everything they send is dropped.
+    Blocked,
+}
+
+impl ConversationState {
+    fn to_sql(self) -> i64 {
+        match self {
+            Self::Requested => 0,
+            Self::Accepted => 1,
+            Self::Declined => 2,
+            Self::Blocked => 3,
+        }
+    }
+
+    fn from_sql(v: i64) -> Self {
+        match v {
+            0 => Self::Requested,
+            2 => Self::Declined,
+            3 => Self::Blocked,
+            _ => Self::Accepted,
+        }
+    }
+}
+
+/// A conversation's disappearing-messages setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Disappearing {
+    /// Messages stay.
+    #[default]
+    Off,
+    /// Messages disappear this many seconds after they are sent.
+    AfterSend(u32),
+    /// Messages disappear this many seconds after they are read.
+    AfterRead(u32),
+}
+
+impl Disappearing {
+    fn to_sql(self) -> (i64, i64) {
+        match self {
+            Self::Off => (0, 0),
+            Self::AfterRead(s) => (1, i64::from(s)),
+            Self::AfterSend(s) => (2, i64::from(s)),
+        }
+    }
+
+    fn from_sql(mode: i64, secs: i64) -> Self {
+        let secs = u32::try_from(secs).unwrap_or(0);
+        match mode {
+            _ if secs == 0 => Self::Off,
+            1 => Self::AfterRead(secs),
+            2 => Self::AfterSend(secs),
+            _ => Self::Off,
+        }
+    }
+}
+
 /// One message as kept locally.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
@@ -171,6 +242,10 @@ pub struct Conversation {
     pub name: Option<String>,
     /// Time of the last message, ms.
     pub last_ms: u64,
+    /// Request, accepted, declined or blocked.
+    pub state: ConversationState,
+    /// Disappearing-messages setting.
+    pub disappearing: Disappearing,
 }
 
 /// The client database of one account.
@@ -341,19 +416,23 @@ impl Db {
 
     /// All conversations, most recent first.
     pub fn conversations(&self) -> Result<Vec<Conversation>, DbError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, name, last_ms FROM conversations ORDER BY last_ms DESC")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT id, name, last_ms, state, expire_mode, expire_secs FROM conversations
+                 ORDER BY last_ms DESC",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, Option<Vec<u8>>>(1)?,
                 r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, name, last_ms) = row?;
+            let (id, name, last_ms, state, mode, secs) = row?;
             let name = name
                 .map(|n| self.open_string(&aad("conversations", "name", &id), &n))
                 .transpose()?;
@@ -363,6 +442,8 @@ impl Db {
                     .map_err(|_| DbError::Corrupt("conversations.id".into()))?,
                 name,
                 last_ms: to_u64(last_ms),
+                state: ConversationState::from_sql(state),
+                disappearing: Disappearing::from_sql(mode, secs),
             });
         }
         Ok(out)
@@ -390,12 +471,28 @@ impl Db {
 
     /// Stores a message (and its conversation) unless one with the same id exists; returns
     /// whether it was new. Its id is marked seen.
+    ///
+    /// An incoming message from someone new (or declined) makes a message request; an outgoing
+    /// one makes the other party an accepted contact (unless blocked).
     pub fn insert_message(&mut self, m: &StoredMessage) -> Result<bool, DbError> {
         let tx = self.conn.transaction()?;
+        let state = match m.direction {
+            Direction::Incoming => ConversationState::Requested,
+            Direction::Outgoing => ConversationState::Accepted,
+        };
         tx.execute(
-            "INSERT INTO conversations (id, created_ms, last_ms) VALUES (?1, ?2, ?2)
-             ON CONFLICT(id) DO UPDATE SET last_ms = max(last_ms, excluded.last_ms)",
-            params![m.conversation.to_string(), to_i64(m.timestamp)],
+            "INSERT INTO conversations (id, created_ms, last_ms, state) VALUES (?1, ?2, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET last_ms = max(last_ms, excluded.last_ms),
+                 state = CASE
+                     WHEN state = 3 THEN 3
+                     WHEN excluded.state = 1 THEN 1
+                     WHEN state = 2 THEN 0
+                     ELSE state END",
+            params![
+                m.conversation.to_string(),
+                to_i64(m.timestamp),
+                state.to_sql()
+            ],
         )?;
         let (state, stored_on) = m.state.to_sql();
         let sender = seal_with(
@@ -429,6 +526,149 @@ impl Db {
         )?;
         tx.commit()?;
         Ok(added == 1)
+    }
+
+    /// The state of the conversation with `contact` (`None` if there is none).
+    pub fn conversation_state(
+        &self,
+        contact: &SessionId,
+    ) -> Result<Option<ConversationState>, DbError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT state FROM conversations WHERE id = ?1",
+                params![contact.to_string()],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(ConversationState::from_sql))
+    }
+
+    /// Sets the state of the conversation with `contact`, creating it if needed.
+    pub fn set_conversation_state(
+        &self,
+        contact: &SessionId,
+        state: ConversationState,
+        now_ms: u64,
+    ) -> Result<(), DbError> {
+        self.conn.execute(
+            "INSERT INTO conversations (id, created_ms, last_ms, state) VALUES (?1, ?2, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET state = excluded.state",
+            params![contact.to_string(), to_i64(now_ms), state.to_sql()],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes the messages of the conversation with `contact` (their hashes stay seen).
+    pub fn clear_conversation(&self, contact: &SessionId) -> Result<usize, DbError> {
+        Ok(self.conn.execute(
+            "DELETE FROM messages WHERE conversation = ?1",
+            params![contact.to_string()],
+        )?)
+    }
+
+    /// The disappearing-messages setting of the conversation with `contact`.
+    pub fn disappearing(&self, contact: &SessionId) -> Result<Disappearing, DbError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT expire_mode, expire_secs FROM conversations WHERE id = ?1",
+                params![contact.to_string()],
+                |r| Ok(Disappearing::from_sql(r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    /// Sets the disappearing-messages setting of the conversation with `contact` (creating it
+    /// as accepted if new).
+    pub fn set_disappearing(
+        &self,
+        contact: &SessionId,
+        setting: Disappearing,
+        now_ms: u64,
+    ) -> Result<(), DbError> {
+        let (mode, secs) = setting.to_sql();
+        self.conn.execute(
+            "INSERT INTO conversations (id, created_ms, last_ms, expire_mode, expire_secs)
+             VALUES (?1, ?2, ?2, ?3, ?4)
+             ON CONFLICT(id) DO UPDATE SET expire_mode = excluded.expire_mode,
+                 expire_secs = excluded.expire_secs",
+            params![contact.to_string(), to_i64(now_ms), mode, secs],
+        )?;
+        Ok(())
+    }
+
+    /// Sets when a message disappears locally.
+    pub fn set_expires(&self, id: &str, expires_ms: u64) -> Result<(), DbError> {
+        self.conn.execute(
+            "UPDATE messages SET expires_ms = ?2 WHERE id = ?1",
+            params![id, to_i64(expires_ms)],
+        )?;
+        Ok(())
+    }
+
+    /// When a message disappears locally, if it does.
+    pub fn expires(&self, id: &str) -> Result<Option<u64>, DbError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT expires_ms FROM messages WHERE id = ?1",
+                params![id],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()?
+            .flatten()
+            .map(to_u64))
+    }
+
+    /// Deletes the messages whose disappearing time is at or before `now_ms`; returns how many.
+    pub fn delete_expired(&self, now_ms: u64) -> Result<usize, DbError> {
+        Ok(self.conn.execute(
+            "DELETE FROM messages WHERE expires_ms IS NOT NULL AND expires_ms <= ?1",
+            params![to_i64(now_ms)],
+        )?)
+    }
+
+    /// Records the hash of a sent message's sync copy in our own swarm.
+    pub fn set_sync_hash(&self, id: &str, sync_hash: &str) -> Result<(), DbError> {
+        self.conn.execute(
+            "UPDATE messages SET sync_hash = ?2 WHERE id = ?1",
+            params![id, sync_hash],
+        )?;
+        Ok(())
+    }
+
+    /// The hash of a sent message's sync copy, if recorded.
+    pub fn sync_hash(&self, id: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sync_hash FROM messages WHERE id = ?1",
+                params![id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Deletes one message locally; returns whether it existed.
+    pub fn delete_message(&self, id: &str) -> Result<bool, DbError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM messages WHERE id = ?1", params![id])?
+            == 1)
+    }
+
+    /// The ids of messages whose id starts with `prefix`.
+    pub fn find_messages(&self, prefix: &str) -> Result<Vec<String>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM messages WHERE substr(id, 1, length(?1)) = ?1")?;
+        let ids = stmt
+            .query_map(params![prefix], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ids)
     }
 
     /// Updates a message's delivery state.
@@ -628,6 +868,64 @@ mod tests {
 
     fn contains(haystack: &[u8], needle: &[u8]) -> bool {
         haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn conversation_states_follow_requests_and_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = user();
+        let mut db = Db::open_in_dir(dir.path(), &me).unwrap();
+        let (a, b) = (user().session_id(), user().session_id());
+        db.insert_message(&message("h1", a, "hi")).unwrap();
+        assert_eq!(
+            db.conversation_state(&a).unwrap(),
+            Some(ConversationState::Requested)
+        );
+        let mut out = message("h2", b, "hello");
+        out.direction = Direction::Outgoing;
+        out.sender = me.session_id();
+        db.insert_message(&out).unwrap();
+        assert_eq!(
+            db.conversation_state(&b).unwrap(),
+            Some(ConversationState::Accepted)
+        );
+        db.insert_message(&message("h3", b, "reply")).unwrap();
+        assert_eq!(
+            db.conversation_state(&b).unwrap(),
+            Some(ConversationState::Accepted),
+            "a reply from a contact stays accepted"
+        );
+        db.set_conversation_state(&a, ConversationState::Declined, 1)
+            .unwrap();
+        db.insert_message(&message("h4", a, "again")).unwrap();
+        assert_eq!(
+            db.conversation_state(&a).unwrap(),
+            Some(ConversationState::Requested),
+            "a new message after a decline is a new request"
+        );
+        db.set_conversation_state(&a, ConversationState::Blocked, 1)
+            .unwrap();
+        let mut out = message("h5", a, "sorry");
+        out.direction = Direction::Outgoing;
+        db.insert_message(&out).unwrap();
+        assert_eq!(
+            db.conversation_state(&a).unwrap(),
+            Some(ConversationState::Blocked)
+        );
+
+        db.set_disappearing(&b, Disappearing::AfterRead(30), 1)
+            .unwrap();
+        assert_eq!(db.disappearing(&b).unwrap(), Disappearing::AfterRead(30));
+        db.set_expires("h2", 5_000).unwrap();
+        assert_eq!(db.expires("h2").unwrap(), Some(5_000));
+        assert_eq!(db.delete_expired(4_999).unwrap(), 0);
+        assert_eq!(db.delete_expired(5_000).unwrap(), 1);
+        assert!(db.message("h2").unwrap().is_none());
+        assert!(
+            db.is_seen("h2").unwrap(),
+            "an expired message is not shown again"
+        );
+        assert_eq!(db.find_messages("h").unwrap().len(), 4);
     }
 
     #[test]

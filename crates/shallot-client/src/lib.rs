@@ -25,7 +25,9 @@ pub mod swarm;
 pub mod timeouts;
 
 pub use clock::{NetworkClock, SystemTimeSource, TimeSource};
-pub use db::{Db, DbError, Direction, MessageState, StoredMessage};
+pub use db::{
+    ConversationState, Db, DbError, Direction, Disappearing, MessageState, StoredMessage,
+};
 pub use error::{Error, ErrorKind};
 pub use messenger::{Messenger, MessengerError, ReceivedMessage, SentMessage};
 pub use onion_client::{ClientConfig, OnionClient, Route};

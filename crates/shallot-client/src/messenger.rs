@@ -9,14 +9,20 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rand::seq::SliceRandom;
 use serde_json::Value;
+use shallot_directory::NodeRecord;
 use shallot_proto::message_hash::MessageHash;
-use shallot_proto::rpc::{Auth, Request, Retrieve, RetrieveAuth, Store};
-use shallot_proto::session::protos::Content;
+use shallot_proto::namespace::NamespaceSelector;
+use shallot_proto::rpc::{Auth, Delete, DeleteAll, Expire, Request, Retrieve, RetrieveAuth, Store};
+use shallot_proto::session::protos::{
+    Content, ExpirationType, MessageRequestResponse, UnsendRequest,
+};
 use shallot_proto::session::{unwrap_incoming, wrap_for_recipient};
-use shallot_proto::signing::SignedRequest;
+use shallot_proto::signing::{ExpireMode, SignedRequest};
 use shallot_proto::{AccountId, Identity, Namespace, SessionId};
 
-use crate::db::{Db, DbError, Direction, MessageState, StoredMessage};
+use crate::db::{
+    ConversationState, Db, DbError, Direction, Disappearing, MessageState, StoredMessage,
+};
 use crate::error::Error;
 use crate::onion_client::OnionClient;
 use crate::pool::SnapshotNode;
@@ -91,8 +97,35 @@ impl std::fmt::Debug for Messenger {
 
 /// What one retrieved item turned out to be.
 enum Verdict {
-    Show(StoredMessage),
+    Show(StoredMessage, Disappearing),
+    /// The sender approved our message request.
+    Approved(SessionId),
+    /// The sender asks us to delete their message with this timestamp.
+    Unsend {
+        author: SessionId,
+        timestamp: u64,
+    },
     Drop(String),
+}
+
+/// Network work left over by processing retrieved items.
+#[derive(Default)]
+struct FollowUp {
+    /// Our swarm copies to shorten, with their new expiry (after-read timers).
+    expire: Vec<(String, u64)>,
+    /// Our swarm copies to delete (unsent by their author).
+    delete: Vec<String>,
+}
+
+/// The disappearing setting a received `Content` carries.
+fn content_disappearing(content: &Content) -> Disappearing {
+    let secs = content.expiration_timer.unwrap_or(0);
+    match content.expiration_type.map(ExpirationType::try_from) {
+        _ if secs == 0 => Disappearing::Off,
+        Some(Ok(ExpirationType::DeleteAfterRead)) => Disappearing::AfterRead(secs),
+        Some(Ok(ExpirationType::DeleteAfterSend)) => Disappearing::AfterSend(secs),
+        _ => Disappearing::Off,
+    }
 }
 
 impl Messenger {
@@ -150,6 +183,7 @@ impl Messenger {
         to: &SessionId,
         content: &Content,
         timestamp: u64,
+        ttl_ms: u64,
     ) -> Result<Store, MessengerError> {
         let data = wrap_for_recipient(
             &self.identity,
@@ -167,7 +201,7 @@ impl Messenger {
             account: to.account(),
             namespace: Namespace::DEFAULT,
             timestamp: ts,
-            expiry: ts.saturating_add(i64::try_from(MESSAGE_TTL_MS).unwrap_or(i64::MAX)),
+            expiry: ts.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
             data,
             auth: None,
         })
@@ -182,15 +216,33 @@ impl Messenger {
         text: &str,
     ) -> Result<SentMessage, MessengerError> {
         let timestamp = self.client.clock().now_ms();
-        let content = Content::text(text, timestamp);
-        let store = self.store_request(recipient, &content, timestamp)?;
+        let mut content = Content::text(text, timestamp);
+        let disappearing = self.db().disappearing(recipient)?;
+        // After send: both copies live `secs`. After read: the recipient's copy waits to be read
+        // (14 days), and ours (we have read it) lives `secs` from now.
+        let (ttl, sync_ttl, local_expiry) = match disappearing {
+            Disappearing::Off => (MESSAGE_TTL_MS, MESSAGE_TTL_MS, None),
+            Disappearing::AfterSend(secs) | Disappearing::AfterRead(secs) => {
+                let ms = u64::from(secs) * 1000;
+                content.expiration_timer = Some(secs);
+                let (kind, ttl) = if matches!(disappearing, Disappearing::AfterSend(_)) {
+                    (ExpirationType::DeleteAfterSend, ms)
+                } else {
+                    (ExpirationType::DeleteAfterRead, MESSAGE_TTL_MS)
+                };
+                content.expiration_type = Some(kind as i32);
+                (ttl, ms, Some(timestamp + ms))
+            }
+        };
+        let store = self.store_request(recipient, &content, timestamp, ttl)?;
         let hash = store.hash().to_string();
 
         let mut sync_content = content;
         if let Some(data) = sync_content.data_message.as_mut() {
             data.sync_target = Some(recipient.to_string());
         }
-        let sync_store = self.store_request(&self.session_id(), &sync_content, timestamp)?;
+        let sync_store =
+            self.store_request(&self.session_id(), &sync_content, timestamp, sync_ttl)?;
         let sync_hash = sync_store.hash().to_string();
 
         {
@@ -206,6 +258,10 @@ impl Messenger {
             })?;
             // Our own sync copy comes back on the next poll: it is this message, not a new one.
             db.mark_seen(&sync_hash, Some(&hash))?;
+            db.set_sync_hash(&hash, &sync_hash)?;
+            if let Some(at) = local_expiry {
+                db.set_expires(&hash, at)?;
+            }
         }
 
         let stored_on = match self
@@ -282,6 +338,7 @@ impl Messenger {
     /// malformed, forged or misaddressed data is dropped with a log line.
     pub async fn receive(&self) -> Result<Vec<ReceivedMessage>, MessengerError> {
         let account = self.account();
+        self.db().delete_expired(self.client.clock().now_ms())?;
         let mut members = self.client.swarm(&account).await?;
         members.shuffle(&mut rand::thread_rng());
 
@@ -333,13 +390,17 @@ impl Messenger {
 
         let mut batch_seen = HashSet::new();
         let mut shown = Vec::new();
+        let mut follow = FollowUp::default();
         for (_, _, messages) in &answers {
             for item in messages {
-                if let Some(m) = self.process(&account, item, &mut batch_seen)? {
+                if let Some(m) = self.process(&account, item, &mut batch_seen, &mut follow)? {
                     shown.push(m);
                 }
             }
         }
+        // A message unsent by its author in the same batch is not shown at all.
+        shown.retain(|m| !follow.delete.contains(&m.hash));
+        self.follow_up(follow).await;
         // Cursors move only once everything before them is persisted.
         {
             let db = self.db();
@@ -372,7 +433,243 @@ impl Messenger {
             "hash": note.hash,
             "data": shallot_proto::b64::encode(data),
         });
-        self.process(&account, &item, &mut HashSet::new())
+        let mut follow = FollowUp::default();
+        let shown = self.process(&account, &item, &mut HashSet::new(), &mut follow)?;
+        if !follow.expire.is_empty() || !follow.delete.is_empty() {
+            // Pushes arrive inside the runtime: do the network part in the background.
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                let requests = self.follow_up_requests(follow);
+                let client = self.client.clone();
+                handle.spawn(async move {
+                    for request in requests {
+                        if let Err(e) = client.request_swarm(&account, &request).await {
+                            tracing::warn!("could not update our swarm copies: {e}");
+                        }
+                    }
+                });
+            }
+        }
+        Ok(shown)
+    }
+
+    /// The signature fields for a request we sign with our own key.
+    fn auth(&self, message: &[u8]) -> Auth {
+        Auth {
+            signature: self.identity.sign(message),
+            pubkey_ed25519: Some(self.identity.ed25519_public()),
+            subaccount: None,
+        }
+    }
+
+    /// A signed `delete` of `hashes` (invalid ones skipped) from our swarm.
+    fn delete_request(&self, hashes: &[String]) -> Option<Request> {
+        let messages: Vec<MessageHash> = hashes.iter().filter_map(|h| h.parse().ok()).collect();
+        if messages.is_empty() {
+            return None;
+        }
+        let auth = self.auth(
+            &SignedRequest::Delete {
+                messages: &messages,
+            }
+            .message(),
+        );
+        Some(Request::Delete(Delete {
+            account: self.account(),
+            auth,
+            messages,
+            required: false,
+        }))
+    }
+
+    /// A signed `expire` (shorten only) of `hashes` in our swarm to `expiry`.
+    fn expire_request(&self, hashes: &[String], expiry: u64) -> Option<Request> {
+        let messages: Vec<MessageHash> = hashes.iter().filter_map(|h| h.parse().ok()).collect();
+        if messages.is_empty() {
+            return None;
+        }
+        let expiries = vec![expiry];
+        let auth = self.auth(
+            &SignedRequest::Expire {
+                mode: ExpireMode::Shorten,
+                expiries: &expiries,
+                messages: &messages,
+            }
+            .message(),
+        );
+        Some(Request::Expire(Expire {
+            account: self.account(),
+            auth,
+            messages,
+            expiries,
+            mode: ExpireMode::Shorten,
+        }))
+    }
+
+    fn follow_up_requests(&self, follow: FollowUp) -> Vec<Request> {
+        let mut requests = Vec::new();
+        let mut by_expiry = std::collections::BTreeMap::<u64, Vec<String>>::new();
+        for (hash, expiry) in follow.expire {
+            by_expiry.entry(expiry).or_default().push(hash);
+        }
+        for (expiry, hashes) in by_expiry {
+            requests.extend(self.expire_request(&hashes, expiry));
+        }
+        requests.extend(self.delete_request(&follow.delete));
+        requests
+    }
+
+    /// Sends the expires and deletes processing asked for; failures are logged only.
+    async fn follow_up(&self, follow: FollowUp) {
+        for request in self.follow_up_requests(follow) {
+            if let Err(e) = self.client.request_swarm(&self.account(), &request).await {
+                tracing::warn!("could not update our swarm copies: {e}");
+            }
+        }
+    }
+
+    /// Sends a control message (no visible text) to `to`'s inbox; returns how many nodes stored it.
+    async fn send_control(&self, to: &SessionId, content: Content) -> Result<u32, MessengerError> {
+        let timestamp = content.sig_timestamp.unwrap_or(0);
+        let store = self.store_request(to, &content, timestamp, MESSAGE_TTL_MS)?;
+        self.db().mark_seen(&store.hash().to_string(), None)?;
+        let (_, body) = self
+            .client
+            .request_swarm(&to.account(), &Request::Store(store))
+            .await?;
+        Ok(count_stored(&body))
+    }
+
+    /// Accepts `contact`'s message request: they become a contact and are told so
+    /// (`MessageRequestResponse { isApproved: true }`).
+    pub async fn accept(&self, contact: &SessionId) -> Result<(), MessengerError> {
+        let now = self.client.clock().now_ms();
+        self.db()
+            .set_conversation_state(contact, ConversationState::Accepted, now)?;
+        let content = Content {
+            message_request_response: Some(MessageRequestResponse {
+                is_approved: Some(true),
+                ..MessageRequestResponse::default()
+            }),
+            sig_timestamp: Some(now),
+            ..Content::default()
+        };
+        self.send_control(contact, content).await?;
+        Ok(())
+    }
+
+    /// Declines `contact`'s message request: its messages are dropped (a later message from
+    /// them makes a new request). Nothing is sent.
+    pub fn decline(&self, contact: &SessionId) -> Result<(), MessengerError> {
+        let db = self.db();
+        db.clear_conversation(contact)?;
+        db.set_conversation_state(
+            contact,
+            ConversationState::Declined,
+            self.client.clock().now_ms(),
+        )?;
+        Ok(())
+    }
+
+    /// Blocks `contact`: everything they send from now on is dropped unseen.
+    pub fn block(&self, contact: &SessionId) -> Result<(), MessengerError> {
+        let db = self.db();
+        db.clear_conversation(contact)?;
+        db.set_conversation_state(
+            contact,
+            ConversationState::Blocked,
+            self.client.clock().now_ms(),
+        )?;
+        Ok(())
+    }
+
+    /// Sets the disappearing-messages timer of the conversation with `contact` for the messages
+    /// we send from now on.
+    pub fn set_disappearing(
+        &self,
+        contact: &SessionId,
+        setting: Disappearing,
+    ) -> Result<(), MessengerError> {
+        self.db()
+            .set_disappearing(contact, setting, self.client.clock().now_ms())?;
+        Ok(())
+    }
+
+    /// Deletes one of our sent messages for everyone: an `UnsendRequest` goes to the
+    /// recipient, our sync copy is deleted from our swarm, and the message from our database.
+    /// `id` is the message hash or an unambiguous prefix of it.
+    pub async fn unsend(&self, id: &str) -> Result<StoredMessage, MessengerError> {
+        let message = {
+            let db = self.db();
+            let ids = db.find_messages(id)?;
+            let [id] = ids.as_slice() else {
+                return Err(MessengerError::Build(if ids.is_empty() {
+                    "no such message".into()
+                } else {
+                    "ambiguous message id prefix".into()
+                }));
+            };
+            db.message(id)?
+                .ok_or_else(|| MessengerError::Build("no such message".into()))?
+        };
+        if message.direction != Direction::Outgoing || message.sender != self.session_id() {
+            return Err(MessengerError::Build(
+                "only messages you sent can be unsent".into(),
+            ));
+        }
+        let now = self.client.clock().now_ms();
+        let content = Content {
+            unsend_request: Some(UnsendRequest {
+                timestamp: Some(message.timestamp),
+                author: Some(self.session_id().to_string()),
+            }),
+            sig_timestamp: Some(now),
+            ..Content::default()
+        };
+        self.send_control(&message.conversation, content).await?;
+        let sync_hash = self.db().sync_hash(&message.id)?;
+        if let Some(request) = sync_hash.and_then(|h| self.delete_request(&[h])) {
+            self.client.request_swarm(&self.account(), &request).await?;
+        }
+        self.db().delete_message(&message.id)?;
+        Ok(message)
+    }
+
+    /// Deletes everything stored for us in our swarm (`delete_all`, every namespace). Local
+    /// history is kept.
+    pub async fn wipe(&self) -> Result<Value, MessengerError> {
+        let timestamp = self.client.clock().now_ms();
+        let auth = self.auth(
+            &SignedRequest::DeleteAll {
+                namespaces: NamespaceSelector::All,
+                timestamp,
+            }
+            .message(),
+        );
+        let request = Request::DeleteAll(DeleteAll {
+            account: self.account(),
+            auth,
+            namespace: NamespaceSelector::All,
+            timestamp,
+        });
+        let (_, body) = self.client.request_swarm(&self.account(), &request).await?;
+        Ok(body)
+    }
+
+    /// The hashes one swarm member currently holds in our inbox (a signed retrieve from the
+    /// start, no cursor; nothing is processed or persisted).
+    pub async fn peek_node(&self, member: &NodeRecord) -> Result<Vec<String>, MessengerError> {
+        let mut request = self.retrieve_request("")?;
+        if let Request::Retrieve(r) = &mut request {
+            r.last_hash = None;
+        }
+        let (_, body) = self
+            .client
+            .request_node(member, &Request::Batch(vec![request]))
+            .await?;
+        Ok(retrieve_result(&body)?
+            .iter()
+            .filter_map(|m| m.get("hash").and_then(Value::as_str).map(str::to_owned))
+            .collect())
     }
 
     /// Handles one retrieved item: dedup, verify, open, persist. `Some` iff it is new and shown.
@@ -381,6 +678,7 @@ impl Messenger {
         account: &AccountId,
         item: &Value,
         batch_seen: &mut HashSet<String>,
+        follow: &mut FollowUp,
     ) -> Result<Option<ReceivedMessage>, MessengerError> {
         let Some(hash) = item.get("hash").and_then(Value::as_str) else {
             tracing::warn!("dropping a retrieved item without a hash");
@@ -397,9 +695,55 @@ impl Messenger {
                 db.mark_seen(hash, None)?;
                 Ok(None)
             }
-            Verdict::Show(m) => {
+            Verdict::Approved(contact) => {
+                if db.conversation_state(&contact)? != Some(ConversationState::Blocked) {
+                    db.set_conversation_state(
+                        &contact,
+                        ConversationState::Accepted,
+                        self.client.clock().now_ms(),
+                    )?;
+                }
+                db.mark_seen(hash, None)?;
+                Ok(None)
+            }
+            Verdict::Unsend { author, timestamp } => {
+                db.mark_seen(hash, None)?;
+                let unsent: Vec<String> = db
+                    .messages(&author)?
+                    .into_iter()
+                    .filter(|m| m.sender == author && m.timestamp == timestamp)
+                    .map(|m| m.id)
+                    .collect();
+                for id in unsent {
+                    db.delete_message(&id)?;
+                    follow.delete.push(id);
+                }
+                // Our own swarm copy of the unsend request is of no further use.
+                follow.delete.push(hash.to_owned());
+                Ok(None)
+            }
+            Verdict::Show(m, disappearing) => {
+                if m.direction == Direction::Incoming
+                    && db.conversation_state(&m.conversation)? == Some(ConversationState::Blocked)
+                {
+                    db.mark_seen(hash, None)?;
+                    follow.delete.push(hash.to_owned());
+                    return Ok(None);
+                }
                 if !db.insert_message(&m)? {
                     return Ok(None);
+                }
+                match disappearing {
+                    Disappearing::Off => {}
+                    Disappearing::AfterSend(secs) => {
+                        db.set_expires(&m.id, m.timestamp + u64::from(secs) * 1000)?;
+                    }
+                    Disappearing::AfterRead(secs) => {
+                        // Shown now, so read now: the timer starts, here and in our swarm.
+                        let at = self.client.clock().now_ms() + u64::from(secs) * 1000;
+                        db.set_expires(&m.id, at)?;
+                        follow.expire.push((m.id.clone(), at));
+                    }
                 }
                 Ok(Some(ReceivedMessage {
                     hash: m.id,
@@ -430,13 +774,32 @@ impl Messenger {
             Ok(m) => m,
             Err(e) => return Verdict::Drop(format!("cannot open: {e}")),
         };
+        let me = self.session_id();
+        if let Some(unsend) = &incoming.content.unsend_request {
+            return match (unsend.timestamp, unsend.author.as_deref().map(str::parse)) {
+                // Only the author may unsend; our own (from another device) is not handled.
+                (Some(timestamp), Some(Ok(author)))
+                    if author == incoming.sender && author != me =>
+                {
+                    Verdict::Unsend { author, timestamp }
+                }
+                _ => Verdict::Drop("unsend request not from the author".into()),
+            };
+        }
+        if let Some(response) = &incoming.content.message_request_response {
+            return if response.is_approved == Some(true) && incoming.sender != me {
+                Verdict::Approved(incoming.sender)
+            } else {
+                Verdict::Drop("message request response not approving".into())
+            };
+        }
+        let disappearing = content_disappearing(&incoming.content);
         let Some(data_message) = incoming.content.data_message else {
             return Verdict::Drop("not a visible message".into());
         };
         let Some(body) = data_message.body else {
             return Verdict::Drop("no text body".into());
         };
-        let me = self.session_id();
         let (conversation, direction) = if incoming.sender == me {
             match data_message
                 .sync_target
@@ -451,15 +814,18 @@ impl Messenger {
         } else {
             (incoming.sender, Direction::Incoming)
         };
-        Verdict::Show(StoredMessage {
-            id: hash.to_owned(),
-            conversation,
-            direction,
-            sender: incoming.sender,
-            timestamp: incoming.envelope_timestamp,
-            body,
-            state: MessageState::Received,
-        })
+        Verdict::Show(
+            StoredMessage {
+                id: hash.to_owned(),
+                conversation,
+                direction,
+                sender: incoming.sender,
+                timestamp: incoming.envelope_timestamp,
+                body,
+                state: MessageState::Received,
+            },
+            disappearing,
+        )
     }
 }
 

@@ -15,6 +15,7 @@ mod devnet_cmd;
 mod directory_cmd;
 mod msg_cmd;
 mod node_cmd;
+mod tui;
 
 /// Shallot: metadata-private messaging on the Session network.
 #[derive(Parser)]
@@ -51,6 +52,22 @@ enum Command {
     Send(msg_cmd::SendArgs),
     /// Fetch new messages for your account and print them (--watch keeps polling)
     Inbox(msg_cmd::InboxArgs),
+    /// Interactive terminal chat: conversations, messages with delivery state, path status
+    Chat(tui::ChatArgs),
+    /// Fetch new messages, then list message requests (from people you have not accepted)
+    Requests(msg_cmd::RequestsArgs),
+    /// Accept a message request (the sender is told, and becomes a contact)
+    Accept(msg_cmd::ContactArgs),
+    /// Decline a message request (its messages are dropped)
+    Decline(msg_cmd::ContactArgs),
+    /// Block a Session ID: everything they send is dropped
+    Block(msg_cmd::ContactArgs),
+    /// Set the disappearing-messages timer for a conversation (e.g. 30s, 5m, 1h, off)
+    Disappear(msg_cmd::DisappearArgs),
+    /// Delete one of your sent messages for everyone
+    Unsend(msg_cmd::UnsendArgs),
+    /// Delete everything stored for your account on the network
+    Wipe(msg_cmd::WipeArgs),
 }
 
 #[derive(Subcommand)]
@@ -119,6 +136,14 @@ fn main() -> Result<()> {
         Command::Devnet(command) => devnet_cmd::run(command, &dir),
         Command::Send(args) => msg_cmd::send(&args, &dir),
         Command::Inbox(args) => msg_cmd::inbox(&args, &dir),
+        Command::Chat(args) => tui::run(&args, &dir),
+        Command::Requests(args) => msg_cmd::requests(&args, &dir),
+        Command::Accept(args) => msg_cmd::contact(msg_cmd::ContactAction::Accept, &args, &dir),
+        Command::Decline(args) => msg_cmd::contact(msg_cmd::ContactAction::Decline, &args, &dir),
+        Command::Block(args) => msg_cmd::contact(msg_cmd::ContactAction::Block, &args, &dir),
+        Command::Disappear(args) => msg_cmd::disappear(&args, &dir),
+        Command::Unsend(args) => msg_cmd::unsend(&args, &dir),
+        Command::Wipe(args) => msg_cmd::wipe(&args, &dir),
     }
 }
 

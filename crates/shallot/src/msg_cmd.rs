@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use shallot_client::{
-    AccountStore, ClientConfig, Db, Direction, Messenger, NetworkClock, OnionClient, Pool,
-    ReceivedMessage, Seed,
+    AccountStore, ClientConfig, ConversationState, Db, Direction, Disappearing, Messenger,
+    NetworkClock, OnionClient, Pool, ReceivedMessage, Seed,
 };
 use shallot_proto::SessionId;
 
@@ -47,6 +47,239 @@ pub struct InboxArgs {
     watch: bool,
     #[command(flatten)]
     net: NetArgs,
+}
+
+/// `shallot requests`.
+#[derive(Args)]
+pub struct RequestsArgs {
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+/// `shallot accept`, `decline` and `block`.
+#[derive(Args)]
+pub struct ContactArgs {
+    /// The contact's Session ID
+    #[arg(value_name = "SESSION_ID")]
+    contact: String,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+/// `shallot disappear`.
+#[derive(Args)]
+pub struct DisappearArgs {
+    /// The contact's Session ID
+    #[arg(value_name = "SESSION_ID")]
+    contact: String,
+    /// How long messages live: e.g. 30s, 5m, 1h, 1d, or `off` (at least 10s)
+    #[arg(value_name = "DURATION")]
+    duration: String,
+    /// Start the timer when the message is read instead of when it is sent
+    #[arg(long)]
+    after_read: bool,
+}
+
+/// `shallot unsend`.
+#[derive(Args)]
+pub struct UnsendArgs {
+    /// The message id (its hash, as printed by `send`) or an unambiguous prefix
+    #[arg(value_name = "MESSAGE_ID")]
+    id: String,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+/// `shallot wipe`.
+#[derive(Args)]
+pub struct WipeArgs {
+    /// Do not ask for confirmation
+    #[arg(long)]
+    yes: bool,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+fn parse_sid(text: &str) -> Result<SessionId> {
+    text.trim().parse().map_err(|e| {
+        anyhow::anyhow!("{text:?} is not a Session ID (66 hex characters starting with 05): {e}")
+    })
+}
+
+/// Seconds in a duration like `30s`, `5m`, `1h`, `2d` (a bare number is seconds); `None` for off.
+fn parse_duration(text: &str) -> Result<Option<u32>> {
+    let text = text.trim().to_ascii_lowercase();
+    if text == "off" || text == "0" {
+        return Ok(None);
+    }
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u32 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{text:?} is not a duration like 30s, 5m, 1h, 1d or off"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => bail!("{text:?} is not a duration like 30s, 5m, 1h, 1d or off"),
+    };
+    let secs = n
+        .checked_mul(scale)
+        .ok_or_else(|| anyhow::anyhow!("{text:?} is too long"))?;
+    if secs < 10 {
+        bail!("the shortest disappearing timer is 10s");
+    }
+    if u64::from(secs) * 1000 > shallot_client::messenger::MESSAGE_TTL_MS {
+        bail!("the longest disappearing timer is 14 days");
+    }
+    Ok(Some(secs))
+}
+
+/// Runs `shallot requests`: polls, then lists pending message requests.
+pub fn requests(args: &RequestsArgs, dir: &Path) -> Result<()> {
+    runtime()?.block_on(async {
+        let messenger = connect(dir, &args.net).await?;
+        if let Err(e) = messenger.receive().await {
+            eprintln!("warning: could not fetch new messages: {e}");
+        }
+        {
+            let db = messenger.db();
+            let pending: Vec<_> = db
+                .conversations()?
+                .into_iter()
+                .filter(|c| c.state == ConversationState::Requested)
+                .collect();
+            if pending.is_empty() {
+                println!("No message requests.");
+            }
+            for c in pending {
+                let messages = db.messages(&c.id)?;
+                println!("Request from {} ({} message(s)):", c.id, messages.len());
+                for m in messages {
+                    println!("  {}  {}", utc(m.timestamp), m.body);
+                }
+            }
+            println!("Answer with `shallot accept|decline|block <session-id>`.");
+        }
+        if let Err(e) = messenger.save_network_state().await {
+            eprintln!("warning: could not save the node list: {e}");
+        }
+        Ok(())
+    })
+}
+
+/// Which of `accept`, `decline`, `block`.
+#[derive(Clone, Copy)]
+pub enum ContactAction {
+    /// Accept a message request.
+    Accept,
+    /// Decline a message request.
+    Decline,
+    /// Block a contact.
+    Block,
+}
+
+/// Runs `shallot accept`, `decline` or `block`.
+pub fn contact(action: ContactAction, args: &ContactArgs, dir: &Path) -> Result<()> {
+    let contact = parse_sid(&args.contact)?;
+    runtime()?.block_on(async {
+        let messenger = connect(dir, &args.net).await?;
+        match action {
+            ContactAction::Accept => {
+                messenger
+                    .accept(&contact)
+                    .await
+                    .context("could not accept the request")?;
+                println!("Accepted {contact}: their messages now show as a conversation.");
+            }
+            ContactAction::Decline => {
+                messenger.decline(&contact)?;
+                println!("Declined the message request from {contact}.");
+            }
+            ContactAction::Block => {
+                messenger.block(&contact)?;
+                println!("Blocked {contact}: their messages will be dropped.");
+            }
+        }
+        if let Err(e) = messenger.save_network_state().await {
+            eprintln!("warning: could not save the node list: {e}");
+        }
+        Ok(())
+    })
+}
+
+/// Runs `shallot disappear` (local setting: applies to the messages we send from now on).
+pub fn disappear(args: &DisappearArgs, dir: &Path) -> Result<()> {
+    let contact = parse_sid(&args.contact)?;
+    let setting = match parse_duration(&args.duration)? {
+        None => Disappearing::Off,
+        Some(secs) if args.after_read => Disappearing::AfterRead(secs),
+        Some(secs) => Disappearing::AfterSend(secs),
+    };
+    let store = AccountStore::new(dir);
+    let identity = store.load()?;
+    let db = Db::open_in_dir(dir, &identity).context("could not open the local database")?;
+    let now = NetworkClock::default().now_ms();
+    db.set_disappearing(&contact, setting, now)?;
+    match setting {
+        Disappearing::Off => println!("Messages to {contact} no longer disappear."),
+        Disappearing::AfterSend(s) => {
+            println!("Messages to {contact} now disappear {s}s after they are sent.");
+        }
+        Disappearing::AfterRead(s) => {
+            println!("Messages to {contact} now disappear {s}s after they are read.");
+        }
+    }
+    Ok(())
+}
+
+/// Runs `shallot unsend`.
+pub fn unsend(args: &UnsendArgs, dir: &Path) -> Result<()> {
+    runtime()?.block_on(async {
+        let messenger = connect(dir, &args.net).await?;
+        let message = messenger
+            .unsend(args.id.trim())
+            .await
+            .context("could not unsend the message")?;
+        println!(
+            "Unsent message {} to {}: deleted here and from your swarm; {} was asked to delete it.",
+            message.id, message.conversation, message.conversation
+        );
+        Ok(())
+    })
+}
+
+/// Runs `shallot wipe`.
+pub fn wipe(args: &WipeArgs, dir: &Path) -> Result<()> {
+    if !args.yes {
+        eprint!("Delete every message stored for your account on the network? Type 'yes': ");
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("could not read the confirmation")?;
+        if line.trim() != "yes" {
+            bail!("not confirmed; nothing was deleted");
+        }
+    }
+    runtime()?.block_on(async {
+        let messenger = connect(dir, &args.net).await?;
+        let body = messenger
+            .wipe()
+            .await
+            .context("could not delete your messages")?;
+        let nodes = body
+            .get("swarm")
+            .and_then(serde_json::Value::as_object)
+            .map_or(0, |s| {
+                s.values().filter(|v| v.get("failed").is_none()).count()
+            });
+        println!("Deleted everything stored for your account ({nodes} node(s) confirmed).");
+        Ok(())
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -103,12 +336,7 @@ async fn connect(dir: &Path, net: &NetArgs) -> Result<Messenger> {
 
 /// Runs `shallot send`.
 pub fn send(args: &SendArgs, dir: &Path) -> Result<()> {
-    let recipient: SessionId = args.recipient.trim().parse().map_err(|e| {
-        anyhow::anyhow!(
-            "{:?} is not a Session ID (66 hex characters starting with 05): {e}",
-            args.recipient
-        )
-    })?;
+    let recipient = parse_sid(&args.recipient)?;
     runtime()?.block_on(async {
         let messenger = connect(dir, &args.net).await?;
         let sent = messenger
@@ -142,7 +370,7 @@ pub fn inbox(args: &InboxArgs, dir: &Path) -> Result<()> {
                 .receive()
                 .await
                 .context("could not fetch messages")?;
-            print_messages(&me, &messages);
+            print_messages(&messenger, &me, &messages);
             if messages.is_empty() {
                 println!("No new messages.");
             }
@@ -158,7 +386,7 @@ pub fn inbox(args: &InboxArgs, dir: &Path) -> Result<()> {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = tick.tick() => {
                     match messenger.receive().await {
-                        Ok(messages) => print_messages(&me, &messages),
+                        Ok(messages) => print_messages(&messenger, &me, &messages),
                         Err(e) => eprintln!("poll failed (will retry): {e}"),
                     }
                 }
@@ -171,8 +399,22 @@ pub fn inbox(args: &InboxArgs, dir: &Path) -> Result<()> {
     })
 }
 
-fn print_messages(me: &SessionId, messages: &[ReceivedMessage]) {
+fn print_messages(messenger: &Messenger, me: &SessionId, messages: &[ReceivedMessage]) {
     for m in messages {
+        let request = m.direction == Direction::Incoming
+            && matches!(
+                messenger.db().conversation_state(&m.conversation),
+                Ok(Some(ConversationState::Requested))
+            );
+        if request {
+            println!(
+                "{}  [message request] {} → you: {}",
+                utc(m.timestamp),
+                m.sender,
+                m.body
+            );
+            continue;
+        }
         let (from, to) = match m.direction {
             Direction::Incoming => (m.sender.to_string(), "you".to_owned()),
             Direction::Outgoing if m.conversation == *me => ("you".into(), "yourself".into()),

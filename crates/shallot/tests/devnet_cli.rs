@@ -1,6 +1,6 @@
 //! `shallot devnet` end to end: directory and node processes, registration, swarms from the
 //! chain's assignment, a message stored and replicated, clean shutdown.
-#![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::too_many_lines)] // Test code: a panic is a failed test; one scenario per test.
 
 use std::process::Command;
 

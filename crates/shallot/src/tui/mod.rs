@@ -1,0 +1,381 @@
+//! `shallot chat`: a terminal chat client (ratatui + crossterm) over the same account, database
+//! and network setup as `shallot send` / `shallot inbox`.
+//!
+//! The screen state lives in [`app::App`] (pure, unit-tested); [`view::draw`] renders it; this
+//! module owns the terminal, the Tokio runtime and the background tasks (bootstrap, push
+//! subscription with polling fallback, sends, path status).
+
+pub mod app;
+#[cfg(test)]
+mod tests;
+pub mod view;
+
+use std::io::{self, Stdout};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use crossterm::event::{self as ct, Event as CtEvent, KeyEventKind};
+use crossterm::execute;
+use crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+use shallot_client::{
+    push, AccountStore, ClientConfig, Db, Direction, MessageState, Messenger, MessengerError,
+    NetworkClock, OnionClient, Pool, ReceivedMessage, Seed,
+};
+use shallot_proto::Identity;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+use app::{Action, App, Conv, Event, Msg, PathStatus};
+
+/// `shallot chat`.
+#[derive(Args)]
+pub struct ChatArgs {
+    /// A service node to fetch the node list from: its IP and HTTPS storage port
+    /// (repeatable; without any seed, the node list saved by the last run is used)
+    #[arg(long, value_name = "IP:PORT")]
+    seed_node: Vec<SocketAddr>,
+    /// A seed/directory JSON-RPC URL to fetch the node list from (repeatable)
+    #[arg(long, value_name = "URL")]
+    seed_url: Vec<String>,
+    /// Only poll (every 5 s); do not hold a push connection to a swarm member (a push
+    /// connection reveals our IP address together with our account to that node)
+    #[arg(long)]
+    no_push: bool,
+}
+
+/// What the runtime's channel carries: screen events and the connected messenger.
+enum Ui {
+    App(Event),
+    Connected(Arc<Messenger>),
+    Fatal(String),
+    /// Redraw only (e.g. the terminal was resized).
+    Redraw,
+}
+
+type Term = Terminal<CrosstermBackend<Stdout>>;
+
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(io::stdout(), LeaveAlternateScreen);
+}
+
+/// Restores the terminal when dropped (normal exit, `?` errors, unwinding panics).
+struct TermGuard;
+
+impl Drop for TermGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Runs `shallot chat`.
+pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
+    let store = AccountStore::new(dir);
+    if !store.exists() {
+        bail!(
+            "no account in {}: create one with `shallot account new` or `shallot account restore`",
+            dir.display()
+        );
+    }
+    let identity = store.load()?;
+    let db = Db::open_in_dir(dir, &identity).context("could not open the local database")?;
+    let mut convs = Vec::new();
+    for c in db.conversations()? {
+        let messages = db.messages(&c.id)?.iter().map(Msg::from).collect();
+        convs.push(Conv {
+            id: c.id,
+            name: c.name,
+            unread: 0,
+            messages,
+        });
+    }
+    let seeds: Vec<Seed> = args
+        .seed_node
+        .iter()
+        .map(|a| Seed::Node(*a))
+        .chain(args.seed_url.iter().cloned().map(Seed::JsonRpc))
+        .collect();
+    let saved_pool = if seeds.is_empty() {
+        let Some(pool) = db.load_pool()?.filter(|p| !p.nodes.is_empty()) else {
+            bail!("no node list saved yet: give a seed with --seed-node IP:PORT or --seed-url URL");
+        };
+        Some(pool)
+    } else {
+        None
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous_hook(info);
+    }));
+    enable_raw_mode().context("could not switch the terminal to raw mode")?;
+    let guard = TermGuard;
+    execute!(io::stdout(), EnterAlternateScreen)?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    terminal.clear()?;
+
+    let (tx, mut rx) = unbounded_channel::<Ui>();
+    // Keys: crossterm's blocking reader on its own thread.
+    let key_tx = tx.clone();
+    std::thread::spawn(move || loop {
+        match ct::read() {
+            Ok(CtEvent::Key(k)) if k.kind != KeyEventKind::Release => {
+                if key_tx.send(Ui::App(Event::Key(k))).is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {
+                if key_tx.send(Ui::Redraw).is_err() {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    });
+
+    let mut app = App::new(convs);
+    app.status = Some(if saved_pool.is_some() {
+        "building paths… (saved node list)".into()
+    } else {
+        "bootstrapping from seed(s)…".into()
+    });
+    let boot_tx = tx.clone();
+    let no_push = args.no_push;
+    rt.spawn(async move {
+        match connect(seeds, saved_pool, identity, db, &boot_tx).await {
+            Ok(m) => {
+                let m = Arc::new(m);
+                let _ = boot_tx.send(Ui::Connected(Arc::clone(&m)));
+                receive_loop(m, store_identity(&store), no_push, boot_tx).await;
+            }
+            Err(e) => {
+                let _ = boot_tx.send(Ui::Fatal(format!("{e:#}")));
+            }
+        }
+    });
+
+    let result = rt.block_on(event_loop(&mut terminal, &mut app, &mut rx, &tx));
+    // Leave the screen before the runtime shuts down.
+    drop(guard);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+fn store_identity(store: &AccountStore) -> Option<Identity> {
+    store.load().ok()
+}
+
+async fn event_loop(
+    terminal: &mut Term,
+    app: &mut App,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Ui>,
+    tx: &UnboundedSender<Ui>,
+) -> Result<()> {
+    let mut messenger: Option<Arc<Messenger>> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        if let Some(m) = &messenger {
+            app.now_ms = m.client().clock().now_ms();
+        } else {
+            app.now_ms = NetworkClock::default().now_ms();
+        }
+        terminal.draw(|f| view::draw(f, app))?;
+        let ui = tokio::select! {
+            ui = rx.recv() => match ui { Some(ui) => ui, None => return Ok(()) },
+            _ = tick.tick() => match &messenger {
+                Some(m) => Ui::App(Event::Paths(path_status(m))),
+                None => continue,
+            },
+        };
+        let event = match ui {
+            Ui::App(e) => e,
+            Ui::Connected(m) => {
+                let status = path_status(&m);
+                messenger = Some(m);
+                app.handle(Event::Status(None));
+                Event::Paths(status)
+            }
+            Ui::Fatal(e) => Event::Status(Some(format!("not connected: {e}"))),
+            Ui::Redraw => continue,
+        };
+        match app.handle(event) {
+            Action::None => {}
+            Action::Quit => {
+                if let Some(m) = &messenger {
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(2), m.save_network_state()).await;
+                }
+                return Ok(());
+            }
+            Action::Send { token, to, text } => {
+                let tx = tx.clone();
+                match &messenger {
+                    Some(m) => {
+                        let m = Arc::clone(m);
+                        tokio::spawn(async move {
+                            let result = m
+                                .send(&to, &text)
+                                .await
+                                .map(|s| (s.hash, s.stored_on))
+                                .map_err(|e| error_kind(&e));
+                            let _ = tx.send(Ui::App(Event::SendDone { token, result }));
+                        });
+                    }
+                    None => {
+                        let _ = tx.send(Ui::App(Event::SendDone {
+                            token,
+                            result: Err("not connected yet".into()),
+                        }));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Bootstraps (or loads the saved pool) and builds paths, retrying every 5 s until it works;
+/// then makes the messenger.
+async fn connect(
+    seeds: Vec<Seed>,
+    saved_pool: Option<shallot_client::PoolSnapshot>,
+    identity: Identity,
+    db: Db,
+    tx: &UnboundedSender<Ui>,
+) -> Result<Messenger> {
+    let config = ClientConfig {
+        seeds,
+        ..ClientConfig::default()
+    };
+    let client = loop {
+        let attempt = match &saved_pool {
+            Some(pool) => OnionClient::new(
+                config.clone(),
+                Pool::from_snapshot(pool),
+                NetworkClock::default(),
+            )
+            .context("could not load the saved node list"),
+            None => OnionClient::bootstrap(config.clone(), NetworkClock::default())
+                .await
+                .context("could not get the node list from the seed"),
+        };
+        match attempt {
+            Ok(client) => break client,
+            Err(e) => retry_later(tx, &e).await,
+        }
+    };
+    loop {
+        let _ = tx.send(Ui::App(Event::Status(Some(format!(
+            "building paths… ({} nodes known)",
+            client.pool_len()
+        )))));
+        match client
+            .ensure_paths()
+            .await
+            .context("could not build onion paths")
+        {
+            Ok(()) => break,
+            Err(e) => retry_later(tx, &e).await,
+        }
+    }
+    Ok(Messenger::new(identity, client, db))
+}
+
+async fn retry_later(tx: &UnboundedSender<Ui>, e: &anyhow::Error) {
+    let _ = tx.send(Ui::App(Event::Status(Some(format!(
+        "not connected ({e:#}); retrying in 5 s…"
+    )))));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+}
+
+/// Receives by push when possible, polling every 5 s while push is not connected.
+async fn receive_loop(
+    m: Arc<Messenger>,
+    identity: Option<Identity>,
+    no_push: bool,
+    tx: UnboundedSender<Ui>,
+) {
+    let mut sub = match identity {
+        Some(id) if !no_push => Some(push::subscribe(m.client(), &id)),
+        _ => None,
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        let pushed = async {
+            match sub.as_mut() {
+                Some(s) => s.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            note = pushed => match note {
+                Some(note) => match m.accept_pushed(&note) {
+                    Ok(Some(r)) => forward(&tx, r),
+                    Ok(None) => {}
+                    Err(e) => { let _ = tx.send(Ui::App(Event::Error(error_kind(&e)))); }
+                },
+                None => sub = None,
+            },
+            _ = tick.tick() => {
+                if sub.as_ref().is_some_and(push::PushSubscription::is_connected) {
+                    continue;
+                }
+                match m.receive().await {
+                    Ok(list) => list.into_iter().for_each(|r| forward(&tx, r)),
+                    Err(e) => { let _ = tx.send(Ui::App(Event::Error(error_kind(&e)))); }
+                }
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+    }
+}
+
+fn forward(tx: &UnboundedSender<Ui>, r: ReceivedMessage) {
+    let outgoing = r.direction == Direction::Outgoing;
+    let _ = tx.send(Ui::App(Event::Incoming {
+        conversation: r.conversation,
+        msg: Msg {
+            id: r.hash,
+            outgoing,
+            timestamp: r.timestamp,
+            body: r.body,
+            state: MessageState::Received,
+        },
+    }));
+}
+
+fn path_status(m: &Messenger) -> PathStatus {
+    let client = m.client();
+    let paths = client.paths();
+    PathStatus {
+        paths: paths.len(),
+        guards: paths
+            .iter()
+            .map(|p| format!("{}:{}", p.guard().ip, p.guard().https_port))
+            .collect(),
+        offset_ms: client.clock().offset_ms(),
+    }
+}
+
+/// A short, body-free description of a failure (the client's error kind).
+fn error_kind(e: &MessengerError) -> String {
+    match e {
+        MessengerError::Network(n) => format!("{:?}", n.kind()),
+        MessengerError::Db(_) => "local database".into(),
+        MessengerError::Build(_) => "could not build message".into(),
+    }
+}

@@ -1,0 +1,191 @@
+//! App state transitions, rendered through ratatui's `TestBackend`.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use shallot_client::MessageState;
+use shallot_proto::SessionId;
+
+use super::app::{Action, App, Conv, Event, Msg, PathStatus};
+use super::view::draw;
+
+fn sid(byte: char) -> SessionId {
+    format!("05{}", byte.to_string().repeat(64))
+        .parse()
+        .expect("valid session id")
+}
+
+fn key(code: KeyCode) -> Event {
+    Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        assert_eq!(app.handle(key(KeyCode::Char(c))), Action::None);
+    }
+}
+
+fn incoming(conv: SessionId, id: &str, ts: u64, body: &str) -> Event {
+    Event::Incoming {
+        conversation: conv,
+        msg: Msg {
+            id: id.into(),
+            outgoing: false,
+            timestamp: ts,
+            body: body.into(),
+            state: MessageState::Received,
+        },
+    }
+}
+
+fn conv(id: SessionId, name: &str) -> Conv {
+    Conv {
+        id,
+        name: Some(name.into()),
+        unread: 0,
+        messages: Vec::new(),
+    }
+}
+
+fn screen(app: &App) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(100, 20)).expect("test terminal");
+    terminal.draw(|f| draw(f, app)).expect("draw");
+    let buffer = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buffer.area.height {
+        for x in 0..buffer.area.width {
+            out.push_str(buffer[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn select_switches_conversation() {
+    let (a, b) = (sid('a'), sid('b'));
+    let mut app = App::new(vec![conv(a, "alice"), conv(b, "bob")]);
+    assert_eq!(app.selected, 0);
+    assert!(screen(&app).contains(&a.to_string()));
+    app.handle(key(KeyCode::Down));
+    assert_eq!(app.selected, 1);
+    assert!(screen(&app).contains(&b.to_string()));
+    app.handle(key(KeyCode::Tab));
+    assert_eq!(app.selected, 0);
+    app.handle(key(KeyCode::Up));
+    assert_eq!(app.selected, 1);
+}
+
+#[test]
+fn send_goes_sending_then_stored_or_failed() {
+    let a = sid('a');
+    let mut app = App::new(vec![conv(a, "alice")]);
+    app.now_ms = 3_600_000;
+    type_text(&mut app, "hello there");
+    assert!(
+        screen(&app).contains("hello there"),
+        "input line shows text"
+    );
+    let Action::Send { token, to, text } = app.handle(key(KeyCode::Enter)) else {
+        panic!("Enter must send");
+    };
+    assert_eq!((to, text.as_str()), (a, "hello there"));
+    assert!(app.input.is_empty());
+    let s = screen(&app);
+    assert!(s.contains("01:00:00 you: hello there [sending…]"), "{s}");
+
+    app.handle(Event::SendDone {
+        token,
+        result: Ok(("hash1".into(), 3)),
+    });
+    let s = screen(&app);
+    assert!(s.contains("you: hello there [stored on 3]"), "{s}");
+    assert!(!s.contains("sending…"));
+    // A later sync copy of the same message (same hash) is not shown twice.
+    app.handle(incoming(a, "hash1", 3_600_000, "hello there"));
+    assert_eq!(app.convs[0].messages.len(), 1);
+
+    type_text(&mut app, "second");
+    let Action::Send { token, .. } = app.handle(key(KeyCode::Enter)) else {
+        panic!("Enter must send");
+    };
+    app.handle(Event::SendDone {
+        token,
+        result: Err("PathFailed".into()),
+    });
+    let s = screen(&app);
+    assert!(s.contains("you: second [failed]"), "{s}");
+    assert!(s.contains("last error: PathFailed"), "{s}");
+}
+
+#[test]
+fn incoming_shows_once_and_counts_unread() {
+    let (a, b) = (sid('a'), sid('b'));
+    let mut app = App::new(vec![conv(a, "alice"), conv(b, "bob")]);
+    app.handle(incoming(b, "h1", 1_000, "hi from bob"));
+    app.handle(incoming(b, "h1", 1_000, "hi from bob"));
+    app.handle(incoming(b, "h2", 2_000, "again"));
+    assert_eq!(app.convs[1].messages.len(), 2);
+    assert_eq!(app.convs[1].unread, 2);
+    assert!(screen(&app).contains("bob (2)"));
+    // Messages in the selected conversation are not unread.
+    app.handle(incoming(a, "h3", 3_000, "from alice"));
+    assert_eq!(app.convs[0].unread, 0);
+    let s = screen(&app);
+    assert!(s.contains("00:00:03 them: from alice"), "{s}");
+    assert!(!s.contains("hi from bob"));
+    // Selecting clears the count and shows the messages once each.
+    app.handle(key(KeyCode::Down));
+    let s = screen(&app);
+    assert!(s.contains("bob ") && !s.contains("bob (2)"), "{s}");
+    assert_eq!(s.matches("hi from bob").count(), 1, "{s}");
+    assert!(s.contains("them: again"));
+}
+
+#[test]
+fn new_conversation_command_and_unknown_sender() {
+    let mut app = App::new(Vec::new());
+    assert!(screen(&app).contains("/new <session-id>"));
+    // Sending without a conversation keeps the text and explains.
+    type_text(&mut app, "hi");
+    assert_eq!(app.handle(key(KeyCode::Enter)), Action::None);
+    assert_eq!(app.input, "hi");
+    app.input.clear();
+    type_text(&mut app, "/new nonsense");
+    app.handle(key(KeyCode::Enter));
+    assert!(screen(&app).contains("usage: /new"));
+    let c = sid('c');
+    type_text(&mut app, &format!("/new {c}"));
+    app.handle(key(KeyCode::Enter));
+    assert_eq!(app.convs.len(), 1);
+    assert_eq!(app.current().map(|x| x.id), Some(c));
+    // A message from someone new opens a conversation with one unread message.
+    let d = sid('d');
+    app.handle(incoming(d, "h9", 5_000, "hello stranger"));
+    assert_eq!(app.convs.len(), 2);
+    assert_eq!(app.convs[1].unread, 1);
+    assert!(screen(&app).contains("05dddd…dddd (1)"));
+}
+
+#[test]
+fn footer_shows_paths_and_quit_keys() {
+    let mut app = App::new(Vec::new());
+    app.handle(Event::Status(Some("building paths…".into())));
+    assert!(screen(&app).contains("building paths…"));
+    app.handle(Event::Paths(PathStatus {
+        paths: 2,
+        guards: vec!["10.123.0.5:22021".into(), "10.123.0.7:22022".into()],
+        offset_ms: -42,
+    }));
+    let s = screen(&app);
+    assert!(s.contains("paths: 2 […5:22021,…7:22022]"), "{s}");
+    assert!(s.contains("clock offset: -42 ms"), "{s}");
+    assert_eq!(app.handle(key(KeyCode::Esc)), Action::Quit);
+    assert_eq!(
+        app.handle(Event::Key(KeyEvent::new(
+            KeyCode::Char('c'),
+            KeyModifiers::CONTROL
+        ))),
+        Action::Quit
+    );
+}

@@ -1,0 +1,142 @@
+//! Rendering of [`App`] into a ratatui frame.
+
+use ratatui::layout::{Constraint, Layout};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::Frame;
+use shallot_client::MessageState;
+use shallot_proto::SessionId;
+
+use super::app::{App, Msg};
+
+/// `05abcd…wxyz`.
+pub fn short_id(id: &SessionId) -> String {
+    let s = id.to_string();
+    if s.len() <= 12 {
+        return s;
+    }
+    format!("{}…{}", &s[..6], &s[s.len() - 4..])
+}
+
+/// `HH:MM:SS` (UTC) of a millisecond timestamp.
+pub fn hms(ms: u64) -> String {
+    let s = ms / 1000 % 86_400;
+    format!("{:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+}
+
+fn state_text(m: &Msg) -> String {
+    match m.state {
+        MessageState::Sending => " [sending…]".into(),
+        MessageState::Stored(n) => format!(" [stored on {n}]"),
+        MessageState::Failed => " [failed]".into(),
+        MessageState::Received => String::new(),
+    }
+}
+
+/// Draws the whole screen.
+pub fn draw(frame: &mut Frame, app: &App) {
+    let [main, input, footer] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(3),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    let [left, right] =
+        Layout::horizontal([Constraint::Length(24), Constraint::Min(10)]).areas(main);
+
+    let items: Vec<ListItem> = app
+        .convs
+        .iter()
+        .map(|c| {
+            let name = c.name.clone().unwrap_or_else(|| short_id(&c.id));
+            let text = if c.unread > 0 {
+                format!("{name} ({})", c.unread)
+            } else {
+                name
+            };
+            ListItem::new(text)
+        })
+        .collect();
+    let list = List::new(items)
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title("Conversations"),
+        )
+        .highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+        .highlight_symbol(">");
+    let mut state = ListState::default();
+    if !app.convs.is_empty() {
+        state.select(Some(app.selected));
+    }
+    frame.render_stateful_widget(list, left, &mut state);
+
+    let (title, lines): (String, Vec<Line>) = match app.current() {
+        Some(c) => (
+            c.id.to_string(),
+            c.messages
+                .iter()
+                .map(|m| {
+                    let who = if m.outgoing { "you" } else { "them" };
+                    let extra = if m.outgoing {
+                        state_text(m)
+                    } else {
+                        String::new()
+                    };
+                    Line::from(format!("{} {who}: {}{extra}", hms(m.timestamp), m.body))
+                })
+                .collect(),
+        ),
+        None => (
+            "No conversation".into(),
+            vec![Line::from("Start one with /new <session-id>")],
+        ),
+    };
+    let height = right.height.saturating_sub(2);
+    let scroll = u16::try_from(lines.len())
+        .unwrap_or(u16::MAX)
+        .saturating_sub(height);
+    let messages = Paragraph::new(lines)
+        .block(Block::default().borders(Borders::ALL).title(title))
+        .wrap(Wrap { trim: false })
+        .scroll((scroll, 0));
+    frame.render_widget(messages, right);
+
+    let input_title = app
+        .status
+        .clone()
+        .unwrap_or_else(|| "Enter: send · /new <id> · Tab/↑↓: switch · Esc: quit".into());
+    frame.render_widget(
+        Paragraph::new(app.input.as_str())
+            .block(Block::default().borders(Borders::ALL).title(input_title)),
+        input,
+    );
+
+    let guards = app
+        .paths
+        .guards
+        .iter()
+        .map(|g| short_addr(g))
+        .collect::<Vec<_>>()
+        .join(",");
+    let error = app
+        .last_error
+        .as_deref()
+        .map_or(String::new(), |e| format!(" · last error: {e}"));
+    frame.render_widget(
+        Paragraph::new(format!(
+            "paths: {} [{guards}] · clock offset: {} ms{error}",
+            app.paths.paths, app.paths.offset_ms
+        )),
+        footer,
+    );
+}
+
+/// `a.b.c.d:port` shortened to its last octet and port (`…d:port`) when long.
+fn short_addr(addr: &str) -> String {
+    match addr.rsplit_once('.') {
+        Some((_, tail)) if addr.len() > 12 => format!("…{tail}"),
+        _ => addr.to_owned(),
+    }
+}

@@ -1,0 +1,231 @@
+//! Session features on real node processes: message requests (accept, decline, block),
+//! disappearing messages (after read: gone from every swarm member once the timer runs out),
+//! unsend (delete for everyone) and wiping our swarm, plus the CLI commands for them.
+#![allow(clippy::unwrap_used, clippy::too_many_lines)] // Test code: a panic is a failed test.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use shallot_client::{
+    ClientConfig, ConversationState, Db, Disappearing, Messenger, NetworkClock, OnionClient, Seed,
+};
+use shallot_devnet::{LocalNet, NetOptions};
+use shallot_proto::{Identity, SessionId};
+use support::user;
+
+async fn messenger(net: &LocalNet, identity: Identity, dir: &Path) -> Messenger {
+    let config = ClientConfig {
+        seeds: vec![Seed::Node(net.nodes[0].addr)],
+        min_refresh_agreement: net.nodes.len(),
+        ..ClientConfig::default()
+    };
+    let client = OnionClient::bootstrap(config, NetworkClock::default())
+        .await
+        .unwrap();
+    let db = Db::open_in_dir(dir, &identity).unwrap();
+    Messenger::new(identity, client, db)
+}
+
+fn bodies(messages: &[shallot_client::ReceivedMessage]) -> Vec<&str> {
+    messages.iter().map(|m| m.body.as_str()).collect()
+}
+
+/// Whether any member of `m`'s swarm still holds `hash` (signed retrieves from each one).
+async fn held_anywhere(m: &Messenger, hash: &str) -> bool {
+    let members = m.client().swarm(&m.session_id().account()).await.unwrap();
+    assert!(!members.is_empty());
+    for member in &members {
+        if m.peek_node(member).await.unwrap().iter().any(|h| h == hash) {
+            return true;
+        }
+    }
+    false
+}
+
+fn state(m: &Messenger, who: &SessionId) -> Option<ConversationState> {
+    m.db().conversation_state(who).unwrap()
+}
+
+fn shallot(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("shallot").unwrap();
+    cmd.env_remove("SHALLOT_HOME").arg("--data-dir").arg(dir);
+    cmd
+}
+
+fn cli_session_id(dir: &Path) -> SessionId {
+    let out = run_ok(shallot(dir).args(["account", "show", "--json"]));
+    let show: serde_json::Value = serde_json::from_str(&out).unwrap();
+    show["session_id"].as_str().unwrap().parse().unwrap()
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_disappearing_unsend_and_wipe() {
+    let net = LocalNet::start(NetOptions {
+        binary: env!("CARGO_BIN_EXE_shallot").into(),
+        swarms: vec![3, 3],
+        subnet: 235,
+        log: "warn".into(),
+        node_args: Vec::new(),
+    })
+    .await
+    .unwrap();
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ids = [user(), user(), user(), user()];
+    let sids: Vec<SessionId> = ids.iter().map(Identity::session_id).collect();
+    let (alice_sid, bob_sid, carol_sid, dave_sid) = (sids[0], sids[1], sids[2], sids[3]);
+    let mut ms = Vec::new();
+    for (id, dir) in ids.into_iter().zip(&dirs) {
+        ms.push(messenger(&net, id, dir.path()).await);
+    }
+    let (alice, bob, carol, dave) = (&ms[0], &ms[1], &ms[2], &ms[3]);
+
+    // 1. Message requests. A stranger's message is a request; sending makes a contact.
+    alice.send(&bob_sid, "hi bob").await.unwrap();
+    carol.send(&bob_sid, "buy my stuff").await.unwrap();
+    dave.send(&bob_sid, "spam 1").await.unwrap();
+    assert_eq!(state(alice, &bob_sid), Some(ConversationState::Accepted));
+    let mut got = bodies(&bob.receive().await.unwrap())
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    got.sort();
+    assert_eq!(got, ["buy my stuff", "hi bob", "spam 1"]);
+    for who in [&alice_sid, &carol_sid, &dave_sid] {
+        assert_eq!(state(bob, who), Some(ConversationState::Requested));
+    }
+    bob.accept(&alice_sid).await.unwrap();
+    assert_eq!(state(bob, &alice_sid), Some(ConversationState::Accepted));
+    assert!(
+        alice.receive().await.unwrap().is_empty(),
+        "the approval is not a visible message"
+    );
+    bob.decline(&carol_sid).unwrap();
+    assert_eq!(state(bob, &carol_sid), Some(ConversationState::Declined));
+    assert!(bob.db().messages(&carol_sid).unwrap().is_empty());
+    bob.block(&dave_sid).unwrap();
+    dave.send(&bob_sid, "spam 2").await.unwrap();
+    carol.send(&bob_sid, "please?").await.unwrap();
+    assert_eq!(bodies(&bob.receive().await.unwrap()), ["please?"]);
+    assert!(bob.db().messages(&dave_sid).unwrap().is_empty());
+    assert_eq!(state(bob, &dave_sid), Some(ConversationState::Blocked));
+    assert_eq!(state(bob, &carol_sid), Some(ConversationState::Requested));
+
+    // 2. Disappearing after read (10 s, the network minimum TTL).
+    alice
+        .set_disappearing(&bob_sid, Disappearing::AfterRead(10))
+        .unwrap();
+    let secret = alice.send(&bob_sid, "self-destructs").await.unwrap();
+    let got = bob.receive().await.unwrap();
+    assert_eq!(bodies(&got), ["self-destructs"]);
+    let read_at = Instant::now();
+    assert!(bob.db().expires(&secret.hash).unwrap().is_some());
+    assert!(
+        held_anywhere(bob, &secret.hash).await,
+        "still there before the timer"
+    );
+    // And after send: the copy in Bob's swarm is stored with a 10 s TTL.
+    alice
+        .set_disappearing(&bob_sid, Disappearing::AfterSend(10))
+        .unwrap();
+    let brief = alice.send(&bob_sid, "brief").await.unwrap();
+    assert_eq!(bodies(&bob.receive().await.unwrap()), ["brief"]);
+    assert!(bob.db().expires(&brief.hash).unwrap().is_some());
+    alice.set_disappearing(&bob_sid, Disappearing::Off).unwrap();
+
+    // 3. Unsend, while the timer runs.
+    let oops = alice.send(&bob_sid, "oops").await.unwrap();
+    assert_eq!(bodies(&bob.receive().await.unwrap()), ["oops"]);
+    let sync = alice.db().sync_hash(&oops.hash).unwrap().unwrap();
+    assert!(held_anywhere(alice, &sync).await);
+    let unsent = alice.unsend(&oops.hash[..12]).await.unwrap();
+    assert_eq!(unsent.id, oops.hash);
+    assert!(alice.db().message(&oops.hash).unwrap().is_none());
+    assert!(!held_anywhere(alice, &sync).await, "sync copy deleted");
+    assert!(bob.receive().await.unwrap().is_empty(), "nothing shown");
+    assert!(bob.db().message(&oops.hash).unwrap().is_none());
+    assert!(
+        !held_anywhere(bob, &oops.hash).await,
+        "recipient copy deleted"
+    );
+    // Only the author can unsend: Bob cannot unsend Alice's message.
+    bob.send(&alice_sid, "ok").await.unwrap();
+    assert!(bob.unsend(&secret.hash).await.is_err());
+
+    // CLI: duration parsing and requests, while the timer runs.
+    let seed = net.nodes[1].addr.to_string();
+    let cli_dir = tempfile::tempdir().unwrap();
+    run_ok(shallot(cli_dir.path()).args(["account", "new"]));
+    let out = run_ok(shallot(cli_dir.path()).args(["disappear", &alice_sid.to_string(), "5m"]));
+    assert!(out.contains("300s after they are sent"), "{out}");
+    shallot(cli_dir.path())
+        .args(["disappear", &alice_sid.to_string(), "5s"])
+        .assert()
+        .failure();
+    let out = run_ok(shallot(cli_dir.path()).args(["requests", "--seed-node", &seed]));
+    assert!(out.contains("No message requests"), "{out}");
+    let cli_sid = cli_session_id(cli_dir.path());
+    carol.send(&cli_sid, "hello cli").await.unwrap();
+    let out = run_ok(shallot(cli_dir.path()).arg("requests"));
+    assert!(out.contains(&format!("Request from {carol_sid}")), "{out}");
+    assert!(out.contains("hello cli"), "{out}");
+    let out = run_ok(shallot(cli_dir.path()).args(["accept", &carol_sid.to_string()]));
+    assert!(out.contains("Accepted"), "{out}");
+    let out = run_ok(shallot(cli_dir.path()).args(["requests"]));
+    assert!(out.contains("No message requests"), "{out}");
+    let out = run_ok(shallot(cli_dir.path()).args(["send", &carol_sid.to_string(), "typo"]));
+    let id = out
+        .trim()
+        .rsplit("(id ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')');
+    assert_eq!(bodies(&carol.receive().await.unwrap()), ["typo"]);
+    let out = run_ok(shallot(cli_dir.path()).args(["unsend", &id[..10]]));
+    assert!(out.contains("Unsent"), "{out}");
+    assert!(carol.receive().await.unwrap().is_empty());
+    assert!(
+        carol.db().message(id).unwrap().is_none(),
+        "unsent via the CLI"
+    );
+    shallot(cli_dir.path())
+        .args(["wipe"])
+        .write_stdin("no\n")
+        .assert()
+        .failure();
+    let out = run_ok(shallot(cli_dir.path()).args(["wipe", "--yes"]));
+    assert!(out.contains("Deleted everything"), "{out}");
+
+    // 2, continued: after the timer (plus the nodes' 10 s expiry sweep) the copy is gone from
+    // every member of Bob's swarm, and locally.
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(read_at.elapsed())).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while held_anywhere(bob, &secret.hash).await || held_anywhere(bob, &brief.hash).await {
+        assert!(Instant::now() < deadline, "expired message still stored");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bob.receive().await.unwrap();
+    assert!(bob.db().message(&secret.hash).unwrap().is_none());
+    assert!(bob.db().message(&brief.hash).unwrap().is_none());
+    let secret_sync = alice.db().sync_hash(&secret.hash).unwrap().unwrap();
+    assert!(!held_anywhere(alice, &secret_sync).await);
+
+    // Wipe: nothing left in Bob's swarm.
+    bob.wipe().await.unwrap();
+    let members = bob.client().swarm(&bob_sid.account()).await.unwrap();
+    for member in &members {
+        assert!(bob.peek_node(member).await.unwrap().is_empty());
+    }
+}
