@@ -68,6 +68,8 @@ enum Command {
     Unsend(msg_cmd::UnsendArgs),
     /// Delete everything stored for your account on the network
     Wipe(msg_cmd::WipeArgs),
+    /// Show the node pool, your swarm, the onion paths and guards, and the clock offset
+    Network(msg_cmd::NetworkArgs),
 }
 
 #[derive(Subcommand)]
@@ -144,6 +146,7 @@ fn main() -> Result<()> {
         Command::Disappear(args) => msg_cmd::disappear(&args, &dir),
         Command::Unsend(args) => msg_cmd::unsend(&args, &dir),
         Command::Wipe(args) => msg_cmd::wipe(&args, &dir),
+        Command::Network(args) => msg_cmd::network(&args, &dir),
     }
 }
 

@@ -334,6 +334,48 @@ async fn connect(dir: &Path, net: &NetArgs) -> Result<Messenger> {
     Ok(Messenger::new(identity, client, db))
 }
 
+/// `shallot network`.
+#[derive(Args)]
+pub struct NetworkArgs {
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+/// Runs `shallot network`: what the client knows of the network and the paths it would use.
+pub fn network(args: &NetworkArgs, dir: &Path) -> Result<()> {
+    runtime()?.block_on(async {
+        let messenger = connect(dir, &args.net).await?;
+        let client = messenger.client();
+        // A request refreshes the clock offset from the node's `t`.
+        let swarm = client.swarm(&messenger.session_id().into()).await.ok();
+        println!("node pool:     {} nodes", client.pool_len());
+        println!(
+            "clock offset:  {} ms (network time minus this machine's)",
+            -client.clock().offset_ms()
+        );
+        if let Some(members) = swarm {
+            println!("your swarm:    {} members", members.len());
+        }
+        for (i, path) in client.paths().iter().enumerate() {
+            let hops: Vec<String> = path
+                .nodes()
+                .iter()
+                .map(|n| n.https_addr().to_string())
+                .collect();
+            println!(
+                "path {}:        guard {}  →  {}",
+                i + 1,
+                hops[0],
+                hops[1..].join("  →  ")
+            );
+        }
+        if let Err(e) = messenger.save_network_state().await {
+            eprintln!("warning: could not save the node list: {e}");
+        }
+        Ok(())
+    })
+}
+
 /// Runs `shallot send`.
 pub fn send(args: &SendArgs, dir: &Path) -> Result<()> {
     let recipient = parse_sid(&args.recipient)?;
