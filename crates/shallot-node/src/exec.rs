@@ -556,38 +556,8 @@ impl Node {
         if !within(now, r.timestamp, window) {
             return Reply::text(406, "delete_all timestamp too far from current time");
         }
-        if !self
-            .verify(
-                r.request_auth(),
-                &r.signed_message(),
-                SubaccountFlags::DELETE,
-                true,
-            )
+        self.by_namespace(view, NamespaceOp::DeleteAll(r), origin, now)
             .await
-        {
-            return Reply::text(401, "delete_all signature verification failed");
-        }
-        let request = Request::DeleteAll(r.clone());
-        let local = async {
-            let (account, selector) = (r.account, r.namespace);
-            match self
-                .blocking(move |s| s.delete_all(&account, selector))
-                .await
-            {
-                Ok(pairs) => {
-                    let hashes: Vec<MessageHash> = pairs.iter().map(|(_, h)| *h).collect();
-                    let signed = SignedResponse::DeleteAll {
-                        account: &r.account,
-                        timestamp: r.timestamp,
-                        deleted: &hashes,
-                    };
-                    json!({"deleted": hash_list(r.namespace, &pairs), "signature": sig_b64(self, &signed.message())})
-                }
-                Err(error) => query_failure(&error),
-            }
-        };
-        let result = self.replicate(view, &request, origin, now, local).await;
-        self.recursive_reply(view, origin, now, result, |_| {})
     }
 
     async fn delete_before(
@@ -600,38 +570,8 @@ impl Node {
         if r.before > now + SIGNATURE_WINDOW {
             return Reply::text(401, "delete_before timestamp too far in the future");
         }
-        if !self
-            .verify(
-                r.request_auth(),
-                &r.signed_message(),
-                SubaccountFlags::DELETE,
-                true,
-            )
+        self.by_namespace(view, NamespaceOp::DeleteBefore(r), origin, now)
             .await
-        {
-            return Reply::text(401, "delete_before signature verification failed");
-        }
-        let request = Request::DeleteBefore(r.clone());
-        let local = async {
-            let (account, selector, before) = (r.account, r.namespace, r.before);
-            match self
-                .blocking(move |s| s.delete_before(&account, selector, before))
-                .await
-            {
-                Ok(pairs) => {
-                    let hashes: Vec<MessageHash> = pairs.iter().map(|(_, h)| *h).collect();
-                    let signed = SignedResponse::DeleteBefore {
-                        account: &r.account,
-                        before: r.before,
-                        deleted: &hashes,
-                    };
-                    json!({"deleted": hash_list(r.namespace, &pairs), "signature": sig_b64(self, &signed.message())})
-                }
-                Err(error) => query_failure(&error),
-            }
-        };
-        let result = self.replicate(view, &request, origin, now, local).await;
-        self.recursive_reply(view, origin, now, result, |_| {})
     }
 
     async fn expire_all(
@@ -649,32 +589,37 @@ impl Node {
         if r.expiry + window < now {
             return Reply::text(406, "expire_all timestamp should be >= current time");
         }
+        self.by_namespace(view, NamespaceOp::ExpireAll(r), origin, now)
+            .await
+    }
+
+    /// The rest of `delete_all`, `delete_before` and `expire_all` once their clock check passed:
+    /// a Delete-permission signature, one store operation over a namespace selector, and the
+    /// affected hashes (per namespace for `"all"`) with this node's signature over them.
+    async fn by_namespace(
+        self: &Arc<Self>,
+        view: &NetworkView,
+        op: NamespaceOp,
+        origin: Origin,
+        now: u64,
+    ) -> Reply {
+        let (auth, message) = op.auth();
         if !self
-            .verify(
-                r.request_auth(),
-                &r.signed_message(),
-                SubaccountFlags::DELETE,
-                true,
-            )
+            .verify(auth, &message, SubaccountFlags::DELETE, true)
             .await
         {
-            return Reply::text(401, "expire_all signature verification failed");
+            return Reply::text(401, format!("{} signature verification failed", op.name()));
         }
-        let request = Request::ExpireAll(r.clone());
+        let request = op.request();
         let local = async {
-            let (account, selector, expiry) = (r.account, r.namespace, r.expiry);
-            match self
-                .blocking(move |s| s.expire_all(&account, selector, expiry))
-                .await
-            {
+            let run = op.clone();
+            match self.blocking(move |s| run.apply(s)).await {
                 Ok(pairs) => {
                     let hashes: Vec<MessageHash> = pairs.iter().map(|(_, h)| *h).collect();
-                    let signed = SignedResponse::ExpireAll {
-                        account: &r.account,
-                        expiry: r.expiry,
-                        updated: &hashes,
-                    };
-                    json!({"updated": hash_list(r.namespace, &pairs), "signature": sig_b64(self, &signed.message())})
+                    json!({
+                        op.result_key(): hash_list(op.selector(), &pairs),
+                        "signature": sig_b64(self, &op.signed_response(&hashes)),
+                    })
                 }
                 Err(error) => query_failure(&error),
             }
@@ -924,6 +869,90 @@ impl Node {
             body["result"] = result_entry(self.execute(request, origin).await);
         }
         Reply::json(200, body)
+    }
+}
+
+/// The methods that act on all of an account's messages in one namespace (or all of them).
+#[derive(Clone, Debug)]
+enum NamespaceOp {
+    DeleteAll(rpc::DeleteAll),
+    DeleteBefore(rpc::DeleteBefore),
+    ExpireAll(rpc::ExpireAll),
+}
+
+impl NamespaceOp {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::DeleteAll(_) => "delete_all",
+            Self::DeleteBefore(_) => "delete_before",
+            Self::ExpireAll(_) => "expire_all",
+        }
+    }
+
+    /// `deleted` or `updated`: the key of the per-node result.
+    fn result_key(&self) -> &'static str {
+        match self {
+            Self::DeleteAll(_) | Self::DeleteBefore(_) => "deleted",
+            Self::ExpireAll(_) => "updated",
+        }
+    }
+
+    fn selector(&self) -> NamespaceSelector {
+        match self {
+            Self::DeleteAll(r) => r.namespace,
+            Self::DeleteBefore(r) => r.namespace,
+            Self::ExpireAll(r) => r.namespace,
+        }
+    }
+
+    /// What to verify: the request's authentication and the bytes it signs.
+    fn auth(&self) -> (RequestAuth<'_>, Vec<u8>) {
+        match self {
+            Self::DeleteAll(r) => (r.request_auth(), r.signed_message()),
+            Self::DeleteBefore(r) => (r.request_auth(), r.signed_message()),
+            Self::ExpireAll(r) => (r.request_auth(), r.signed_message()),
+        }
+    }
+
+    fn request(&self) -> Request {
+        match self {
+            Self::DeleteAll(r) => Request::DeleteAll(r.clone()),
+            Self::DeleteBefore(r) => Request::DeleteBefore(r.clone()),
+            Self::ExpireAll(r) => Request::ExpireAll(r.clone()),
+        }
+    }
+
+    fn apply(
+        &self,
+        store: &shallot_store::Store,
+    ) -> Result<Vec<(Namespace, MessageHash)>, StoreError> {
+        match self {
+            Self::DeleteAll(r) => store.delete_all(&r.account, r.namespace),
+            Self::DeleteBefore(r) => store.delete_before(&r.account, r.namespace, r.before),
+            Self::ExpireAll(r) => store.expire_all(&r.account, r.namespace, r.expiry),
+        }
+    }
+
+    /// The bytes this node signs over the affected hashes (spec §2.8).
+    fn signed_response(&self, hashes: &[MessageHash]) -> Vec<u8> {
+        match self {
+            Self::DeleteAll(r) => SignedResponse::DeleteAll {
+                account: &r.account,
+                timestamp: r.timestamp,
+                deleted: hashes,
+            },
+            Self::DeleteBefore(r) => SignedResponse::DeleteBefore {
+                account: &r.account,
+                before: r.before,
+                deleted: hashes,
+            },
+            Self::ExpireAll(r) => SignedResponse::ExpireAll {
+                account: &r.account,
+                expiry: r.expiry,
+                updated: hashes,
+            },
+        }
+        .message()
     }
 }
 
