@@ -193,9 +193,18 @@ impl Node {
                 Request::Store(r) => self.store(&view, r, origin, now).await,
                 Request::Retrieve(r) => self.retrieve(&view, r, now).await,
                 Request::Delete(r) => self.delete(&view, r, origin, now).await,
-                Request::DeleteAll(r) => self.delete_all(&view, r, origin, now).await,
-                Request::DeleteBefore(r) => self.delete_before(&view, r, origin, now).await,
-                Request::ExpireAll(r) => self.expire_all(&view, r, origin, now).await,
+                Request::DeleteAll(r) => {
+                    self.by_namespace(&view, NamespaceOp::DeleteAll(r), origin, now)
+                        .await
+                }
+                Request::DeleteBefore(r) => {
+                    self.by_namespace(&view, NamespaceOp::DeleteBefore(r), origin, now)
+                        .await
+                }
+                Request::ExpireAll(r) => {
+                    self.by_namespace(&view, NamespaceOp::ExpireAll(r), origin, now)
+                        .await
+                }
                 Request::Expire(r) => self.expire(&view, r, origin, now).await,
                 Request::GetExpiries(r) => self.get_expiries(r, now).await,
                 Request::RevokeSubaccount(r) => self.revocation(&view, r, true, origin, now).await,
@@ -541,61 +550,9 @@ impl Node {
         self.recursive_reply(view, origin, now, result, |_| {})
     }
 
-    async fn delete_all(
-        self: &Arc<Self>,
-        view: &NetworkView,
-        r: rpc::DeleteAll,
-        origin: Origin,
-        now: u64,
-    ) -> Reply {
-        let window = if origin == Origin::Peer {
-            FORWARDED_WINDOW
-        } else {
-            SIGNATURE_WINDOW
-        };
-        if !within(now, r.timestamp, window) {
-            return Reply::text(406, "delete_all timestamp too far from current time");
-        }
-        self.by_namespace(view, NamespaceOp::DeleteAll(r), origin, now)
-            .await
-    }
-
-    async fn delete_before(
-        self: &Arc<Self>,
-        view: &NetworkView,
-        r: rpc::DeleteBefore,
-        origin: Origin,
-        now: u64,
-    ) -> Reply {
-        if r.before > now + SIGNATURE_WINDOW {
-            return Reply::text(401, "delete_before timestamp too far in the future");
-        }
-        self.by_namespace(view, NamespaceOp::DeleteBefore(r), origin, now)
-            .await
-    }
-
-    async fn expire_all(
-        self: &Arc<Self>,
-        view: &NetworkView,
-        r: rpc::ExpireAll,
-        origin: Origin,
-        now: u64,
-    ) -> Reply {
-        let window = if origin == Origin::Peer {
-            FORWARDED_WINDOW
-        } else {
-            SIGNATURE_WINDOW
-        };
-        if r.expiry + window < now {
-            return Reply::text(406, "expire_all timestamp should be >= current time");
-        }
-        self.by_namespace(view, NamespaceOp::ExpireAll(r), origin, now)
-            .await
-    }
-
-    /// The rest of `delete_all`, `delete_before` and `expire_all` once their clock check passed:
-    /// a Delete-permission signature, one store operation over a namespace selector, and the
-    /// affected hashes (per namespace for `"all"`) with this node's signature over them.
+    /// `delete_all`, `delete_before` and `expire_all`: a clock check, a Delete-permission
+    /// signature, one store operation over a namespace selector, and the affected hashes (per
+    /// namespace for `"all"`) with this node's signature over them.
     async fn by_namespace(
         self: &Arc<Self>,
         view: &NetworkView,
@@ -603,6 +560,9 @@ impl Node {
         origin: Origin,
         now: u64,
     ) -> Reply {
+        if let Some(refusal) = op.clock_refusal(now, origin) {
+            return refusal;
+        }
         let (auth, message) = op.auth();
         if !self
             .verify(auth, &message, SubaccountFlags::DELETE, true)
@@ -886,6 +846,31 @@ impl NamespaceOp {
             Self::DeleteAll(_) => "delete_all",
             Self::DeleteBefore(_) => "delete_before",
             Self::ExpireAll(_) => "expire_all",
+        }
+    }
+
+    /// The method's own clock rule (spec §4.4–§4.6); forwarded requests get the wider window.
+    fn clock_refusal(&self, now: u64, origin: Origin) -> Option<Reply> {
+        let window = if origin == Origin::Peer {
+            FORWARDED_WINDOW
+        } else {
+            SIGNATURE_WINDOW
+        };
+        match self {
+            Self::DeleteAll(r) if !within(now, r.timestamp, window) => Some(Reply::text(
+                406,
+                "delete_all timestamp too far from current time",
+            )),
+            // The reference applies the same 60 s to forwarded requests here, and answers 401.
+            Self::DeleteBefore(r) if r.before > now + SIGNATURE_WINDOW => Some(Reply::text(
+                401,
+                "delete_before timestamp too far in the future",
+            )),
+            Self::ExpireAll(r) if r.expiry + window < now => Some(Reply::text(
+                406,
+                "expire_all timestamp should be >= current time",
+            )),
+            _ => None,
         }
     }
 
