@@ -414,6 +414,39 @@ impl Db {
         Ok(())
     }
 
+    /// A contact's display name, as their last message's profile said (`None` if unknown).
+    pub fn contact_name(&self, contact: &SessionId) -> Result<Option<String>, DbError> {
+        let id = contact.to_string();
+        let sealed: Option<Option<Vec<u8>>> = self
+            .conn
+            .query_row(
+                "SELECT name FROM conversations WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        sealed
+            .flatten()
+            .map(|n| self.open_string(&aad("conversations", "name", &id), &n))
+            .transpose()
+    }
+
+    /// Our own display name, sent with our messages (`None` until set).
+    pub fn profile_name(&self) -> Result<Option<String>, DbError> {
+        let profile: Option<serde_json::Value> = self.load_snapshot("profile")?;
+        Ok(profile
+            .as_ref()
+            .and_then(|p| p.get("name"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned))
+    }
+
+    /// Sets our own display name.
+    pub fn set_profile_name(&self, name: &str) -> Result<(), DbError> {
+        let json = serde_json::json!({ "name": name }).to_string();
+        self.save_snapshot("profile", json.as_bytes())
+    }
+
     /// All conversations, most recent first.
     pub fn conversations(&self) -> Result<Vec<Conversation>, DbError> {
         let mut stmt = self.conn.prepare(

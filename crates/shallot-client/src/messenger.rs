@@ -14,7 +14,7 @@ use shallot_proto::message_hash::MessageHash;
 use shallot_proto::namespace::NamespaceSelector;
 use shallot_proto::rpc::{Auth, Delete, DeleteAll, Expire, Request, Retrieve, RetrieveAuth, Store};
 use shallot_proto::session::protos::{
-    Content, ExpirationType, MessageRequestResponse, UnsendRequest,
+    Content, DataMessage, ExpirationType, MessageRequestResponse, Profile, UnsendRequest,
 };
 use shallot_proto::session::{unwrap_incoming, wrap_for_recipient};
 use shallot_proto::signing::{ExpireMode, SignedRequest};
@@ -35,6 +35,17 @@ pub const POLL_NODES: usize = 2;
 
 /// `max_size` of the namespace-0 retrieve (half the network maximum, as desktop).
 const RETRIEVE_MAX_SIZE: i64 = -2;
+
+/// Longest display name we send or accept, in bytes (libsession's profile name limit).
+pub const MAX_NAME_BYTES: usize = 100;
+
+/// A display name as it may be shown: trimmed, without control characters, at most
+/// [`MAX_NAME_BYTES`]; `None` if nothing is left or it is too long.
+pub fn clean_display_name(name: &str) -> Option<String> {
+    let cleaned: String = name.chars().filter(|c| !c.is_control()).collect();
+    let cleaned = cleaned.trim();
+    (!cleaned.is_empty() && cleaned.len() <= MAX_NAME_BYTES).then(|| cleaned.to_owned())
+}
 
 /// A messaging failure.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +116,12 @@ enum Verdict {
         author: SessionId,
         timestamp: u64,
     },
+    /// The other party (or we, from another device) changed the conversation's timer.
+    Timer {
+        conversation: SessionId,
+        setting: Disappearing,
+        from_us: bool,
+    },
     Drop(String),
 }
 
@@ -165,6 +182,31 @@ impl Messenger {
         self.identity.session_id().account()
     }
 
+    /// Our display name, if set.
+    pub fn display_name(&self) -> Result<Option<String>, MessengerError> {
+        Ok(self.db().profile_name()?)
+    }
+
+    /// Sets the display name our contacts see with our messages from now on. The name is
+    /// trimmed; it must be 1 to [`MAX_NAME_BYTES`] bytes without control characters.
+    pub fn set_display_name(&self, name: &str) -> Result<String, MessengerError> {
+        let cleaned = clean_display_name(name).ok_or_else(|| {
+            MessengerError::Build(format!(
+                "a display name must be 1 to {MAX_NAME_BYTES} bytes of printable text"
+            ))
+        })?;
+        self.db().set_profile_name(&cleaned)?;
+        Ok(cleaned)
+    }
+
+    /// The profile sent with our messages (`None` while we have no display name).
+    fn profile(&self) -> Result<Option<Profile>, MessengerError> {
+        Ok(self.display_name()?.map(|name| Profile {
+            display_name: Some(name),
+            ..Profile::default()
+        }))
+    }
+
     /// Saves the node pool and our swarm to the database, so the next start needs no seed.
     pub async fn save_network_state(&self) -> Result<(), MessengerError> {
         let swarm = self.client.swarm(&self.account()).await.unwrap_or_default();
@@ -217,6 +259,9 @@ impl Messenger {
     ) -> Result<SentMessage, MessengerError> {
         let timestamp = self.client.clock().now_ms();
         let mut content = Content::text(text, timestamp);
+        if let Some(data) = content.data_message.as_mut() {
+            data.profile = self.profile()?;
+        }
         let disappearing = self.db().disappearing(recipient)?;
         // After send: both copies live `secs`. After read: the recipient's copy waits to be read
         // (14 days), and ours (we have read it) lives `secs` from now.
@@ -548,6 +593,7 @@ impl Messenger {
         let content = Content {
             message_request_response: Some(MessageRequestResponse {
                 is_approved: Some(true),
+                profile: self.profile()?,
                 ..MessageRequestResponse::default()
             }),
             sig_timestamp: Some(now),
@@ -583,15 +629,45 @@ impl Messenger {
     }
 
     /// Sets the disappearing-messages timer of the conversation with `contact` for the messages
-    /// we send from now on.
-    pub fn set_disappearing(
+    /// sent from now on, and tells them and our other devices: a timer-update control message
+    /// (`DataMessage.flags` = `EXPIRATION_TIMER_UPDATE`, with the setting in `Content`) goes to
+    /// their inbox and, with `syncTarget`, to ours; both sides' clients adopt it. The local
+    /// setting applies even if sending fails (the error says so). Returns how many members of
+    /// their swarm stored the update.
+    pub async fn set_disappearing(
         &self,
         contact: &SessionId,
         setting: Disappearing,
-    ) -> Result<(), MessengerError> {
-        self.db()
-            .set_disappearing(contact, setting, self.client.clock().now_ms())?;
-        Ok(())
+    ) -> Result<u32, MessengerError> {
+        let now = self.client.clock().now_ms();
+        self.db().set_disappearing(contact, setting, now)?;
+        let (kind, secs) = match setting {
+            Disappearing::Off => (None, 0),
+            Disappearing::AfterSend(s) => (Some(ExpirationType::DeleteAfterSend), s),
+            Disappearing::AfterRead(s) => (Some(ExpirationType::DeleteAfterRead), s),
+        };
+        let update = |sync_target: Option<String>| -> Result<Content, MessengerError> {
+            Ok(Content {
+                data_message: Some(DataMessage {
+                    flags: Some(DataMessage::FLAG_EXPIRATION_TIMER_UPDATE),
+                    profile: self.profile()?,
+                    sync_target,
+                    ..DataMessage::default()
+                }),
+                expiration_type: kind.map(|k| k as i32),
+                expiration_timer: Some(secs),
+                sig_timestamp: Some(now),
+                ..Content::default()
+            })
+        };
+        let stored = self.send_control(contact, update(None)?).await?;
+        if let Err(e) = self
+            .send_control(&self.session_id(), update(Some(contact.to_string()))?)
+            .await
+        {
+            tracing::warn!("timer update not synced to our other devices: {e}");
+        }
+        Ok(stored)
     }
 
     /// Deletes one of our sent messages for everyone: an `UnsendRequest` goes to the
@@ -687,7 +763,7 @@ impl Messenger {
         if !batch_seen.insert(hash.to_owned()) || self.db().is_seen(hash)? {
             return Ok(None);
         }
-        let verdict = self.open(account, hash, item);
+        let (verdict, name) = self.open(account, hash, item);
         let mut db = self.db();
         match verdict {
             Verdict::Drop(why) => {
@@ -702,8 +778,29 @@ impl Messenger {
                         ConversationState::Accepted,
                         self.client.clock().now_ms(),
                     )?;
+                    if let Some(name) = name {
+                        db.set_contact_name(&contact, &name)?;
+                    }
                 }
                 db.mark_seen(hash, None)?;
+                Ok(None)
+            }
+            Verdict::Timer {
+                conversation,
+                setting,
+                from_us,
+            } => {
+                db.mark_seen(hash, None)?;
+                // From them: only for a conversation we have and have not blocked (a stranger
+                // cannot create one this way). From our other device: always.
+                let ours = from_us
+                    || !matches!(
+                        db.conversation_state(&conversation)?,
+                        None | Some(ConversationState::Blocked)
+                    );
+                if ours {
+                    db.set_disappearing(&conversation, setting, self.client.clock().now_ms())?;
+                }
                 Ok(None)
             }
             Verdict::Unsend { author, timestamp } => {
@@ -733,6 +830,9 @@ impl Messenger {
                 if !db.insert_message(&m)? {
                     return Ok(None);
                 }
+                if let (Some(name), Direction::Incoming) = (name, m.direction) {
+                    db.set_contact_name(&m.conversation, &name)?;
+                }
                 match disappearing {
                     Disappearing::Off => {}
                     Disappearing::AfterSend(secs) => {
@@ -757,8 +857,22 @@ impl Messenger {
         }
     }
 
-    /// Decodes and opens one retrieved item (pure: no database access).
-    fn open(&self, account: &AccountId, hash: &str, item: &Value) -> Verdict {
+    /// Decodes and opens one retrieved item (pure: no database access), with the display name
+    /// its sender's profile carries (for messages from others).
+    fn open(&self, account: &AccountId, hash: &str, item: &Value) -> (Verdict, Option<String>) {
+        let mut name = None;
+        let verdict = self.judge(account, hash, item, &mut name);
+        (verdict, name)
+    }
+
+    /// [`Self::open`]'s work; `name` receives the sender's display name once decrypted.
+    fn judge(
+        &self,
+        account: &AccountId,
+        hash: &str,
+        item: &Value,
+        name: &mut Option<String>,
+    ) -> Verdict {
         let Some(data) = item
             .get("data")
             .and_then(Value::as_str)
@@ -775,6 +889,23 @@ impl Messenger {
             Err(e) => return Verdict::Drop(format!("cannot open: {e}")),
         };
         let me = self.session_id();
+        if incoming.sender != me {
+            let profile = incoming
+                .content
+                .data_message
+                .as_ref()
+                .and_then(|d| d.profile.as_ref())
+                .or_else(|| {
+                    incoming
+                        .content
+                        .message_request_response
+                        .as_ref()
+                        .and_then(|r| r.profile.as_ref())
+                });
+            *name = profile
+                .and_then(|p| p.display_name.as_deref())
+                .and_then(clean_display_name);
+        }
         if let Some(unsend) = &incoming.content.unsend_request {
             return match (unsend.timestamp, unsend.author.as_deref().map(str::parse)) {
                 // Only the author may unsend; our own (from another device) is not handled.
@@ -794,6 +925,26 @@ impl Messenger {
             };
         }
         let disappearing = content_disappearing(&incoming.content);
+        if let Some(update) = incoming
+            .content
+            .data_message
+            .as_ref()
+            .filter(|d| d.flags.unwrap_or(0) & DataMessage::FLAG_EXPIRATION_TIMER_UPDATE != 0)
+        {
+            let conversation = if incoming.sender == me {
+                match update.sync_target.as_deref().map(str::parse::<SessionId>) {
+                    Some(Ok(target)) => target,
+                    _ => return Verdict::Drop("timer update without a valid syncTarget".into()),
+                }
+            } else {
+                incoming.sender
+            };
+            return Verdict::Timer {
+                conversation,
+                setting: disappearing,
+                from_us: incoming.sender == me,
+            };
+        }
         let Some(data_message) = incoming.content.data_message else {
             return Verdict::Drop("not a visible message".into());
         };

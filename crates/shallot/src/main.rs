@@ -64,6 +64,8 @@ enum Command {
     Block(msg_cmd::ContactArgs),
     /// Set the disappearing-messages timer for a conversation (e.g. 30s, 5m, 1h, off)
     Disappear(msg_cmd::DisappearArgs),
+    /// Show or set your display name (`--name`), which contacts see with your messages
+    Profile(msg_cmd::ProfileArgs),
     /// Delete one of your sent messages for everyone
     Unsend(msg_cmd::UnsendArgs),
     /// Delete everything stored for your account on the network
@@ -144,6 +146,7 @@ fn main() -> Result<()> {
         Command::Decline(args) => msg_cmd::contact(msg_cmd::ContactAction::Decline, &args, &dir),
         Command::Block(args) => msg_cmd::contact(msg_cmd::ContactAction::Block, &args, &dir),
         Command::Disappear(args) => msg_cmd::disappear(&args, &dir),
+        Command::Profile(args) => msg_cmd::profile(&args, &dir),
         Command::Unsend(args) => msg_cmd::unsend(&args, &dir),
         Command::Wipe(args) => msg_cmd::wipe(&args, &dir),
         Command::Network(args) => msg_cmd::network(&args, &dir),

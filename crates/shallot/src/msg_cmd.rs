@@ -78,6 +78,18 @@ pub struct DisappearArgs {
     /// Start the timer when the message is read instead of when it is sent
     #[arg(long)]
     after_read: bool,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+/// `shallot profile`.
+#[derive(Args)]
+pub struct ProfileArgs {
+    /// Set the display name your contacts see with your messages (1–100 bytes)
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    #[command(flatten)]
+    net: NetArgs,
 }
 
 /// `shallot unsend`.
@@ -212,7 +224,8 @@ pub fn contact(action: ContactAction, args: &ContactArgs, dir: &Path) -> Result<
     })
 }
 
-/// Runs `shallot disappear` (local setting: applies to the messages we send from now on).
+/// Runs `shallot disappear`: sets the timer here and sends the change to the contact and our
+/// other devices.
 pub fn disappear(args: &DisappearArgs, dir: &Path) -> Result<()> {
     let contact = parse_sid(&args.contact)?;
     let setting = match parse_duration(&args.duration)? {
@@ -220,11 +233,18 @@ pub fn disappear(args: &DisappearArgs, dir: &Path) -> Result<()> {
         Some(secs) if args.after_read => Disappearing::AfterRead(secs),
         Some(secs) => Disappearing::AfterSend(secs),
     };
-    let store = AccountStore::new(dir);
-    let identity = store.load()?;
-    let db = Db::open_in_dir(dir, &identity).context("could not open the local database")?;
-    let now = NetworkClock::default().now_ms();
-    db.set_disappearing(&contact, setting, now)?;
+    runtime()?.block_on(async {
+        let messenger = connect(dir, &args.net).await?;
+        let stored = messenger
+            .set_disappearing(&contact, setting)
+            .await
+            .context("the setting applies here, but telling the contact failed")?;
+        eprintln!("Timer update stored on {stored} member(s) of their swarm.");
+        if let Err(e) = messenger.save_network_state().await {
+            eprintln!("warning: could not save the node list: {e}");
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
     match setting {
         Disappearing::Off => println!("Messages to {contact} no longer disappear."),
         Disappearing::AfterSend(s) => {
@@ -235,6 +255,24 @@ pub fn disappear(args: &DisappearArgs, dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs `shallot profile`: shows (and with `--name`, sets) our display name.
+pub fn profile(args: &ProfileArgs, dir: &Path) -> Result<()> {
+    runtime()?.block_on(async {
+        let messenger = connect(dir, &args.net).await?;
+        if let Some(name) = &args.name {
+            let name = messenger.set_display_name(name)?;
+            println!("Display name set to {name:?}: contacts see it with your next message.");
+        } else {
+            match messenger.display_name()? {
+                Some(name) => println!("Display name: {name}"),
+                None => println!("No display name set (use `shallot profile --name NAME`)."),
+            }
+        }
+        println!("Session ID: {}", messenger.session_id());
+        Ok(())
+    })
 }
 
 /// Runs `shallot unsend`.
@@ -452,17 +490,25 @@ fn print_messages(messenger: &Messenger, me: &SessionId, messages: &[ReceivedMes
             println!(
                 "{}  [message request] {} → you: {}",
                 utc(m.timestamp),
-                m.sender,
+                who(messenger, &m.sender),
                 m.body
             );
             continue;
         }
         let (from, to) = match m.direction {
-            Direction::Incoming => (m.sender.to_string(), "you".to_owned()),
+            Direction::Incoming => (who(messenger, &m.sender), "you".to_owned()),
             Direction::Outgoing if m.conversation == *me => ("you".into(), "yourself".into()),
-            Direction::Outgoing => ("you".into(), m.conversation.to_string()),
+            Direction::Outgoing => ("you".into(), who(messenger, &m.conversation)),
         };
         println!("{}  {from} → {to}: {}", utc(m.timestamp), m.body);
+    }
+}
+
+/// A contact as printed: `Name (05…)` when their profile gave a name, else the Session ID.
+fn who(messenger: &Messenger, id: &SessionId) -> String {
+    match messenger.db().contact_name(id) {
+        Ok(Some(name)) => format!("{name} ({id})"),
+        _ => id.to_string(),
     }
 }
 

@@ -93,6 +93,13 @@ async fn requests_disappearing_unsend_and_wipe() {
     let (alice, bob, carol, dave) = (&ms[0], &ms[1], &ms[2], &ms[3]);
 
     // 1. Message requests. A stranger's message is a request; sending makes a contact.
+    // Alice's display name travels with her messages (control characters are cleaned out).
+    assert_eq!(
+        alice.set_display_name(" Alice\u{7} ✨ ").unwrap(),
+        "Alice ✨"
+    );
+    assert!(alice.set_display_name(&"x".repeat(101)).is_err());
+    assert_eq!(alice.display_name().unwrap().as_deref(), Some("Alice ✨"));
     alice.send(&bob_sid, "hi bob").await.unwrap();
     carol.send(&bob_sid, "buy my stuff").await.unwrap();
     dave.send(&bob_sid, "spam 1").await.unwrap();
@@ -106,11 +113,22 @@ async fn requests_disappearing_unsend_and_wipe() {
     for who in [&alice_sid, &carol_sid, &dave_sid] {
         assert_eq!(state(bob, who), Some(ConversationState::Requested));
     }
+    assert_eq!(
+        bob.db().contact_name(&alice_sid).unwrap().as_deref(),
+        Some("Alice ✨")
+    );
+    assert_eq!(bob.db().contact_name(&carol_sid).unwrap(), None);
+    // Bob's name reaches Alice with his acceptance.
+    bob.set_display_name("Bob").unwrap();
     bob.accept(&alice_sid).await.unwrap();
     assert_eq!(state(bob, &alice_sid), Some(ConversationState::Accepted));
     assert!(
         alice.receive().await.unwrap().is_empty(),
         "the approval is not a visible message"
+    );
+    assert_eq!(
+        alice.db().contact_name(&bob_sid).unwrap().as_deref(),
+        Some("Bob")
     );
     bob.decline(&carol_sid).unwrap();
     assert_eq!(state(bob, &carol_sid), Some(ConversationState::Declined));
@@ -124,12 +142,19 @@ async fn requests_disappearing_unsend_and_wipe() {
     assert_eq!(state(bob, &carol_sid), Some(ConversationState::Requested));
 
     // 2. Disappearing after read (10 s, the network minimum TTL).
-    alice
+    // Setting the timer tells Bob's client, which adopts it for the messages Bob sends.
+    let stored = alice
         .set_disappearing(&bob_sid, Disappearing::AfterRead(10))
+        .await
         .unwrap();
+    assert!(stored > 0);
     let secret = alice.send(&bob_sid, "self-destructs").await.unwrap();
     let got = bob.receive().await.unwrap();
-    assert_eq!(bodies(&got), ["self-destructs"]);
+    assert_eq!(bodies(&got), ["self-destructs"], "the update is not shown");
+    assert_eq!(
+        bob.db().disappearing(&alice_sid).unwrap(),
+        Disappearing::AfterRead(10)
+    );
     let read_at = Instant::now();
     assert!(bob.db().expires(&secret.hash).unwrap().is_some());
     assert!(
@@ -139,11 +164,30 @@ async fn requests_disappearing_unsend_and_wipe() {
     // And after send: the copy in Bob's swarm is stored with a 10 s TTL.
     alice
         .set_disappearing(&bob_sid, Disappearing::AfterSend(10))
+        .await
         .unwrap();
     let brief = alice.send(&bob_sid, "brief").await.unwrap();
     assert_eq!(bodies(&bob.receive().await.unwrap()), ["brief"]);
     assert!(bob.db().expires(&brief.hash).unwrap().is_some());
-    alice.set_disappearing(&bob_sid, Disappearing::Off).unwrap();
+    assert_eq!(
+        bob.db().disappearing(&alice_sid).unwrap(),
+        Disappearing::AfterSend(10)
+    );
+    alice
+        .set_disappearing(&bob_sid, Disappearing::Off)
+        .await
+        .unwrap();
+    assert!(bob.receive().await.unwrap().is_empty());
+    assert_eq!(
+        bob.db().disappearing(&alice_sid).unwrap(),
+        Disappearing::Off
+    );
+    // A stranger's timer update creates nothing.
+    dave.set_disappearing(&carol_sid, Disappearing::AfterSend(60))
+        .await
+        .unwrap();
+    assert!(carol.receive().await.unwrap().is_empty());
+    assert_eq!(state(carol, &dave_sid), None);
 
     // 3. Unsend, while the timer runs.
     let oops = alice.send(&bob_sid, "oops").await.unwrap();
@@ -168,14 +212,18 @@ async fn requests_disappearing_unsend_and_wipe() {
     let seed = net.nodes[1].addr.to_string();
     let cli_dir = tempfile::tempdir().unwrap();
     run_ok(shallot(cli_dir.path()).args(["account", "new"]));
-    let out = run_ok(shallot(cli_dir.path()).args(["disappear", &alice_sid.to_string(), "5m"]));
-    assert!(out.contains("300s after they are sent"), "{out}");
     shallot(cli_dir.path())
         .args(["disappear", &alice_sid.to_string(), "5s"])
         .assert()
         .failure();
     let out = run_ok(shallot(cli_dir.path()).args(["requests", "--seed-node", &seed]));
     assert!(out.contains("No message requests"), "{out}");
+    let out = run_ok(shallot(cli_dir.path()).args(["disappear", &alice_sid.to_string(), "5m"]));
+    assert!(out.contains("300s after they are sent"), "{out}");
+    let out = run_ok(shallot(cli_dir.path()).args(["profile", "--name", "Cli User"]));
+    assert!(out.contains("\"Cli User\""), "{out}");
+    let out = run_ok(shallot(cli_dir.path()).arg("profile"));
+    assert!(out.contains("Display name: Cli User"), "{out}");
     let cli_sid = cli_session_id(cli_dir.path());
     carol.send(&cli_sid, "hello cli").await.unwrap();
     let out = run_ok(shallot(cli_dir.path()).arg("requests"));
