@@ -281,15 +281,6 @@ impl Messenger {
         };
         let store = self.store_request(recipient, &content, timestamp, ttl)?;
         let hash = store.hash().to_string();
-
-        let mut sync_content = content;
-        if let Some(data) = sync_content.data_message.as_mut() {
-            data.sync_target = Some(recipient.to_string());
-        }
-        let sync_store =
-            self.store_request(&self.session_id(), &sync_content, timestamp, sync_ttl)?;
-        let sync_hash = sync_store.hash().to_string();
-
         {
             let mut db = self.db();
             db.insert_message(&StoredMessage {
@@ -301,9 +292,6 @@ impl Messenger {
                 body: text.to_owned(),
                 state: MessageState::Sending,
             })?;
-            // Our own sync copy comes back on the next poll: it is this message, not a new one.
-            db.mark_seen(&sync_hash, Some(&hash))?;
-            db.set_sync_hash(&hash, &sync_hash)?;
             if let Some(at) = local_expiry {
                 db.set_expires(&hash, at)?;
             }
@@ -327,6 +315,20 @@ impl Messenger {
         };
         self.db().set_state(&hash, state)?;
 
+        // The sync copy is built once the recipient's copy is on its way (it is not on the path
+        // of delivery). Our own poll brings it back: it is this message, not a new one.
+        let mut sync_content = content;
+        if let Some(data) = sync_content.data_message.as_mut() {
+            data.sync_target = Some(recipient.to_string());
+        }
+        let sync_store =
+            self.store_request(&self.session_id(), &sync_content, timestamp, sync_ttl)?;
+        let sync_hash = sync_store.hash().to_string();
+        {
+            let db = self.db();
+            db.mark_seen(&sync_hash, Some(&hash))?;
+            db.set_sync_hash(&hash, &sync_hash)?;
+        }
         let synced = match self
             .client
             .request_swarm(&self.account(), &Request::Store(sync_store))

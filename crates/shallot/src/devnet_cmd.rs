@@ -55,8 +55,8 @@ pub struct NodeArgs {
 /// Flags of `shallot devnet up`.
 #[derive(Args, Debug)]
 pub struct UpArgs {
-    /// Devnet config file (TOML keys: nodes, block_time_ms, time_scale, subnet); flags override
-    /// it. `up` writes the config it used to <dir>/devnet.toml.
+    /// Devnet config file (TOML keys: nodes, block_time_ms, time_scale, proof_interval_ms,
+    /// subnet); flags override it. `up` writes the config it used to <dir>/devnet.toml.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Number of nodes [default: 14, which gives two swarms of 7: the swarm algorithm opens a
@@ -69,6 +69,11 @@ pub struct UpArgs {
     /// Speed-up of the chain's rule durations: proofs, credit, locks [default: 60]
     #[arg(long)]
     pub time_scale: Option<u32>,
+    /// Expected uptime-proof interval in wall-time milliseconds, not divided by --time-scale
+    /// (nodes send one every 5000 ms; proofs then expire after 11 s) [default: 10 min divided
+    /// by --time-scale]
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub proof_interval_ms: Option<u64>,
     /// Third octet of the nodes' 127.0.N.x addresses [default: 77]
     #[arg(long)]
     pub subnet: Option<u8>,
@@ -86,6 +91,9 @@ pub struct DevnetConfig {
     pub block_time_ms: u64,
     /// Speed-up of the chain's rule durations.
     pub time_scale: u32,
+    /// Expected uptime-proof interval in wall-time ms, not scaled (`None`: 10 min / time_scale).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof_interval_ms: Option<u64>,
     /// Third octet of the nodes' addresses.
     pub subnet: u8,
 }
@@ -96,6 +104,7 @@ impl Default for DevnetConfig {
             nodes: 14,
             block_time_ms: 1000,
             time_scale: 60,
+            proof_interval_ms: None,
             subnet: 77,
         }
     }
@@ -127,6 +136,9 @@ impl UpArgs {
         }
         if let Some(scale) = self.time_scale {
             config.time_scale = scale;
+        }
+        if let Some(ms) = self.proof_interval_ms {
+            config.proof_interval_ms = Some(ms);
         }
         if let Some(subnet) = self.subnet {
             config.subnet = subnet;
@@ -504,21 +516,22 @@ fn start_all(args: &DevnetConfig, dir: &Path) -> Result<()> {
     let started = Instant::now();
     let directory_addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     eprintln!("starting the directory on {directory_addr} …");
-    let directory_pid = spawn_detached(
-        &[
-            "directory".into(),
-            "serve".into(),
-            "--bind".into(),
-            directory_addr.to_string(),
-            "--chain-dir".into(),
-            dir.join("directory").display().to_string(),
-            "--block-time-ms".into(),
-            args.block_time_ms.to_string(),
-            "--time-scale".into(),
-            args.time_scale.to_string(),
-        ],
-        &dir.join("directory.log"),
-    )?;
+    let mut directory_args: Vec<String> = vec![
+        "directory".into(),
+        "serve".into(),
+        "--bind".into(),
+        directory_addr.to_string(),
+        "--chain-dir".into(),
+        dir.join("directory").display().to_string(),
+        "--block-time-ms".into(),
+        args.block_time_ms.to_string(),
+        "--time-scale".into(),
+        args.time_scale.to_string(),
+    ];
+    if let Some(ms) = args.proof_interval_ms {
+        directory_args.extend(["--proof-interval-ms".into(), ms.to_string()]);
+    }
+    let directory_pid = spawn_detached(&directory_args, &dir.join("directory.log"))?;
     let mut state = DevnetState {
         directory_addr,
         directory_pid: Some(directory_pid),
@@ -571,4 +584,47 @@ pub(crate) fn down(dir: &Path) -> Result<()> {
     save(dir, &state)?;
     println!("devnet stopped; its data stays in {}", dir.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
+
+    use super::*;
+
+    fn up_args(config: Option<PathBuf>, proof_interval_ms: Option<u64>) -> UpArgs {
+        UpArgs {
+            config,
+            nodes: None,
+            block_time_ms: None,
+            time_scale: None,
+            proof_interval_ms,
+            subnet: None,
+            dir: DirArgs { dir: None },
+        }
+    }
+
+    #[test]
+    fn the_proof_interval_comes_from_the_file_or_the_flag_and_is_recorded_only_when_set() {
+        let dir = tempfile::tempdir().unwrap();
+        // Unset: the recorded config has no such key, so older devnet.toml files stay valid.
+        let default = up_args(None, None).resolve(dir.path()).unwrap();
+        assert_eq!(default, DevnetConfig::default());
+        assert!(!toml::to_string(&default)
+            .unwrap()
+            .contains("proof_interval_ms"));
+
+        let file = dir.path().join("net.toml");
+        std::fs::write(&file, "time_scale = 30\nproof_interval_ms = 5000\n").unwrap();
+        let from_file = up_args(Some(file.clone()), None)
+            .resolve(dir.path())
+            .unwrap();
+        assert_eq!(from_file.proof_interval_ms, Some(5000));
+        assert_eq!(from_file.time_scale, 30);
+        let text = toml::to_string(&from_file).unwrap();
+        assert_eq!(toml::from_str::<DevnetConfig>(&text).unwrap(), from_file);
+
+        let flag = up_args(Some(file), Some(7000)).resolve(dir.path()).unwrap();
+        assert_eq!(flag.proof_interval_ms, Some(7000));
+    }
 }

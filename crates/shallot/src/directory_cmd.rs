@@ -175,6 +175,12 @@ pub struct DirectoryArgs {
     /// Divide every rule duration (proof interval, credit, locks) by this, for fast devnets
     #[arg(long, default_value_t = 60)]
     pub time_scale: u32,
+    /// Expected interval between a node's uptime proofs in wall-time milliseconds, not divided
+    /// by --time-scale: proofs expire after 2 × this + max(this / 10, 1 s), and a node failing
+    /// reachability tests for validity − this counts as unreachable. Devnet nodes send a proof
+    /// every 5000 ms. [default: testnet's 10 min divided by --time-scale]
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub proof_interval_ms: Option<u64>,
     /// Stake needed to fund a node, in atomic units (default: 100 OXEN)
     #[arg(long)]
     pub staking_requirement: Option<u64>,
@@ -194,6 +200,7 @@ fn serve(args: DirectoryArgs) -> Result<()> {
     let mut config = ChainConfig {
         block_time: Duration::from_millis(args.block_time_ms.max(10)),
         time_scale: args.time_scale.max(1),
+        proof_interval: args.proof_interval_ms.map(Duration::from_millis),
         data_dir: Some(args.chain_dir),
         ..ChainConfig::default()
     };

@@ -15,10 +15,21 @@ fn shallot(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Runs `devnet down` on drop, so a failed assertion does not leave the detached node and
+/// directory processes running (`devnet down` is idempotent).
+struct DownOnDrop<'a>(&'a str);
+
+impl Drop for DownOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = shallot(&["devnet", "down", "--dir", self.0]);
+    }
+}
+
 #[test]
 fn devnet_up_forms_two_swarms_and_goes_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
+    let _down = DownOnDrop(d);
     // One config file describes the devnet; a flag overrides it.
     let config = dir.path().join("my-devnet.toml");
     std::fs::write(&config, "nodes = 9\nsubnet = 91\nblock_time_ms = 200\n").unwrap();

@@ -1,7 +1,12 @@
 //! The devnet's life cycle end to end, with the real `shallot` binary: swarms exactly as the
 //! chain's inputs predict (directory spec §2), message handoff to a new swarm with namespaces
-//! kept (storage RPC spec §8.6), and a node's failure, decommission, recommission with reduced
-//! credit and deregistration with its stake locked (directory spec §4.6–§4.9).
+//! kept (storage RPC spec §8.6), a node's failure, decommission, recommission with reduced
+//! credit and deregistration with its stake locked (directory spec §4.6–§4.9), and nodes that
+//! stay down losing their credit block by block until they are deregistered.
+//!
+//! The failure scenarios give the chain an unscaled proof interval matching the nodes' 5 s
+//! heartbeat (`--proof-interval-ms`): proofs expire after 11 s whatever the time scale, so the
+//! time scale only sets how much credit (wall time) a decommissioned node has.
 //!
 //! The scenarios run one at a time (each starts 14+ node processes; in parallel on a small
 //! machine the nodes' uptime proofs would arrive late and the chain would rightly decommission
@@ -83,25 +88,48 @@ struct Devnet {
     rules: Rules,
 }
 
+/// The nodes' heartbeat (shallot-node `HEARTBEAT_INTERVAL`), given to the failure scenarios'
+/// chains as their unscaled proof interval: proofs valid 2 × 5 s + 1 s = 11 s.
+const PROOF_INTERVAL_MS: u64 = 5000;
+
 impl Devnet {
-    fn up(nodes: usize, subnet: u8, block_time_ms: u64, time_scale: u32) -> Self {
+    /// `devnet up` with these settings; `proof_interval_ms` = the chain's unscaled proof
+    /// interval (`None`: 10 min / `time_scale`). `rules` is derived from the same settings.
+    fn up(
+        nodes: usize,
+        subnet: u8,
+        block_time_ms: u64,
+        time_scale: u32,
+        proof_interval_ms: Option<u64>,
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_str().unwrap().to_owned();
-        let (ok, text) = shallot(&[
+        let (nodes, subnet, block, scale) = (
+            nodes.to_string(),
+            subnet.to_string(),
+            block_time_ms.to_string(),
+            time_scale.to_string(),
+        );
+        let mut args = vec![
             "devnet",
             "up",
             "--nodes",
-            &nodes.to_string(),
+            &nodes,
             "--subnet",
-            &subnet.to_string(),
+            &subnet,
             "--block-time-ms",
-            &block_time_ms.to_string(),
+            &block,
             "--time-scale",
-            &time_scale.to_string(),
+            &scale,
             "--dir",
             &d,
-        ]);
+        ];
+        let interval = proof_interval_ms.map(|ms| ms.to_string());
+        if let Some(ms) = &interval {
+            args.extend(["--proof-interval-ms", ms]);
+        }
+        let (ok, text) = shallot(&args);
         let http = reqwest::Client::builder()
             .use_rustls_tls()
             .danger_accept_invalid_certs(true)
@@ -111,6 +139,7 @@ impl Devnet {
         let rules = Rules::from_config(&ChainConfig {
             block_time: Duration::from_millis(block_time_ms),
             time_scale,
+            proof_interval: proof_interval_ms.map(Duration::from_millis),
             ..ChainConfig::default()
         });
         let mut net = Self {
@@ -335,6 +364,8 @@ impl Devnet {
 }
 
 impl Drop for Devnet {
+    /// Stops every process of the devnet, also when the test panicked (`devnet up` detaches
+    /// them). `devnet down` is idempotent: already-stopped processes are skipped.
     fn drop(&mut self) {
         let _ = shallot(&["devnet", "down", "--dir", &self.dir()]);
     }
@@ -466,7 +497,7 @@ fn history_changes(history: &[Value]) -> Vec<&str> {
 async fn swarms_are_the_ones_the_chain_inputs_predict() {
     let _serial = SERIAL.lock().await;
     let started = Instant::now();
-    let net = Devnet::up(14, 92, 200, 60);
+    let net = Devnet::up(14, 92, 200, 60, None);
     let swarms = net.assert_swarms_as_predicted().await;
     assert_eq!(swarms.len(), 14 / 7, "{swarms:?}");
     let members: usize = swarms.values().map(Vec::len).sum();
@@ -485,7 +516,7 @@ async fn swarms_are_the_ones_the_chain_inputs_predict() {
 async fn a_new_swarm_receives_its_accounts_messages_with_namespaces() {
     let _serial = SERIAL.lock().await;
     let started = Instant::now();
-    let mut net = Devnet::up(14, 93, 200, 60);
+    let mut net = Devnet::up(14, 93, 200, 60, None);
     let before: BTreeSet<u64> = net.listed_swarms().await.1.values().copied().collect();
     assert_eq!(before.len(), 2);
     let mut accounts: Vec<Account> = (0..36).map(|_| Account::new()).collect();
@@ -547,13 +578,16 @@ async fn a_new_swarm_receives_its_accounts_messages_with_namespaces() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(clippy::too_many_lines)] // One scenario, step by step.
-#[ignore = "timing-sensitive: on a slow run the node's credit can run out before it restarts, so it is deregistered and never ready again; run with --ignored until the chain gets a separate proof-interval setting"]
 async fn a_failed_node_is_decommissioned_recommissioned_then_deregistered() {
     let _serial = SERIAL.lock().await;
     let started = Instant::now();
-    // Scale 120: proofs are valid 10 s (nodes send one every 5 s); 2 h of credit = 300 blocks.
-    let net = Devnet::up(14, 94, 200, 120);
+    // Proofs are valid 11 s whatever the scale (nodes send one every 5 s). Scale 30: 2 h of
+    // credit = 4 min = 1200 blocks of 200 ms, so the decommissioned node has minutes of slack
+    // before its credit runs out, however slowly the steps below run.
+    let net = Devnet::up(14, 94, 200, 30, Some(PROOF_INTERVAL_MS));
     let rules = net.rules.clone();
+    assert_eq!(rules.proof_validity_secs, 11);
+    assert_eq!(rules.initial_credit, 1200);
 
     // Messages for accounts served by node `victim`'s swarm.
     let victim = 3;
@@ -592,7 +626,7 @@ async fn a_failed_node_is_decommissioned_recommissioned_then_deregistered() {
     let history = net.history(&victim_key).await;
     let decommission = history.last().unwrap().clone();
     assert_eq!(decommission["change"], "decommissioned", "{history:?}");
-    // Uptime (0x01) at least: no proof for 10 s.
+    // Uptime (0x01) at least: no proof for 11 s.
     assert_eq!(
         decommission["reasons"].as_u64().unwrap() & 1,
         1,
@@ -645,9 +679,11 @@ async fn a_failed_node_is_decommissioned_recommissioned_then_deregistered() {
     .await;
 
     // Down long enough that the recommission credit ends below the decommission minimum:
-    // credit − 2 × blocks down < minimum.
+    // credit − 2 × blocks down < minimum. The 50 extra blocks (10 s) leave it ≥ 100 blocks
+    // short of the minimum, which it would take 3000 blocks (10 min) up to earn back, so the
+    // second kill below finds it still short.
     let down_blocks =
-        u64::try_from((decommission_credit - rules.decommission_minimum) / 2 + 10).unwrap();
+        u64::try_from((decommission_credit - rules.decommission_minimum) / 2 + 50).unwrap();
     until(Duration::from_secs(30), "enough blocks down", || async {
         let h = net.service_nodes().await["height"].as_u64().unwrap();
         if h >= decommission_height + down_blocks {
@@ -659,6 +695,11 @@ async fn a_failed_node_is_decommissioned_recommissioned_then_deregistered() {
     .await;
 
     // Back: recommissioned with the §4.7 credit, placed in a swarm again.
+    let left = net.entry(&victim_key).await.unwrap()["earned_downtime_blocks"].clone();
+    eprintln!(
+        "restarting {:?} after the kill with {left} blocks of credit left",
+        killed_at.elapsed()
+    );
     net.cli(&["start-node", &victim.to_string()]);
     let history = until(Duration::from_secs(20), "recommission", || async {
         let history = net.history(&victim_key).await;
@@ -753,4 +794,162 @@ async fn a_failed_node_is_decommissioned_recommissioned_then_deregistered() {
     assert_eq!(swarms.values().map(Vec::len).sum::<usize>(), 13);
     assert_eq!(net.node_index(&victim_key), victim);
     eprintln!("failure test took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // One scenario, step by step.
+async fn nodes_that_stay_down_lose_their_credit_and_are_deregistered_with_stakes_locked() {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    // Proofs valid 11 s; scale 240: 2 h of credit = 30 s = 150 blocks of 200 ms.
+    let net = Devnet::up(14, 95, 200, 240, Some(PROOF_INTERVAL_MS));
+    let rules = net.rules.clone();
+    assert_eq!(rules.initial_credit, 150);
+    let before = net.assert_swarms_as_predicted().await;
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    // One member of each swarm goes down for good.
+    let victims: Vec<(usize, String)> = before
+        .values()
+        .map(|members| {
+            let key = members[0].clone();
+            (net.node_index(&key), key)
+        })
+        .collect();
+    for (index, _) in &victims {
+        net.cli(&["kill-node", &index.to_string()]);
+    }
+    let killed_at = Instant::now();
+
+    // Decommissioned (uptime) with the §4.7 credit: initial + blocks up × 24 / 720.
+    let mut decommissions = Vec::new();
+    for (_, key) in &victims {
+        let history = until(Duration::from_secs(30), "decommission", || async {
+            let history = net.history(key).await;
+            if history.len() >= 3 {
+                Ok(history)
+            } else {
+                Err(format!("{history:?}"))
+            }
+        })
+        .await;
+        assert_eq!(
+            history_changes(&history)[..3],
+            ["registered", "activated", "decommissioned"],
+            "{history:?}"
+        );
+        let activated = history[1]["height"].as_u64().unwrap();
+        let at = history[2]["height"].as_u64().unwrap();
+        let credit = history[2]["credit"].as_i64().unwrap();
+        assert_eq!(
+            history[2]["reasons"].as_u64().unwrap() & 1,
+            1,
+            "{history:?}"
+        );
+        assert_eq!(
+            credit,
+            rules.initial_credit
+                + i64::try_from(at - activated).unwrap() * rules.credit_per_day
+                    / rules.blocks_per_day,
+            "{history:?}"
+        );
+        assert!(credit >= rules.decommission_minimum, "{history:?}");
+        decommissions.push((at, credit));
+    }
+    eprintln!(
+        "both decommissioned {:?} after the kill",
+        killed_at.elapsed()
+    );
+
+    // While decommissioned, its credit drains one block per block (§4.7), and the swarms
+    // without it are still the recomputed ones, each at least the minimum size.
+    let (height, entries) = {
+        let list = net.service_nodes().await;
+        let height = list["height"].as_u64().unwrap();
+        let entries: Vec<Value> = victims
+            .iter()
+            .map(|(_, key)| {
+                list["service_node_states"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["service_node_pubkey"] == key.as_str())
+                    .cloned()
+                    .unwrap()
+            })
+            .collect();
+        (height, entries)
+    };
+    for (entry, (at, credit)) in entries.iter().zip(&decommissions) {
+        assert_eq!(entry["active"], false, "{entry}");
+        assert_eq!(entry["funded"], true, "{entry}");
+        assert_eq!(
+            entry["earned_downtime_blocks"].as_i64().unwrap(),
+            credit - i64::try_from(height - at).unwrap(),
+            "at height {height}: {entry}"
+        );
+    }
+    let swarms = net.assert_swarms_as_predicted().await;
+    assert_eq!(swarms.values().map(Vec::len).sum::<usize>(), 12);
+
+    // Deregistered in the first block where the credit is below zero: decommission height +
+    // credit + 1, with credit −1.
+    for ((_, key), (at, credit)) in victims.iter().zip(&decommissions) {
+        let history = until(Duration::from_secs(90), "deregistration", || async {
+            let history = net.history(key).await;
+            if history.len() >= 4 {
+                Ok(history)
+            } else {
+                Err(format!("{history:?}"))
+            }
+        })
+        .await;
+        assert_eq!(
+            history_changes(&history),
+            ["registered", "activated", "decommissioned", "deregistered"]
+        );
+        let dereg_height = history[3]["height"].as_u64().unwrap();
+        assert_eq!(
+            dereg_height,
+            at + u64::try_from(*credit).unwrap() + 1,
+            "{history:?}"
+        );
+        assert_eq!(history[3]["credit"], -1, "{history:?}");
+        assert!(net.entry(key).await.is_none(), "still listed");
+
+        // Its stake is locked ("slashed") until dereg height + lock blocks (§4.9).
+        let ledger = net.call("devnet_ledger", json!({})).await.unwrap();
+        let slashed: Vec<&Value> = ledger["ledger"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["pubkey"] == key.as_str() && e["kind"] == "slashed")
+            .collect();
+        assert_eq!(slashed.len(), 1, "{ledger}");
+        assert_eq!(slashed[0]["height"], dereg_height, "{ledger}");
+        assert_eq!(
+            slashed[0]["unlock_height"],
+            dereg_height + rules.lock_blocks,
+            "{ledger}"
+        );
+        assert_eq!(slashed[0]["amount"], rules.staking_requirement, "{ledger}");
+        assert_eq!(slashed[0]["locked"], true, "{ledger}");
+    }
+    eprintln!("both deregistered {:?} after the kill", killed_at.elapsed());
+    let blacklist = net
+        .call("get_service_node_blacklisted_key_images", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        blacklist["blacklist"].as_array().unwrap().len(),
+        2,
+        "{blacklist}"
+    );
+    let swarms = net.assert_swarms_as_predicted().await;
+    assert_eq!(swarms.len(), 2, "{swarms:?}");
+    assert_eq!(swarms.values().map(Vec::len).sum::<usize>(), 12);
+    for (_, key) in &victims {
+        assert!(swarms.values().all(|m| !m.contains(key)));
+    }
+    eprintln!("stay-down test took {:?}", started.elapsed());
 }

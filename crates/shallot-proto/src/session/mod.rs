@@ -10,8 +10,11 @@
 //! - [`protos`]: the protobuf messages (§4.5).
 //! - [`envelope`]: wrapping and unwrapping a DM (§4.5).
 //! - [`config_crypto`]: config-message encryption (§4.4).
+//! - [`config_message`]: user config messages (profile, contacts): bencoding, diffs, padding and
+//!   typed views, sealed with [`config_crypto`].
 
 pub mod config_crypto;
+pub mod config_message;
 pub mod encrypt;
 pub mod envelope;
 pub mod padding;
@@ -19,6 +22,11 @@ pub mod protos;
 
 pub use config_crypto::{
     decrypt_config, encrypt_config, ConfigCryptoError, ConfigDomain, CONFIG_ENCRYPTION_OVERHEAD,
+};
+pub use config_message::{
+    config_hash, config_padded_size, open_config, open_config_full, pad_config, seal_config,
+    strip_config_padding, BencodeError, ConfigError, ConfigKind, ConfigMessage, ConfigSignature,
+    ContactEntry, Contacts, Dict, ExpiryMode, OpenedConfig, ParsedConfig, UserProfile, Value,
 };
 pub use encrypt::{
     decrypt_incoming, encrypt_for_recipient, encrypt_for_recipient_deterministic, DecryptError,
