@@ -12,7 +12,6 @@ use blake2::{Blake2b, Blake2bMac, Digest};
 use crypto_box::aead::Aead;
 use crypto_box::{PublicKey, SalsaBox, SecretKey};
 use curve25519_dalek::montgomery::MontgomeryPoint;
-use curve25519_dalek::Scalar;
 use rand_core::CryptoRngCore;
 use sha2::Sha512;
 use zeroize::Zeroizing;
@@ -214,5 +213,58 @@ fn reject_low_order(key: &X25519Pub) -> Result<(), EncryptError> {
 /// Whether an X25519 u-coordinate is a point of order dividing 8 (on the curve or its twist),
 /// which would make any Diffie-Hellman result with it all zeros.
 fn is_low_order(u: &[u8; 32]) -> bool {
-    (MontgomeryPoint(*u) * Scalar::from(8u8)).0 == [0u8; 32]
+    // [8]P by a 4-step ladder over the bits of 8 (0b1000): the key is public, so this need not
+    // be constant time, and it costs a few µs instead of a full 255-step ladder.
+    MontgomeryPoint(*u)
+        .mul_bits_be([true, false, false, false].into_iter())
+        .0
+        == [0u8; 32]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use curve25519_dalek::constants::EIGHT_TORSION;
+    use curve25519_dalek::Scalar;
+    use rand::RngCore;
+
+    /// The definition the fast check must agree with: [8]P by a full ladder.
+    fn low_order_by_full_ladder(u: &[u8; 32]) -> bool {
+        (MontgomeryPoint(*u) * Scalar::from(8u8)).0 == [0u8; 32]
+    }
+
+    #[test]
+    fn every_eight_torsion_point_is_low_order_in_either_encoding() {
+        for point in EIGHT_TORSION {
+            let mut u = point.to_montgomery().0;
+            assert!(is_low_order(&u), "{u:?}");
+            // X25519 ignores the top bit.
+            u[31] |= 0x80;
+            assert!(is_low_order(&u), "{u:?}");
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_full_ladder_on_random_and_edge_keys() {
+        let mut rng = rand::thread_rng();
+        let mut keys: Vec<[u8; 32]> = (0..2000)
+            .map(|_| {
+                let mut k = [0u8; 32];
+                rng.fill_bytes(&mut k);
+                k
+            })
+            .collect();
+        // Non-canonical encodings of 0 and 1 (p and p + 1), and p − 1.
+        let mut p = [0xffu8; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        let mut p1 = p;
+        p1[0] = 0xee;
+        let mut pm1 = p;
+        pm1[0] = 0xec;
+        keys.extend([p, p1, pm1, [0; 32]]);
+        for k in keys {
+            assert_eq!(is_low_order(&k), low_order_by_full_ladder(&k), "{k:?}");
+        }
+    }
 }
