@@ -280,8 +280,9 @@ async fn connection(
     backoff: &mut Duration,
 ) -> End {
     let url = format!("wss://{}/monitor/v1", member.https_addr());
+    // Nagle off: the renewal frames are small and latency matters more than packet count.
     let connect =
-        tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(tls_connector()));
+        tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(tls_connector()));
     let mut ws = match tokio::time::timeout(ANSWER_TIMEOUT, connect).await {
         Ok(Ok((ws, _))) => ws,
         Ok(Err(e)) => return End::Retry(format!("connect: {e}")),
