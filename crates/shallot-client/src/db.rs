@@ -844,6 +844,20 @@ impl Db {
             .map_err(|_| DbError::Corrupt(format!("snapshot {name}")))
     }
 
+    /// Saves `value` as sealed JSON under `name` (replacing what was there).
+    pub fn save_json<T: serde::Serialize>(&self, name: &str, value: &T) -> Result<(), DbError> {
+        let json = serde_json::to_vec(value).map_err(|_| DbError::Corrupt(name.to_owned()))?;
+        self.save_snapshot(name, &json)
+    }
+
+    /// The sealed JSON value saved under `name`, if any.
+    pub fn load_json<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, DbError> {
+        self.load_snapshot(name)
+    }
+
     /// Saves the node pool (to start without a seed next time).
     pub fn save_pool(&self, pool: &PoolSnapshot) -> Result<(), DbError> {
         let json = serde_json::to_vec(pool).map_err(|_| DbError::Corrupt("pool".into()))?;

@@ -9,11 +9,13 @@
 //! - [`swarm`]: which nodes hold an account, following 421 redirects.
 //! - [`db`]: local state in SQLite, personal fields sealed per row.
 //! - [`messenger`]: sending and receiving 1:1 messages on top of all of the above.
+//! - [`config_sync`]: the profile and contacts shared by an account's devices (namespaces 2, 3).
 //! - [`push`]: opt-in push notifications over a swarm member's monitor WebSocket.
 //!
 //! Every failure is an [`Error`] whose [`Error::kind`] says what the caller should do.
 
 pub mod clock;
+pub mod config_sync;
 pub mod db;
 pub mod error;
 pub mod messenger;

@@ -12,7 +12,10 @@ use serde_json::Value;
 use shallot_directory::NodeRecord;
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::namespace::NamespaceSelector;
-use shallot_proto::rpc::{Auth, Delete, DeleteAll, Expire, Request, Retrieve, RetrieveAuth, Store};
+use shallot_proto::rpc::{
+    Auth, Delete, DeleteAll, Expire, Request, Retrieve, RetrieveAuth, Store, StoreAuth,
+};
+use shallot_proto::session::config_message::ConfigKind;
 use shallot_proto::session::protos::{
     Content, DataMessage, ExpirationType, MessageRequestResponse, Profile, UnsendRequest,
 };
@@ -35,6 +38,15 @@ pub const POLL_NODES: usize = 2;
 
 /// `max_size` of the namespace-0 retrieve (half the network maximum, as desktop).
 const RETRIEVE_MAX_SIZE: i64 = -2;
+
+/// `max_size` of each config namespace's retrieve (desktop: −2 × the number of them).
+const CONFIG_RETRIEVE_MAX_SIZE: i64 = -8;
+
+/// The config kinds this client syncs between devices, polled with the inbox.
+pub const SYNCED_CONFIGS: [ConfigKind; 2] = [ConfigKind::UserProfile, ConfigKind::Contacts];
+
+/// TTL of a config message on our swarm: 30 days (desktop's config TTL).
+pub const CONFIG_TTL_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 
 /// Longest display name we send or accept, in bytes (libsession's profile name limit).
 pub const MAX_NAME_BYTES: usize = 100;
@@ -187,15 +199,18 @@ impl Messenger {
         Ok(self.db().profile_name()?)
     }
 
-    /// Sets the display name our contacts see with our messages from now on. The name is
-    /// trimmed; it must be 1 to [`MAX_NAME_BYTES`] bytes without control characters.
-    pub fn set_display_name(&self, name: &str) -> Result<String, MessengerError> {
+    /// Sets the display name our contacts see with our messages from now on, and pushes it to
+    /// our other devices (UserProfile config). The name is trimmed; it must be 1 to
+    /// [`MAX_NAME_BYTES`] bytes without control characters. It applies here even if the push
+    /// fails (the error says so); the next change or [`Self::sync_config`] retries.
+    pub async fn set_display_name(&self, name: &str) -> Result<String, MessengerError> {
         let cleaned = clean_display_name(name).ok_or_else(|| {
             MessengerError::Build(format!(
                 "a display name must be 1 to {MAX_NAME_BYTES} bytes of printable text"
             ))
         })?;
         self.db().set_profile_name(&cleaned)?;
+        self.sync_config(ConfigKind::UserProfile).await?;
         Ok(cleaned)
     }
 
@@ -217,6 +232,70 @@ impl Messenger {
             db.save_swarm(&self.account().to_hex(), &nodes)?;
         }
         Ok(())
+    }
+
+    /// Pushes our profile or contact list to our swarm for our other devices if it changed
+    /// since the version we last pushed or adopted: `seqno + 1` in its namespace (2 or 3),
+    /// after which the previous version is deleted. Returns whether a version was pushed.
+    pub async fn sync_config(&self, kind: ConfigKind) -> Result<bool, MessengerError> {
+        let now = self.client.clock().now_ms();
+        let Some(push) = crate::config_sync::prepare_push(&self.db(), &self.identity, kind, now)?
+        else {
+            return Ok(false);
+        };
+        let account = self.account();
+        let namespace = kind.namespace();
+        let ts = i64::try_from(now).unwrap_or(i64::MAX);
+        let auth = self.auth(
+            &SignedRequest::Store {
+                namespace,
+                sig_timestamp: now,
+            }
+            .message(),
+        );
+        let store = Store {
+            account,
+            namespace,
+            timestamp: ts,
+            expiry: ts.saturating_add(i64::try_from(CONFIG_TTL_MS).unwrap_or(i64::MAX)),
+            data: push.sealed,
+            auth: Some(StoreAuth {
+                sig_timestamp: ts,
+                auth,
+            }),
+        };
+        let hash = store.hash().to_string();
+        let (_, body) = self
+            .client
+            .request_swarm(&account, &Request::Store(store))
+            .await?;
+        if count_stored(&body) == 0 {
+            return Err(Error::Rejected {
+                status: 0,
+                body: "no member of our swarm stored the config".into(),
+            }
+            .into());
+        }
+        let mut state = push.state;
+        state.storage_hash = Some(hash.clone());
+        crate::config_sync::save_state(&self.db(), kind, &state)?;
+        if let Some(request) = push
+            .replaces
+            .filter(|old| *old != hash)
+            .and_then(|old| self.delete_request(&[old]))
+        {
+            if let Err(e) = self.client.request_swarm(&account, &request).await {
+                tracing::warn!("could not delete the previous config version: {e}");
+            }
+        }
+        Ok(true)
+    }
+
+    /// [`Self::sync_config`] for a change that already took effect here: failure is logged.
+    async fn sync_config_logged(&self, kind: ConfigKind) {
+        if let Err(e) = self.sync_config(kind).await {
+            tracing::warn!(?kind, "could not sync the change to our other devices: {e}");
+        }
     }
 
     /// Builds the `store` of one wrapped copy of `content` to `to`'s inbox.
@@ -348,23 +427,33 @@ impl Messenger {
         })
     }
 
-    /// The authenticated retrieve of our inbox for `node`, from its `last_hash` cursor.
-    fn retrieve_request(&self, node_hex: &str) -> Result<Request, MessengerError> {
+    /// The authenticated retrieve of `namespace` of our account for `node`, from its
+    /// `last_hash` cursor.
+    fn retrieve_request(
+        &self,
+        node_hex: &str,
+        namespace: Namespace,
+    ) -> Result<Request, MessengerError> {
         let account = self.account();
         let last = self
             .db()
-            .last_hash(node_hex, &account.to_hex(), Namespace::DEFAULT.0)?;
+            .last_hash(node_hex, &account.to_hex(), namespace.0)?;
         let timestamp = self.client.clock().now_ms();
         let signature = self.identity.sign(
             &SignedRequest::Retrieve {
-                namespace: Namespace::DEFAULT,
+                namespace,
                 timestamp,
             }
             .message(),
         );
+        let max_size = if namespace == Namespace::DEFAULT {
+            RETRIEVE_MAX_SIZE
+        } else {
+            CONFIG_RETRIEVE_MAX_SIZE
+        };
         Ok(Request::Retrieve(Retrieve {
             account,
-            namespace: Namespace::DEFAULT,
+            namespace,
             auth: Some(RetrieveAuth {
                 timestamp,
                 auth: Auth {
@@ -375,7 +464,7 @@ impl Messenger {
             }),
             last_hash: last.and_then(|h| h.parse().ok()),
             max_count: None,
-            max_size: Some(RETRIEVE_MAX_SIZE),
+            max_size: Some(max_size),
         }))
     }
 
@@ -389,25 +478,29 @@ impl Messenger {
         let mut members = self.client.swarm(&account).await?;
         members.shuffle(&mut rand::thread_rng());
 
-        // (node hex, newest hash, messages) per answering node.
-        let mut answers: Vec<(String, Option<String>, Vec<Value>)> = Vec::new();
+        // Our inbox, then the synced config namespaces, in one batch per node.
+        let namespaces: Vec<Namespace> = std::iter::once(Namespace::DEFAULT)
+            .chain(SYNCED_CONFIGS.iter().map(|k| k.namespace()))
+            .collect();
+        // (node hex, per namespace: the messages, if that retrieve succeeded) per answering node.
+        let mut answers: Vec<(String, Vec<Option<Vec<Value>>>)> = Vec::new();
         let mut last_error = None;
         for member in &members {
             if answers.len() >= POLL_NODES {
                 break;
             }
             let node = member.ed25519.to_hex();
-            let batch = Request::Batch(vec![self.retrieve_request(&node)?]);
-            match self.client.request_node(member, &batch).await {
-                Ok((_, body)) => match retrieve_result(&body) {
-                    Ok(messages) => {
-                        let newest = messages
-                            .last()
-                            .and_then(|m| m.get("hash"))
-                            .and_then(Value::as_str)
-                            .map(str::to_owned);
-                        answers.push((node, newest, messages));
-                    }
+            let retrieves = namespaces
+                .iter()
+                .map(|ns| self.retrieve_request(&node, *ns))
+                .collect::<Result<Vec<_>, _>>()?;
+            match self
+                .client
+                .request_node(member, &Request::Batch(retrieves))
+                .await
+            {
+                Ok((_, body)) => match retrieve_results(&body, namespaces.len()) {
+                    Ok(results) => answers.push((node, results)),
                     Err(e) => {
                         tracing::debug!(%node, "retrieve failed: {e}");
                         last_error = Some(e);
@@ -435,11 +528,31 @@ impl Messenger {
                 .into());
         }
 
+        // Configs first, so contacts and names are in place for the messages.
+        for (index, kind) in SYNCED_CONFIGS.iter().enumerate() {
+            let mut items: Vec<(String, Vec<u8>)> = Vec::new();
+            for (_, results) in &answers {
+                for item in results.get(index + 1).into_iter().flatten().flatten() {
+                    if let Some(found) = config_item(&account, kind.namespace(), item) {
+                        if !items.iter().any(|(h, _)| *h == found.0) {
+                            items.push(found);
+                        }
+                    }
+                }
+            }
+            let now = self.client.clock().now_ms();
+            if let Some(seqno) =
+                crate::config_sync::adopt(&self.db(), &self.identity, *kind, &items, now)?
+            {
+                tracing::debug!(?kind, seqno, "adopted a config from another device");
+            }
+        }
+
         let mut batch_seen = HashSet::new();
         let mut shown = Vec::new();
         let mut follow = FollowUp::default();
-        for (_, _, messages) in &answers {
-            for item in messages {
+        for (_, results) in &answers {
+            for item in results.first().into_iter().flatten().flatten() {
                 if let Some(m) = self.process(&account, item, &mut batch_seen, &mut follow)? {
                     shown.push(m);
                 }
@@ -451,9 +564,16 @@ impl Messenger {
         // Cursors move only once everything before them is persisted.
         {
             let db = self.db();
-            for (node, newest, _) in &answers {
-                if let Some(hash) = newest {
-                    db.set_last_hash(node, &account.to_hex(), Namespace::DEFAULT.0, hash)?;
+            for (node, results) in &answers {
+                for (ns, messages) in namespaces.iter().zip(results) {
+                    let newest = messages
+                        .as_ref()
+                        .and_then(|m| m.last())
+                        .and_then(|m| m.get("hash"))
+                        .and_then(Value::as_str);
+                    if let Some(hash) = newest {
+                        db.set_last_hash(node, &account.to_hex(), ns.0, hash)?;
+                    }
                 }
             }
         }
@@ -602,6 +722,7 @@ impl Messenger {
             ..Content::default()
         };
         self.send_control(contact, content).await?;
+        self.sync_config_logged(ConfigKind::Contacts).await;
         Ok(())
     }
 
@@ -618,15 +739,19 @@ impl Messenger {
         Ok(())
     }
 
-    /// Blocks `contact`: everything they send from now on is dropped unseen.
-    pub fn block(&self, contact: &SessionId) -> Result<(), MessengerError> {
-        let db = self.db();
-        db.clear_conversation(contact)?;
-        db.set_conversation_state(
-            contact,
-            ConversationState::Blocked,
-            self.client.clock().now_ms(),
-        )?;
+    /// Blocks `contact`: everything they send from now on is dropped unseen, on our other
+    /// devices too (Contacts config).
+    pub async fn block(&self, contact: &SessionId) -> Result<(), MessengerError> {
+        {
+            let db = self.db();
+            db.clear_conversation(contact)?;
+            db.set_conversation_state(
+                contact,
+                ConversationState::Blocked,
+                self.client.clock().now_ms(),
+            )?;
+        }
+        self.sync_config_logged(ConfigKind::Contacts).await;
         Ok(())
     }
 
@@ -669,6 +794,7 @@ impl Messenger {
         {
             tracing::warn!("timer update not synced to our other devices: {e}");
         }
+        self.sync_config_logged(ConfigKind::Contacts).await;
         Ok(stored)
     }
 
@@ -736,7 +862,7 @@ impl Messenger {
     /// The hashes one swarm member currently holds in our inbox (a signed retrieve from the
     /// start, no cursor; nothing is processed or persisted).
     pub async fn peek_node(&self, member: &NodeRecord) -> Result<Vec<String>, MessengerError> {
-        let mut request = self.retrieve_request("")?;
+        let mut request = self.retrieve_request("", Namespace::DEFAULT)?;
         if let Request::Retrieve(r) = &mut request {
             r.last_hash = None;
         }
@@ -744,8 +870,10 @@ impl Messenger {
             .client
             .request_node(member, &Request::Batch(vec![request]))
             .await?;
-        Ok(retrieve_result(&body)?
-            .iter()
+        Ok(retrieve_results(&body, 1)?
+            .into_iter()
+            .flatten()
+            .flatten()
             .filter_map(|m| m.get("hash").and_then(Value::as_str).map(str::to_owned))
             .collect())
     }
@@ -892,21 +1020,7 @@ impl Messenger {
         };
         let me = self.session_id();
         if incoming.sender != me {
-            let profile = incoming
-                .content
-                .data_message
-                .as_ref()
-                .and_then(|d| d.profile.as_ref())
-                .or_else(|| {
-                    incoming
-                        .content
-                        .message_request_response
-                        .as_ref()
-                        .and_then(|r| r.profile.as_ref())
-                });
-            *name = profile
-                .and_then(|p| p.display_name.as_deref())
-                .and_then(clean_display_name);
+            *name = profile_name(&incoming.content);
         }
         if let Some(unsend) = &incoming.content.unsend_request {
             return match (unsend.timestamp, unsend.author.as_deref().map(str::parse)) {
@@ -982,6 +1096,23 @@ impl Messenger {
     }
 }
 
+/// The display name a received `Content` carries (a visible message's or an approval's
+/// profile), cleaned for showing.
+fn profile_name(content: &Content) -> Option<String> {
+    content
+        .data_message
+        .as_ref()
+        .and_then(|d| d.profile.as_ref())
+        .or_else(|| {
+            content
+                .message_request_response
+                .as_ref()
+                .and_then(|r| r.profile.as_ref())
+        })
+        .and_then(|p| p.display_name.as_deref())
+        .and_then(clean_display_name)
+}
+
 /// How many swarm members a `store` reply says stored the message (its `swarm` dict).
 fn count_stored(body: &Value) -> u32 {
     body.get("swarm")
@@ -995,39 +1126,70 @@ fn count_stored(body: &Value) -> u32 {
         })
 }
 
-/// The messages of the single retrieve in a batch reply.
-fn retrieve_result(body: &Value) -> Result<Vec<Value>, Error> {
-    let result = body
+/// The messages of each of the `count` retrieves in a batch reply. The first (the inbox) must
+/// succeed; a later one that failed is `None` (its cursor stays). A wrong swarm or a skewed
+/// clock anywhere fails the whole reply.
+fn retrieve_results(body: &Value, count: usize) -> Result<Vec<Option<Vec<Value>>>, Error> {
+    let results = body
         .get("results")
         .and_then(Value::as_array)
-        .and_then(|r| r.first())
-        .ok_or_else(|| Error::protocol("reading a batch reply", "no results"))?;
-    let code = result.get("code").and_then(Value::as_u64).unwrap_or(0);
-    let inner = result.get("body").cloned().unwrap_or(Value::Null);
-    match code {
-        200 => {}
-        421 => {
-            return Err(Error::SwarmMoved {
-                snodes: crate::swarm::parse_swarm(&inner),
-            })
-        }
-        406 | 425 => {
-            return Err(Error::ClockSkew {
-                status: u16::try_from(code).unwrap_or(406),
-            })
-        }
-        _ => {
-            return Err(Error::Rejected {
+        .filter(|r| r.len() >= count.max(1))
+        .ok_or_else(|| Error::protocol("reading a batch reply", "missing results"))?;
+    let mut out = Vec::with_capacity(count);
+    for (index, result) in results.iter().take(count).enumerate() {
+        let code = result.get("code").and_then(Value::as_u64).unwrap_or(0);
+        let inner = result.get("body").cloned().unwrap_or(Value::Null);
+        let error = match code {
+            200 => {
+                out.push(Some(
+                    inner
+                        .get("messages")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
+                ));
+                continue;
+            }
+            421 => {
+                return Err(Error::SwarmMoved {
+                    snodes: crate::swarm::parse_swarm(&inner),
+                })
+            }
+            406 | 425 => {
+                return Err(Error::ClockSkew {
+                    status: u16::try_from(code).unwrap_or(406),
+                })
+            }
+            _ => Error::Rejected {
                 status: u16::try_from(code).unwrap_or(0),
                 body: inner.to_string(),
-            })
+            },
+        };
+        if index == 0 {
+            return Err(error);
         }
+        tracing::debug!("retrieve {index} of a batch failed: {error}");
+        out.push(None);
     }
-    Ok(inner
-        .get("messages")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default())
+    Ok(out)
+}
+
+/// A retrieved config item as (hash, data), if its hash names its data in `namespace`.
+fn config_item(
+    account: &AccountId,
+    namespace: Namespace,
+    item: &Value,
+) -> Option<(String, Vec<u8>)> {
+    let hash = item.get("hash").and_then(Value::as_str)?;
+    let data = item
+        .get("data")
+        .and_then(Value::as_str)
+        .and_then(|d| shallot_proto::b64::decode(d).ok())?;
+    if MessageHash::compute(account, namespace, &data).to_string() != hash {
+        tracing::warn!(message = %hash, "dropping config message: hash does not match the data");
+        return None;
+    }
+    Some((hash.to_owned(), data))
 }
 
 #[cfg(test)]
@@ -1050,12 +1212,32 @@ mod tests {
     #[test]
     fn batch_results_are_classified() {
         let ok = json!({"results": [{"code": 200, "body": {"messages": [{"hash": "x"}]}}]});
-        assert_eq!(retrieve_result(&ok).unwrap().len(), 1);
+        assert_eq!(
+            retrieve_results(&ok, 1).unwrap()[0].as_ref().unwrap().len(),
+            1
+        );
         let denied = json!({"results": [{"code": 401, "body": "bad signature"}]});
         assert!(matches!(
-            retrieve_result(&denied),
+            retrieve_results(&denied, 1),
             Err(Error::Rejected { status: 401, .. })
         ));
-        assert!(retrieve_result(&json!({})).is_err());
+        assert!(retrieve_results(&json!({}), 1).is_err());
+        // A later namespace failing leaves the inbox usable; a missing result does not.
+        let mixed = json!({"results": [
+            {"code": 200, "body": {"messages": []}},
+            {"code": 401, "body": "no"},
+        ]});
+        let results = retrieve_results(&mixed, 2).unwrap();
+        assert_eq!(results[0], Some(Vec::new()));
+        assert_eq!(results[1], None);
+        assert!(retrieve_results(&mixed, 3).is_err());
+        let moved = json!({"results": [
+            {"code": 200, "body": {"messages": []}},
+            {"code": 421, "body": {"snodes": []}},
+        ]});
+        assert!(matches!(
+            retrieve_results(&moved, 2),
+            Err(Error::SwarmMoved { .. })
+        ));
     }
 }

@@ -213,7 +213,7 @@ pub fn contact(action: ContactAction, args: &ContactArgs, dir: &Path) -> Result<
                 println!("Declined the message request from {contact}.");
             }
             ContactAction::Block => {
-                messenger.block(&contact)?;
+                messenger.block(&contact).await?;
                 println!("Blocked {contact}: their messages will be dropped.");
             }
         }
@@ -262,8 +262,14 @@ pub fn profile(args: &ProfileArgs, dir: &Path) -> Result<()> {
     runtime()?.block_on(async {
         let messenger = connect(dir, &args.net).await?;
         if let Some(name) = &args.name {
-            let name = messenger.set_display_name(name)?;
-            println!("Display name set to {name:?}: contacts see it with your next message.");
+            let name = messenger
+                .set_display_name(name)
+                .await
+                .context("the name is set here, but pushing it to your other devices failed")?;
+            println!(
+                "Display name set to {name:?}: contacts see it with your next message, \
+                 and your other devices on their next poll."
+            );
         } else {
             match messenger.display_name()? {
                 Some(name) => println!("Display name: {name}"),

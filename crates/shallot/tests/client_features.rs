@@ -95,10 +95,10 @@ async fn requests_disappearing_unsend_and_wipe() {
     // 1. Message requests. A stranger's message is a request; sending makes a contact.
     // Alice's display name travels with her messages (control characters are cleaned out).
     assert_eq!(
-        alice.set_display_name(" Alice\u{7} ✨ ").unwrap(),
+        alice.set_display_name(" Alice\u{7} ✨ ").await.unwrap(),
         "Alice ✨"
     );
-    assert!(alice.set_display_name(&"x".repeat(101)).is_err());
+    assert!(alice.set_display_name(&"x".repeat(101)).await.is_err());
     assert_eq!(alice.display_name().unwrap().as_deref(), Some("Alice ✨"));
     alice.send(&bob_sid, "hi bob").await.unwrap();
     carol.send(&bob_sid, "buy my stuff").await.unwrap();
@@ -119,7 +119,7 @@ async fn requests_disappearing_unsend_and_wipe() {
     );
     assert_eq!(bob.db().contact_name(&carol_sid).unwrap(), None);
     // Bob's name reaches Alice with his acceptance.
-    bob.set_display_name("Bob").unwrap();
+    bob.set_display_name("Bob").await.unwrap();
     bob.accept(&alice_sid).await.unwrap();
     assert_eq!(state(bob, &alice_sid), Some(ConversationState::Accepted));
     assert!(
@@ -133,7 +133,7 @@ async fn requests_disappearing_unsend_and_wipe() {
     bob.decline(&carol_sid).unwrap();
     assert_eq!(state(bob, &carol_sid), Some(ConversationState::Declined));
     assert!(bob.db().messages(&carol_sid).unwrap().is_empty());
-    bob.block(&dave_sid).unwrap();
+    bob.block(&dave_sid).await.unwrap();
     dave.send(&bob_sid, "spam 2").await.unwrap();
     carol.send(&bob_sid, "please?").await.unwrap();
     assert_eq!(bodies(&bob.receive().await.unwrap()), ["please?"]);

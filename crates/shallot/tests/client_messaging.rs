@@ -11,7 +11,8 @@ use std::path::Path;
 use assert_cmd::Command;
 use serde_json::{json, Value};
 use shallot_client::{
-    ClientConfig, Db, Direction, MessageState, Messenger, NetworkClock, OnionClient, Seed,
+    ClientConfig, ConversationState, Db, Direction, MessageState, Messenger, NetworkClock,
+    OnionClient, Seed,
 };
 use shallot_devnet::{LocalNet, NetOptions};
 use shallot_proto::rpc::Request;
@@ -61,6 +62,7 @@ fn bodies(messages: &[shallot_client::ReceivedMessage]) -> Vec<&str> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // One conversation, step by step.
 async fn alice_and_bob_exchange_messages_across_devices() {
     let net = start(233).await;
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -119,7 +121,12 @@ async fn alice_and_bob_exchange_messages_across_devices() {
     assert_eq!(bodies(&bob.receive().await.unwrap()), ["after the junk"]);
     assert_eq!(bob.db().messages(&alice_sid).unwrap().len(), 6);
 
-    // A second device restored from Alice's seed: her sent messages (sync copies) and Bob's reply.
+    // Alice's profile and contact list go to her swarm's config namespaces (2 and 3).
+    alice.set_display_name("Alice").await.unwrap();
+    alice.block(&carol.session_id()).await.unwrap();
+
+    // A second device restored from Alice's seed: her sent messages (sync copies) and Bob's reply,
+    // her display name and her contacts (Bob accepted, Carol blocked).
     let alice2 = messenger(&net, Identity::from_seed(alice_seed), dirs[2].path()).await;
     let got = alice2.receive().await.unwrap();
     let mut texts = bodies(&got);
@@ -148,6 +155,77 @@ async fn alice_and_bob_exchange_messages_across_devices() {
     let convo = alice2.db().messages(&bob_sid).unwrap();
     assert_eq!(convo.len(), 6);
     assert_eq!(convo[0].body, "hello bob");
+    assert_eq!(alice2.display_name().unwrap().as_deref(), Some("Alice"));
+    assert_eq!(
+        alice2.db().conversation_state(&carol.session_id()).unwrap(),
+        Some(ConversationState::Blocked)
+    );
+    assert_eq!(
+        alice2.db().conversation_state(&bob_sid).unwrap(),
+        Some(ConversationState::Accepted)
+    );
+
+    // A change on the second device reaches the first; Bob sees the new name.
+    alice2.set_display_name("Alice (laptop)").await.unwrap();
+    assert!(alice.receive().await.unwrap().is_empty());
+    assert_eq!(
+        alice.display_name().unwrap().as_deref(),
+        Some("Alice (laptop)")
+    );
+    alice.send(&bob_sid, "renamed").await.unwrap();
+    assert_eq!(bodies(&bob.receive().await.unwrap()), ["renamed"]);
+    assert_eq!(
+        bob.db().contact_name(&alice_sid).unwrap().as_deref(),
+        Some("Alice (laptop)")
+    );
+    // Only the newest version stays in the swarm: each push deletes the one it replaces.
+    let profile_versions = config_messages(&alice2, &Identity::from_seed(alice_seed), 2).await;
+    assert_eq!(profile_versions, 1, "old profile versions are deleted");
+}
+
+/// How many messages one member of `m`'s swarm holds in `namespace` (a signed retrieve).
+async fn config_messages(
+    m: &shallot_client::Messenger,
+    identity: &Identity,
+    namespace: i16,
+) -> usize {
+    use shallot_proto::rpc::{Auth, Request, Retrieve, RetrieveAuth};
+    use shallot_proto::signing::SignedRequest;
+    use shallot_proto::Namespace;
+    let members = m.client().swarm(&m.session_id().account()).await.unwrap();
+    let timestamp = m.client().clock().now_ms();
+    let namespace = Namespace(namespace);
+    let signature = identity.sign(
+        &SignedRequest::Retrieve {
+            namespace,
+            timestamp,
+        }
+        .message(),
+    );
+    let request = Request::Batch(vec![Request::Retrieve(Retrieve {
+        account: m.session_id().account(),
+        namespace,
+        auth: Some(RetrieveAuth {
+            timestamp,
+            auth: Auth {
+                signature,
+                pubkey_ed25519: Some(identity.ed25519_public()),
+                subaccount: None,
+            },
+        }),
+        last_hash: None,
+        max_count: None,
+        max_size: None,
+    })]);
+    let (_, body) = m
+        .client()
+        .request_node(&members[0], &request)
+        .await
+        .unwrap();
+    body["results"][0]["body"]["messages"]
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 fn shallot(dir: &Path) -> Command {
