@@ -36,6 +36,9 @@ pub const MESSAGE_TTL_MS: u64 = 14 * 24 * 60 * 60 * 1000;
 /// How many swarm members each poll asks (desktop: 2).
 pub const POLL_NODES: usize = 2;
 
+/// Most retrieve rounds one [`Messenger::receive`] makes while nodes answer `more: true`.
+pub const MAX_POLL_ROUNDS: usize = 8;
+
 /// `max_size` of the namespace-0 retrieve (half the network maximum, as desktop).
 const RETRIEVE_MAX_SIZE: i64 = -2;
 
@@ -472,7 +475,23 @@ impl Messenger {
     /// merges and deduplicates by hash, opens each message and persists it. Returns only the
     /// messages never seen before (sync copies from our other devices included, as outgoing);
     /// malformed, forged or misaddressed data is dropped with a log line.
+    ///
+    /// A node that answers `more: true` (a backlog larger than one reply) is asked again from
+    /// the new cursor, up to [`MAX_POLL_ROUNDS`] rounds per call.
     pub async fn receive(&self) -> Result<Vec<ReceivedMessage>, MessengerError> {
+        let mut shown = Vec::new();
+        for _ in 0..MAX_POLL_ROUNDS {
+            let (round, more) = self.receive_round().await?;
+            shown.extend(round);
+            if !more {
+                break;
+            }
+        }
+        Ok(shown)
+    }
+
+    /// One poll of [`Self::receive`]; also says whether a node had more than it returned.
+    async fn receive_round(&self) -> Result<(Vec<ReceivedMessage>, bool), MessengerError> {
         let account = self.account();
         self.db().delete_expired(self.client.clock().now_ms())?;
         let mut members = self.client.swarm(&account).await?;
@@ -485,6 +504,7 @@ impl Messenger {
         // (node hex, per namespace: the messages, if that retrieve succeeded) per answering node.
         let mut answers: Vec<(String, Vec<Option<Vec<Value>>>)> = Vec::new();
         let mut last_error = None;
+        let mut more = false;
         for member in &members {
             if answers.len() >= POLL_NODES {
                 break;
@@ -500,7 +520,10 @@ impl Messenger {
                 .await
             {
                 Ok((_, body)) => match retrieve_results(&body, namespaces.len()) {
-                    Ok(results) => answers.push((node, results)),
+                    Ok(results) => {
+                        more |= has_more(&body);
+                        answers.push((node, results));
+                    }
                     Err(e) => {
                         tracing::debug!(%node, "retrieve failed: {e}");
                         last_error = Some(e);
@@ -529,24 +552,7 @@ impl Messenger {
         }
 
         // Configs first, so contacts and names are in place for the messages.
-        for (index, kind) in SYNCED_CONFIGS.iter().enumerate() {
-            let mut items: Vec<(String, Vec<u8>)> = Vec::new();
-            for (_, results) in &answers {
-                for item in results.get(index + 1).into_iter().flatten().flatten() {
-                    if let Some(found) = config_item(&account, kind.namespace(), item) {
-                        if !items.iter().any(|(h, _)| *h == found.0) {
-                            items.push(found);
-                        }
-                    }
-                }
-            }
-            let now = self.client.clock().now_ms();
-            if let Some(seqno) =
-                crate::config_sync::adopt(&self.db(), &self.identity, *kind, &items, now)?
-            {
-                tracing::debug!(?kind, seqno, "adopted a config from another device");
-            }
-        }
+        self.adopt_configs(&account, &answers)?;
 
         let mut batch_seen = HashSet::new();
         let mut shown = Vec::new();
@@ -578,7 +584,35 @@ impl Messenger {
             }
         }
         shown.sort_by(|a, b| (a.timestamp, &a.hash).cmp(&(b.timestamp, &b.hash)));
-        Ok(shown)
+        Ok((shown, more))
+    }
+
+    /// Adopts the newest version of each synced config among the retrieved items (the results
+    /// after the inbox's, per answering node, in [`SYNCED_CONFIGS`] order).
+    fn adopt_configs(
+        &self,
+        account: &AccountId,
+        answers: &[(String, Vec<Option<Vec<Value>>>)],
+    ) -> Result<(), MessengerError> {
+        for (index, kind) in SYNCED_CONFIGS.iter().enumerate() {
+            let mut items: Vec<(String, Vec<u8>)> = Vec::new();
+            for (_, results) in answers {
+                for item in results.get(index + 1).into_iter().flatten().flatten() {
+                    if let Some(found) = config_item(account, kind.namespace(), item) {
+                        if !items.iter().any(|(h, _)| *h == found.0) {
+                            items.push(found);
+                        }
+                    }
+                }
+            }
+            let now = self.client.clock().now_ms();
+            if let Some(seqno) =
+                crate::config_sync::adopt(&self.db(), &self.identity, *kind, &items, now)?
+            {
+                tracing::debug!(?kind, seqno, "adopted a config from another device");
+            }
+        }
+        Ok(())
     }
 
     /// Handles a pushed message (see [`crate::push`]) exactly as a polled one: checks that the
@@ -829,7 +863,12 @@ impl Messenger {
             sig_timestamp: Some(now),
             ..Content::default()
         };
-        self.send_control(&message.conversation, content).await?;
+        self.send_control(&message.conversation, content.clone())
+            .await?;
+        // And to our own swarm, so our other devices delete their copy too.
+        if let Err(e) = self.send_control(&self.session_id(), content).await {
+            tracing::warn!("unsend not synced to our other devices: {e}");
+        }
         let sync_hash = self.db().sync_hash(&message.id)?;
         if let Some(request) = sync_hash.and_then(|h| self.delete_request(&[h])) {
             self.client.request_swarm(&self.account(), &request).await?;
@@ -935,8 +974,13 @@ impl Messenger {
             }
             Verdict::Unsend { author, timestamp } => {
                 db.mark_seen(hash, None)?;
-                let unsent: Vec<String> = db
-                    .messages(&author)?
+                // Theirs are in our conversation with them; ours may be in any conversation.
+                let candidates = if author == self.session_id() {
+                    db.all_messages()?
+                } else {
+                    db.messages(&author)?
+                };
+                let unsent: Vec<String> = candidates
                     .into_iter()
                     .filter(|m| m.sender == author && m.timestamp == timestamp)
                     .map(|m| m.id)
@@ -1024,10 +1068,8 @@ impl Messenger {
         }
         if let Some(unsend) = &incoming.content.unsend_request {
             return match (unsend.timestamp, unsend.author.as_deref().map(str::parse)) {
-                // Only the author may unsend; our own (from another device) is not handled.
-                (Some(timestamp), Some(Ok(author)))
-                    if author == incoming.sender && author != me =>
-                {
+                // Only the author may unsend (us included, from another device).
+                (Some(timestamp), Some(Ok(author))) if author == incoming.sender => {
                     Verdict::Unsend { author, timestamp }
                 }
                 _ => Verdict::Drop("unsend request not from the author".into()),
@@ -1094,6 +1136,17 @@ impl Messenger {
             disappearing,
         )
     }
+}
+
+/// Whether any retrieve in a batch reply says the node holds more than it returned.
+fn has_more(body: &Value) -> bool {
+    body.get("results")
+        .and_then(Value::as_array)
+        .is_some_and(|results| {
+            results
+                .iter()
+                .any(|r| r.pointer("/body/more").and_then(Value::as_bool) == Some(true))
+        })
 }
 
 /// The display name a received `Content` carries (a visible message's or an approval's
@@ -1239,5 +1292,8 @@ mod tests {
             retrieve_results(&moved, 2),
             Err(Error::SwarmMoved { .. })
         ));
+        assert!(!has_more(&mixed));
+        let paged = json!({"results": [{"code": 200, "body": {"messages": [], "more": true}}]});
+        assert!(has_more(&paged));
     }
 }

@@ -85,7 +85,12 @@ pub(crate) struct State {
     /// The last [`ROUTE_LOG_LEN`] routes, oldest first.
     pub(crate) routes: std::collections::VecDeque<Route>,
     pub(crate) next_route: u64,
+    /// When the pool was last re-fetched from a seed (see [`OnionClient::reseed`]).
+    pub(crate) last_reseed: Option<std::time::Instant>,
 }
+
+/// Shortest time between two re-fetches of the pool from a seed.
+pub const RESEED_INTERVAL: Duration = Duration::from_secs(10);
 
 struct Inner {
     http: reqwest::Client,
@@ -149,11 +154,20 @@ enum Verdict<T> {
 
 const NEXT_NODE_NOT_FOUND: &str = "Next node not found: ";
 
+/// Our nodes' reply when the next hop is listed but refuses connections (an extension: Session
+/// nodes answer 502 with the error text, which clients count against the whole path).
+const NEXT_NODE_NOT_REACHABLE: &str = "Next node not reachable: ";
+
+/// The node a relay says it could not find or reach, if the body says so.
 fn next_node_not_found(body: &[u8]) -> Option<Ed25519Pub> {
     let text = std::str::from_utf8(body).ok()?;
     // QUIC-style replies prefix "<code> <reason>\n\n".
     let text = text.rsplit("\n\n").next().unwrap_or(text);
-    text.strip_prefix(NEXT_NODE_NOT_FOUND)?.trim().parse().ok()
+    text.strip_prefix(NEXT_NODE_NOT_FOUND)
+        .or_else(|| text.strip_prefix(NEXT_NODE_NOT_REACHABLE))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Classifies a non-200 transport status (the path's, not the destination's; spec §1.9).
@@ -261,6 +275,7 @@ impl OnionClient {
                     swarms: SwarmCache::default(),
                     routes: std::collections::VecDeque::new(),
                     next_route: 0,
+                    last_reseed: None,
                 }),
                 building: tokio::sync::Mutex::new(()),
             }),
@@ -374,9 +389,62 @@ impl OnionClient {
     }
 
     /// Makes sure enough tested guards and built paths exist: tests candidates (two per missing
-    /// guard at a time, up to 6 rounds), then builds the missing paths.
+    /// guard at a time, up to 6 rounds), then builds the missing paths. If the pool has shrunk
+    /// too far for that (nodes dropped after failures), it is fetched again from the seeds
+    /// ([`Self::reseed`]) and the build retried once.
     pub async fn ensure_paths(&self) -> Result<(), Error> {
         let _building = self.inner.building.lock().await;
+        match self.build_paths_once().await {
+            Err(Error::NoPath(why)) if self.may_reseed() => {
+                tracing::info!("cannot build onion paths ({why}); fetching the node list again");
+                self.reseed().await?;
+                self.build_paths_once().await
+            }
+            other => other,
+        }
+    }
+
+    /// Whether a re-fetch from a seed is possible now (seeds configured, none recently).
+    fn may_reseed(&self) -> bool {
+        !self.inner.config.seeds.is_empty()
+            && self
+                .state()
+                .last_reseed
+                .is_none_or(|at| at.elapsed() >= RESEED_INTERVAL)
+    }
+
+    /// Replaces the pool with a fresh node list from the configured seeds (as at bootstrap, so
+    /// the seed sees our address) and forgives past node failures: used when failures have
+    /// left too few usable nodes. Returns the new pool size.
+    pub async fn reseed(&self) -> Result<usize, Error> {
+        self.state().last_reseed = Some(std::time::Instant::now());
+        let fresh = Pool::bootstrap(&self.inner.http, &self.inner.config.seeds).await?;
+        Ok(self.install_pool(fresh, true))
+    }
+
+    /// Replaces the pool, repairs the paths through nodes that left and forgets those nodes in
+    /// swarm caches (and, if `forgive`, every node's failure count). Returns the pool size.
+    fn install_pool(&self, fresh: Pool, forgive: bool) -> usize {
+        let mut state = self.state();
+        let State {
+            pool,
+            paths,
+            swarms,
+            ..
+        } = &mut *state;
+        *pool = fresh;
+        if forgive {
+            paths.forgive_failures();
+        }
+        let effects = paths.prune(pool, &mut rand::thread_rng());
+        for node in &effects.dropped_nodes {
+            swarms.forget_node(node);
+        }
+        pool.len()
+    }
+
+    /// One round of [`Self::ensure_paths`]: guard tests, then path building.
+    async fn build_paths_once(&self) -> Result<(), Error> {
         for _ in 0..6 {
             let candidates = {
                 let state = self.state();
@@ -659,19 +727,7 @@ impl OnionClient {
             answers.push(pool::parse_service_nodes(result)?);
         }
         let common = pool::intersect(&answers, self.inner.config.min_refresh_agreement)?;
-        let mut state = self.state();
-        let State {
-            pool,
-            paths,
-            swarms,
-            ..
-        } = &mut *state;
-        *pool = Pool::new(common);
-        let effects = paths.prune(pool, &mut rand::thread_rng());
-        for node in &effects.dropped_nodes {
-            swarms.forget_node(node);
-        }
-        Ok(pool.len())
+        Ok(self.install_pool(Pool::new(common), false))
     }
 }
 
@@ -736,6 +792,12 @@ mod tests {
         }
         let quic = format!("502 Bad Gateway\n\n{body}");
         assert_eq!(next_node_not_found(quic.as_bytes()), Some(lost));
+        // Our relays name a next hop that refused the connection the same way.
+        let refused = format!("{NEXT_NODE_NOT_REACHABLE}{}", lost.to_hex());
+        match classify_transport::<()>(502, refused.as_bytes(), None) {
+            Verdict::Retry(Some(Outcome::NextNodeNotFound(n)), _) => assert_eq!(n, lost),
+            other => panic!("{other:?}"),
+        }
         // The destination itself is unknown: no point retrying it.
         let (kind, _) = done_err(classify_transport::<()>(502, body.as_bytes(), Some(&lost)));
         assert_eq!(kind, crate::ErrorKind::NodeUnreachable);

@@ -232,6 +232,12 @@ impl PathManager {
         }
     }
 
+    /// Forgets every node's failure count (after a fresh node list from a seed: nodes it still
+    /// lists get another chance, and guard candidates are tested again before use).
+    pub fn forgive_failures(&mut self) {
+        self.node_failures.clear();
+    }
+
     /// Records that a candidate failed the guard test: it is not offered again (its failure
     /// count is set to the threshold, as libsession does) but stays in the pool as a relay-less
     /// node until the next refresh.

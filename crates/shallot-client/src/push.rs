@@ -33,7 +33,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde_json::{json, Value};
 use shallot_directory::NodeRecord;
 use shallot_proto::signing::SignedRequest;
-use shallot_proto::{b64, AccountId, Identity, Namespace};
+use shallot_proto::{b64, AccountId, Ed25519Pub, Identity, Namespace};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -83,6 +83,7 @@ impl std::fmt::Debug for Notification {
 pub struct PushSubscription {
     rx: mpsc::Receiver<Notification>,
     connected: Arc<AtomicBool>,
+    node: Arc<std::sync::Mutex<Option<Ed25519Pub>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -95,6 +96,14 @@ impl PushSubscription {
     /// Whether a node currently accepts our subscription (if not, poll more often).
     pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// The swarm member currently holding the subscription (`None` while reconnecting).
+    pub fn node(&self) -> Option<Ed25519Pub> {
+        *self
+            .node
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Waits until a node accepted the subscription, up to `limit`; returns whether it did.
@@ -124,15 +133,18 @@ impl Drop for PushSubscription {
 pub fn subscribe(client: &OnionClient, identity: &Identity) -> PushSubscription {
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let connected = Arc::new(AtomicBool::new(false));
+    let node = Arc::new(std::sync::Mutex::new(None));
     let task = tokio::spawn(run(
         client.clone(),
         identity.clone(),
         tx,
         Arc::clone(&connected),
+        Arc::clone(&node),
     ));
     PushSubscription {
         rx,
         connected,
+        node,
         task,
     }
 }
@@ -237,6 +249,7 @@ async fn run(
     identity: Identity,
     tx: mpsc::Sender<Notification>,
     connected: Arc<AtomicBool>,
+    node: Arc<std::sync::Mutex<Option<Ed25519Pub>>>,
 ) {
     let account = identity.session_id().account();
     let mut backoff = MIN_BACKOFF;
@@ -258,15 +271,37 @@ async fn run(
             }
         };
         turn += 1;
-        match connection(&client, &identity, &member, &tx, &connected, &mut backoff).await {
+        let current = Current {
+            connected: &connected,
+            node: &node,
+            member: member.ed25519,
+        };
+        match connection(&client, &identity, &member, &tx, &current, &mut backoff).await {
             End::Closed => return,
             End::Retry(why) => {
-                connected.store(false, Ordering::Relaxed);
+                current.set(false);
                 tracing::debug!(node = %member.ed25519, "push connection ended: {why}");
             }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Where a subscription's state is published for [`PushSubscription`].
+struct Current<'a> {
+    connected: &'a AtomicBool,
+    node: &'a std::sync::Mutex<Option<Ed25519Pub>>,
+    member: Ed25519Pub,
+}
+
+impl Current<'_> {
+    fn set(&self, connected: bool) {
+        self.connected.store(connected, Ordering::Relaxed);
+        *self
+            .node
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = connected.then_some(self.member);
     }
 }
 
@@ -276,7 +311,7 @@ async fn connection(
     identity: &Identity,
     member: &NodeRecord,
     tx: &mpsc::Sender<Notification>,
-    connected: &AtomicBool,
+    current: &Current<'_>,
     backoff: &mut Duration,
 ) -> End {
     let url = format!("wss://{}/monitor/v1", member.https_addr());
@@ -325,7 +360,7 @@ async fn connection(
                     }
                 } else if value.get("success").is_some() {
                     awaiting_answer = false;
-                    connected.store(true, Ordering::Relaxed);
+                    current.set(true);
                     *backoff = MIN_BACKOFF;
                 } else if let Some(error) = value.get("error") {
                     // A refused subscription (e.g. clock skew): try again later, elsewhere.

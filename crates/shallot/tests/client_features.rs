@@ -9,25 +9,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use shallot_client::{
-    ClientConfig, ConversationState, Db, Disappearing, Messenger, NetworkClock, OnionClient, Seed,
-};
+use shallot_client::{ConversationState, Disappearing, Messenger};
 use shallot_devnet::{LocalNet, NetOptions};
 use shallot_proto::{Identity, SessionId};
-use support::user;
-
-async fn messenger(net: &LocalNet, identity: Identity, dir: &Path) -> Messenger {
-    let config = ClientConfig {
-        seeds: vec![Seed::Node(net.nodes[0].addr)],
-        min_refresh_agreement: net.nodes.len(),
-        ..ClientConfig::default()
-    };
-    let client = OnionClient::bootstrap(config, NetworkClock::default())
-        .await
-        .unwrap();
-    let db = Db::open_in_dir(dir, &identity).unwrap();
-    Messenger::new(identity, client, db)
-}
+use support::{messenger, user};
 
 fn bodies(messages: &[shallot_client::ReceivedMessage]) -> Vec<&str> {
     messages.iter().map(|m| m.body.as_str()).collect()

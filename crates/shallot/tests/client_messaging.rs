@@ -10,16 +10,13 @@ use std::path::Path;
 
 use assert_cmd::Command;
 use serde_json::{json, Value};
-use shallot_client::{
-    ClientConfig, ConversationState, Db, Direction, MessageState, Messenger, NetworkClock,
-    OnionClient, Seed,
-};
+use shallot_client::{ConversationState, Direction, MessageState, OnionClient};
 use shallot_devnet::{LocalNet, NetOptions};
 use shallot_proto::rpc::Request;
 use shallot_proto::session::protos::Content;
 use shallot_proto::session::wrap_for_recipient;
 use shallot_proto::{Identity, SessionId};
-use support::{b64, user};
+use support::{b64, messenger, user};
 
 async fn start(subnet: u8) -> LocalNet {
     LocalNet::start(NetOptions {
@@ -31,19 +28,6 @@ async fn start(subnet: u8) -> LocalNet {
     })
     .await
     .unwrap()
-}
-
-async fn messenger(net: &LocalNet, identity: Identity, dir: &Path) -> Messenger {
-    let config = ClientConfig {
-        seeds: vec![Seed::Node(net.nodes[0].addr)],
-        min_refresh_agreement: net.nodes.len(),
-        ..ClientConfig::default()
-    };
-    let client = OnionClient::bootstrap(config, NetworkClock::default())
-        .await
-        .unwrap();
-    let db = Db::open_in_dir(dir, &identity).unwrap();
-    Messenger::new(identity, client, db)
 }
 
 /// Stores raw bytes into `to`'s inbox (namespace 0 needs no signature).

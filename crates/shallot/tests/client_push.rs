@@ -5,26 +5,11 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
-use shallot_client::{push, ClientConfig, Db, Messenger, NetworkClock, OnionClient, Seed};
+use shallot_client::push;
 use shallot_devnet::{LocalNet, NetOptions};
-use shallot_proto::Identity;
-use support::user;
-
-async fn messenger(net: &LocalNet, identity: Identity, dir: &Path) -> Messenger {
-    let config = ClientConfig {
-        seeds: vec![Seed::Node(net.nodes[0].addr)],
-        min_refresh_agreement: net.nodes.len(),
-        ..ClientConfig::default()
-    };
-    let client = OnionClient::bootstrap(config, NetworkClock::default())
-        .await
-        .unwrap();
-    let db = Db::open_in_dir(dir, &identity).unwrap();
-    Messenger::new(identity, client, db)
-}
+use support::{messenger, user};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushed_message_arrives_and_decrypts() {

@@ -100,3 +100,23 @@ pub fn b64(bytes: impl AsRef<[u8]>) -> String {
 pub fn user() -> Identity {
     Identity::generate(&mut rand::rngs::OsRng)
 }
+
+/// A messenger for `identity` on `net`, its database in `dir`. Every node is a seed, so the
+/// client can fetch the node list again after nodes die (as Session ships several seeds).
+pub async fn messenger(
+    net: &LocalNet,
+    identity: Identity,
+    dir: &std::path::Path,
+) -> shallot_client::Messenger {
+    use shallot_client::{ClientConfig, Db, Messenger, NetworkClock, OnionClient, Seed};
+    let config = ClientConfig {
+        seeds: net.nodes.iter().map(|n| Seed::Node(n.addr)).collect(),
+        min_refresh_agreement: net.nodes.len(),
+        ..ClientConfig::default()
+    };
+    let client = OnionClient::bootstrap(config, NetworkClock::default())
+        .await
+        .unwrap();
+    let db = Db::open_in_dir(dir, &identity).unwrap();
+    Messenger::new(identity, client, db)
+}
