@@ -7,7 +7,7 @@ use shallot_proto::session::{
     config_hash, config_padded_size, encrypt_config, open_config, open_config_full, pad_config,
     seal_config, BencodeError, ConfigCryptoError, ConfigDomain, ConfigError, ConfigKind,
     ConfigMessage, ContactEntry, Contacts, Dict, ExpiryMode, UserProfile, Value,
-    CONFIG_ENCRYPTION_OVERHEAD,
+    CONFIG_ENCRYPTION_OVERHEAD, MAX_DECOMPRESSED_CONFIG,
 };
 use shallot_proto::{Identity, Namespace, SessionId, X25519Pub};
 
@@ -283,12 +283,16 @@ fn leading_zeros_are_stripped_whatever_their_number() {
         assert_eq!(opened.plaintext, plain);
         assert_eq!(opened.parsed.message.seqno, 4);
     }
-    let cases: [(&[u8], ConfigError); 4] = [
+    let cases: [(&[u8], ConfigError); 3] = [
         (&[0; 100], ConfigError::Empty),
         (b"", ConfigError::Empty),
-        (b"\0\0z(compressed)", ConfigError::Compressed),
         (b"\0m(part)", ConfigError::Multipart),
     ];
+    let sealed = encrypt_config(b"\0\0z(not zstd)", &SEED, ConfigDomain::USER_PROFILE).unwrap();
+    assert!(matches!(
+        open_config(&sealed, &SEED, ConfigKind::UserProfile),
+        Err(ConfigError::Decompress(_))
+    ));
     for (plain, error) in cases {
         let sealed = encrypt_config(plain, &SEED, ConfigDomain::USER_PROFILE).unwrap();
         assert_eq!(
@@ -666,4 +670,37 @@ proptest! {
         let opened = open_config(&sealed, &SEED, ConfigKind::Contacts).unwrap();
         prop_assert_eq!(Contacts::from_data(&opened.data), contacts);
     }
+}
+
+#[test]
+fn zstd_compressed_configs_open_as_libsession_writes_them() {
+    // libsession: `z` then a zstd frame of the serialized message, then padding and encryption.
+    let message = ConfigMessage::new(9, dict([("n", "Compressed Alice".repeat(40).into())]));
+    let plain = message.serialize(None);
+    let mut compressed = b"z".to_vec();
+    compressed.extend(ruzstd::encoding::compress_to_vec(
+        plain.as_slice(),
+        ruzstd::encoding::CompressionLevel::Fastest,
+    ));
+    assert!(compressed.len() < plain.len());
+    let sealed =
+        encrypt_config(&pad_config(&compressed), &SEED, ConfigDomain::USER_PROFILE).unwrap();
+    let opened = open_config_full(&sealed, &SEED, ConfigKind::UserProfile).unwrap();
+    // The hash covers the decompressed message, as libsession computes it.
+    assert_eq!(opened.plaintext, plain);
+    assert_eq!(opened.parsed.message, message);
+    assert_eq!(opened.parsed.hash, config_hash(&plain));
+
+    // A frame that inflates past the limit is refused, not allocated.
+    let huge = vec![b'd'; MAX_DECOMPRESSED_CONFIG + 10];
+    let mut bomb = b"z".to_vec();
+    bomb.extend(ruzstd::encoding::compress_to_vec(
+        huge.as_slice(),
+        ruzstd::encoding::CompressionLevel::Fastest,
+    ));
+    let sealed = encrypt_config(&pad_config(&bomb), &SEED, ConfigDomain::USER_PROFILE).unwrap();
+    assert!(matches!(
+        open_config(&sealed, &SEED, ConfigKind::UserProfile),
+        Err(ConfigError::Decompress(_))
+    ));
 }

@@ -123,10 +123,14 @@ pub enum ConfigError {
     /// The plaintext is empty or nothing but padding.
     #[error("config message is empty")]
     Empty,
-    /// The payload is zstd-compressed (starts with `z`); libsession compresses large configs,
-    /// which this implementation cannot read.
-    #[error("config message is zstd-compressed, which is not supported")]
+    /// The payload is zstd-compressed (starts with `z`): [`ConfigMessage::parse_full`] reads
+    /// only the raw form; [`open_config_full`] decompresses first.
+    #[error("config message is zstd-compressed; decompress it first")]
     Compressed,
+    /// The compressed payload is not a valid zstd frame, or inflates beyond
+    /// [`MAX_DECOMPRESSED_CONFIG`] bytes.
+    #[error("compressed config message does not decompress: {0}")]
+    Decompress(String),
     /// The payload is one part of a multipart config (starts with `m`), which is not supported.
     #[error("multipart config messages are not supported")]
     Multipart,
@@ -924,8 +928,36 @@ pub fn open_config_full(
     let mut plaintext = decrypt_config(ciphertext, key_base, kind.domain())?;
     let padding = plaintext.len() - strip_config_padding(&plaintext).len();
     plaintext.drain(..padding);
+    if plaintext.first() == Some(&b'z') {
+        plaintext = decompress_config(&plaintext[1..])?;
+    }
     let parsed = ConfigMessage::parse_full(&plaintext)?;
     Ok(OpenedConfig { plaintext, parsed })
+}
+
+/// Largest decompressed config we accept: far above any real one (the compressed form must fit
+/// a 76,800-byte message), low enough that a crafted frame cannot exhaust memory.
+pub const MAX_DECOMPRESSED_CONFIG: usize = 4 << 20;
+
+/// Inflates the zstd frame after libsession's `z` prefix, refusing output beyond
+/// [`MAX_DECOMPRESSED_CONFIG`].
+fn decompress_config(frame: &[u8]) -> Result<Vec<u8>, ConfigError> {
+    use std::io::Read as _;
+    let mut source = frame;
+    let decoder = ruzstd::decoding::StreamingDecoder::new(&mut source)
+        .map_err(|e| ConfigError::Decompress(e.to_string()))?;
+    let mut out = Vec::new();
+    let limit = u64::try_from(MAX_DECOMPRESSED_CONFIG).unwrap_or(u64::MAX) + 1;
+    decoder
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| ConfigError::Decompress(e.to_string()))?;
+    if out.len() > MAX_DECOMPRESSED_CONFIG {
+        return Err(ConfigError::Decompress(format!(
+            "more than {MAX_DECOMPRESSED_CONFIG} bytes"
+        )));
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
