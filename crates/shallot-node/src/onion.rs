@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use shallot_proto::onion::{
     decrypt_layer, encode_snode_response, parse_onion_request, EncType, HopKey, Layer, PeelError,
-    ReplyBody, ReplyFormat, X25519Keypair, MAX_ONION_HOPS,
+    ReplyBody, ReplyFormat, MAX_ONION_HOPS,
 };
 use shallot_proto::rpc::Envelope;
 use shallot_proto::X25519Pub;
@@ -66,8 +66,12 @@ pub async fn relayed(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes) -> Respo
 
 /// Decrypts and acts on one layer.
 async fn process(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes) -> Response {
-    let keys = X25519Keypair::from(&node.identity);
-    let layer = match decrypt_layer(&keys, &ciphertext, &hop.ephemeral_key, hop.enc_type) {
+    let layer = match decrypt_layer(
+        &node.onion_keys,
+        &ciphertext,
+        &hop.ephemeral_key,
+        hop.enc_type,
+    ) {
         Ok(layer) => layer,
         Err(error) => return plain(400, error.to_string()),
     };

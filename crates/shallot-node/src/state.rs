@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use shallot_directory::{NetworkView, NodeRecord};
+use shallot_proto::onion::X25519Keypair;
 use shallot_proto::swarm::SwarmId;
 use shallot_proto::Identity;
 use shallot_store::Store;
@@ -26,6 +27,8 @@ pub const MULTI_EXPIRY_HARDFORK: (u8, u8) = (19, 4);
 pub struct Node {
     /// The node's Ed25519 identity (X25519 derived).
     pub identity: Identity,
+    /// Its X25519 keypair, prepared once for the onion layers it peels.
+    pub onion_keys: X25519Keypair,
     /// Wall-clock time for protocol checks.
     pub clock: Arc<dyn Clock>,
     /// The message store.
@@ -54,6 +57,7 @@ impl Node {
         force_start: bool,
     ) -> Self {
         Self {
+            onion_keys: X25519Keypair::from(&identity),
             identity,
             clock,
             store,
