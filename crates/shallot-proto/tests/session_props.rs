@@ -350,3 +350,32 @@ fn low_order_ephemeral_key_is_rejected() {
         Err(DecryptError::Decryption)
     );
 }
+
+/// Our sealed box is libsodium's: the `crypto_box` crate (a reference implementation of it)
+/// opens ours, and ours opens its.
+#[test]
+fn sealed_boxes_interoperate_with_the_reference_implementation() {
+    use crypto_box::{PublicKey, SecretKey};
+    let mut rng = StdRng::seed_from_u64(7);
+    for len in [0usize, 1, 159, 1000] {
+        let sender = Identity::generate(&mut rng);
+        let recipient = Identity::generate(&mut rng);
+        let message: Vec<u8> = (0..len).map(|i| u8::try_from(i % 251).unwrap()).collect();
+        let reference_secret = SecretKey::from_bytes(recipient.x25519_secret().to_bytes());
+
+        // Ours → reference: the inner layer is message || sender Ed25519 || signature.
+        let ours =
+            encrypt_for_recipient(&sender, &recipient.x25519_public(), &message, &mut rng).unwrap();
+        let inner = reference_secret.unseal(&ours).unwrap();
+        assert_eq!(&inner[..len], message.as_slice());
+        assert_eq!(&inner[len..len + 32], sender.ed25519_public().as_bytes());
+
+        // Reference → ours: re-seal that signed inner layer with the reference code.
+        let theirs = PublicKey::from_bytes(*recipient.x25519_public().as_bytes())
+            .seal(&mut rng, &inner)
+            .unwrap();
+        let opened = decrypt_incoming(&recipient, &theirs).unwrap();
+        assert_eq!(opened.plaintext, message);
+        assert_eq!(opened.sender, sender.session_id());
+    }
+}

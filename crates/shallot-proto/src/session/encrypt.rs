@@ -9,14 +9,16 @@
 use blake2::digest::consts::{U24, U32};
 use blake2::digest::Mac;
 use blake2::{Blake2b, Blake2bMac, Digest};
-use crypto_box::aead::Aead;
-use crypto_box::{PublicKey, SalsaBox, SecretKey};
+use crypto_secretbox::aead::{Aead, KeyInit};
+use crypto_secretbox::XSalsa20Poly1305;
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use rand_core::CryptoRngCore;
 use sha2::Sha512;
+use x25519_dalek::StaticSecret;
 use zeroize::Zeroizing;
 
 use crate::identity::{Ed25519Pub, Identity, SessionId, Signature, X25519Pub};
+use crate::onion::X25519Keypair;
 
 /// BLAKE2b key for deriving the deterministic ephemeral seed (libsession's name for it).
 const EPHEMERAL_HASH_KEY: &[u8] = b"SessionBoxEphemeralHashKey";
@@ -85,11 +87,39 @@ pub fn encrypt_for_recipient<R: CryptoRngCore + ?Sized>(
 ) -> Result<Vec<u8>, EncryptError> {
     reject_low_order(recipient)?;
     let inner = signed_inner(sender, recipient, message);
-    // `seal` wants a sized RNG; `&mut R` is one even when `R` is `dyn`.
-    let mut rng = rng;
-    PublicKey::from_bytes(*recipient.as_bytes())
-        .seal(&mut rng, &inner)
-        .map_err(|_| EncryptError::Encryption)
+    seal_with(&X25519Keypair::generate(rng), recipient, &inner)
+}
+
+/// libsodium's sealed box with a given ephemeral keypair: `EPK || XSalsa20-Poly1305(inner)`
+/// under the box key of (ephemeral secret, recipient), nonce = BLAKE2b-24(EPK || recipient).
+fn seal_with(
+    ephemeral: &X25519Keypair,
+    recipient: &X25519Pub,
+    inner: &[u8],
+) -> Result<Vec<u8>, EncryptError> {
+    let nonce = seal_nonce(ephemeral.public(), recipient);
+    let boxed = box_cipher(ephemeral, recipient)
+        .ok_or(EncryptError::WeakRecipientKey)?
+        .encrypt(&nonce.into(), inner)
+        .map_err(|_| EncryptError::Encryption)?;
+    let mut out = Vec::with_capacity(32 + boxed.len());
+    out.extend_from_slice(ephemeral.public().as_bytes());
+    out.extend_from_slice(&boxed);
+    Ok(out)
+}
+
+/// The cipher of a box between `ours` and `theirs` (libsodium's `crypto_box_beforenm`): its key
+/// is HSalsa20 over the X25519 shared secret with a zero input. `None` for a small-order key.
+///
+/// The exchange goes through [`X25519Keypair::exchange`] (aws-lc's assembly), which is why this
+/// does not use `crypto_box`, whose exchange is the 3× slower portable ladder.
+fn box_cipher(ours: &X25519Keypair, theirs: &X25519Pub) -> Option<XSalsa20Poly1305> {
+    let shared = ours.exchange(theirs).ok()?;
+    let key = Zeroizing::new(salsa20::hsalsa::<crypto_secretbox::consts::U10>(
+        shared.as_ref().into(),
+        &[0u8; 16].into(),
+    ));
+    Some(XSalsa20Poly1305::new(&key))
 }
 
 /// Encrypts like [`encrypt_for_recipient`], but derives the ephemeral key from the sender's seed,
@@ -117,19 +147,8 @@ pub fn encrypt_for_recipient_deterministic(
     let digest = Zeroizing::new(Sha512::digest(*seed));
     let mut ephemeral_bytes = Zeroizing::new([0u8; 32]);
     ephemeral_bytes.copy_from_slice(&digest[..32]);
-    let ephemeral_secret = SecretKey::from_bytes(*ephemeral_bytes);
-    let ephemeral_public = ephemeral_secret.public_key();
-
-    let recipient_key = PublicKey::from_bytes(*recipient.as_bytes());
-    let nonce = seal_nonce(&ephemeral_public, &recipient_key);
-    let boxed = SalsaBox::new(&recipient_key, &ephemeral_secret)
-        .encrypt(&nonce.into(), inner.as_slice())
-        .map_err(|_| EncryptError::Encryption)?;
-
-    let mut out = Vec::with_capacity(32 + boxed.len());
-    out.extend_from_slice(ephemeral_public.as_bytes());
-    out.extend_from_slice(&boxed);
-    Ok(out)
+    let ephemeral = X25519Keypair::from_secret(StaticSecret::from(*ephemeral_bytes));
+    seal_with(&ephemeral, recipient, &inner)
 }
 
 /// Opens a Session-protocol ciphertext addressed to `recipient` and checks the sender's
@@ -149,10 +168,13 @@ pub fn decrypt_incoming(
         return Err(DecryptError::Decryption);
     }
 
-    let secret = SecretKey::from_bytes(*Zeroizing::new(recipient.x25519_secret().to_bytes()));
+    let ours = X25519Keypair::from(recipient);
+    let ephemeral = X25519Pub::from_bytes(ephemeral);
+    let nonce = seal_nonce(&ephemeral, ours.public());
     let inner = Zeroizing::new(
-        secret
-            .unseal(ciphertext)
+        box_cipher(&ours, &ephemeral)
+            .ok_or(DecryptError::Decryption)?
+            .decrypt(&nonce.into(), &ciphertext[32..])
             .map_err(|_| DecryptError::Decryption)?,
     );
 
@@ -194,7 +216,7 @@ fn signed_inner(sender: &Identity, recipient: &X25519Pub, message: &[u8]) -> Zer
 }
 
 /// The sealed-box nonce: unkeyed BLAKE2b-24 of the ephemeral then the recipient public key.
-fn seal_nonce(ephemeral: &PublicKey, recipient: &PublicKey) -> [u8; 24] {
+fn seal_nonce(ephemeral: &X25519Pub, recipient: &X25519Pub) -> [u8; 24] {
     Blake2b::<U24>::new()
         .chain_update(ephemeral.as_bytes())
         .chain_update(recipient.as_bytes())
