@@ -107,6 +107,30 @@ pub struct ReceivedMessage {
 }
 
 /// An account's messaging: its identity, the network client and the local database.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use shallot_client::{ClientConfig, Db, Messenger, NetworkClock, OnionClient, Seed};
+/// use shallot_proto::{Identity, SessionId};
+///
+/// let me = Identity::generate(&mut rand::rngs::OsRng);
+/// let config = ClientConfig {
+///     seeds: vec![Seed::JsonRpc("https://seed1.example:4443/json_rpc".into())],
+///     ..ClientConfig::default()
+/// };
+/// let client = OnionClient::bootstrap(config, NetworkClock::default()).await?;
+/// let db = Db::open_in_dir(std::path::Path::new("/tmp/me"), &me)?;
+/// let messenger = Messenger::new(me, client, db);
+///
+/// messenger.set_display_name("Alice").await?;
+/// let bob: SessionId = "05…66 hex characters…".parse()?;
+/// let sent = messenger.send(&bob, "hello").await?;
+/// println!("stored on {} members of Bob's swarm", sent.stored_on);
+/// for message in messenger.receive().await? {
+///     println!("{}: {}", message.sender, message.body);
+/// }
+/// # Ok(()) }
+/// ```
 pub struct Messenger {
     identity: Identity,
     client: OnionClient,
