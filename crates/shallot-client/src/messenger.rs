@@ -30,6 +30,9 @@ use crate::error::Error;
 use crate::onion_client::OnionClient;
 use crate::pool::SnapshotNode;
 
+/// Where [`Messenger::save_network_state`] keeps our guards.
+const GUARDS_SNAPSHOT: &str = "guards";
+
 /// TTL of a DM on the network: 14 days (desktop's content TTL).
 pub const MESSAGE_TTL_MS: u64 = 14 * 24 * 60 * 60 * 1000;
 
@@ -195,6 +198,9 @@ impl Messenger {
                 client.set_cached_swarm(account, members);
             }
         }
+        if let Ok(Some(guards)) = db.load_json::<Vec<String>>(GUARDS_SNAPSHOT) {
+            client.prefer_guards(guards.iter().filter_map(|g| g.parse().ok()).collect());
+        }
         Self {
             identity,
             client,
@@ -249,11 +255,16 @@ impl Messenger {
         }))
     }
 
-    /// Saves the node pool and our swarm to the database, so the next start needs no seed.
+    /// Saves the node pool, our guards and our swarm to the database, so the next start needs
+    /// no seed and keeps the same entry nodes.
     pub async fn save_network_state(&self) -> Result<(), MessengerError> {
         let swarm = self.client.swarm(&self.account()).await.unwrap_or_default();
         let db = self.db();
         db.save_pool(&self.client.pool_snapshot())?;
+        let guards: Vec<String> = self.client.guards().iter().map(|g| g.to_hex()).collect();
+        if !guards.is_empty() {
+            db.save_json(GUARDS_SNAPSHOT, &guards)?;
+        }
         if !swarm.is_empty() {
             let nodes: Vec<SnapshotNode> = swarm.iter().map(SnapshotNode::from).collect();
             db.save_swarm(&self.account().to_hex(), &nodes)?;

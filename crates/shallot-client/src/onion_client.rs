@@ -311,6 +311,17 @@ impl OnionClient {
         self.state().pool.snapshot()
     }
 
+    /// The current guards' keys (to persist them, see [`Self::prefer_guards`]).
+    pub fn guards(&self) -> Vec<Ed25519Pub> {
+        self.state().paths.guards().to_vec()
+    }
+
+    /// Offers these guards (of an earlier run) first when paths are next built; each is still
+    /// tested, and one that fails is replaced as usual.
+    pub fn prefer_guards(&self, guards: Vec<Ed25519Pub>) {
+        self.state().paths.prefer_guards(guards);
+    }
+
     /// Number of nodes in the pool.
     pub fn pool_len(&self) -> usize {
         self.state().pool.len()
@@ -474,9 +485,16 @@ impl OnionClient {
                     (candidate.ed25519, good)
                 });
             }
+            let mut results = Vec::new();
             while let Some(joined) = tests.join_next().await {
-                let Ok((node, good)) = joined else { continue };
-                let mut state = self.state();
+                if let Ok(result) = joined {
+                    results.push(result);
+                }
+            }
+            let mut state = self.state();
+            // Guards of an earlier run first, whichever test finished first.
+            results.sort_by_key(|(node, _)| !state.paths.is_preferred_guard(node));
+            for (node, good) in results {
                 if good && state.paths.guards_needed() > 0 {
                     state.paths.add_guard(node);
                 } else if !good {

@@ -144,6 +144,8 @@ pub struct PathManager {
     node_failures: HashMap<Ed25519Pub, u8>,
     next_id: u64,
     subnet_relaxed: bool,
+    /// Guards of an earlier run, offered first as candidates (still tested before use).
+    preferred_guards: Vec<Ed25519Pub>,
 }
 
 fn subnet(ip: Ipv4Addr) -> [u8; 3] {
@@ -198,8 +200,20 @@ impl PathManager {
         self.paths.iter().any(|p| p.contains(node))
     }
 
+    /// Keeps the guards of an earlier run: they are offered first as candidates (and still
+    /// tested). Stable guards mean a client does not keep drawing new entry nodes, each of
+    /// which could be the one that watches it.
+    pub fn prefer_guards(&mut self, guards: Vec<Ed25519Pub>) {
+        self.preferred_guards = guards;
+    }
+
+    /// Whether `node` was a guard of an earlier run (see [`Self::prefer_guards`]).
+    pub fn is_preferred_guard(&self, node: &Ed25519Pub) -> bool {
+        self.preferred_guards.contains(node)
+    }
+
     /// Up to `count` guard candidates to test, in random order: usable pool nodes that are not
-    /// already guards or hops, preferring /24s no current guard is in.
+    /// already guards or hops; guards of an earlier run first, then /24s no current guard is in.
     pub fn guard_candidates<R: Rng + ?Sized>(
         &self,
         pool: &Pool,
@@ -219,8 +233,13 @@ impl PathManager {
             .filter(|n| !self.guards.contains(&n.ed25519) && !self.in_any_path(&n.ed25519))
             .collect();
         candidates.shuffle(rng);
-        // Stable sort: fresh /24s first, random order within each group.
-        candidates.sort_by_key(|n| guard_subnets.contains(&subnet(n.ip)));
+        // Stable sort: earlier guards, then fresh /24s; random order within each group.
+        candidates.sort_by_key(|n| {
+            (
+                !self.preferred_guards.contains(&n.ed25519),
+                guard_subnets.contains(&subnet(n.ip)),
+            )
+        });
         candidates.into_iter().take(count).cloned().collect()
     }
 
@@ -244,6 +263,7 @@ impl PathManager {
     pub fn reject_guard_candidate(&mut self, node: Ed25519Pub) {
         self.node_failures
             .insert(node, self.config.node_failure_threshold);
+        self.preferred_guards.retain(|g| *g != node);
     }
 
     /// Builds a path for every guard that has none. Guards no longer in the pool are forgotten.
@@ -756,6 +776,31 @@ mod tests {
         let again = manager.guard_candidates(&pool, 5, &mut r);
         assert_eq!(again.len(), 4);
         assert!(again.iter().all(|n| n.ed25519 != first[0].ed25519));
+    }
+
+    #[test]
+    fn guards_of_an_earlier_run_are_offered_first_until_they_fail() {
+        let pool = spread_pool(12);
+        let earlier: Vec<Ed25519Pub> = pool.nodes()[7..9].iter().map(|n| n.ed25519).collect();
+        for seed in 0..20 {
+            let mut r = StdRng::seed_from_u64(seed);
+            let mut manager = PathManager::new(PathConfig::default());
+            manager.prefer_guards(earlier.clone());
+            let offered: Vec<Ed25519Pub> = manager
+                .guard_candidates(&pool, 4, &mut r)
+                .iter()
+                .map(|n| n.ed25519)
+                .collect();
+            assert_eq!(
+                offered[..2].iter().collect::<HashSet<_>>(),
+                earlier.iter().collect()
+            );
+            // One fails its test: it is not preferred (or offered) again.
+            manager.reject_guard_candidate(earlier[0]);
+            let offered = manager.guard_candidates(&pool, 4, &mut r);
+            assert_eq!(offered[0].ed25519, earlier[1]);
+            assert!(offered.iter().all(|n| n.ed25519 != earlier[0]));
+        }
     }
 
     #[test]

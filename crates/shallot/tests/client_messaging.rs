@@ -162,6 +162,16 @@ async fn alice_and_bob_exchange_messages_across_devices() {
         bob.db().contact_name(&alice_sid).unwrap().as_deref(),
         Some("Alice (laptop)")
     );
+    // A restart keeps the same guards (saved with the node pool and the swarm).
+    alice2.save_network_state().await.unwrap();
+    let guards: std::collections::BTreeSet<_> = alice2.client().guards().into_iter().collect();
+    assert_eq!(guards.len(), 2);
+    let restarted = messenger(&net, Identity::from_seed(alice_seed), dirs[2].path()).await;
+    restarted.client().ensure_paths().await.unwrap();
+    let again: std::collections::BTreeSet<_> = restarted.client().guards().into_iter().collect();
+    assert_eq!(again, guards, "the same entry nodes after a restart");
+    drop(restarted);
+
     // Only the newest version stays in the swarm: each push deletes the one it replaces.
     let profile_versions = config_messages(&alice2, &Identity::from_seed(alice_seed), 2).await;
     assert_eq!(profile_versions, 1, "old profile versions are deleted");
