@@ -261,7 +261,12 @@ impl Messenger {
         let swarm = self.client.swarm(&self.account()).await.unwrap_or_default();
         let db = self.db();
         db.save_pool(&self.client.pool_snapshot())?;
-        let guards: Vec<String> = self.client.guards().iter().map(|g| g.to_hex()).collect();
+        let guards: Vec<String> = self
+            .client
+            .guards()
+            .iter()
+            .map(shallot_proto::Ed25519Pub::to_hex)
+            .collect();
         if !guards.is_empty() {
             db.save_json(GUARDS_SNAPSHOT, &guards)?;
         }
