@@ -2,18 +2,9 @@
 //! chain's assignment, a message stored and replicated, clean shutdown.
 #![allow(clippy::unwrap_used, clippy::too_many_lines)] // Test code: a panic is a failed test; one scenario per test.
 
-use std::process::Command;
+mod support;
 
-fn shallot(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shallot"))
-        .args(args)
-        .env_remove("SHALLOT_HOME")
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
+use support::shallot;
 
 /// Runs `devnet down` on drop, so a failed assertion does not leave the detached node and
 /// directory processes running (`devnet down` is idempotent).

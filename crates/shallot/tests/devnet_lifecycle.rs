@@ -13,10 +13,12 @@
 //! them).
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
 
+mod support;
+
+use support::{b64, now_ms, shallot, until};
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -33,50 +35,6 @@ static SERIAL: Mutex<()> = Mutex::const_new(());
 
 /// The private namespace the tests store signed messages in.
 const PRIVATE_NS: i16 = -42;
-
-fn shallot(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shallot"))
-        .args(args)
-        .env_remove("SHALLOT_HOME")
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
-
-fn now_ms() -> u64 {
-    #[allow(clippy::disallowed_methods)] // Clients sign with the real clock.
-    let now = std::time::SystemTime::now();
-    u64::try_from(
-        now.duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
-
-fn b64(bytes: impl AsRef<[u8]>) -> String {
-    shallot_proto::b64::encode(bytes)
-}
-
-/// Polls `check` every 200 ms until it yields a value; fails with its last complaint after `limit`.
-async fn until<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(last) if Instant::now() > deadline => {
-                panic!("timed out after {limit:?} waiting for {what}: {last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
 
 /// A running devnet in a temporary directory; `devnet down` on drop.
 struct Devnet {

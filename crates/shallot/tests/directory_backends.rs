@@ -11,8 +11,11 @@
 //! 5 s, with the node's key, through the same client code the nodes use.
 #![allow(clippy::unwrap_used, clippy::too_many_lines)] // Test code: a panic is a failed test; one scenario.
 
+mod support;
+
+use support::{b64, now_ms, shallot, until};
+
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,50 +31,6 @@ use shallot_proto::{AccountId, AccountKind, Identity, Namespace};
 
 /// Third octet of every address of this test (no other test uses it).
 const SUBNET: u8 = 96;
-
-fn shallot(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shallot"))
-        .args(args)
-        .env_remove("SHALLOT_HOME")
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
-
-fn now_ms() -> u64 {
-    #[allow(clippy::disallowed_methods)] // Clients and oxends sign with the real clock.
-    let now = std::time::SystemTime::now();
-    u64::try_from(
-        now.duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
-
-fn b64(bytes: impl AsRef<[u8]>) -> String {
-    shallot_proto::b64::encode(bytes)
-}
-
-/// Polls `check` every 200 ms until it yields a value; fails with its last complaint after `limit`.
-async fn until<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(last) if Instant::now() > deadline => {
-                panic!("timed out after {limit:?} waiting for {what}: {last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
 
 /// `devnet up` in a temporary directory; `devnet down` on drop, also after a panic.
 struct Devnet {

@@ -120,3 +120,33 @@ pub async fn messenger(
     let db = Db::open_in_dir(dir, &identity).unwrap();
     Messenger::new(identity, client, db)
 }
+
+/// Runs the `shallot` binary with `args` (no `SHALLOT_HOME`); (success, stdout + stderr).
+pub fn shallot(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shallot"))
+        .args(args)
+        .env_remove("SHALLOT_HOME")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// Polls `check` every 200 ms until it yields a value; fails with its last complaint after `limit`.
+pub async fn until<T, F, Fut>(limit: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) if std::time::Instant::now() > deadline => {
+                panic!("timed out after {limit:?} waiting for {what}: {last}")
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
+}
