@@ -5,7 +5,8 @@
 //! - The bytes as a serialized config message (`ConfigMessage::parse_full`): errors match the
 //!   first byte, the hash is BLAKE2b-32 of the input, a signature's signed range ends just before
 //!   `1:~`, and the message re-serializes to something that parses back equal with an empty diff
-//!   against itself.
+//!   against itself. As the only current version it is the base of the next one; two
+//!   serializations with different diffs conflict and merge back to the same data.
 //! - The bytes as a data dict (any bencoded dict, wrapped in a message and re-parsed so it is
 //!   pruned like received data): applying the `UserProfile`/`Contacts` views read from it changes
 //!   nothing, changed views read back as written, and sealing then opening gives the message back.
@@ -14,7 +15,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use shallot_proto::session::{
-    config_hash, config_padded_size, open_config, pad_config, seal_config, strip_config_padding,
+    apply_diff, config_hash, current_versions, next_base, config_padded_size, open_config, pad_config, seal_config, strip_config_padding,
     ConfigError, ConfigKind, ConfigMessage, Contacts, Dict, ExpiryMode, UserProfile, Value,
     CONFIG_ENCRYPTION_OVERHEAD,
 };
@@ -58,6 +59,20 @@ fn message(data: &[u8]) {
             let same = ConfigMessage::parse_full(&message.serialize(Some(&message.data)))
                 .expect("re-parses");
             assert!(same.diff.is_empty(), "diff against itself: {:?}", same.diff);
+
+            let mut replayed = message.data.clone();
+            apply_diff(&mut replayed, &parsed.diff, &message.data);
+            let current = current_versions([again.clone(), again.clone()]);
+            assert_eq!(current.len(), 1, "the same version twice is one version");
+            let base = next_base(&current);
+            assert_eq!(base.seqno, message.seqno.saturating_add(1));
+            assert_eq!(base.data, message.data);
+            // Two versions with the same data but different diffs conflict; merging them
+            // replays both diffs and must land on that same data.
+            let distinct = again.hash != same.hash;
+            let both = current_versions([again, same]);
+            assert_eq!(both.len(), if distinct { 2 } else { 1 });
+            assert_eq!(next_base(&both).data, message.data);
         }
     }
 }

@@ -8,8 +8,10 @@
 //! A serialized message is a bencoded dict whose keys, in order, are:
 //! - `#`: the sequence number (integer);
 //! - `&`: the full data dict;
-//! - `<`: lagged diffs `[seqno, hash(32), diff]` of earlier versions — we write `le` and ignore
-//!   what others wrote;
+//! - `<`: lagged diffs `[seqno, hash(32), diff]` of the versions this one absorbed within the
+//!   last [`LAG_WINDOW`] seqnos, sorted by `(seqno, hash)` ([`LaggedDiff`]); they let any device
+//!   tell which versions a message already includes and replay concurrent ones (see
+//!   [`super::config_merge`]);
 //! - `=`: the diff against the previous version: a changed or added scalar is `""` ("take the
 //!   value from `&`"), a removed scalar `"-"`, a dict a nested diff, a set (a sorted list of
 //!   scalars) `[added, removed]`;
@@ -29,9 +31,9 @@
 //! existing dict and touch only the fields whose meaning changed, so fields set by other clients
 //! survive a read-modify-write.
 //!
-//! Not supported (see `docs/compat.md`): zstd-compressed (`z…`) and multipart (`m…`) payloads,
-//! merging concurrent versions, lagged-diff replay, and the legacy protobuf wrapping some clients
-//! put around the ciphertext.
+//! Not supported (see `docs/compat.md`): writing zstd-compressed (`z…`) payloads (they are read),
+//! multipart (`m…`) payloads, and the legacy protobuf wrapping some clients put around the
+//! ciphertext.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -472,7 +474,7 @@ impl<'a> Parser<'a> {
 }
 
 /// Libsession's order for set members: integers (by value) before strings (by bytes).
-fn scalar_order(a: &Value, b: &Value) -> Ordering {
+pub(crate) fn scalar_order(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => x.cmp(y),
         (Value::Bytes(x), Value::Bytes(y)) => x.cmp(y),
@@ -639,18 +641,81 @@ fn set_diff(old: &[Value], new: &[Value]) -> Option<Value> {
     Some(Value::List(vec![Value::List(added), Value::List(removed)]))
 }
 
+/// The diff from `old` to `new` (both pruned first), in the `=` format: what a message built on
+/// `old` with data `new` records as its own change.
+pub fn diff(old: &Dict, new: &Dict) -> Dict {
+    diff_dicts(&normalized(old), &normalized(new))
+}
+
+/// Libsession's pruning of config data: empty nested dicts and sets are dropped and lists
+/// become sorted sets of unique integers and strings.
+pub fn prune(data: &Dict) -> Dict {
+    normalized(data)
+}
+
+/// How many seqnos back a message keeps the diffs it absorbed, and how far behind the newest
+/// version a concurrent one may be and still be merged (libsession's "within 5" rule).
+pub const LAG_WINDOW: i64 = 5;
+
+/// One entry of a message's `<` list: the diff an earlier version made, named by its seqno and
+/// [`config_hash`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaggedDiff {
+    /// The earlier version's seqno.
+    pub seqno: i64,
+    /// The earlier version's [`config_hash`].
+    pub hash: [u8; 32],
+    /// The `=` diff that version carried.
+    pub diff: Dict,
+}
+
+impl LaggedDiff {
+    /// `(seqno, hash)`, the order of the `<` list.
+    pub const fn key(&self) -> (i64, [u8; 32]) {
+        (self.seqno, self.hash)
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        out.push(b'l');
+        Value::Int(self.seqno).encode_into(out);
+        encode_bytes(&self.hash, out);
+        encode_dict_into(&self.diff, out);
+        out.push(b'e');
+    }
+
+    fn from_value(value: &Value) -> Result<Self, ConfigError> {
+        let bad = ConfigError::Layout("a \"<\" entry must be [seqno, 32-byte hash, diff]");
+        let Value::List(items) = value else {
+            return Err(bad);
+        };
+        let [Value::Int(seqno), Value::Bytes(hash), Value::Dict(diff)] = items.as_slice() else {
+            return Err(bad);
+        };
+        let hash = <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| bad)?;
+        validate_diff(diff)?;
+        Ok(Self {
+            seqno: *seqno,
+            hash,
+            diff: diff.clone(),
+        })
+    }
+}
+
 /// BLAKE2b-32 of a serialized config message: with the seqno, it orders concurrent versions.
 pub fn config_hash(serialized: &[u8]) -> [u8; 32] {
     Blake2b::<U32>::digest(serialized).into()
 }
 
-/// A config message: a sequence number and the full data dict.
+/// A config message: a sequence number, the full data dict and the diffs of the versions it
+/// absorbed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigMessage {
     /// The sequence number; each change pushes `previous + 1`.
     pub seqno: i64,
     /// The data (`&`).
     pub data: Dict,
+    /// The lagged diffs (`<`), sorted by `(seqno, hash)`.
+    pub lagged: Vec<LaggedDiff>,
 }
 
 /// The signature found under `~`.
@@ -690,13 +755,18 @@ impl ParsedConfig {
 }
 
 impl ConfigMessage {
-    /// A message with this sequence number and data.
+    /// A message with this sequence number and data, and no lagged diffs.
     pub const fn new(seqno: i64, data: Dict) -> Self {
-        Self { seqno, data }
+        Self {
+            seqno,
+            data,
+            lagged: Vec::new(),
+        }
     }
 
     /// The canonical serialization, with the `=` diff computed against `previous` (the data of
-    /// the version this one replaces; `None`: every key counts as added) and no lagged diffs.
+    /// the version this one replaces; `None`: every key counts as added). Lagged diffs are
+    /// written sorted by `(seqno, hash)`, duplicates dropped.
     ///
     /// Data is pruned first as libsession does: empty nested dicts and sets are dropped and
     /// lists become sorted sets of unique integers and strings.
@@ -713,7 +783,14 @@ impl ConfigMessage {
         encode_bytes(b"&", &mut out);
         encode_dict_into(&data, &mut out);
         encode_bytes(b"<", &mut out);
-        out.extend_from_slice(b"le");
+        let mut lagged: Vec<&LaggedDiff> = self.lagged.iter().collect();
+        lagged.sort_by_key(|entry| entry.key());
+        lagged.dedup_by_key(|entry| entry.key());
+        out.push(b'l');
+        for entry in lagged {
+            entry.encode_into(&mut out);
+        }
+        out.push(b'e');
         encode_bytes(b"=", &mut out);
         encode_dict_into(&diff, &mut out);
         out.push(b'e');
@@ -739,6 +816,7 @@ impl ConfigMessage {
         let mut seqno = None;
         let mut data = None;
         let mut diff = Dict::new();
+        let mut lagged = Vec::new();
         let mut signature = None;
         let mut last: Option<&[u8]> = None;
         while parser.peek()? != b'e' {
@@ -765,9 +843,24 @@ impl ConfigMessage {
                     validate_data(&d, true)?;
                     data = Some(d);
                 }
-                // Lagged diffs are not replayed; their entries are ignored.
-                b"<" if !matches!(value, Value::List(_)) => {
-                    return Err(ConfigError::Layout("\"<\" must be a list"));
+                b"<" => {
+                    let Value::List(entries) = value else {
+                        return Err(ConfigError::Layout("\"<\" must be a list"));
+                    };
+                    lagged = entries
+                        .iter()
+                        .map(LaggedDiff::from_value)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    if lagged.iter().any(|entry| Some(entry.seqno) >= seqno) {
+                        return Err(ConfigError::Layout(
+                            "a \"<\" entry must be older than the message",
+                        ));
+                    }
+                    if lagged.windows(2).any(|w| w[0].key() >= w[1].key()) {
+                        return Err(ConfigError::Layout(
+                            "\"<\" entries must be sorted by (seqno, hash) without repeats",
+                        ));
+                    }
                 }
                 b"=" => {
                     let Value::Dict(d) = value else {
@@ -789,7 +882,7 @@ impl ConfigMessage {
                 k if k > b"~".as_slice() => {
                     return Err(ConfigError::Layout("unknown key after \"~\""));
                 }
-                // Lagged diffs, and unknown keys between the known ones: well-formed, so skipped.
+                // Unknown keys between the known ones: well-formed, so skipped.
                 _ => {}
             }
         }
@@ -799,7 +892,11 @@ impl ConfigMessage {
             return Err(ConfigError::Layout("missing \"#\" or \"&\""));
         };
         Ok(ParsedConfig {
-            message: Self { seqno, data },
+            message: Self {
+                seqno,
+                data,
+                lagged,
+            },
             diff,
             hash: config_hash(bytes),
             signature,
@@ -1501,14 +1598,53 @@ mod tests {
                 count: 1
             }))
         ));
-        // Unknown keys and lagged diffs are accepted and ignored.
-        let m = parse(
-            b"d1:#i7e1:%i3e1:&d1:ai1ee\
+        // Unknown keys are accepted and dropped; lagged diffs are read.
+        let bytes = b"d1:#i7e1:%i3e1:&d1:ai1ee\
               1:<lli6e32:01234567890123456789012345678901d1:a0:eee\
-              1:=d1:a0:e1:@0:e",
-        )
-        .unwrap();
-        assert_eq!(m, ConfigMessage::new(7, dict([("a", 1.into())])));
+              1:=d1:a0:e1:@0:e";
+        let m = parse(bytes).unwrap();
+        let lagged = LaggedDiff {
+            seqno: 6,
+            hash: *b"01234567890123456789012345678901",
+            diff: dict([("a", Value::Bytes(Vec::new()))]),
+        };
+        let mut expected = ConfigMessage::new(7, dict([("a", 1.into())]));
+        expected.lagged = vec![lagged];
+        assert_eq!(m, expected);
+        // Written back in the same form (minus the unknown keys).
+        assert_eq!(
+            m.serialize(Some(&Dict::new())),
+            b"d1:#i7e1:&d1:ai1ee\
+              1:<lli6e32:01234567890123456789012345678901d1:a0:eee\
+              1:=d1:a0:ee"
+        );
+
+        let h = "32:01234567890123456789012345678901";
+        let with_lagged = |entries: &str| {
+            let text = format!("d1:#i7e1:&de1:<l{entries}e1:=dee");
+            parse(text.as_bytes())
+        };
+        let entry_shape = ConfigError::Layout("a \"<\" entry must be [seqno, 32-byte hash, diff]");
+        assert_eq!(with_lagged("i6e"), Err(entry_shape.clone()));
+        assert_eq!(with_lagged("li6e3:abcdee"), Err(entry_shape.clone()));
+        assert_eq!(with_lagged(&format!("li6e{h}lee")), Err(entry_shape));
+        assert_eq!(
+            with_lagged(&format!("li6e{h}d1:ai1eee")),
+            Err(ConfigError::InvalidDiff("integer in a diff"))
+        );
+        assert_eq!(
+            with_lagged(&format!("li7e{h}dee")),
+            Err(ConfigError::Layout(
+                "a \"<\" entry must be older than the message"
+            ))
+        );
+        assert_eq!(
+            with_lagged(&format!("li5e{h}deeli4e{h}dee")),
+            Err(ConfigError::Layout(
+                "\"<\" entries must be sorted by (seqno, hash) without repeats"
+            ))
+        );
+        assert!(with_lagged(&format!("li4e{h}deeli5e{h}dee")).is_ok());
     }
 
     #[test]

@@ -12,8 +12,10 @@
 //! - [`config_crypto`]: config-message encryption (§4.4).
 //! - [`config_message`]: user config messages (profile, contacts): bencoding, diffs, padding and
 //!   typed views, sealed with [`config_crypto`].
+//! - [`config_merge`]: which config versions are current, and merging concurrent ones.
 
 pub mod config_crypto;
+pub mod config_merge;
 pub mod config_message;
 pub mod encrypt;
 pub mod envelope;
@@ -23,11 +25,12 @@ pub mod protos;
 pub use config_crypto::{
     decrypt_config, encrypt_config, ConfigCryptoError, ConfigDomain, CONFIG_ENCRYPTION_OVERHEAD,
 };
+pub use config_merge::{apply_diff, current_versions, next_base, NextBase};
 pub use config_message::{
     config_hash, config_padded_size, open_config, open_config_full, pad_config, seal_config,
     strip_config_padding, BencodeError, ConfigError, ConfigKind, ConfigMessage, ConfigSignature,
-    ContactEntry, Contacts, Dict, ExpiryMode, OpenedConfig, ParsedConfig, UserProfile, Value,
-    MAX_DECOMPRESSED_CONFIG,
+    ContactEntry, Contacts, Dict, ExpiryMode, LaggedDiff, OpenedConfig, ParsedConfig, UserProfile,
+    Value, LAG_WINDOW, MAX_DECOMPRESSED_CONFIG,
 };
 pub use encrypt::{
     decrypt_incoming, encrypt_for_recipient, encrypt_for_recipient_deterministic, DecryptError,
