@@ -2,36 +2,47 @@
 //! namespaces of its own swarm (2: UserProfile, 3: Contacts) in libsession's config message
 //! format (`shallot_proto::session::config_message`; what is compatible is in docs/compat.md).
 //!
-//! Each device keeps, per config kind, the version it last pushed or adopted (seqno, data, the
-//! config hash and its storage hash). A change here pushes `seqno + 1` built from the local
-//! database on top of that data (fields we do not model are kept); a poll adopts any version
-//! greater in `(seqno, config hash)` than ours, so every device settles on the same one.
+//! Each device keeps, per config kind, the current versions it knows (normally one; several
+//! when devices pushed concurrently). A change here pushes the next version, built from the
+//! local database on top of what all current versions agree on (fields we do not model are
+//! kept), and deletes the versions it replaces. A poll adds the versions it retrieved; if two
+//! versions conflict, the device merges them by libsession's rules
+//! (`shallot_proto::session::config_merge`) and pushes the merge, so no device's change is lost
+//! and all devices settle on the same data. A change made here but not yet pushed survives the
+//! adoption of another device's version: it is re-applied on top and pushed.
 //!
 //! This module holds the pure part (database ↔ config data); the network part is in
 //! [`crate::Messenger`].
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
+use shallot_proto::session::config_merge::{apply_diff, current_versions, next_base, NextBase};
 use shallot_proto::session::config_message::{
-    open_config_full, seal_config, ConfigKind, ConfigMessage, Contacts, Dict, ExpiryMode,
-    UserProfile, Value,
+    diff, open_config_full, prune, seal_config, ConfigKind, ConfigMessage, Contacts, Dict,
+    ExpiryMode, ParsedConfig, UserProfile,
 };
 use shallot_proto::{Identity, SessionId};
 
 use crate::db::{ConversationState, Db, DbError, Disappearing};
 use crate::messenger::clean_display_name;
 
-/// What this device last pushed or adopted for one config kind.
+/// One current version of a config, as this device holds it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Head {
+    /// The serialized message (decrypted, unpadded): what its hash and lagged diffs cover.
+    #[serde(with = "hex_bytes")]
+    pub message: Vec<u8>,
+    /// Its message hash on our swarm, once known, so the version replacing it can delete it.
+    pub storage_hash: Option<String>,
+}
+
+/// What this device knows of one config kind.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ConfigState {
-    /// Sequence number of that version (0: none yet).
-    pub seqno: i64,
-    /// Its data dict, bencoded.
-    #[serde(with = "hex_bytes")]
-    pub data: Vec<u8>,
-    /// Its config hash (BLAKE2b of the serialized message), hex; breaks seqno ties.
-    pub config_hash: Option<String>,
-    /// Its message hash on our swarm, so the next push can delete it.
-    pub storage_hash: Option<String>,
+    /// The current versions: one, or several concurrent ones until a merge is pushed.
+    #[serde(default)]
+    pub heads: Vec<Head>,
 }
 
 mod hex_bytes {
@@ -48,12 +59,34 @@ mod hex_bytes {
 }
 
 impl ConfigState {
-    /// The data dict (empty if none yet, or unreadable).
-    fn dict(&self) -> Dict {
-        match Value::decode(&self.data) {
-            Ok(Value::Dict(d)) => d,
-            _ => Dict::new(),
-        }
+    /// The current versions, parsed (a head that no longer parses is skipped).
+    pub fn versions(&self) -> Vec<ParsedConfig> {
+        self.heads
+            .iter()
+            .filter_map(|head| ConfigMessage::parse_full(&head.message).ok())
+            .collect()
+    }
+
+    /// What the next version builds on: the data all current versions agree on.
+    pub fn base(&self) -> NextBase {
+        next_base(&self.versions())
+    }
+
+    /// The greatest seqno among the current versions (0: none yet).
+    pub fn seqno(&self) -> i64 {
+        self.versions()
+            .iter()
+            .map(|v| v.message.seqno)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The storage hashes of the current versions, which a new version replaces.
+    fn storage_hashes(&self) -> Vec<String> {
+        self.heads
+            .iter()
+            .filter_map(|head| head.storage_hash.clone())
+            .collect()
     }
 }
 
@@ -122,14 +155,16 @@ pub fn local_data(db: &Db, kind: ConfigKind, base: &Dict, now_ms: u64) -> Result
 pub struct PreparedPush {
     /// The encrypted message for `kind.namespace()`.
     pub sealed: Vec<u8>,
-    /// The state to save once a swarm member stored it (without its storage hash).
-    pub state: ConfigState,
-    /// The previous version's storage hash, to delete after the push.
-    pub replaces: Option<String>,
+    /// The new version (its storage hash unknown until stored); see [`record_push`].
+    pub head: Head,
+    /// Its seqno.
+    pub seqno: i64,
+    /// The storage hashes of the versions it replaces, to delete after the push.
+    pub replaces: Vec<String>,
 }
 
-/// The next version of `kind` if the local database differs from the last known version
-/// (`None`: nothing to push).
+/// The next version of `kind` if there is something to push: the local database differs from
+/// the current version, there are concurrent versions to merge, or nothing was pushed yet.
 pub fn prepare_push(
     db: &Db,
     identity: &Identity,
@@ -137,78 +172,117 @@ pub fn prepare_push(
     now_ms: u64,
 ) -> Result<Option<PreparedPush>, DbError> {
     let state = load_state(db, kind)?;
-    let base = state.dict();
-    let data = local_data(db, kind, &base, now_ms)?;
-    if state.seqno > 0 && data == base {
+    let versions = state.versions();
+    let base = next_base(&versions);
+    let data = prune(&local_data(db, kind, &base.data, now_ms)?);
+    if versions.len() == 1 && data == base.data {
         return Ok(None);
     }
-    let message = ConfigMessage::new(state.seqno + 1, data);
-    let previous = (state.seqno > 0).then_some(&base);
-    let sealed = seal_config(&message, previous, identity.seed(), kind);
-    let serialized = message.serialize(previous);
-    let config_hash = shallot_proto::session::config_message::config_hash(&serialized);
+    let message = base.message(data);
+    let previous = (!versions.is_empty()).then_some(&base.data);
     Ok(Some(PreparedPush {
-        sealed,
-        state: ConfigState {
-            seqno: message.seqno,
-            data: Value::Dict(message.data).encode(),
-            config_hash: Some(hex::encode(config_hash)),
+        sealed: seal_config(&message, previous, identity.seed(), kind),
+        head: Head {
+            message: message.serialize(previous),
             storage_hash: None,
         },
-        replaces: state.storage_hash,
+        seqno: message.seqno,
+        replaces: state.storage_hashes(),
     }))
 }
 
-/// Adopts the greatest of `items` (storage hash, stored data) if it is newer than our version:
-/// the database takes its profile name or contacts. Items that do not open are skipped with a
-/// log line. Returns the adopted seqno, if any.
+/// Records a version this device stored on its swarm: it joins the current versions and absorbs
+/// those it was built on (versions adopted meanwhile stay, to be merged).
+pub fn record_push(db: &Db, kind: ConfigKind, head: Head) -> Result<(), DbError> {
+    let state = load_state(db, kind)?;
+    let mut heads = state.heads;
+    heads.push(head);
+    save_state(db, kind, &current_heads(heads))
+}
+
+/// The heads among `heads` that are still current (see `current_versions`).
+fn current_heads(heads: Vec<Head>) -> ConfigState {
+    let mut by_hash: HashMap<[u8; 32], Head> = HashMap::new();
+    let mut versions = Vec::new();
+    for head in heads {
+        let Ok(parsed) = ConfigMessage::parse_full(&head.message) else {
+            continue;
+        };
+        let slot = by_hash.entry(parsed.hash).or_insert_with(|| head.clone());
+        if slot.storage_hash.is_none() {
+            slot.storage_hash = head.storage_hash;
+        }
+        versions.push(parsed);
+    }
+    ConfigState {
+        heads: current_versions(versions)
+            .iter()
+            .filter_map(|v| by_hash.remove(&v.hash))
+            .collect(),
+    }
+}
+
+/// What [`adopt`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Adoption {
+    /// The newest seqno, if the current versions changed (the database now reflects them).
+    pub adopted: Option<i64>,
+    /// A version should be pushed: concurrent versions need a merge, or a change made here
+    /// was re-applied on top of another device's version.
+    pub needs_push: bool,
+}
+
+/// Takes in retrieved `items` (storage hash, stored data) of `kind`: versions newer than or
+/// concurrent with ours become current and the database takes their (merged) data, keeping
+/// local changes not yet pushed. Items that do not open are skipped with a log line.
 pub fn adopt(
     db: &Db,
     identity: &Identity,
     kind: ConfigKind,
     items: &[(String, Vec<u8>)],
     now_ms: u64,
-) -> Result<Option<i64>, DbError> {
-    let best = items
-        .iter()
-        .filter_map(
-            |(hash, data)| match open_config_full(data, identity.seed(), kind) {
-                Ok(opened) => Some((hash, opened.parsed)),
-                Err(e) => {
-                    tracing::warn!(message = %hash, "dropping config message: {e}");
-                    None
-                }
-            },
-        )
-        .max_by_key(|(_, parsed)| parsed.seqno_hash());
-    let Some((storage_hash, parsed)) = best else {
-        return Ok(None);
-    };
+) -> Result<Adoption, DbError> {
     let state = load_state(db, kind)?;
-    let ours = (
-        state.seqno,
-        state
-            .config_hash
-            .as_deref()
-            .and_then(|h| hex::decode(h).ok())
-            .and_then(|h| <[u8; 32]>::try_from(h).ok())
-            .unwrap_or_default(),
-    );
-    if parsed.seqno_hash() <= ours {
-        return Ok(None);
+    let before = state.versions();
+    let mut heads = state.heads.clone();
+    for (storage_hash, data) in items {
+        match open_config_full(data, identity.seed(), kind) {
+            Ok(opened) => heads.push(Head {
+                message: opened.plaintext,
+                storage_hash: Some(storage_hash.clone()),
+            }),
+            Err(e) => tracing::warn!(message = %storage_hash, "dropping config message: {e}"),
+        }
     }
-    apply(db, identity, kind, &parsed.message.data, now_ms)?;
-    save_state(
-        db,
-        kind,
-        &ConfigState {
-            seqno: parsed.message.seqno,
-            data: Value::Dict(parsed.message.data).encode(),
-            config_hash: Some(hex::encode(parsed.hash)),
-            storage_hash: Some(storage_hash.clone()),
-        },
-    )?;
-    Ok(Some(parsed.message.seqno))
+    let next = current_heads(heads);
+    let after = next.versions();
+    let key = |versions: &[ParsedConfig]| -> Vec<[u8; 32]> {
+        let mut hashes: Vec<[u8; 32]> = versions.iter().map(|v| v.hash).collect();
+        hashes.sort_unstable();
+        hashes
+    };
+    if key(&after) == key(&before) {
+        return Ok(Adoption {
+            adopted: None,
+            needs_push: after.len() > 1,
+        });
+    }
+
+    // Our changes not yet pushed, to re-apply on top of the new data.
+    let old_base = next_base(&before);
+    let local = prune(&local_data(db, kind, &old_base.data, now_ms)?);
+    let pending = diff(&old_base.data, &local);
+    let new_base = next_base(&after);
+    let mut data = new_base.data.clone();
+    apply_diff(&mut data, &pending, &local);
+    let data = prune(&data);
+
+    apply(db, identity, kind, &data, now_ms)?;
+    save_state(db, kind, &next)?;
+    Ok(Adoption {
+        adopted: after.iter().map(|v| v.message.seqno).max(),
+        needs_push: after.len() > 1 || data != new_base.data,
+    })
 }
 
 /// Makes the database reflect config `data` of `kind`.
@@ -282,6 +356,25 @@ mod tests {
         Identity::from_seed([n; 32])
     }
 
+    /// Pushes `db`'s pending version of `kind` as if a swarm member stored it under
+    /// `storage_hash`; returns the stored item.
+    fn push(db: &Db, me: &Identity, kind: ConfigKind, storage_hash: &str) -> (String, Vec<u8>) {
+        let push = prepare_push(db, me, kind, 5000).unwrap().unwrap();
+        let head = Head {
+            storage_hash: Some(storage_hash.to_owned()),
+            ..push.head
+        };
+        record_push(db, kind, head).unwrap();
+        (storage_hash.to_owned(), push.sealed)
+    }
+
+    fn adopted(seqno: i64, needs_push: bool) -> Adoption {
+        Adoption {
+            adopted: Some(seqno),
+            needs_push,
+        }
+    }
+
     #[test]
     fn a_second_device_adopts_the_first_ones_profile_and_contacts() {
         let me = identity(1);
@@ -302,16 +395,25 @@ mod tests {
             .set_conversation_state(&carol, ConversationState::Blocked, 1000)
             .unwrap();
 
+        let mut profile_v1 = None;
         for kind in [ConfigKind::UserProfile, ConfigKind::Contacts] {
-            let push = prepare_push(&first, &me, kind, 5000).unwrap().unwrap();
-            assert_eq!(push.state.seqno, 1);
-            save_state(&first, kind, &push.state).unwrap();
+            let item = push(&first, &me, kind, "hash1");
+            if kind == ConfigKind::UserProfile {
+                profile_v1 = Some(item.clone());
+            }
+            assert_eq!(load_state(&first, kind).unwrap().seqno(), 1);
             // Nothing changed since: nothing to push.
             assert!(prepare_push(&first, &me, kind, 5000).unwrap().is_none());
-            let items = [("hash1".to_owned(), push.sealed)];
-            assert_eq!(adopt(&second, &me, kind, &items, 6000).unwrap(), Some(1));
-            // The same version again is not adopted twice.
-            assert_eq!(adopt(&second, &me, kind, &items, 6000).unwrap(), None);
+            let items = [item];
+            assert_eq!(
+                adopt(&second, &me, kind, &items, 6000).unwrap(),
+                adopted(1, false)
+            );
+            // The same version again changes nothing.
+            assert_eq!(
+                adopt(&second, &me, kind, &items, 6000).unwrap(),
+                Adoption::default()
+            );
         }
         assert_eq!(second.profile_name().unwrap().as_deref(), Some("Alice"));
         assert_eq!(
@@ -328,19 +430,141 @@ mod tests {
             Some(ConversationState::Blocked)
         );
 
-        // The second device changes the name: seqno 2, which the first adopts.
+        // The second device changes the name: seqno 2, replacing version 1, which the first
+        // adopts.
         second.set_profile_name("Alice B.").unwrap();
-        let push = prepare_push(&second, &me, ConfigKind::UserProfile, 7000)
+        let prepared = prepare_push(&second, &me, ConfigKind::UserProfile, 7000)
             .unwrap()
             .unwrap();
-        assert_eq!(push.state.seqno, 2);
-        assert_eq!(push.replaces.as_deref(), Some("hash1"));
-        let items = [("hash2".to_owned(), push.sealed)];
+        assert_eq!(prepared.seqno, 2);
+        assert_eq!(prepared.replaces, vec!["hash1".to_owned()]);
+        let item = push(&second, &me, ConfigKind::UserProfile, "hash2");
         assert_eq!(
-            adopt(&first, &me, ConfigKind::UserProfile, &items, 8000).unwrap(),
-            Some(2)
+            adopt(&first, &me, ConfigKind::UserProfile, &[item], 8000).unwrap(),
+            adopted(2, false)
         );
         assert_eq!(first.profile_name().unwrap().as_deref(), Some("Alice B."));
+        // Version 1 seen again late is absorbed by version 2: nothing changes.
+        let old = profile_v1.unwrap();
+        assert_eq!(
+            adopt(&first, &me, ConfigKind::UserProfile, &[old], 9000).unwrap(),
+            Adoption::default()
+        );
+        assert_eq!(first.profile_name().unwrap().as_deref(), Some("Alice B."));
+    }
+
+    #[test]
+    fn concurrent_contact_changes_on_two_devices_are_merged_not_lost() {
+        let me = identity(1);
+        let (bob, dave, erin) = (
+            identity(2).session_id(),
+            identity(4).session_id(),
+            identity(5).session_id(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let first = Db::open(&dir.path().join("a.db"), &me).unwrap();
+        let second = Db::open(&dir.path().join("b.db"), &me).unwrap();
+        let kind = ConfigKind::Contacts;
+        first
+            .set_conversation_state(&bob, ConversationState::Accepted, 1000)
+            .unwrap();
+        let v1 = push(&first, &me, kind, "v1");
+        adopt(&second, &me, kind, &[v1], 2000).unwrap();
+
+        // Both change the contact list before seeing the other's change: two versions 2.
+        first
+            .set_conversation_state(&dave, ConversationState::Blocked, 3000)
+            .unwrap();
+        second
+            .set_conversation_state(&erin, ConversationState::Accepted, 3000)
+            .unwrap();
+        let a2 = push(&first, &me, kind, "a2");
+        let b2 = push(&second, &me, kind, "b2");
+
+        // Each sees the other's: both changes apply, and each wants to push the merge.
+        assert_eq!(
+            adopt(&first, &me, kind, &[b2.clone(), a2.clone()], 4000).unwrap(),
+            adopted(2, true)
+        );
+        assert_eq!(
+            adopt(&second, &me, kind, std::slice::from_ref(&a2), 4000).unwrap(),
+            adopted(2, true)
+        );
+        for db in [&first, &second] {
+            assert_eq!(
+                db.conversation_state(&dave).unwrap(),
+                Some(ConversationState::Blocked)
+            );
+            assert_eq!(
+                db.conversation_state(&erin).unwrap(),
+                Some(ConversationState::Accepted)
+            );
+            assert_eq!(
+                db.conversation_state(&bob).unwrap(),
+                Some(ConversationState::Accepted)
+            );
+        }
+        // Both compute the same merge, byte for byte (the swarm stores it once), replacing both.
+        let merge_first = prepare_push(&first, &me, kind, 5000).unwrap().unwrap();
+        let merge_second = prepare_push(&second, &me, kind, 6000).unwrap().unwrap();
+        assert_eq!(merge_first.seqno, 3);
+        assert_eq!(merge_first.sealed, merge_second.sealed);
+        let mut replaced = merge_first.replaces.clone();
+        replaced.sort();
+        assert_eq!(replaced, vec!["a2".to_owned(), "b2".to_owned()]);
+
+        // Once it is pushed, both devices hold that one version and nothing more to push.
+        let v3 = push(&first, &me, kind, "v3");
+        assert_eq!(
+            adopt(&second, &me, kind, &[v3], 7000).unwrap(),
+            adopted(3, false)
+        );
+        for db in [&first, &second] {
+            assert_eq!(load_state(db, kind).unwrap().heads.len(), 1);
+            assert!(prepare_push(db, &me, kind, 8000).unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn a_change_not_yet_pushed_survives_adopting_another_devices_version() {
+        let me = identity(1);
+        let (erin, frank) = (identity(5).session_id(), identity(6).session_id());
+        let dir = tempfile::tempdir().unwrap();
+        let first = Db::open(&dir.path().join("a.db"), &me).unwrap();
+        let second = Db::open(&dir.path().join("b.db"), &me).unwrap();
+        let kind = ConfigKind::Contacts;
+        let v1 = push(&first, &me, kind, "v1");
+        adopt(&second, &me, kind, &[v1], 1000).unwrap();
+
+        // The first device blocks Frank, but its push fails (offline).
+        first
+            .set_conversation_state(&frank, ConversationState::Blocked, 2000)
+            .unwrap();
+        // Meanwhile the second accepts Erin and pushes version 2.
+        second
+            .set_conversation_state(&erin, ConversationState::Accepted, 2000)
+            .unwrap();
+        let v2 = push(&second, &me, kind, "v2");
+
+        assert_eq!(
+            adopt(&first, &me, kind, &[v2], 3000).unwrap(),
+            adopted(2, true)
+        );
+        assert_eq!(
+            first.conversation_state(&frank).unwrap(),
+            Some(ConversationState::Blocked)
+        );
+        assert_eq!(
+            first.conversation_state(&erin).unwrap(),
+            Some(ConversationState::Accepted)
+        );
+        let v3 = push(&first, &me, kind, "v3");
+        assert_eq!(load_state(&first, kind).unwrap().seqno(), 3);
+        adopt(&second, &me, kind, &[v3], 4000).unwrap();
+        assert_eq!(
+            second.conversation_state(&frank).unwrap(),
+            Some(ConversationState::Blocked)
+        );
     }
 
     #[test]
@@ -361,7 +585,7 @@ mod tests {
         ];
         assert_eq!(
             adopt(&db, &me, ConfigKind::UserProfile, &items, 2).unwrap(),
-            None
+            Adoption::default()
         );
         assert_eq!(db.profile_name().unwrap(), None);
     }

@@ -278,8 +278,9 @@ impl Messenger {
     }
 
     /// Pushes our profile or contact list to our swarm for our other devices if it changed
-    /// since the version we last pushed or adopted: `seqno + 1` in its namespace (2 or 3),
-    /// after which the previous version is deleted. Returns whether a version was pushed.
+    /// since the current version, or if concurrent versions need merging: the next seqno in its
+    /// namespace (2 or 3), after which the versions it replaces are deleted. Returns whether a
+    /// version was pushed.
     pub async fn sync_config(&self, kind: ConfigKind) -> Result<bool, MessengerError> {
         let now = self.client.clock().now_ms();
         let Some(push) = crate::config_sync::prepare_push(&self.db(), &self.identity, kind, now)?
@@ -319,16 +320,16 @@ impl Messenger {
             }
             .into());
         }
-        let mut state = push.state;
-        state.storage_hash = Some(hash.clone());
-        crate::config_sync::save_state(&self.db(), kind, &state)?;
-        if let Some(request) = push
-            .replaces
-            .filter(|old| *old != hash)
-            .and_then(|old| self.delete_request(&[old]))
-        {
+        let head = crate::config_sync::Head {
+            storage_hash: Some(hash.clone()),
+            ..push.head
+        };
+        crate::config_sync::record_push(&self.db(), kind, head)?;
+        tracing::debug!(?kind, seqno = push.seqno, "pushed a config version");
+        let replaced: Vec<String> = push.replaces.into_iter().filter(|h| *h != hash).collect();
+        if let Some(request) = self.delete_request(&replaced) {
             if let Err(e) = self.client.request_swarm(&account, &request).await {
-                tracing::warn!("could not delete the previous config version: {e}");
+                tracing::warn!("could not delete the replaced config versions: {e}");
             }
         }
         Ok(true)
@@ -592,7 +593,7 @@ impl Messenger {
         }
 
         // Configs first, so contacts and names are in place for the messages.
-        self.adopt_configs(&account, &answers)?;
+        let to_push = self.adopt_configs(&account, &answers)?;
 
         let mut batch_seen = HashSet::new();
         let mut shown = Vec::new();
@@ -607,6 +608,9 @@ impl Messenger {
         // A message unsent by its author in the same batch is not shown at all.
         shown.retain(|m| !follow.delete.contains(&m.hash));
         self.follow_up(follow).await;
+        for kind in to_push {
+            self.sync_config_logged(kind).await;
+        }
         // Cursors move only once everything before them is persisted.
         {
             let db = self.db();
@@ -627,13 +631,15 @@ impl Messenger {
         Ok((shown, more))
     }
 
-    /// Adopts the newest version of each synced config among the retrieved items (the results
-    /// after the inbox's, per answering node, in [`SYNCED_CONFIGS`] order).
+    /// Takes in the retrieved versions of each synced config (the results after the inbox's,
+    /// per answering node, in [`SYNCED_CONFIGS`] order). Returns the kinds for which a version
+    /// should be pushed: a merge of concurrent versions, or a local change re-applied.
     fn adopt_configs(
         &self,
         account: &AccountId,
         answers: &[(String, Vec<Option<Vec<Value>>>)],
-    ) -> Result<(), MessengerError> {
+    ) -> Result<Vec<ConfigKind>, MessengerError> {
+        let mut to_push = Vec::new();
         for (index, kind) in SYNCED_CONFIGS.iter().enumerate() {
             let mut items: Vec<(String, Vec<u8>)> = Vec::new();
             for (_, results) in answers {
@@ -646,13 +652,16 @@ impl Messenger {
                 }
             }
             let now = self.client.clock().now_ms();
-            if let Some(seqno) =
-                crate::config_sync::adopt(&self.db(), &self.identity, *kind, &items, now)?
-            {
+            let adoption =
+                crate::config_sync::adopt(&self.db(), &self.identity, *kind, &items, now)?;
+            if let Some(seqno) = adoption.adopted {
                 tracing::debug!(?kind, seqno, "adopted a config from another device");
             }
+            if adoption.needs_push {
+                to_push.push(*kind);
+            }
         }
-        Ok(())
+        Ok(to_push)
     }
 
     /// Handles a pushed message (see [`crate::push`]) exactly as a polled one: checks that the

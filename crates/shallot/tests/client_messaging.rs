@@ -175,6 +175,34 @@ async fn alice_and_bob_exchange_messages_across_devices() {
     // Only the newest version stays in the swarm: each push deletes the one it replaces.
     let profile_versions = config_messages(&alice2, &Identity::from_seed(alice_seed), 2).await;
     assert_eq!(profile_versions, 1, "old profile versions are deleted");
+
+    // Both devices change the contact list before either has seen the other's change: two
+    // versions with the same seqno. The next poll merges them (libsession's rules): neither
+    // change is lost, both devices agree, and one version remains in the swarm.
+    let (dave, erin) = (user().session_id(), user().session_id());
+    alice.block(&dave).await.unwrap();
+    alice2.block(&erin).await.unwrap();
+    alice.receive().await.unwrap();
+    alice2.receive().await.unwrap();
+    for (device, name) in [(&alice, "first"), (&alice2, "second")] {
+        for (who, state) in [
+            (&dave, ConversationState::Blocked),
+            (&erin, ConversationState::Blocked),
+            (&carol.session_id(), ConversationState::Blocked),
+            (&bob_sid, ConversationState::Accepted),
+        ] {
+            assert_eq!(
+                device.db().conversation_state(who).unwrap(),
+                Some(state),
+                "{who} on the {name} device"
+            );
+        }
+    }
+    let contact_versions = config_messages(&alice, &Identity::from_seed(alice_seed), 3).await;
+    assert_eq!(
+        contact_versions, 1,
+        "the merge replaced both concurrent versions"
+    );
 }
 
 /// How many messages one member of `m`'s swarm holds in `namespace` (a signed retrieve).
