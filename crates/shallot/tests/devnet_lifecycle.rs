@@ -618,7 +618,35 @@ async fn a_failed_node_is_decommissioned_recommissioned_then_deregistered() {
         assert!(!holders.contains(&victim_key));
     }
 
-    // A message stored while it is down, which it must get once back in a swarm.
+    // A message stored while it is down, which it must get once back in a swarm. First every
+    // remaining member must have synced the new membership (nodes poll the directory each
+    // second); until then a store is still forwarded to the dead node and reported failed.
+    let view = net.view().await;
+    let swarm = view.swarm_for(&accounts[0].id).unwrap();
+    let members: Vec<SocketAddr> = view
+        .members(swarm)
+        .map(shallot_directory::NodeRecord::https_addr)
+        .collect();
+    until(
+        Duration::from_secs(10),
+        "members to drop the victim",
+        || async {
+            for &member in &members {
+                let (status, body) = net
+                    .storage(
+                        member,
+                        "get_swarm",
+                        json!({"pubkey": accounts[0].id.to_hex()}),
+                    )
+                    .await;
+                if status != 200 || body.to_string().contains(&victim_key) {
+                    return Err(format!("{member}: {status} {body}"));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
     accounts[0].store(&net, 0).await;
 
     // Its peers report it unreachable (reports keep coming while it is decommissioned).
