@@ -211,11 +211,23 @@ async fn config_messages(
     identity: &Identity,
     namespace: i16,
 ) -> usize {
+    retrieve_page(m.client(), identity, namespace, None).await.0
+}
+
+/// One signed retrieve of `identity`'s `namespace` from a member of its swarm, sent through
+/// `client`: how many messages the reply holds and whether the node says it has `more`.
+async fn retrieve_page(
+    client: &OnionClient,
+    identity: &Identity,
+    namespace: i16,
+    max_size: Option<i64>,
+) -> (usize, bool) {
     use shallot_proto::rpc::{Auth, Request, Retrieve, RetrieveAuth};
     use shallot_proto::signing::SignedRequest;
     use shallot_proto::Namespace;
-    let members = m.client().swarm(&m.session_id().account()).await.unwrap();
-    let timestamp = m.client().clock().now_ms();
+    let account = identity.session_id().account();
+    let members = client.swarm(&account).await.unwrap();
+    let timestamp = client.clock().now_ms();
     let namespace = Namespace(namespace);
     let signature = identity.sign(
         &SignedRequest::Retrieve {
@@ -225,7 +237,7 @@ async fn config_messages(
         .message(),
     );
     let request = Request::Batch(vec![Request::Retrieve(Retrieve {
-        account: m.session_id().account(),
+        account,
         namespace,
         auth: Some(RetrieveAuth {
             timestamp,
@@ -237,17 +249,51 @@ async fn config_messages(
         }),
         last_hash: None,
         max_count: None,
-        max_size: None,
+        max_size,
     })]);
-    let (_, body) = m
-        .client()
-        .request_node(&members[0], &request)
-        .await
-        .unwrap();
-    body["results"][0]["body"]["messages"]
-        .as_array()
-        .unwrap()
-        .len()
+    let (_, body) = client.request_node(&members[0], &request).await.unwrap();
+    let page = &body["results"][0]["body"];
+    (
+        page["messages"].as_array().unwrap().len(),
+        page["more"].as_bool() == Some(true),
+    )
+}
+
+/// A backlog bigger than one retrieve reply (the node answers `more: true`) still arrives
+/// whole in one `receive`: every message, once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_larger_than_one_reply_arrives_whole() {
+    const COUNT: usize = 70;
+    let net = start(238).await;
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (alice_id, bob_id) = (user(), user());
+    let alice_key = Identity::from_seed(*alice_id.seed());
+    let bob_key = Identity::from_seed(*bob_id.seed());
+    let bob_sid = bob_id.session_id();
+    let alice = messenger(&net, alice_id, dirs[0].path()).await;
+
+    // Bob is offline while Alice's client stores 70 messages of 60 kB for him: about 4.3 MB
+    // in his swarm, more than the 3.9 MB (network maximum / 2) a client asks for per reply.
+    // (Stored directly rather than with `send`, which would add as many sync copies.)
+    let filler = "x".repeat(60_000);
+    for i in 0..COUNT {
+        let t = alice.client().clock().now_ms();
+        let content = Content::text(format!("{i:02} {filler}"), t);
+        let data =
+            wrap_for_recipient(&alice_key, &bob_sid, &content, t, &mut rand::rngs::OsRng).unwrap();
+        raw_store(alice.client(), &bob_sid, &data).await;
+    }
+    let (first_page, more) = retrieve_page(alice.client(), &bob_key, 0, Some(-2)).await;
+    assert!(more, "one reply holds only {first_page} of {COUNT}");
+    assert!(first_page < COUNT);
+
+    let bob = messenger(&net, bob_id, dirs[1].path()).await;
+    let got = bob.receive().await.unwrap();
+    let numbers: Vec<&str> = got.iter().map(|m| &m.body[..2]).collect();
+    let expected: Vec<String> = (0..COUNT).map(|i| format!("{i:02}")).collect();
+    assert_eq!(numbers, expected);
+    assert!(got.iter().all(|m| m.body.len() == 60_003));
+    assert!(bob.receive().await.unwrap().is_empty(), "nothing twice");
 }
 
 fn shallot(dir: &Path) -> Command {
