@@ -282,6 +282,14 @@ impl Messenger {
     /// namespace (2 or 3), after which the versions it replaces are deleted. Returns whether a
     /// version was pushed.
     pub async fn sync_config(&self, kind: ConfigKind) -> Result<bool, MessengerError> {
+        if crate::config_sync::load_state(&self.db(), kind)?
+            .heads
+            .is_empty()
+        {
+            // This device's first push of this kind: build on the account's current version,
+            // not on nothing (a seqno 1 far behind it would be dropped as stale).
+            self.refresh_config(kind).await?;
+        }
         let now = self.client.clock().now_ms();
         let Some(push) = crate::config_sync::prepare_push(&self.db(), &self.identity, kind, now)?
         else {
@@ -333,6 +341,30 @@ impl Messenger {
             }
         }
         Ok(true)
+    }
+
+    /// Fetches every version of `kind` stored in our swarm (no cursor) and takes them in.
+    async fn refresh_config(&self, kind: ConfigKind) -> Result<(), MessengerError> {
+        let account = self.account();
+        let namespace = kind.namespace();
+        let request = Request::Batch(vec![self.signed_retrieve(namespace, None)]);
+        let (_, body) = self.client.request_swarm(&account, &request).await?;
+        let items: Vec<(String, Vec<u8>)> = retrieve_results(&body, 1)?
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|item| config_item(&account, namespace, &item))
+            .collect();
+        let now = self.client.clock().now_ms();
+        let adoption = crate::config_sync::adopt(&self.db(), &self.identity, kind, &items, now)?;
+        if let Some(seqno) = adoption.adopted {
+            tracing::debug!(
+                ?kind,
+                seqno,
+                "fetched the current config before a first push"
+            );
+        }
+        Ok(())
     }
 
     /// [`Self::sync_config`] for a change that already took effect here: failure is logged.
@@ -482,6 +514,13 @@ impl Messenger {
         let last = self
             .db()
             .last_hash(node_hex, &account.to_hex(), namespace.0)?;
+        Ok(self.signed_retrieve(namespace, last.and_then(|h| h.parse().ok())))
+    }
+
+    /// The authenticated retrieve of `namespace` of our account after `last_hash` (`None`:
+    /// everything stored).
+    fn signed_retrieve(&self, namespace: Namespace, last_hash: Option<MessageHash>) -> Request {
+        let account = self.account();
         let timestamp = self.client.clock().now_ms();
         let signature = self.identity.sign(
             &SignedRequest::Retrieve {
@@ -495,7 +534,7 @@ impl Messenger {
         } else {
             CONFIG_RETRIEVE_MAX_SIZE
         };
-        Ok(Request::Retrieve(Retrieve {
+        Request::Retrieve(Retrieve {
             account,
             namespace,
             auth: Some(RetrieveAuth {
@@ -506,10 +545,10 @@ impl Messenger {
                     subaccount: None,
                 },
             }),
-            last_hash: last.and_then(|h| h.parse().ok()),
+            last_hash,
             max_count: None,
             max_size: Some(max_size),
-        }))
+        })
     }
 
     /// Polls our inbox from [`POLL_NODES`] random members of our swarm (one `batch` each),

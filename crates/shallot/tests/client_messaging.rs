@@ -49,7 +49,7 @@ fn bodies(messages: &[shallot_client::ReceivedMessage]) -> Vec<&str> {
 #[allow(clippy::too_many_lines)] // One conversation, step by step.
 async fn alice_and_bob_exchange_messages_across_devices() {
     let net = start(233).await;
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let (alice_id, bob_id) = (user(), user());
     let alice_seed = *alice_id.seed();
     let (alice_sid, bob_sid) = (alice_id.session_id(), bob_id.session_id());
@@ -203,6 +203,29 @@ async fn alice_and_bob_exchange_messages_across_devices() {
         contact_versions, 1,
         "the merge replaced both concurrent versions"
     );
+
+    // Five more changes put the account's contact list beyond the 5-seqno merge window. A
+    // device restored now that blocks someone before its first poll fetches the current
+    // version and builds on it (a seqno 1 would be dropped as stale, and the block with it).
+    for _ in 0..5 {
+        alice.block(&user().session_id()).await.unwrap();
+    }
+    let alice3 = messenger(&net, Identity::from_seed(alice_seed), dirs[3].path()).await;
+    let frank = user().session_id();
+    alice3.block(&frank).await.unwrap();
+    assert_eq!(
+        alice3.db().conversation_state(&dave).unwrap(),
+        Some(ConversationState::Blocked),
+        "the restored device took the current list"
+    );
+    alice.receive().await.unwrap();
+    for who in [&frank, &dave, &erin] {
+        assert_eq!(
+            alice.db().conversation_state(who).unwrap(),
+            Some(ConversationState::Blocked),
+            "{who}"
+        );
+    }
 }
 
 /// How many messages one member of `m`'s swarm holds in `namespace` (a signed retrieve).
