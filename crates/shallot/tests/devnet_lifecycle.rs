@@ -158,20 +158,8 @@ impl Devnet {
 
     /// A directory JSON-RPC call; its `result`.
     async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
-        let response: Value = self
-            .http
-            .post(format!("http://{}/json_rpc", self.directory))
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
-        match response.get("error") {
-            Some(error) => Err(format!("{method}: {error}")),
-            None => Ok(response["result"].clone()),
-        }
+        let url = format!("http://{}/json_rpc", self.directory);
+        support::json_rpc(&self.http, &url, method, params).await
     }
 
     async fn service_nodes(&self) -> Value {
@@ -196,6 +184,25 @@ impl Devnet {
             .as_array()
             .unwrap()
             .clone()
+    }
+
+    /// `key`'s history once it has at least `len` entries (waiting up to `limit` for `what`).
+    async fn history_reaching(
+        &self,
+        key: &str,
+        len: usize,
+        limit: Duration,
+        what: &str,
+    ) -> Vec<Value> {
+        until(limit, what, || async {
+            let history = self.history(key).await;
+            if history.len() >= len {
+                Ok(history)
+            } else {
+                Err(format!("{history:?}"))
+            }
+        })
+        .await
     }
 
     async fn view(&self) -> NetworkView {
@@ -810,15 +817,9 @@ async fn nodes_that_stay_down_lose_their_credit_and_are_deregistered_with_stakes
     // Decommissioned (uptime) with the §4.7 credit: initial + blocks up × 24 / 720.
     let mut decommissions = Vec::new();
     for (_, key) in &victims {
-        let history = until(Duration::from_secs(30), "decommission", || async {
-            let history = net.history(key).await;
-            if history.len() >= 3 {
-                Ok(history)
-            } else {
-                Err(format!("{history:?}"))
-            }
-        })
-        .await;
+        let history = net
+            .history_reaching(key, 3, Duration::from_secs(30), "decommission")
+            .await;
         assert_eq!(
             history_changes(&history)[..3],
             ["registered", "activated", "decommissioned"],
@@ -881,15 +882,9 @@ async fn nodes_that_stay_down_lose_their_credit_and_are_deregistered_with_stakes
     // Deregistered in the first block where the credit is below zero: decommission height +
     // credit + 1, with credit −1.
     for ((_, key), (at, credit)) in victims.iter().zip(&decommissions) {
-        let history = until(Duration::from_secs(90), "deregistration", || async {
-            let history = net.history(key).await;
-            if history.len() >= 4 {
-                Ok(history)
-            } else {
-                Err(format!("{history:?}"))
-            }
-        })
-        .await;
+        let history = net
+            .history_reaching(key, 4, Duration::from_secs(90), "deregistration")
+            .await;
         assert_eq!(
             history_changes(&history),
             ["registered", "activated", "decommissioned", "deregistered"]

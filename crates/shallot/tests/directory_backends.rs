@@ -111,20 +111,7 @@ struct Http {
 
 impl Http {
     async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
-        let response: Value = self
-            .client
-            .post(&self.directory)
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
-        match response.get("error") {
-            Some(error) => Err(format!("{method}: {error}")),
-            None => Ok(response["result"].clone()),
-        }
+        support::json_rpc(&self.client, &self.directory, method, params).await
     }
 
     /// The directory's view, parsed as the nodes parse it.

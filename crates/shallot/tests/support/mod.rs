@@ -133,6 +133,29 @@ pub fn shallot(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// One JSON-RPC call to a directory at `url` (its `/json_rpc` endpoint): the `result`, or the
+/// method name and the `error` object.
+pub async fn json_rpc(
+    http: &reqwest::Client,
+    url: &str,
+    method: &str,
+    params: Value,
+) -> Result<Value, String> {
+    let response: Value = http
+        .post(url)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    match response.get("error") {
+        Some(error) => Err(format!("{method}: {error}")),
+        None => Ok(response["result"].clone()),
+    }
+}
+
 /// Polls `check` every 200 ms until it yields a value; fails with its last complaint after `limit`.
 pub async fn until<T, F, Fut>(limit: std::time::Duration, what: &str, mut check: F) -> T
 where
