@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::config::{DirectorySource, NodeConfig};
+use crate::connections;
 use crate::oxend::{OxendClient, SignedReporter};
 use crate::peers::PeerClient;
 use crate::rate_limit::RateLimiter;
@@ -78,6 +79,7 @@ pub fn load_or_create_identity(
 /// (it becomes *ready* once the directory lists it in a swarm).
 pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNode, StartError> {
     let identity = load_or_create_identity(&config)?;
+    let limiter = connections::limiter_for(&config.connections);
     let store = Arc::new(Store::open(
         config.data_dir.join("storage.db"),
         StoreConfig {
@@ -112,6 +114,8 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
         listener,
         tls,
         routes::router(node.clone()),
+        config.connections,
+        limiter,
         shutdown_rx.clone(),
     ));
 
