@@ -155,16 +155,22 @@ impl ConnectionLimiter {
         })
     }
 
-    /// Takes a slot for a new connection from `ip`, released when the slot is dropped. The
-    /// per-client map never holds more entries than open connections, so it is bounded by the
-    /// total cap.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, Refusal> {
+    /// Takes a slot for a new connection from `ip`, released when the slot is dropped.
+    /// `is_node(ip)` is asked only once the total cap is reached: listed service nodes still get
+    /// in (each within the per-address cap), so a flood from many addresses cannot cut a node off
+    /// from its peers' reachability tests and replication, which would get it decommissioned.
+    /// The per-client map holds no more entries than open connections.
+    pub fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        is_node: impl FnOnce(IpAddr) -> bool,
+    ) -> Result<ConnectionSlot, Refusal> {
         let key = client_key(ip);
         let mut per_ip = self
             .per_ip
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.total.load(Ordering::Relaxed) >= self.max_total {
+        if self.total.load(Ordering::Relaxed) >= self.max_total && !is_node(ip) {
             return Err(Refusal::Total);
         }
         let count = per_ip.entry(key).or_insert(0);
@@ -344,22 +350,32 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
+    fn client(_: IpAddr) -> bool {
+        false
+    }
+
     #[test]
     fn caps_per_client_and_in_total_and_frees_slots() {
         let limiter = ConnectionLimiter::new(5, 2);
         let a = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
         let b = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
-        let a1 = limiter.admit(a).unwrap();
-        let _a2 = limiter.admit(a).unwrap();
-        assert_eq!(limiter.admit(a).unwrap_err(), Refusal::PerIp);
-        let _b1 = limiter.admit(b).unwrap();
+        let a1 = limiter.admit(a, client).unwrap();
+        let _a2 = limiter.admit(a, client).unwrap();
+        assert_eq!(limiter.admit(a, client).unwrap_err(), Refusal::PerIp);
+        let _b1 = limiter.admit(b, client).unwrap();
         drop(a1);
-        let _a3 = limiter.admit(a).unwrap();
+        let _a3 = limiter.admit(a, client).unwrap();
         assert_eq!(limiter.open(), 3);
-        let _b2 = limiter.admit(b).unwrap();
+        let _b2 = limiter.admit(b, client).unwrap();
         let c = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3));
-        let _c1 = limiter.admit(c).unwrap();
-        assert_eq!(limiter.admit(c).unwrap_err(), Refusal::Total);
+        let _c1 = limiter.admit(c, client).unwrap();
+        assert_eq!(limiter.admit(c, client).unwrap_err(), Refusal::Total);
+        // A listed service node still gets in over the total cap, within its own cap.
+        let node = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
+        let _n1 = limiter.admit(node, |_| true).unwrap();
+        let _n2 = limiter.admit(node, |_| true).unwrap();
+        assert_eq!(limiter.admit(node, |_| true).unwrap_err(), Refusal::PerIp);
+        assert_eq!(limiter.open(), 7);
     }
 
     #[test]
@@ -368,7 +384,7 @@ mod tests {
         for i in 0..5u8 {
             drop(
                 limiter
-                    .admit(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)))
+                    .admit(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)), client)
                     .unwrap(),
             );
         }
@@ -382,13 +398,13 @@ mod tests {
         let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
         let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        let _s = limiter.admit(one).unwrap();
-        assert_eq!(limiter.admit(same_64).unwrap_err(), Refusal::PerIp);
-        let _t = limiter.admit(other_64).unwrap();
+        let _s = limiter.admit(one, client).unwrap();
+        assert_eq!(limiter.admit(same_64, client).unwrap_err(), Refusal::PerIp);
+        let _t = limiter.admit(other_64, client).unwrap();
         let v4: IpAddr = "192.0.2.7".parse().unwrap();
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        let _u = limiter.admit(v4).unwrap();
-        assert_eq!(limiter.admit(mapped).unwrap_err(), Refusal::PerIp);
+        let _u = limiter.admit(v4, client).unwrap();
+        assert_eq!(limiter.admit(mapped, client).unwrap_err(), Refusal::PerIp);
     }
 
     #[test]

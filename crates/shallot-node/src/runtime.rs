@@ -88,7 +88,8 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
         },
     )?);
     let tls = tls::server_config(&config.data_dir)?;
-    let peers = PeerClient::new(&identity)?;
+    let bind_ip = Some(config.bind.ip()).filter(|ip| !ip.is_unspecified());
+    let peers = PeerClient::new(&identity, bind_ip)?;
     let node = Arc::new(Node::new(
         identity,
         clock,
@@ -116,6 +117,10 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
         routes::router(node.clone()),
         config.connections,
         limiter,
+        {
+            let node = node.clone();
+            move |ip| node.is_listed_ip(ip)
+        },
         shutdown_rx.clone(),
     ));
 

@@ -3,7 +3,7 @@
 //! shutdown that lets in-flight requests finish.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -47,6 +47,7 @@ pub async fn serve(
     app: Router,
     limits: ConnectionConfig,
     limiter: Arc<ConnectionLimiter>,
+    is_node: impl Fn(IpAddr) -> bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
@@ -81,7 +82,7 @@ pub async fn serve(
             () = stopped(&mut shutdown) => break,
         };
         backoff.reset();
-        let slot = match limiter.admit(remote.ip()) {
+        let slot = match limiter.admit(remote.ip(), &is_node) {
             Ok(slot) => slot,
             Err(refusal) => {
                 // Dropping the socket closes it before any TLS work is spent on it.

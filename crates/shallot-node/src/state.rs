@@ -79,6 +79,19 @@ impl Node {
             .clone()
     }
 
+    /// Whether `ip` is the address of a service node in the current view (a linear scan: asked
+    /// only when the listener is full).
+    pub fn is_listed_ip(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V4(v4) => v4,
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4,
+                None => return false,
+            },
+        };
+        self.view().nodes().iter().any(|n| n.ip == ip)
+    }
+
     /// Replaces the network view, returning the previous one (for handoff decisions).
     pub fn set_view(&self, view: NetworkView) -> Arc<NetworkView> {
         let mut slot = self

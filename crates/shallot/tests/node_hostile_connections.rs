@@ -177,3 +177,69 @@ async fn a_body_that_trickles_in_gets_408_at_the_body_deadline() {
     assert!(text.contains("Request body not received in time"), "{text}");
     assert!(started.elapsed() <= Duration::from_secs(3) + SLACK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_listener_still_admits_its_swarm_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        "[connections]\nmax_connections = 60\nmax_connections_per_ip = 40\n",
+    )
+    .unwrap();
+    let net = Net::start_with(&[2], &["--config", config.to_str().unwrap()]).await;
+    let target = net.nodes[0].addr;
+    let [a, b, c, _] = attacker(&net).octets();
+    // Two attacking addresses, 40 idle connections each: 80 > the 60 the node holds in all.
+    let floods: Vec<_> = [250, 251]
+        .into_iter()
+        .map(|host| {
+            tokio::spawn(idle_flood(
+                Ipv4Addr::new(a, b, c, host),
+                target,
+                40,
+                HANDSHAKE + SLACK,
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Full: a client's new connection is closed at once...
+    let mut client = support::attack::tcp_from(Ipv4Addr::LOCALHOST, target)
+        .await
+        .unwrap();
+    let closed = open_for(&mut client, Instant::now(), Duration::from_secs(3)).await;
+    assert!(
+        closed.is_some_and(|open| open < Duration::from_secs(1)),
+        "a client got a connection to a full node: {closed:?}"
+    );
+    // ...but the swarm peer's replication of a store gets through (it answers with node 0's
+    // signed acceptance).
+    let account: shallot_proto::AccountId = support::user().session_id().into();
+    let (status, body) = net
+        .rpc(
+            1,
+            "store",
+            json!({"pubkey": account.to_hex(), "timestamp": support::now_ms(), "ttl": 60_000,
+                   "data": support::b64("through the flood")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let victim = net.nodes[0].ed25519_hex();
+    assert_eq!(
+        body["swarm"][&victim]["hash"], body["hash"],
+        "node 0 did not take its peer's replication: {body}"
+    );
+
+    let mut held = 0;
+    for flood in floods {
+        let flood = flood.await.unwrap();
+        assert_eq!(flood.still_open, 0, "{flood:?}");
+        held += flood.held.len();
+    }
+    assert!(
+        held <= 60,
+        "the node held {held} flood connections (cap 60)"
+    );
+    assert!(held >= 50, "the flood did not fill the node: {held}");
+}
