@@ -156,7 +156,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
             };
             tasks.spawn(reachability::run(
                 node.clone(),
-                ping_client()?,
+                ping_client(bind_ip)?,
                 reporter,
                 shutdown_rx.clone(),
             ));
@@ -269,12 +269,15 @@ async fn directory_sync(node: Arc<Node>, source: DirectorySource, mut stop: watc
     }
 }
 
-/// An HTTPS client for reachability pings (peers' certificates are self-signed).
-fn ping_client() -> Result<reqwest::Client, StartError> {
+/// An HTTPS client for reachability pings (peers' certificates are self-signed), connecting
+/// from `local` like the peer client.
+fn ping_client(local: Option<std::net::IpAddr>) -> Result<reqwest::Client, StartError> {
     reqwest::Client::builder()
         .use_rustls_tls()
         .danger_accept_invalid_certs(true)
         .redirect(reqwest::redirect::Policy::none())
+        .local_address(local)
+        .pool_idle_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| {
             StartError::Tls(tls::TlsError::Io {
