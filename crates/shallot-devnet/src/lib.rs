@@ -148,6 +148,8 @@ impl LocalNet {
             .use_rustls_tls()
             .danger_accept_invalid_certs(true)
             .timeout(Duration::from_secs(30))
+            // Below the nodes' 20 s idle limit: never reuse a connection as the node closes it.
+            .pool_idle_timeout(Duration::from_secs(10))
             .build()?;
         let mut net = Self {
             dir,

@@ -244,7 +244,8 @@ async fn requests_disappearing_unsend_and_wipe() {
     // 2, continued: after the timer (plus the nodes' 10 s expiry sweep) the copy is gone from
     // every member of Bob's swarm, and locally.
     tokio::time::sleep(Duration::from_secs(10).saturating_sub(read_at.elapsed())).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
+    // `brief` expires a few seconds after `secret`; the sweep runs every 10 s on top.
+    let deadline = Instant::now() + Duration::from_secs(30);
     while held_anywhere(bob, &secret.hash).await || held_anywhere(bob, &brief.hash).await {
         assert!(Instant::now() < deadline, "expired message still stored");
         tokio::time::sleep(Duration::from_millis(500)).await;

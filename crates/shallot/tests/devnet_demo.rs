@@ -10,7 +10,7 @@ fn demo_delivers_both_ways_and_no_hop_sees_both_ends() {
     let out = Command::cargo_bin("shallot")
         .unwrap()
         .env_remove("SHALLOT_HOME")
-        .args(["devnet", "demo", "--subnet", "93"])
+        .args(["devnet", "demo", "--subnet", "98"])
         .timeout(std::time::Duration::from_secs(300))
         .output()
         .unwrap();

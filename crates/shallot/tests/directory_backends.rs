@@ -278,6 +278,8 @@ async fn oxend_and_file_wired_nodes_behave_identically() {
             .use_rustls_tls()
             .danger_accept_invalid_certs(true)
             .timeout(Duration::from_secs(10))
+            // Below the nodes' 20 s idle limit: never reuse a connection as the node closes it.
+            .pool_idle_timeout(Duration::from_secs(10))
             .build()
             .unwrap(),
         directory: url.clone(),

@@ -20,9 +20,10 @@ async fn kill_9_during_stores_loses_nothing_acknowledged() {
     // Eight concurrent writers store as fast as they can; the node is SIGKILLed mid-stream.
     let url = net.nodes[0].url("/storage_rpc/v1");
     let http = net.http.clone();
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut writers = Vec::new();
     for w in 0..8 {
-        let (url, http, account) = (url.clone(), http.clone(), account);
+        let (url, http, account, acked) = (url.clone(), http.clone(), account, acked.clone());
         writers.push(tokio::spawn(async move {
             let mut acknowledged = Vec::new();
             for i in 0.. {
@@ -39,11 +40,23 @@ async fn kill_9_during_stores_loses_nothing_acknowledged() {
                     break;
                 };
                 acknowledged.push(reply["hash"].as_str().unwrap().to_owned());
+                acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             acknowledged
         }));
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Killed mid-stream once enough stores were acknowledged, however slowly this host runs.
+    support::until(
+        Duration::from_secs(30),
+        "60 acknowledged stores",
+        || async {
+            match acked.load(std::sync::atomic::Ordering::Relaxed) {
+                n if n >= 60 => Ok(()),
+                n => Err(format!("{n} so far")),
+            }
+        },
+    )
+    .await;
     net.kill(0);
     let mut acknowledged = Vec::new();
     for writer in writers {
