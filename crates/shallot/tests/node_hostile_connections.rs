@@ -210,13 +210,14 @@ async fn a_full_listener_still_admits_its_swarm_peers() {
         let mut client = support::attack::tcp_from(Ipv4Addr::LOCALHOST, target)
             .await
             .map_err(|e| e.to_string())?;
-        match open_for(&mut client, Instant::now(), Duration::from_secs(1)).await {
-            Some(_) => Ok(()),
-            None => {
-                early_probes.lock().unwrap().push(client);
-                Err("a client got a connection".to_owned())
-            }
+        if open_for(&mut client, Instant::now(), Duration::from_secs(1))
+            .await
+            .is_some()
+        {
+            return Ok(());
         }
+        early_probes.lock().unwrap().push(client);
+        Err("a client got a connection".to_owned())
     })
     .await;
     // Kept open, so the node stays full for the peer's store below.
