@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::onion_limits::OnionLimits;
 use crate::rate_limit::RateLimitConfig;
 
 /// Default HTTPS port (Session mainnet storage servers).
@@ -43,8 +44,10 @@ pub struct NodeConfig {
     pub admin_bind: Option<SocketAddr>,
     /// Membership source.
     pub directory: Option<DirectorySource>,
-    /// Per-client rate limiting of `/storage_rpc/v1`.
+    /// Per-client rate limiting of `/storage_rpc/v1` and `/onion_req/v2`.
     pub rate_limit: RateLimitConfig,
+    /// Limits on onion relaying and proxying (`[onion]`).
+    pub onion: OnionLimits,
     /// Database size cap in bytes; stores fail cleanly once it is reached.
     pub max_db_bytes: u64,
     /// Serve even when not in a swarm (testing only).
@@ -62,6 +65,7 @@ impl Default for NodeConfig {
             admin_bind: None,
             directory: None,
             rate_limit: RateLimitConfig::default(),
+            onion: OnionLimits::default(),
             max_db_bytes: DEFAULT_MAX_DB_BYTES,
             force_start: false,
             log: "info".to_owned(),

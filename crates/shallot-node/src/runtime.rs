@@ -86,7 +86,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
         },
     )?);
     let tls = tls::server_config(&config.data_dir)?;
-    let peers = PeerClient::new(&identity)?;
+    let peers = PeerClient::new(&identity, config.onion)?;
     let node = Arc::new(Node::new(
         identity,
         clock,
