@@ -208,10 +208,7 @@ impl ProxyRequest<'_> {
     /// or [`PeelError::InvalidUrl`] if the host or target is not allowed (including any `..`,
     /// `#`, `%` or `?` in either).
     pub fn url(&self) -> Result<String, PeelError> {
-        if !is_proxy_target_allowed(&self.target)
-            || !routing::is_valid_host(&self.host)
-            || has_url_tricks(&self.host)
-        {
+        if !is_proxy_target_allowed(&self.target) || !routing::is_valid_host(&self.host) {
             return Err(PeelError::InvalidUrl);
         }
         Ok(if self.port == self.protocol.default_port() {
