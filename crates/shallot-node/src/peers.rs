@@ -107,17 +107,29 @@ async fn send_capped(
         }
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());
-        let expected = response
-            .content_length()
-            .map_or(0, |len| usize::try_from(len).unwrap_or(cap));
-        let mut body = BytesMut::with_capacity(expected.min(cap));
+        // Chunks are kept as they come and joined once at the end, so an oversized reply is
+        // never copied into a growing buffer.
+        let mut chunks = Vec::new();
+        let mut len = 0usize;
         while let Some(chunk) = response.chunk().await.map_err(|e| read_error(&e))? {
-            if body.len().saturating_add(chunk.len()) > cap {
+            len = len.saturating_add(chunk.len());
+            if len > cap {
                 return Err(ReadError::TooLarge(cap));
             }
-            body.extend_from_slice(&chunk);
+            chunks.push(chunk);
         }
-        Ok((status, headers, body.freeze()))
+        let body = match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks.swap_remove(0),
+            _ => {
+                let mut body = BytesMut::with_capacity(len);
+                for chunk in &chunks {
+                    body.extend_from_slice(chunk);
+                }
+                body.freeze()
+            }
+        };
+        Ok((status, headers, body))
     };
     tokio::time::timeout(deadline, exchange)
         .await
