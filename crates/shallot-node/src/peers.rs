@@ -247,10 +247,7 @@ impl PeerClient {
         hop: &node_api::OnionHop,
         ciphertext: Bytes,
     ) -> Result<PeerReply, HopError> {
-        let _slot = self
-            .slots
-            .try_acquire(Work::Relay)
-            .ok_or(HopError::Busy)?;
+        let _slot = self.slots.try_acquire(Work::Relay).ok_or(HopError::Busy)?;
         self.post(
             node,
             node_api::ONION_PATH,
@@ -293,21 +290,14 @@ impl PeerClient {
         if !self.limits.allow_private_targets {
             ssrf::check_url(&url).map_err(|_| HopError::Forbidden)?;
         }
-        let _slot = self
-            .slots
-            .try_acquire(Work::Proxy)
-            .ok_or(HopError::Busy)?;
+        let _slot = self.slots.try_acquire(Work::Proxy).ok_or(HopError::Busy)?;
         let request = self
             .proxy
             .post(url)
             .header("Content-Type", "application/octet-stream")
             .body(body);
-        let (status, headers, body) = send_capped(
-            request,
-            self.limits.max_reply_bytes,
-            timeouts::ONION_PROXY,
-        )
-        .await?;
+        let (status, headers, body) =
+            send_capped(request, self.limits.max_reply_bytes, timeouts::ONION_PROXY).await?;
         let headers = headers
             .iter()
             .filter(|(name, _)| *name != "content-length" && *name != "transfer-encoding")

@@ -76,7 +76,10 @@ pub fn check_url(url: &reqwest::Url) -> Result<(), ForbiddenTarget> {
     let Some(host) = url.host_str() else {
         return Err(ForbiddenTarget);
     };
-    let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let literal = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     match literal.parse::<IpAddr>() {
         Ok(ip) if !is_public(ip) => Err(ForbiddenTarget),
         _ => Ok(()),
@@ -91,9 +94,8 @@ impl Resolve for PublicResolver {
     fn resolve(&self, name: Name) -> Resolving {
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if addrs.is_empty() || addrs.iter().any(|addr| !is_public(addr.ip())) {
                 return Err(Box::new(ForbiddenTarget) as Box<dyn std::error::Error + Send + Sync>);
             }
@@ -181,7 +183,10 @@ mod tests {
             let url = reqwest::Url::parse(bad).unwrap();
             assert_eq!(check_url(&url), Err(ForbiddenTarget), "{bad}");
         }
-        for good in ["https://example.org/oxen/v4/lsrpc", "http://1.1.1.1:80/loki/v3/lsrpc"] {
+        for good in [
+            "https://example.org/oxen/v4/lsrpc",
+            "http://1.1.1.1:80/loki/v3/lsrpc",
+        ] {
             assert_eq!(check_url(&reqwest::Url::parse(good).unwrap()), Ok(()));
         }
     }

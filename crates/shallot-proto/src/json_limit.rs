@@ -163,6 +163,9 @@ mod tests {
         assert!(from_slice(br#"{"a":1,"b":[]}"#, 4).is_err());
         let flood = format!("[{}0]", "0,".repeat(1_000_000));
         let error = from_slice(flood.as_bytes(), MAX_REQUEST_VALUES).unwrap_err();
-        assert!(error.to_string().contains("too many JSON values"), "{error}");
+        assert!(
+            error.to_string().contains("too many JSON values"),
+            "{error}"
+        );
     }
 }

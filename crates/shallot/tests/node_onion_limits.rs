@@ -86,7 +86,7 @@ fn pid_of(dir: &Path) -> u32 {
             .split(|&b| b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.iter().any(|a| a == "node") && args.iter().any(|a| *a == needle) {
+        if args.iter().any(|a| a == "node") && args.contains(&needle) {
             return pid;
         }
     }
@@ -127,7 +127,10 @@ async fn an_oversized_streamed_proxy_reply_is_cut_off() {
 
     // Warm up (connection pools, allocator arenas) with a normal request, then measure.
     let (body, _) = info_layer(&guard);
-    assert_eq!(post(&net.http, &node.url("/onion_req/v2"), body).await.0, 200);
+    assert_eq!(
+        post(&net.http, &node.url("/onion_req/v2"), body).await.0,
+        200
+    );
     let (before, peak_before) = (vm_kib(pid, "VmRSS:"), vm_kib(pid, "VmHWM:"));
 
     for round in 0..2 {
@@ -160,7 +163,10 @@ async fn an_oversized_streamed_proxy_reply_is_cut_off() {
         after.saturating_sub(before) < 16 * 1024,
         "RSS grew from {before} KiB to {after} KiB"
     );
-    assert!(produced < 2 * REPLY, "the node read both replies to the end");
+    assert!(
+        produced < 2 * REPLY,
+        "the node read both replies to the end"
+    );
 
     // The node still serves other clients, directly and through onions.
     let (status, info) = net.rpc(0, "info", json!({})).await;
@@ -187,8 +193,14 @@ impl LoneNode {
         let dir = tempfile::tempdir().unwrap();
         let identity = Identity::generate(&mut rand::rngs::OsRng);
         let data_dir: PathBuf = dir.path().join("node");
-        AccountStore::node(&data_dir).save(&identity, false).unwrap();
-        let port = TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port();
+        AccountStore::node(&data_dir)
+            .save(&identity, false)
+            .unwrap();
+        let port = TcpListener::bind((ip, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let addr = SocketAddr::from((ip, port));
         let config = dir.path().join("node.toml");
         std::fs::write(
@@ -299,7 +311,9 @@ async fn an_onion_burst_over_the_rate_limit_gets_429_while_others_are_served() {
     const CAPACITY: usize = 20;
     let node = LoneNode::start(
         Ipv4Addr::new(127, 0, 202, 1),
-        &format!("[rate_limit]\ncapacity = {CAPACITY}\nrefill_per_sec = 1\nexempt_loopback = false\n"),
+        &format!(
+            "[rate_limit]\ncapacity = {CAPACITY}\nrefill_per_sec = 1\nexempt_loopback = false\n"
+        ),
     )
     .await;
     let guard = node.identity.x25519_public();
@@ -320,10 +334,16 @@ async fn an_onion_burst_over_the_rate_limit_gets_429_while_others_are_served() {
         "{statuses:?}"
     );
     let limited = statuses.iter().filter(|&&s| s == 429).count();
-    assert!(statuses.iter().all(|&s| s == 200 || s == 429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|&s| s == 200 || s == 429),
+        "{statuses:?}"
+    );
     // One token comes back per second.
     let refilled = usize::try_from(elapsed.as_secs()).unwrap() + 1;
-    assert!(limited + refilled >= 10, "{limited} refused in {elapsed:?}: {statuses:?}");
+    assert!(
+        limited + refilled >= 10,
+        "{limited} refused in {elapsed:?}: {statuses:?}"
+    );
     // The same bucket covers /storage_rpc/v1.
     let rpc = json!({"method": "info", "params": {}}).to_string();
     let (status, text) = post(&flooder, &node.url("/storage_rpc/v1"), rpc.into_bytes()).await;

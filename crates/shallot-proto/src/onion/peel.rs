@@ -444,7 +444,9 @@ mod tests {
         let secret = shared_secret(client.secret(), node.public()).unwrap();
         let key = HopKey::derive(EncType::AesCbc, &client, node.public(), Role::Requester).unwrap();
         // Valid PKCS#7 padding around a frame whose JSON is broken.
-        let bad_json = key.encrypt(b"\x01\x00\x00\x00X{not json", &mut rng).unwrap();
+        let bad_json = key
+            .encrypt(b"\x01\x00\x00\x00X{not json", &mut rng)
+            .unwrap();
         // A valid frame, then a last block whose padding byte is 0 (never valid PKCS#7).
         let iv = [7u8; 16];
         let mut blocks = b"\x01\x00\x00\x00X{\"headers\":\"\"}".to_vec();
@@ -474,7 +476,9 @@ mod tests {
         );
         // The same bad JSON under AES-GCM still gets the reference's encrypted `Invalid json`.
         let gcm = HopKey::derive(EncType::AesGcm, &client, node.public(), Role::Requester).unwrap();
-        let gcm_bad_json = gcm.encrypt(b"\x01\x00\x00\x00X{not json", &mut rng).unwrap();
+        let gcm_bad_json = gcm
+            .encrypt(b"\x01\x00\x00\x00X{not json", &mut rng)
+            .unwrap();
         let layer = decrypt_layer(&node, &gcm_bad_json, client.public(), EncType::AesGcm).unwrap();
         assert!(layer.classify().unwrap_err().reply().encrypted);
     }

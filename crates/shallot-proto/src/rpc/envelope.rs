@@ -5,8 +5,8 @@
 use serde_json::Value;
 
 use super::error::RpcError;
-use crate::json_limit::{self, MAX_REQUEST_VALUES};
 use super::request::Request;
+use crate::json_limit::{self, MAX_REQUEST_VALUES};
 
 /// A request envelope whose `method` is a string and whose `params` is an object.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,8 +25,8 @@ impl Envelope {
     /// can make the parser allocate; see [`crate::json_limit`]).
     pub fn parse(body: &[u8]) -> Result<Self, RpcError> {
         let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-        let value = json_limit::from_slice(body, MAX_REQUEST_VALUES)
-            .map_err(|_| RpcError::InvalidJson)?;
+        let value =
+            json_limit::from_slice(body, MAX_REQUEST_VALUES).map_err(|_| RpcError::InvalidJson)?;
         let Value::Object(mut map) = value else {
             return Err(RpcError::NoMethod);
         };
