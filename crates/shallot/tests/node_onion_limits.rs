@@ -357,3 +357,28 @@ async fn an_onion_burst_over_the_rate_limit_gets_429_while_others_are_served() {
     assert_eq!(reply.status, 200);
     assert!(reply.body.to_json().unwrap()["version"].is_array());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_of_tiny_json_values_does_not_blow_up_memory() {
+    let net = Net::start(&[1]).await;
+    let pid = pid_of(&net.nodes[0].dir);
+    let (status, _) = net.rpc(0, "info", json!({})).await;
+    assert_eq!(status, 200);
+    let before = vm_kib(pid, "VmRSS:");
+    // Just under 10 MiB of `0,`: about 5 million values, 180 MiB of peak RSS as a plain
+    // `serde_json::Value` (measured before the value cap).
+    let zeros = "0,".repeat(5 * 1024 * 1024 - 64);
+    let body = format!(r#"{{"method":"info","params":{{"x":[{zeros}0]}}}}"#);
+    assert!(body.len() < 10 * 1024 * 1024);
+    let (status, text) = net.post(0, "/storage_rpc/v1", body.into_bytes()).await;
+    assert_eq!((status, text), (400, Value::String("invalid json".into())));
+    let peak = vm_kib(pid, "VmHWM:");
+    eprintln!("node RSS before {before} KiB, peak after a 10 MiB body of zeros {peak} KiB");
+    // The body itself (10 MiB, read once) and the capped tree: far from 180 MiB.
+    assert!(
+        peak.saturating_sub(before) < 48 * 1024,
+        "peak RSS grew from {before} KiB to {peak} KiB"
+    );
+    let (status, _) = net.rpc(0, "info", json!({})).await;
+    assert_eq!(status, 200);
+}
