@@ -382,3 +382,83 @@ async fn a_body_of_tiny_json_values_does_not_blow_up_memory() {
     let (status, _) = net.rpc(0, "info", json!({})).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_over_the_concurrency_cap_get_503_at_once() {
+    let ip = Ipv4Addr::new(127, 0, 203, 1);
+    let admin = SocketAddr::from((
+        ip,
+        TcpListener::bind((ip, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(),
+    ));
+    let node = LoneNode::start(
+        ip,
+        &format!(
+            "admin_bind = \"{admin}\"\n[onion]\nallow_private_targets = true\nmax_concurrent_proxies = 1\n"
+        ),
+    )
+    .await;
+    let guard = node.identity.x25519_public();
+    // An HTTP server that holds each request for 3 s, and says when one has arrived.
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let signal = arrived.clone();
+    let app = axum::Router::new().fallback(move || {
+        let signal = signal.clone();
+        async move {
+            signal.notify_one();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            "slow"
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let http = client(None);
+    let url = node.url("/onion_req/v2");
+    let (body, _) = proxy_layer(&guard, "127.0.0.1", port, "/oxen/v4/lsrpc");
+    let first = tokio::spawn({
+        let (http, url) = (http.clone(), url.clone());
+        async move { post(&http, &url, body).await }
+    });
+    tokio::time::timeout(Duration::from_secs(10), arrived.notified())
+        .await
+        .unwrap();
+
+    // The only proxy slot is taken: refused at once, not queued behind it.
+    let started = Instant::now();
+    let (body, _) = proxy_layer(&guard, "127.0.0.1", port, "/oxen/v4/lsrpc");
+    let (status, text) = post(&http, &url, body).await;
+    assert_eq!(
+        (status, String::from_utf8_lossy(&text).as_ref()),
+        (503, "Server busy, try again later")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // Requests that need no proxy slot are still served.
+    let (body, key) = info_layer(&guard);
+    let (status, reply) = post(&http, &url, body).await;
+    assert_eq!(status, 200);
+    assert_eq!(decode_snode_response(&key, &reply).unwrap().status, 200);
+
+    let (status, text) = first.await.unwrap();
+    assert_eq!((status, &text[..]), (200, &b"slow"[..]));
+    let metrics = http
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("shallot_onion_busy_total{role=\"proxy\"} 1\n"),
+        "{metrics}"
+    );
+}
