@@ -462,3 +462,38 @@ async fn proxies_over_the_concurrency_cap_get_503_at_once() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_cbc_layers_answer_bad_padding_and_bad_json_alike() {
+    use shallot_proto::onion::{HopKey, Role};
+    let node = LoneNode::start(Ipv4Addr::new(127, 0, 204, 1), "").await;
+    let guard = node.identity.x25519_public();
+    let http = client(None);
+    let cbc_onion = |mangle_padding: bool| {
+        let ephemeral = X25519Keypair::generate(&mut rand::rngs::OsRng);
+        let key = HopKey::derive(EncType::AesCbc, &ephemeral, &guard, Role::Requester).unwrap();
+        // 32 bytes of broken JSON: the padding is one whole block of 0x10.
+        let layer = b"\x01\x00\x00\x00X{\"this is not\": json at all";
+        assert_eq!(layer.len(), 32);
+        let mut ciphertext = key.encrypt(layer, &mut rand::rngs::OsRng).unwrap();
+        if mangle_padding {
+            // Flipping 0x10 into the block before the padding block makes the last plaintext
+            // byte 0x00: never valid PKCS#7.
+            let at = ciphertext.len() - 17;
+            ciphertext[at] ^= 0x10;
+        }
+        encode_frame(
+            &ciphertext,
+            &json!({"ephemeral_key": ephemeral.public().to_hex(), "enc_type": "aes-cbc"}),
+        )
+        .unwrap()
+    };
+    let url = node.url("/onion_req/v2");
+    let bad_json = post(&http, &url, cbc_onion(false)).await;
+    let bad_padding = post(&http, &url, cbc_onion(true)).await;
+    assert_eq!(bad_json, bad_padding);
+    assert_eq!(
+        bad_json,
+        (400, bytes::Bytes::from_static(b"Invalid ciphertext"))
+    );
+}
