@@ -134,6 +134,8 @@ bind = "127.0.0.5:22021"
 file = { path = "nodes.json" }
 [rate_limit]
 exempt_loopback = true
+[onion]
+allow_private_targets = true
 "#,
         )
         .unwrap();
@@ -141,6 +143,10 @@ exempt_loopback = true
         assert_eq!(config.advertised_ip(), Ipv4Addr::new(127, 0, 0, 5));
         assert!(config.rate_limit.exempt_loopback);
         assert_eq!(config.rate_limit.capacity, 600);
+        assert!(config.onion.allow_private_targets);
+        assert_eq!(config.onion.max_concurrent_relays, 256);
+        assert_eq!(config.onion.max_reply_bytes, 10 * 1024 * 1024);
+        assert!(!NodeConfig::default().onion.allow_private_targets);
         assert_eq!(
             config.directory,
             Some(DirectorySource::File {
