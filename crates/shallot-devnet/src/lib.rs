@@ -182,6 +182,7 @@ impl LocalNet {
             .arg("--directory-file")
             .arg(&self.directory_file)
             .arg("--exempt-loopback")
+            .arg("--allow-private-targets")
             .arg("--log")
             .arg(&self.options.log)
             .args(&self.options.node_args)

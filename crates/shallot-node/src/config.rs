@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::connections::ConnectionConfig;
+use crate::onion_limits::OnionLimits;
 use crate::rate_limit::RateLimitConfig;
 
 /// Default HTTPS port (Session mainnet storage servers).
@@ -44,10 +45,12 @@ pub struct NodeConfig {
     pub admin_bind: Option<SocketAddr>,
     /// Membership source.
     pub directory: Option<DirectorySource>,
-    /// Per-client rate limiting of `/storage_rpc/v1`.
+    /// Per-client rate limiting of `/storage_rpc/v1` and `/onion_req/v2`.
     pub rate_limit: RateLimitConfig,
     /// Connection caps and timeouts of the HTTPS listener.
     pub connections: ConnectionConfig,
+    /// Limits on onion relaying and proxying (`[onion]`).
+    pub onion: OnionLimits,
     /// Database size cap in bytes; stores fail cleanly once it is reached.
     pub max_db_bytes: u64,
     /// Serve even when not in a swarm (testing only).
@@ -66,6 +69,7 @@ impl Default for NodeConfig {
             directory: None,
             rate_limit: RateLimitConfig::default(),
             connections: ConnectionConfig::default(),
+            onion: OnionLimits::default(),
             max_db_bytes: DEFAULT_MAX_DB_BYTES,
             force_start: false,
             log: "info".to_owned(),
@@ -134,6 +138,8 @@ bind = "127.0.0.5:22021"
 file = { path = "nodes.json" }
 [rate_limit]
 exempt_loopback = true
+[onion]
+allow_private_targets = true
 "#,
         )
         .unwrap();
@@ -141,6 +147,10 @@ exempt_loopback = true
         assert_eq!(config.advertised_ip(), Ipv4Addr::new(127, 0, 0, 5));
         assert!(config.rate_limit.exempt_loopback);
         assert_eq!(config.rate_limit.capacity, 600);
+        assert!(config.onion.allow_private_targets);
+        assert_eq!(config.onion.max_concurrent_relays, 256);
+        assert_eq!(config.onion.max_reply_bytes, 10 * 1024 * 1024);
+        assert!(!NodeConfig::default().onion.allow_private_targets);
         assert_eq!(
             config.directory,
             Some(DirectorySource::File {

@@ -65,6 +65,8 @@ pub struct Metrics {
     retrieved_messages: AtomicU64,
     peer_failures: AtomicU64,
     rate_limited: AtomicU64,
+    busy_relays: AtomicU64,
+    busy_proxies: AtomicU64,
 }
 
 /// What an onion request turned out to be at this node.
@@ -133,6 +135,15 @@ impl Metrics {
     /// Counts a swarm peer that did not answer.
     pub fn count_peer_failure(&self) {
         self.peer_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an onion layer refused because too many relays or proxied requests were in flight.
+    pub fn count_busy(&self, work: crate::onion_limits::Work) {
+        match work {
+            crate::onion_limits::Work::Relay => &self.busy_relays,
+            crate::onion_limits::Work::Proxy => &self.busy_proxies,
+        }
+        .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a request refused by the rate limiter.
@@ -217,6 +228,14 @@ impl Metrics {
             "Requests refused by the per-client rate limit.",
             &self.rate_limited,
         );
+        let _ = writeln!(out, "# HELP shallot_onion_busy_total Onion layers refused with 503 because too many were in flight.\n# TYPE shallot_onion_busy_total counter");
+        for (kind, value) in [("relay", &self.busy_relays), ("proxy", &self.busy_proxies)] {
+            let _ = writeln!(
+                out,
+                "shallot_onion_busy_total{{role=\"{kind}\"}} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
         let _ = writeln!(out, "# HELP shallot_request_seconds Latency of client RPC requests.\n# TYPE shallot_request_seconds histogram");
         self.rpc_latency.render(&mut out, "shallot_request_seconds");
         let _ = writeln!(out, "# HELP shallot_onion_seconds Latency of onion requests at this hop.\n# TYPE shallot_onion_seconds histogram");

@@ -19,7 +19,8 @@ use shallot_proto::X25519Pub;
 use crate::exec::{Body, Origin};
 use crate::metrics::OnionKind;
 use crate::node_api::OnionHop;
-use crate::peers::PeerError;
+use crate::onion_limits::Work;
+use crate::peers::HopError;
 use crate::state::Node;
 
 fn plain(status: u16, text: impl Into<String>) -> Response {
@@ -119,8 +120,13 @@ async fn process(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes) -> Response 
                     }
                     response
                 }
-                Err(PeerError::Timeout) => plain(504, "Request time out"),
-                Err(PeerError::Unreachable(error)) => plain(502, error),
+                Err(HopError::Timeout) => plain(504, "Request time out"),
+                Err(HopError::Unreachable(error)) => plain(502, error),
+                Err(HopError::Forbidden) => peel_error(layer.reply_key(), &PeelError::InvalidUrl),
+                Err(HopError::Busy) => busy(&node, Work::Proxy),
+                Err(HopError::TooLarge(cap)) => {
+                    plain(502, format!("Server reply larger than {cap} bytes"))
+                }
             }
         }
         Layer::Relay(relay) => {
@@ -164,11 +170,22 @@ async fn relay_to(
             let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
             (status, reply.body).into_response()
         }
-        Err(PeerError::Timeout) => plain(504, "Request time out"),
-        Err(PeerError::Unreachable(_)) => {
+        Err(HopError::Timeout) => plain(504, "Request time out"),
+        Err(HopError::Unreachable(_) | HopError::Forbidden) => {
             plain(502, format!("Next node not reachable: {destination}"))
         }
+        Err(HopError::Busy) => busy(node, Work::Relay),
+        Err(HopError::TooLarge(cap)) => plain(
+            502,
+            format!("Next node reply larger than {cap} bytes: {destination}"),
+        ),
     }
+}
+
+/// The reference's answer when it cannot take more work (onion-client spec §1.9).
+fn busy(node: &Node, work: Work) -> Response {
+    node.metrics.count_busy(work);
+    plain(503, "Server busy, try again later")
 }
 
 fn peel_error(key: &HopKey, error: &PeelError) -> Response {

@@ -1,15 +1,21 @@
 //! The node's outgoing HTTPS connections: to swarm peers and onion hops (authenticated with our
 //! node certificate, pooled and kept alive), and to HTTP servers for onion proxying.
 //! Wire formats of the node-to-node routes are in [`crate::node_api`].
+//!
+//! Every reply is read with a deadline and a size cap ([`OnionLimits::max_reply_bytes`]),
+//! chunk by chunk: a peer or server that streams more is cut off, never buffered.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use shallot_directory::NodeRecord;
 use shallot_proto::Identity;
 
 use crate::node_api;
+use crate::onion_limits::{OnionLimits, Work, WorkSlots};
 use crate::peer_tls::client_identity_pem;
+use crate::ssrf;
 use crate::timeouts;
 use crate::tls::TlsError;
 
@@ -24,6 +30,112 @@ pub enum PeerError {
     Unreachable(String),
 }
 
+/// What happened to an onion layer relayed to the next hop or proxied to an HTTP server.
+#[derive(Debug, thiserror::Error)]
+pub enum HopError {
+    /// No (complete) answer within the deadline.
+    #[error("timed out")]
+    Timeout,
+    /// Could not connect or the connection broke.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// Too many relays or proxied requests in flight; refused without trying.
+    #[error("too many requests in flight")]
+    Busy,
+    /// The reply was longer than the cap; reading stopped there.
+    #[error("reply larger than {0} bytes")]
+    TooLarge(usize),
+    /// A proxy target that is not a public address (see [`crate::ssrf`]).
+    #[error("proxy target is not a public address")]
+    Forbidden,
+}
+
+/// Why a reply could not be read.
+enum ReadError {
+    Timeout,
+    Unreachable(String),
+    TooLarge(usize),
+    Forbidden,
+}
+
+impl From<ReadError> for HopError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Timeout => Self::Timeout,
+            ReadError::Unreachable(text) => Self::Unreachable(text),
+            ReadError::TooLarge(cap) => Self::TooLarge(cap),
+            ReadError::Forbidden => Self::Forbidden,
+        }
+    }
+}
+
+impl From<ReadError> for PeerError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Timeout => Self::Timeout,
+            ReadError::Unreachable(text) => Self::Unreachable(text),
+            ReadError::TooLarge(cap) => Self::Unreachable(format!("reply larger than {cap} bytes")),
+            ReadError::Forbidden => Self::Unreachable("forbidden address".to_owned()),
+        }
+    }
+}
+
+fn read_error(error: &reqwest::Error) -> ReadError {
+    if ssrf::is_forbidden(error) {
+        ReadError::Forbidden
+    } else if error.is_timeout() {
+        ReadError::Timeout
+    } else {
+        ReadError::Unreachable(error.to_string())
+    }
+}
+
+/// Sends `request` and reads the reply's status, headers and at most `cap` body bytes, all
+/// within `deadline`.
+async fn send_capped(
+    request: reqwest::RequestBuilder,
+    cap: usize,
+    deadline: Duration,
+) -> Result<(reqwest::StatusCode, reqwest::header::HeaderMap, Bytes), ReadError> {
+    let exchange = async {
+        let mut response = request.send().await.map_err(|e| read_error(&e))?;
+        if response
+            .content_length()
+            .is_some_and(|len| len > u64::try_from(cap).unwrap_or(u64::MAX))
+        {
+            return Err(ReadError::TooLarge(cap));
+        }
+        let status = response.status();
+        let headers = std::mem::take(response.headers_mut());
+        // Chunks are kept as they come and joined once at the end, so an oversized reply is
+        // never copied into a growing buffer.
+        let mut chunks = Vec::new();
+        let mut len = 0usize;
+        while let Some(chunk) = response.chunk().await.map_err(|e| read_error(&e))? {
+            len = len.saturating_add(chunk.len());
+            if len > cap {
+                return Err(ReadError::TooLarge(cap));
+            }
+            chunks.push(chunk);
+        }
+        let body = match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks.swap_remove(0),
+            _ => {
+                let mut body = BytesMut::with_capacity(len);
+                for chunk in &chunks {
+                    body.extend_from_slice(chunk);
+                }
+                body.freeze()
+            }
+        };
+        Ok((status, headers, body))
+    };
+    tokio::time::timeout(deadline, exchange)
+        .await
+        .unwrap_or(Err(ReadError::Timeout))
+}
+
 /// A peer's answer: HTTP status and body.
 #[derive(Debug, Clone)]
 pub struct PeerReply {
@@ -33,26 +145,24 @@ pub struct PeerReply {
     pub body: Bytes,
 }
 
-/// Pooled HTTPS clients for node-to-node traffic and onion proxying.
+/// Pooled HTTPS clients for node-to-node traffic and onion proxying, with the onion limits.
 #[derive(Clone, Debug)]
 pub struct PeerClient {
     nodes: reqwest::Client,
     proxy: reqwest::Client,
-}
-
-fn classify(error: &reqwest::Error) -> PeerError {
-    if error.is_timeout() {
-        PeerError::Timeout
-    } else {
-        PeerError::Unreachable(error.to_string())
-    }
+    limits: OnionLimits,
+    slots: WorkSlots,
 }
 
 impl PeerClient {
-    /// Clients that present `identity`'s node certificate to peers, connecting from `local`
-    /// when given (the node's own listening address, so peers see the address the directory
-    /// lists for it: a full listener still admits listed nodes).
-    pub fn new(identity: &Identity, local: Option<std::net::IpAddr>) -> Result<Self, TlsError> {
+    /// Clients that present `identity`'s node certificate to peers, bounded by `limits`,
+    /// connecting from `local` when given (the node's own listening address, so peers see the
+    /// address the directory lists for it: a full listener still admits listed nodes).
+    pub fn new(
+        identity: &Identity,
+        limits: OnionLimits,
+        local: Option<std::net::IpAddr>,
+    ) -> Result<Self, TlsError> {
         crate::tls::install_crypto_provider();
         let pem = client_identity_pem(identity)?;
         let tls_error = |e: reqwest::Error| TlsError::Io {
@@ -68,6 +178,7 @@ impl PeerClient {
             // signs (swarm results) and onion layers are encrypted to its X25519 key.
             .danger_accept_invalid_certs(true)
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             // Below the peers' idle limit (connections.rs, 20 s by default), so a pooled
             // connection is never reused just as the peer closes it.
             .pool_idle_timeout(Duration::from_secs(10))
@@ -77,18 +188,27 @@ impl PeerClient {
             .connect_timeout(timeouts::PEER_FORWARD)
             .build()
             .map_err(tls_error)?;
-        let proxy = reqwest::Client::builder()
+        let mut proxy = reqwest::Client::builder()
             .use_rustls_tls()
             .redirect(reqwest::redirect::Policy::none())
+            // An HTTP proxy from the environment would resolve names itself, past our checks.
+            .no_proxy()
             .timeout(timeouts::ONION_PROXY)
             .user_agent(concat!(
                 "Oxen Storage Server/2.6.2 (Shallot ",
                 env!("CARGO_PKG_VERSION"),
                 ")"
-            ))
-            .build()
-            .map_err(tls_error)?;
-        Ok(Self { nodes, proxy })
+            ));
+        if !limits.allow_private_targets {
+            proxy = proxy.dns_resolver(Arc::new(ssrf::PublicResolver));
+        }
+        let proxy = proxy.build().map_err(tls_error)?;
+        Ok(Self {
+            nodes,
+            proxy,
+            limits,
+            slots: WorkSlots::new(&limits),
+        })
     }
 
     async fn post(
@@ -98,16 +218,17 @@ impl PeerClient {
         body: Bytes,
         headers: &[(&'static str, String)],
         timeout: Duration,
-    ) -> Result<PeerReply, PeerError> {
+    ) -> Result<PeerReply, ReadError> {
         let url = format!("https://{}{path}", node.https_addr());
         let mut request = self.nodes.post(url).timeout(timeout).body(body);
         for (name, value) in headers {
             request = request.header(*name, value);
         }
-        let response = request.send().await.map_err(|e| classify(&e))?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| classify(&e))?;
-        Ok(PeerReply { status, body })
+        let (status, _, body) = send_capped(request, self.limits.max_reply_bytes, timeout).await?;
+        Ok(PeerReply {
+            status: status.as_u16(),
+            body,
+        })
     }
 
     /// Forwards a recursive client request (its JSON envelope) to a swarm peer.
@@ -124,15 +245,18 @@ impl PeerClient {
             timeouts::PEER_FORWARD,
         )
         .await
+        .map_err(PeerError::from)
     }
 
-    /// Relays an onion layer to the next hop.
+    /// Relays an onion layer to the next hop; [`HopError::Busy`] at once when
+    /// [`OnionLimits::max_concurrent_relays`] relays are in flight.
     pub async fn relay_onion(
         &self,
         node: &NodeRecord,
         hop: &node_api::OnionHop,
         ciphertext: Bytes,
-    ) -> Result<PeerReply, PeerError> {
+    ) -> Result<PeerReply, HopError> {
+        let _slot = self.slots.try_acquire(Work::Relay).ok_or(HopError::Busy)?;
         self.post(
             node,
             node_api::ONION_PATH,
@@ -141,6 +265,7 @@ impl PeerClient {
             timeouts::ONION_RELAY,
         )
         .await
+        .map_err(HopError::from)
     }
 
     /// Pushes stored messages to a new swarm member.
@@ -157,30 +282,36 @@ impl PeerClient {
             timeouts::ONION_RELAY,
         )
         .await
+        .map_err(PeerError::from)
     }
 
     /// POSTs an onion layer to an HTTP server (`/oxen/v4/lsrpc`, …) and returns its answer.
+    ///
+    /// Unless [`OnionLimits::allow_private_targets`] is set, the server must be at a public
+    /// address ([`HopError::Forbidden`], checked before any connection is made). At most
+    /// [`OnionLimits::max_concurrent_proxies`] run at once ([`HopError::Busy`]).
     pub async fn proxy(
         &self,
         url: &str,
         body: Bytes,
-    ) -> Result<(u16, Vec<(String, String)>, Bytes), PeerError> {
-        let response = self
+    ) -> Result<(u16, Vec<(String, String)>, Bytes), HopError> {
+        let url = reqwest::Url::parse(url).map_err(|_| HopError::Forbidden)?;
+        if !self.limits.allow_private_targets {
+            ssrf::check_url(&url).map_err(|_| HopError::Forbidden)?;
+        }
+        let _slot = self.slots.try_acquire(Work::Proxy).ok_or(HopError::Busy)?;
+        let request = self
             .proxy
             .post(url)
             .header("Content-Type", "application/octet-stream")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
+            .body(body);
+        let (status, headers, body) =
+            send_capped(request, self.limits.max_reply_bytes, timeouts::ONION_PROXY).await?;
+        let headers = headers
             .iter()
             .filter(|(name, _)| *name != "content-length" && *name != "transfer-encoding")
             .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
             .collect();
-        let body = response.bytes().await.map_err(|e| classify(&e))?;
-        Ok((status, headers, body))
+        Ok((status.as_u16(), headers, body))
     }
 }

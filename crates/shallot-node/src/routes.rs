@@ -121,14 +121,8 @@ async fn storage_rpc_inner(
     if let Err(reasons) = node.readiness() {
         return text(503, format!("Service node is not ready: {reasons}\n"));
     }
-    let ip = conn.remote.ip();
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        IpAddr::V4(_) => ip,
-    };
-    if !node.rate.allow(ip, Instant::now()) {
-        node.metrics.count_rate_limited();
-        return text(429, "Too Many Requests\n");
+    if let Some(refusal) = rate_limited(node, &conn) {
+        return refusal;
     }
     if headers.contains_key("x-loki-long-poll") {
         return text(
@@ -146,11 +140,38 @@ async fn storage_rpc_inner(
     }
 }
 
-async fn onion_entry(State(node): Shared, request: Request) -> Response {
+/// Takes a token from the client address's bucket (storage RPC spec §12); `Some(429)` when it
+/// is empty. Clients and onion entries share one bucket per address.
+fn rate_limited(node: &Node, conn: &ConnInfo) -> Option<Response> {
+    let ip = conn.remote.ip();
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    };
+    if node.rate.allow(ip, Instant::now()) {
+        None
+    } else {
+        node.metrics.count_rate_limited();
+        Some(text(429, "Too Many Requests\n"))
+    }
+}
+
+/// `/onion_req/v2`: rate-limited per client address like `/storage_rpc/v1` (the reference does
+/// not limit onion requests). Relayed hops (`/snode/v1/onion`) are not: they come from staked
+/// nodes that carry many clients' traffic, and are bounded by the relay semaphore instead.
+async fn onion_entry(
+    State(node): Shared,
+    Extension(conn): Extension<ConnInfo>,
+    request: Request,
+) -> Response {
     let started = Instant::now();
-    let response = match read_body(request.into_body()).await {
-        Ok(body) => crate::onion::entry(node.clone(), body).await,
-        Err(response) => response,
+    let response = if let Some(refusal) = rate_limited(&node, &conn) {
+        refusal
+    } else {
+        match read_body(request.into_body()).await {
+            Ok(body) => crate::onion::entry(node.clone(), body).await,
+            Err(response) => response,
+        }
     };
     node.metrics
         .observe_http("onion", response.status().as_u16(), started.elapsed());

@@ -89,7 +89,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
     )?);
     let tls = tls::server_config(&config.data_dir)?;
     let bind_ip = Some(config.bind.ip()).filter(|ip| !ip.is_unspecified());
-    let peers = PeerClient::new(&identity, bind_ip)?;
+    let peers = PeerClient::new(&identity, config.onion, bind_ip)?;
     let node = Arc::new(Node::new(
         identity,
         clock,

@@ -16,6 +16,7 @@
 
 pub mod b64;
 pub mod identity;
+pub mod json_limit;
 pub mod message_hash;
 pub mod mnemonic;
 pub mod namespace;

@@ -264,6 +264,7 @@ fn start_node(dir: &Path, state: &DevnetState, node: &NodeEntry) -> Result<u32> 
             "--oxend".into(),
             format!("http://{}/json_rpc", state.directory_addr),
             "--exempt-loopback".into(),
+            "--allow-private-targets".into(),
             "--log".into(),
             "warn".into(),
         ],

@@ -39,6 +39,10 @@ pub struct NodeArgs {
     /// Do not rate-limit clients on loopback addresses (devnets, local benchmarks)
     #[arg(long)]
     exempt_loopback: bool,
+    /// Let onion proxy layers reach loopback and private addresses (devnets only: an open
+    /// node must never be steered into its operator's own network)
+    #[arg(long)]
+    allow_private_targets: bool,
     /// Serve even when not in any swarm (testing only)
     #[arg(long)]
     force_start: bool,
@@ -78,6 +82,7 @@ impl NodeArgs {
             config.max_db_bytes = bytes;
         }
         config.rate_limit.exempt_loopback |= self.exempt_loopback;
+        config.onion.allow_private_targets |= self.allow_private_targets;
         config.force_start |= self.force_start;
         if let Some(log) = self.log {
             config.log = log;

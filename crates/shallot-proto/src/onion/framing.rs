@@ -4,6 +4,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::json_limit::{self, MAX_ROUTING_VALUES};
+
 /// Largest framed onion message accepted or produced (10 MiB), as libsession and the storage server cap it.
 pub const MAX_ONION_SIZE: usize = 10 * 1024 * 1024;
 
@@ -48,6 +50,7 @@ pub struct Frame<'a> {
 }
 
 /// Splits `LE32(N) || PAYLOAD[N] || JSON` and parses the JSON object, without copying the payload.
+/// The JSON may hold at most [`MAX_ROUTING_VALUES`] values.
 pub fn parse_frame(bytes: &[u8]) -> Result<Frame<'_>, FramingError> {
     if bytes.len() > MAX_ONION_SIZE {
         return Err(FramingError::TooLarge { len: bytes.len() });
@@ -63,7 +66,7 @@ pub fn parse_frame(bytes: &[u8]) -> Result<Frame<'_>, FramingError> {
         });
     }
     let (payload, json_bytes) = rest.split_at(declared);
-    let json = match serde_json::from_slice::<Value>(json_bytes) {
+    let json = match json_limit::from_slice(json_bytes, MAX_ROUTING_VALUES) {
         Ok(Value::Object(map)) => map,
         Ok(_) => return Err(FramingError::NotObject),
         Err(e) => return Err(FramingError::InvalidJson(e.to_string())),

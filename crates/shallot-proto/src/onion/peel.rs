@@ -131,8 +131,17 @@ impl DecryptedLayer {
     }
 
     /// Decides what to do with this layer (see [`classify_layer`]).
+    ///
+    /// A legacy AES-CBC layer is not authenticated, so telling "bad padding" apart from "bad
+    /// JSON" would be a padding oracle: for CBC every error here is [`PeelError::InvalidCiphertext`],
+    /// the same plain reply as a padding failure.
     pub fn classify(&self) -> Result<Layer<'_>, PeelError> {
-        classify_layer(&self.plaintext)
+        let classified = classify_layer(&self.plaintext);
+        if self.reply_key.enc_type() == EncType::AesCbc {
+            classified.map_err(|_| PeelError::InvalidCiphertext)
+        } else {
+            classified
+        }
     }
 
     /// Splits into the reply key and the plaintext.
@@ -196,7 +205,8 @@ pub struct ProxyRequest<'a> {
 
 impl ProxyRequest<'_> {
     /// The URL to POST to, `protocol://host[:port]target` (port omitted when it is the default),
-    /// or [`PeelError::InvalidUrl`] if the host or target is not allowed.
+    /// or [`PeelError::InvalidUrl`] if the host or target is not allowed (including any `..`,
+    /// `#`, `%` or `?` in either).
     pub fn url(&self) -> Result<String, PeelError> {
         if !is_proxy_target_allowed(&self.target) || !routing::is_valid_host(&self.host) {
             return Err(PeelError::InvalidUrl);
@@ -213,11 +223,17 @@ impl ProxyRequest<'_> {
 }
 
 /// Whether a node may proxy to `target`: it starts with `/loki/` or `/oxen/`, ends with `/lsrpc`
-/// and has no query string.
+/// and has no query string, fragment, percent-encoding or `..` (which a URL parser would
+/// resolve into another path).
 pub fn is_proxy_target_allowed(target: &str) -> bool {
     (target.starts_with("/loki/") || target.starts_with("/oxen/"))
         && target.ends_with("/lsrpc")
-        && !target.contains('?')
+        && !has_url_tricks(target)
+}
+
+/// `..`, `#`, `%` or `?`: characters that change what a URL means once parsed.
+fn has_url_tricks(text: &str) -> bool {
+    text.contains("..") || text.contains(['#', '%', '?'])
 }
 
 /// A layer to forward to the next node.
@@ -393,5 +409,77 @@ mod tests {
             proxy("h.org/x", 80, ProxyProtocol::Http, "/oxen/v4/lsrpc").url(),
             Err(PeelError::InvalidUrl)
         );
+        for target in [
+            "/oxen/../admin/lsrpc",
+            "/oxen/v4/%2e%2e/lsrpc",
+            "/oxen/v4#/lsrpc",
+            "/oxen/v4?x=/lsrpc",
+            "/loki/v3/x..y/lsrpc",
+        ] {
+            assert_eq!(
+                proxy("h.org", 443, ProxyProtocol::Https, target).url(),
+                Err(PeelError::InvalidUrl),
+                "{target}"
+            );
+        }
+        for host in ["h..org", "..", "a.."] {
+            assert_eq!(
+                proxy(host, 443, ProxyProtocol::Https, "/oxen/v4/lsrpc").url(),
+                Err(PeelError::InvalidUrl),
+                "{host}"
+            );
+        }
+    }
+
+    /// A legacy AES-CBC layer gives byte-identical replies for bad padding and for good padding
+    /// around bad JSON, so a client cannot use the node as a padding oracle.
+    #[test]
+    fn cbc_bad_padding_and_bad_json_reply_alike() {
+        use super::super::cipher::shared_secret;
+        use aes::cipher::{BlockEncryptMut, KeyIvInit};
+
+        let mut rng = rand::rngs::OsRng;
+        let node = X25519Keypair::generate(&mut rng);
+        let client = X25519Keypair::generate(&mut rng);
+        let secret = shared_secret(client.secret(), node.public()).unwrap();
+        let key = HopKey::derive(EncType::AesCbc, &client, node.public(), Role::Requester).unwrap();
+        // Valid PKCS#7 padding around a frame whose JSON is broken.
+        let bad_json = key
+            .encrypt(b"\x01\x00\x00\x00X{not json", &mut rng)
+            .unwrap();
+        // A valid frame, then a last block whose padding byte is 0 (never valid PKCS#7).
+        let iv = [7u8; 16];
+        let mut blocks = b"\x01\x00\x00\x00X{\"headers\":\"\"}".to_vec();
+        blocks.resize(blocks.len().next_multiple_of(16), 0);
+        let mut cipher = cbc::Encryptor::<aes::Aes256>::new(secret.as_ref().into(), &iv.into());
+        for block in blocks.chunks_exact_mut(16) {
+            cipher.encrypt_block_mut(block.into());
+        }
+        let bad_padding = [iv.as_slice(), &blocks].concat();
+
+        let reply = |ciphertext: &[u8]| {
+            let error = match decrypt_layer(&node, ciphertext, client.public(), EncType::AesCbc) {
+                Err(error) => error,
+                Ok(layer) => layer.classify().unwrap_err(),
+            };
+            error.reply()
+        };
+        let padding_reply = reply(&bad_padding);
+        assert_eq!(padding_reply, reply(&bad_json));
+        assert_eq!(
+            padding_reply,
+            ErrorReply {
+                status: 400,
+                text: "Invalid ciphertext".into(),
+                encrypted: false
+            }
+        );
+        // The same bad JSON under AES-GCM still gets the reference's encrypted `Invalid json`.
+        let gcm = HopKey::derive(EncType::AesGcm, &client, node.public(), Role::Requester).unwrap();
+        let gcm_bad_json = gcm
+            .encrypt(b"\x01\x00\x00\x00X{not json", &mut rng)
+            .unwrap();
+        let layer = decrypt_layer(&node, &gcm_bad_json, client.public(), EncType::AesGcm).unwrap();
+        assert!(layer.classify().unwrap_err().reply().encrypted);
     }
 }

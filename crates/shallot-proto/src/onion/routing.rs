@@ -149,9 +149,9 @@ pub(crate) struct FinalIn {
 }
 
 /// Whether `host` is a plain host name, IPv4 address or bracketed IPv6 address, so that it cannot
-/// change the scheme, port, path or credentials of the URL it is placed in.
+/// change the scheme, port, path or credentials of the URL it is placed in (and has no `..`).
 pub(crate) fn is_valid_host(host: &str) -> bool {
-    if host.is_empty() || host.len() > 255 {
+    if host.is_empty() || host.len() > 255 || host.contains("..") {
         return false;
     }
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
@@ -173,7 +173,18 @@ mod tests {
         for ok in ["example.org", "10.0.0.1", "[::1]", "a_b-c"] {
             assert!(is_valid_host(ok), "{ok}");
         }
-        for bad in ["", "a/b", "a:80", "user@host", "[]", "a b", "a?b", "a#b"] {
+        for bad in [
+            "",
+            "a/b",
+            "a:80",
+            "user@host",
+            "[]",
+            "a b",
+            "a?b",
+            "a#b",
+            "a..b",
+            "..",
+        ] {
             assert!(!is_valid_host(bad), "{bad}");
         }
     }

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::error::RpcError;
 use super::request::Request;
+use crate::json_limit::{self, MAX_REQUEST_VALUES};
 
 /// A request envelope whose `method` is a string and whose `params` is an object.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,10 +20,13 @@ pub struct Envelope {
 impl Envelope {
     /// Parses a request body, with the reference's texts: `invalid json`,
     /// ``invalid json: no `method` field``, ``invalid json: no `params` field``. A leading UTF-8
-    /// byte-order mark is skipped, as the reference's JSON parser does.
+    /// byte-order mark is skipped, as the reference's JSON parser does. A body of more than
+    /// [`MAX_REQUEST_VALUES`] JSON values is `invalid json` too (it bounds the memory a body
+    /// can make the parser allocate; see [`crate::json_limit`]).
     pub fn parse(body: &[u8]) -> Result<Self, RpcError> {
         let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-        let value: Value = serde_json::from_slice(body).map_err(|_| RpcError::InvalidJson)?;
+        let value =
+            json_limit::from_slice(body, MAX_REQUEST_VALUES).map_err(|_| RpcError::InvalidJson)?;
         let Value::Object(mut map) = value else {
             return Err(RpcError::NoMethod);
         };

@@ -1,0 +1,99 @@
+//! Limits on the work onion requests make a node do: concurrent relays and proxied requests,
+//! the size of any reply read from a peer or an HTTP server, and which addresses a proxy layer
+//! may reach (`[onion]` in `node.toml`).
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Default cap on a reply read from a peer or a proxied HTTP server: 10 MiB, the reference's
+/// largest message.
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 10 * 1024 * 1024;
+
+/// `[onion]` settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OnionLimits {
+    /// Onion layers relayed to a next hop at the same time; more answer `503`.
+    pub max_concurrent_relays: usize,
+    /// Proxy layers (requests to HTTP servers) in flight at the same time; more answer `503`.
+    pub max_concurrent_proxies: usize,
+    /// Largest reply body read from a peer or an HTTP server; a longer one is cut off and the
+    /// request fails with `502`.
+    pub max_reply_bytes: usize,
+    /// Let proxy layers reach loopback, private, link-local and other non-public addresses.
+    /// Devnets only (they run everything on 127.x); never on the open internet.
+    pub allow_private_targets: bool,
+}
+
+impl Default for OnionLimits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_relays: 256,
+            max_concurrent_proxies: 64,
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
+            allow_private_targets: false,
+        }
+    }
+}
+
+/// Which bounded kind of work a permit is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Work {
+    /// Relaying a layer to the next hop.
+    Relay,
+    /// Proxying a layer to an HTTP server.
+    Proxy,
+}
+
+/// The semaphores enforcing [`OnionLimits`]' concurrency caps. Acquiring never waits: over the
+/// cap the request is refused at once rather than queued.
+#[derive(Clone, Debug)]
+pub struct WorkSlots {
+    relays: Arc<Semaphore>,
+    proxies: Arc<Semaphore>,
+}
+
+impl WorkSlots {
+    /// Slots for these limits (a cap of 0 is read as 1).
+    pub fn new(limits: &OnionLimits) -> Self {
+        let cap = |n: usize| n.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            relays: Arc::new(Semaphore::new(cap(limits.max_concurrent_relays))),
+            proxies: Arc::new(Semaphore::new(cap(limits.max_concurrent_proxies))),
+        }
+    }
+
+    /// A slot for `work`, or `None` when all are taken. The slot is freed when dropped.
+    pub fn try_acquire(&self, work: Work) -> Option<OwnedSemaphorePermit> {
+        let semaphore = match work {
+            Work::Relay => &self.relays,
+            Work::Proxy => &self.proxies,
+        };
+        semaphore.clone().try_acquire_owned().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_refuse_over_the_cap_and_free_on_drop() {
+        let slots = WorkSlots::new(&OnionLimits {
+            max_concurrent_relays: 2,
+            max_concurrent_proxies: 0,
+            ..OnionLimits::default()
+        });
+        let a = slots.try_acquire(Work::Relay).unwrap();
+        let _b = slots.try_acquire(Work::Relay).unwrap();
+        assert!(slots.try_acquire(Work::Relay).is_none());
+        // Proxies have their own slots (a configured 0 still allows one).
+        let p = slots.try_acquire(Work::Proxy).unwrap();
+        assert!(slots.try_acquire(Work::Proxy).is_none());
+        drop(a);
+        drop(p);
+        assert!(slots.try_acquire(Work::Relay).is_some());
+        assert!(slots.try_acquire(Work::Proxy).is_some());
+    }
+}
