@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use shallot_proto::Ed25519Pub;
 
+use crate::auth::NonceCache;
 use crate::config::{ChainConfig, Rules};
 use crate::state::{BlockOutcome, ChainState, Event, EventError};
 use crate::store::{ChainStore, StoreError};
@@ -31,6 +32,10 @@ pub struct Pings {
     pub last_storage_ping: u64,
     /// Unix time of the last clean lokinet ping.
     pub last_lokinet_ping: u64,
+    /// `t` of the last accepted signed storage-server ping (replays must be newer).
+    pub storage_ping_t: u64,
+    /// `t` of the last accepted signed lokinet ping.
+    pub lokinet_ping_t: u64,
 }
 
 pub(crate) struct Inner {
@@ -41,6 +46,8 @@ pub(crate) struct Inner {
     tentative: ChainState,
     pending: Vec<Event>,
     pub(crate) pings: HashMap<Ed25519Pub, Pings>,
+    /// (wallet, nonce) pairs of signed stake calls seen within the replay window.
+    pub(crate) nonces: NonceCache,
 }
 
 /// A devnet chain.
@@ -79,6 +86,7 @@ impl Chain {
                 state,
                 pending: Vec::new(),
                 pings: HashMap::new(),
+                nonces: NonceCache::default(),
             }),
             clock,
         };
