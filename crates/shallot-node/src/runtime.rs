@@ -284,14 +284,13 @@ async fn ping_directory(
     public: std::net::SocketAddrV4,
     mut stop: watch::Receiver<bool>,
 ) {
-    let key = node.identity.ed25519_public().to_hex();
     let mut failing = false;
     let mut proofs = true;
     let mut last_ping: Option<Instant> = None;
     loop {
         if last_ping.is_none_or(|t| t.elapsed() >= crate::oxend::PING_INTERVAL) {
             last_ping = Some(Instant::now());
-            match oxend.storage_server_ping(&key, public.port()).await {
+            match signed_ping(&oxend, &node, public.port()).await {
                 Ok(()) if failing => {
                     tracing::info!("directory accepts our pings again");
                     failing = false;
@@ -319,6 +318,28 @@ async fn ping_directory(
             () = server::stopped(&mut stop) => return,
         }
     }
+}
+
+/// `storage_server_ping`, signed by the node's key with a timestamp: a devnet directory is
+/// remote and takes only signed, fresh, never-seen pings (an oxend ignores the extra fields).
+async fn signed_ping(
+    oxend: &OxendClient,
+    node: &Node,
+    https_port: u16,
+) -> Result<(), crate::oxend::CallError> {
+    const METHOD: &str = "storage_server_ping";
+    let ping = shallot_directory::proof::Ping {
+        version: crate::state::STORAGE_SERVER_VERSION,
+        pubkey_ed25519: node.identity.ed25519_public(),
+        error: String::new(),
+        https_port,
+        omq_port: 0,
+        t: node.clock.now_ms() / 1000,
+    }
+    .sign(METHOD, node.identity.signing_key());
+    let params = serde_json::to_value(&ping)
+        .map_err(|e| crate::oxend::CallError::Transport(e.to_string()))?;
+    oxend.call(METHOD, params).await.map(|_| ())
 }
 
 async fn maintenance(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
