@@ -182,6 +182,14 @@ impl Credential {
         }
     }
 
+    /// The admin token, if this is one.
+    fn token(&self) -> Option<&str> {
+        match self {
+            Self::Wallet(_) => None,
+            Self::Admin(token) => Some(token),
+        }
+    }
+
     /// The acting address: the wallet's (an explicit one must match), or the given label.
     fn address(&self, given: Option<&str>, flag: &str) -> Result<Address> {
         match (self, given) {
@@ -235,8 +243,12 @@ pub fn run(command: DirectoryCommand) -> Result<()> {
             let pubkey = node_key(&a.pubkey)?;
             let amount = match a.amount {
                 Some(amount) => amount,
-                None => call(&a.url.url, "get_staking_requirement", &json!({}))?
-                    ["staking_requirement"]
+                None => call_with(
+                    &a.url.url,
+                    credential.token(),
+                    "get_staking_requirement",
+                    &json!({}),
+                )?["staking_requirement"]
                     .as_u64()
                     .context("the directory did not give its staking requirement")?,
             };
