@@ -297,10 +297,9 @@ fn dispatch(
         })),
         "devnet_test_targets" => {
             let p: KeyParams = parse_required(params)?;
-            Ok(chain.with_state(|s| {
-                json!({"epoch": s.assignment_epoch(), "targets": s.test_targets(&p.pubkey),
-                    "status": "OK"})
-            }))
+            let targets = chain.test_targets(&p.pubkey);
+            let epoch = chain.with_state(ChainState::assignment_epoch);
+            Ok(json!({"epoch": epoch, "targets": targets, "status": "OK"}))
         }
         "devnet_node_history" => {
             let p: KeyParams = parse_required(params)?;

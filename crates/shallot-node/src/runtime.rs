@@ -134,10 +134,12 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
         if let DirectorySource::Oxend { url } = &source {
             let oxend = OxendClient::new(url.clone());
             let public = std::net::SocketAddrV4::new(config.advertised_ip(), https_addr.port());
+            let (assignment_tx, assignment) = watch::channel(None);
             tasks.spawn(ping_directory(
                 node.clone(),
                 oxend.clone(),
                 public,
+                assignment_tx,
                 shutdown_rx.clone(),
             ));
             let reporter = SignedReporter {
@@ -149,6 +151,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
                 node.clone(),
                 ping_client()?,
                 reporter,
+                assignment,
                 shutdown_rx.clone(),
             ));
         }
@@ -282,10 +285,12 @@ async fn ping_directory(
     node: Arc<Node>,
     oxend: OxendClient,
     public: std::net::SocketAddrV4,
+    assignment: watch::Sender<Option<TestTargets>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut failing = false;
     let mut proofs = true;
+    let mut targets = true;
     let mut last_ping: Option<Instant> = None;
     loop {
         if last_ping.is_none_or(|t| t.elapsed() >= crate::oxend::PING_INTERVAL) {
@@ -313,9 +318,46 @@ async fn ping_directory(
                 Err(error) => tracing::debug!(%error, "uptime proof not accepted"),
             }
         }
+        if targets {
+            targets = refresh_test_targets(&oxend, &node, &assignment).await;
+        }
         tokio::select! {
             () = tokio::time::sleep(crate::oxend::HEARTBEAT_INTERVAL) => {}
             () = server::stopped(&mut stop) => return,
+        }
+    }
+}
+
+/// The nodes this node is assigned to test (reachability), as a devnet directory says.
+type TestTargets = std::collections::HashSet<shallot_proto::Ed25519Pub>;
+
+/// Asks a devnet directory which nodes this one is assigned to test (`devnet_test_targets`)
+/// and publishes the answer to the reachability tester; `false` once the directory says it has
+/// no such method (an oxend: every node stays a candidate).
+async fn refresh_test_targets(
+    oxend: &OxendClient,
+    node: &Node,
+    assignment: &watch::Sender<Option<TestTargets>>,
+) -> bool {
+    let params = serde_json::json!({"pubkey": node.identity.ed25519_public()});
+    match oxend.call("devnet_test_targets", params).await {
+        Ok(result) => {
+            let parsed = result
+                .get("targets")
+                .cloned()
+                .map(serde_json::from_value::<TestTargets>);
+            if let Some(Ok(set)) = parsed {
+                assignment.send_replace(Some(set));
+            }
+            true
+        }
+        Err(crate::oxend::CallError::Rpc { code, .. }) if code == -32601 || code == 403 => {
+            assignment.send_replace(None);
+            false
+        }
+        Err(error) => {
+            tracing::debug!(%error, "devnet_test_targets failed");
+            true
         }
     }
 }
