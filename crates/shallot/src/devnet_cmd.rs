@@ -394,6 +394,12 @@ fn print_table(dir: &Path, state: &DevnetState) -> Result<()> {
                 listing["height"],
                 dir.display()
             );
+            if let Some(admin) = state.admin_addr {
+                println!(
+                    "admin      http://{admin}/json_rpc  token {}",
+                    shallot_chain::auth::admin_token_path(&dir.join("directory")).display()
+                );
+            }
             listing["service_node_states"].as_array().unwrap_or(&empty)
         }
         Err(_) => {
