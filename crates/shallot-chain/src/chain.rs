@@ -5,8 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use blake2::digest::consts::U32;
+use blake2::{Blake2b, Digest};
 use shallot_proto::Ed25519Pub;
 
+use crate::auth::NonceCache;
 use crate::config::{ChainConfig, Rules};
 use crate::state::{BlockOutcome, ChainState, Event, EventError};
 use crate::store::{ChainStore, StoreError};
@@ -31,7 +34,14 @@ pub struct Pings {
     pub last_storage_ping: u64,
     /// Unix time of the last clean lokinet ping.
     pub last_lokinet_ping: u64,
+    /// `t` of the last accepted signed storage-server ping (replays must be newer).
+    pub storage_ping_t: u64,
+    /// `t` of the last accepted signed lokinet ping.
+    pub lokinet_ping_t: u64,
 }
+
+/// Tester → the nodes it is assigned to test.
+type TargetMap = HashMap<Ed25519Pub, Vec<Ed25519Pub>>;
 
 pub(crate) struct Inner {
     pub(crate) store: ChainStore,
@@ -41,6 +51,10 @@ pub(crate) struct Inner {
     tentative: ChainState,
     pending: Vec<Event>,
     pub(crate) pings: HashMap<Ed25519Pub, Pings>,
+    /// (wallet, nonce) pairs of signed stake calls seen within the replay window.
+    pub(crate) nonces: NonceCache,
+    /// Every tester's targets, computed once per (epoch, funded/active set).
+    targets: Option<([u8; 32], TargetMap)>,
 }
 
 /// A devnet chain.
@@ -79,6 +93,8 @@ impl Chain {
                 state,
                 pending: Vec::new(),
                 pings: HashMap::new(),
+                nonces: NonceCache::default(),
+                targets: None,
             }),
             clock,
         };
@@ -103,6 +119,36 @@ impl Chain {
     /// Runs `f` on the committed state.
     pub fn with_state<T>(&self, f: impl FnOnce(&ChainState) -> T) -> T {
         f(&self.lock().state)
+    }
+
+    /// The nodes `tester` is assigned to test in the current epoch
+    /// ([`ChainState::test_targets`]); the whole map is computed once per epoch and membership.
+    pub fn test_targets(&self, tester: &Ed25519Pub) -> Vec<Ed25519Pub> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let state = &inner.state;
+        let mut h = Blake2b::<U32>::new();
+        h.update(state.assignment_epoch().to_le_bytes());
+        for node in state.nodes().values() {
+            h.update(node.pubkey.as_bytes());
+            h.update([u8::from(node.funded()), u8::from(node.active())]);
+        }
+        let key: [u8; 32] = h.finalize().into();
+        if inner.targets.as_ref().is_none_or(|(k, _)| *k != key) {
+            let mut map = TargetMap::new();
+            let epoch = state.assignment_epoch();
+            for node in state.nodes().values().filter(|n| n.funded()) {
+                for tester in state.assigned_testers(&node.pubkey, epoch) {
+                    map.entry(tester).or_default().push(node.pubkey);
+                }
+            }
+            inner.targets = Some((key, map));
+        }
+        inner
+            .targets
+            .as_ref()
+            .and_then(|(_, map)| map.get(tester).cloned())
+            .unwrap_or_default()
     }
 
     /// Validates an event against the committed state plus pending events and queues it for

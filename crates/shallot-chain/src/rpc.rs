@@ -1,11 +1,23 @@
 //! oxend-compatible JSON-RPC (spec §1) over `POST /json_rpc`, the devnet admin methods, and
 //! [`serve`], which also produces blocks at the configured interval.
 //!
-//! Admin methods (disabled → error 403 when `admin_methods` is off):
+//! Devnet methods (disabled → error 403 when `admin_methods` is off):
 //! `devnet_register_service_node {pubkey, operator_fee_bp?, reservations:[{address,amount}],
-//! operator_amount?}`, `devnet_contribute {pubkey, address, amount}`,
-//! `devnet_request_unlock {pubkey, address}`, `devnet_submit_uptime_proof {<heartbeat fields>,
-//! signature}`, `devnet_ledger {}`, `devnet_node_history {pubkey}`.
+//! operator_amount?, auth?}`, `devnet_contribute {pubkey, address, amount, auth?}`,
+//! `devnet_request_unlock {pubkey, address, auth?}`, `devnet_submit_uptime_proof
+//! {<heartbeat fields>, signature}`, `devnet_ledger {}`, `devnet_node_history {pubkey}`,
+//! `devnet_test_targets {pubkey}`.
+//!
+//! Who may call what ([`Caller`]):
+//! * The three stake-changing methods need, on the public listener, `auth` = `{t, nonce,
+//!   signature}` by the devnet wallet of the acting address ([`crate::auth`]); without it they
+//!   fail with [`UNAUTHORIZED`], a replay with [`REPLAYED`]. The admin listener
+//!   ([`serve_chain_with_admin`], bearer token) takes them unsigned for any address label.
+//! * `storage_server_ping` / `lokinet_ping` must carry `t` and `signature` by `pubkey_ed25519`
+//!   ([`SignedPing`]), newer than the node's last ping; uptime proofs and reachability reports
+//!   are signed by the node they come from ([`SignedHeartbeat`], [`SignedReport`]), must be
+//!   fresh (±5 min) and newer than the sender's previous one, and a report counts only from
+//!   an assigned tester ([`ChainState::assigned_testers`]).
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -24,9 +36,10 @@ use serde_json::{json, Map, Value};
 use shallot_proto::swarm::SwarmId;
 use shallot_proto::Ed25519Pub;
 
+use crate::auth::{Auth, AuthError, StakeAction};
 use crate::chain::Chain;
 use crate::config::ChainConfig;
-use crate::proof::{SignedHeartbeat, SignedReport};
+use crate::proof::{SignedHeartbeat, SignedPing, SignedReport};
 use crate::state::{
     Address, ChainState, Event, EventError, LedgerKind, NodeStatus, Reservation, ServiceNode,
     HARDFORK, SNODE_REVISION,
@@ -55,28 +68,97 @@ impl RpcError {
     }
 }
 
+/// JSON-RPC error code of a call that lacks the authentication it needs (no or a bad wallet
+/// signature, a label address on the public listener, a stale timestamp, an unsigned ping, a
+/// missing or wrong admin token).
+pub const UNAUTHORIZED: i64 = 401;
+/// JSON-RPC error code of a signed call or ping received before (replay).
+pub const REPLAYED: i64 = 409;
+/// JSON-RPC error code when too many signed calls arrived within the replay window.
+pub const BUSY: i64 = 429;
+
+impl From<AuthError> for RpcError {
+    fn from(err: AuthError) -> Self {
+        let code = match err {
+            AuthError::Replayed => REPLAYED,
+            AuthError::Busy => BUSY,
+            _ => UNAUTHORIZED,
+        };
+        let prefix = if code == REPLAYED {
+            "Replayed"
+        } else {
+            "Unauthorized"
+        };
+        Self::new(code, format!("{prefix}: {err}"))
+    }
+}
+
+/// Which listener a call arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// The public JSON-RPC listener: stake changes must be wallet-signed.
+    Public,
+    /// The admin listener (token checked): stake changes for any address, unsigned.
+    Admin,
+}
+
 impl From<EventError> for RpcError {
     fn from(err: EventError) -> Self {
         Self::new(-1, err.to_string())
     }
 }
 
-/// Handles one JSON-RPC request body, returning the response envelope.
+/// Handles one JSON-RPC request body from the public listener.
 pub fn handle_body(chain: &Chain, body: &[u8]) -> Value {
+    handle_body_as(chain, body, Caller::Public)
+}
+
+/// Handles one JSON-RPC request body from `caller`'s listener.
+pub fn handle_body_as(chain: &Chain, body: &[u8], caller: Caller) -> Value {
     match serde_json::from_slice::<Value>(body) {
-        Ok(request) => handle(chain, &request),
+        Ok(request) => handle_as(chain, &request, caller),
         Err(_) => envelope(&Value::Null, Err(RpcError::new(-32700, "Parse error"))),
     }
 }
 
-/// Handles one parsed JSON-RPC request.
+/// Handles one parsed JSON-RPC request from the public listener.
 pub fn handle(chain: &Chain, request: &Value) -> Value {
+    handle_as(chain, request, Caller::Public)
+}
+
+/// Handles one parsed JSON-RPC request from `caller`'s listener.
+pub fn handle_as(chain: &Chain, request: &Value, caller: Caller) -> Value {
     let id = request.get("id").cloned().unwrap_or(Value::Null);
     let Some(method) = request.get("method").and_then(Value::as_str) else {
         return envelope(&id, Err(RpcError::new(-32600, "Invalid Request")));
     };
     let params = request.get("params").filter(|p| !p.is_null());
-    envelope(&id, dispatch(chain, method, params))
+    envelope(&id, dispatch(chain, method, params, caller))
+}
+
+/// Checks the wallet signature of a stake-changing call from `caller` (the admin listener
+/// needs none) and remembers its nonce.
+fn authorize(
+    chain: &Chain,
+    caller: Caller,
+    action: &StakeAction<'_>,
+    auth: Option<&Auth>,
+) -> Result<(), RpcError> {
+    if caller == Caller::Admin {
+        return Ok(());
+    }
+    let Some(auth) = auth else {
+        return Err(AuthError::Missing {
+            method: action.method(),
+            who: action
+                .signer()
+                .map_or_else(|| "the operator".to_owned(), |a| a.0.clone()),
+        }
+        .into());
+    };
+    let now = chain.now();
+    chain.lock().nonces.check(action, auth, now)?;
+    Ok(())
 }
 
 fn envelope(id: &Value, result: Result<Value, RpcError>) -> Value {
@@ -98,7 +180,13 @@ fn parse_required<T: DeserializeOwned>(params: Option<&Value>) -> Result<T, RpcE
     serde_json::from_value(params.cloned().unwrap_or(Value::Null)).map_err(RpcError::invalid_params)
 }
 
-fn dispatch(chain: &Chain, method: &str, params: Option<&Value>) -> Result<Value, RpcError> {
+#[allow(clippy::too_many_lines)] // One flat method table.
+fn dispatch(
+    chain: &Chain,
+    method: &str,
+    params: Option<&Value>,
+    caller: Caller,
+) -> Result<Value, RpcError> {
     if method.starts_with("devnet_") && !chain.config.admin_methods {
         return Err(RpcError::new(
             403,
@@ -148,6 +236,13 @@ fn dispatch(chain: &Chain, method: &str, params: Option<&Value>) -> Result<Value
                 .operator_amount
                 .or_else(|| p.reservations.first().map(|r| r.amount))
                 .unwrap_or(0);
+            let action = StakeAction::Register {
+                pubkey: &p.pubkey,
+                operator_fee_bp: p.operator_fee_bp,
+                reservations: &p.reservations,
+                operator_amount,
+            };
+            authorize(chain, caller, &action, p.auth.as_ref())?;
             submitted(chain.submit(Event::Register {
                 pubkey: p.pubkey,
                 operator_fee_bp: p.operator_fee_bp,
@@ -157,6 +252,12 @@ fn dispatch(chain: &Chain, method: &str, params: Option<&Value>) -> Result<Value
         }
         "devnet_contribute" => {
             let p: ContributeParams = parse_required(params)?;
+            let action = StakeAction::Contribute {
+                pubkey: &p.pubkey,
+                address: &p.address,
+                amount: p.amount,
+            };
+            authorize(chain, caller, &action, p.auth.as_ref())?;
             submitted(chain.submit(Event::Contribute {
                 pubkey: p.pubkey,
                 address: p.address,
@@ -165,6 +266,11 @@ fn dispatch(chain: &Chain, method: &str, params: Option<&Value>) -> Result<Value
         }
         "devnet_request_unlock" => {
             let p: UnlockParams = parse_required(params)?;
+            let action = StakeAction::Unlock {
+                pubkey: &p.pubkey,
+                address: &p.address,
+            };
+            authorize(chain, caller, &action, p.auth.as_ref())?;
             submitted(chain.submit(Event::RequestUnlock {
                 pubkey: p.pubkey,
                 address: p.address,
@@ -189,6 +295,12 @@ fn dispatch(chain: &Chain, method: &str, params: Option<&Value>) -> Result<Value
                 .collect();
             json!({"height": h, "ledger": entries, "status": "OK"})
         })),
+        "devnet_test_targets" => {
+            let p: KeyParams = parse_required(params)?;
+            let targets = chain.test_targets(&p.pubkey);
+            let epoch = chain.with_state(ChainState::assignment_epoch);
+            Ok(json!({"epoch": epoch, "targets": targets, "status": "OK"}))
+        }
         "devnet_node_history" => {
             let p: KeyParams = parse_required(params)?;
             Ok(chain.with_state(|s| {
@@ -218,6 +330,8 @@ struct RegisterParams {
     operator_fee_bp: u16,
     reservations: Vec<Reservation>,
     operator_amount: Option<u64>,
+    #[serde(default)]
+    auth: Option<Auth>,
 }
 
 #[derive(Deserialize)]
@@ -225,12 +339,16 @@ struct ContributeParams {
     pubkey: Ed25519Pub,
     address: Address,
     amount: u64,
+    #[serde(default)]
+    auth: Option<Auth>,
 }
 
 #[derive(Deserialize)]
 struct UnlockParams {
     pubkey: Ed25519Pub,
     address: Address,
+    #[serde(default)]
+    auth: Option<Auth>,
 }
 
 #[derive(Deserialize)]
@@ -238,37 +356,59 @@ struct BlockHashParams {
     height: Vec<u64>,
 }
 
-#[derive(Deserialize, Default)]
-struct PingParams {
-    #[serde(default)]
-    version: [u16; 3],
-    #[serde(default)]
-    pubkey_ed25519: String,
-    #[serde(default)]
-    error: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    https_port: u16,
-    #[serde(default)]
-    #[allow(dead_code)]
-    omq_port: u16,
-}
-
 /// `storage_server_ping` / `lokinet_ping`: recorded in memory (not on chain), keyed by node.
+/// The devnet directory is remote, so (unlike oxend, which trusts its local companion) it
+/// takes only pings signed by the node, newer than its last one and within ±5 min.
 fn ping(chain: &Chain, method: &str, params: Option<&Value>) -> Result<Value, RpcError> {
-    let p: PingParams = parse(params)?;
-    let key: Ed25519Pub = p
-        .pubkey_ed25519
-        .parse()
-        .map_err(|_| RpcError::new(-1, "pubkey_ed25519 missing or invalid"))?;
+    let unsigned = || {
+        RpcError::new(
+            UNAUTHORIZED,
+            format!(
+                "Unauthorized: {method} needs pubkey_ed25519, t and signature \
+                 (Ed25519 by pubkey_ed25519) on a devnet directory"
+            ),
+        )
+    };
+    let has_signature = params.is_some_and(|p| p.get("signature").is_some());
+    if !has_signature {
+        return Err(unsigned());
+    }
+    let signed: SignedPing = parse_required(params)?;
+    let key = signed.ping.pubkey_ed25519;
     let now = chain.now();
     let mut inner = chain.lock();
     if inner.state.node(&key).is_none() {
         return Err(EventError::UnknownNode.into());
     }
+    if !signed.verify(method) {
+        return Err(RpcError::new(
+            UNAUTHORIZED,
+            format!("Unauthorized: invalid {method} signature"),
+        ));
+    }
+    let p = &signed.ping;
+    if p.t.abs_diff(now) > inner.state.rules().clock_tolerance_secs {
+        return Err(RpcError::new(
+            UNAUTHORIZED,
+            "Unauthorized: ping timestamp outside the clock tolerance",
+        ));
+    }
     let entry = inner.pings.entry(key).or_default();
+    let storage = method == "storage_server_ping";
+    let last_t = if storage {
+        &mut entry.storage_ping_t
+    } else {
+        &mut entry.lokinet_ping_t
+    };
+    if p.t <= *last_t {
+        return Err(RpcError::new(
+            REPLAYED,
+            "Replayed: ping is not newer than the last accepted one",
+        ));
+    }
+    *last_t = p.t;
     let time = if p.error.is_empty() { now } else { 0 };
-    if method == "storage_server_ping" {
+    if storage {
         entry.storage_version = p.version;
         entry.last_storage_ping = time;
     } else {
@@ -591,7 +731,7 @@ pub fn node_entry(s: &ChainState, config: &ChainConfig, n: &ServiceNode) -> Valu
     e
 }
 
-/// The HTTP routes: `POST /json_rpc` and the legacy `/get_info`.
+/// The public HTTP routes: `POST /json_rpc` and the legacy `/get_info`.
 pub fn router(chain: Arc<Chain>) -> Router {
     Router::new()
         .route("/json_rpc", post(json_rpc))
@@ -605,6 +745,52 @@ async fn json_rpc(State(chain): State<Arc<Chain>>, body: Bytes) -> Json<Value> {
 
 async fn legacy_get_info(State(chain): State<Arc<Chain>>) -> Json<Value> {
     Json(chain.with_state(get_info))
+}
+
+/// The admin listener's state: the chain and the token callers must present.
+#[derive(Clone)]
+struct AdminState {
+    chain: Arc<Chain>,
+    token: Arc<str>,
+}
+
+/// The admin HTTP routes: `POST /json_rpc` with `Authorization: Bearer <token>`; every method,
+/// stake changes unsigned. Without the right token: HTTP 401 and JSON-RPC error
+/// [`UNAUTHORIZED`].
+pub fn admin_router(chain: Arc<Chain>, token: &str) -> Router {
+    Router::new()
+        .route("/json_rpc", post(admin_json_rpc))
+        .with_state(AdminState {
+            chain,
+            token: Arc::from(token),
+        })
+}
+
+async fn admin_json_rpc(
+    State(admin): State<AdminState>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> (axum::http::StatusCode, Json<Value>) {
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !crate::auth::token_matches(&admin.token, presented.trim()) {
+        let error = RpcError::new(
+            UNAUTHORIZED,
+            "Unauthorized: the admin listener needs `Authorization: Bearer <token>` with the \
+             token from the directory's admin.token file",
+        );
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            Json(envelope(&Value::Null, Err(error))),
+        );
+    }
+    (
+        axum::http::StatusCode::OK,
+        Json(handle_body_as(&admin.chain, &body, Caller::Admin)),
+    )
 }
 
 /// Why the server stopped.
@@ -643,6 +829,25 @@ pub async fn serve_chain(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_chain_with_admin(chain, listener, None, shutdown).await
+}
+
+/// The admin listener: where it listens and the token it requires.
+#[derive(Debug)]
+pub struct AdminListener {
+    /// The bound socket (keep it on loopback or a private interface).
+    pub listener: tokio::net::TcpListener,
+    /// The bearer token (see [`crate::auth::load_or_create_admin_token`]).
+    pub token: String,
+}
+
+/// Like [`serve_chain`], plus the admin listener if given. Both stop at `shutdown`.
+pub async fn serve_chain_with_admin(
+    chain: Arc<Chain>,
+    listener: tokio::net::TcpListener,
+    admin: Option<AdminListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let producer_chain = chain.clone();
     let block_time = chain.config.block_time;
     let producer = tokio::spawn(async move {
@@ -656,9 +861,29 @@ pub async fn serve_chain(
             }
         }
     });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let admin_task = admin.map(|admin| {
+        let routes = admin_router(chain.clone(), &admin.token);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            axum::serve(admin.listener, routes)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    });
     let result = axum::serve(listener, router(chain))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
         .await;
     producer.abort();
+    if let Some(task) = admin_task {
+        if let Ok(Err(err)) = task.await {
+            tracing::warn!(%err, "admin listener failed");
+        }
+    }
     Ok(result?)
 }

@@ -33,6 +33,11 @@ pub const REASON_UPTIME: u16 = 0x01;
 pub const REASON_STORAGE: u16 = 0x08;
 /// Decommission reason bit: lokinet unreachable.
 pub const REASON_LOKINET: u16 = 0x40;
+/// How many testers are assigned to each node in an assignment epoch (oxend's obligations
+/// quorum has 10 validators, §4.6). Only their reachability reports about it count.
+pub const TESTERS_PER_NODE: usize = 10;
+/// Domain tag of the tester-assignment hash.
+const ASSIGNMENT_TAG: &[u8] = b"shallot-reachability-assignment-v1";
 
 /// A wallet address, opaque to the devnet (stakes are `(address, amount)` records, §7.3).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -187,6 +192,9 @@ pub enum EventError {
     /// A node cannot report about itself.
     #[error("a node cannot report on itself")]
     SelfReport,
+    /// The reporter is not one of the node's assigned testers in this or the previous epoch.
+    #[error("reporter is not an assigned tester of this node")]
+    NotAssignedTester,
 }
 
 /// Where a node is in its life cycle.
@@ -301,6 +309,11 @@ pub struct ServiceNode {
     pub storage: Reachability,
     /// Lokinet reachability.
     pub lokinet: Reachability,
+    /// `t` of the last accepted report per reporter, `[storage, lokinet]`: a report must be
+    /// newer than the reporter's previous one about this node (replays are refused). Bounded by
+    /// the number of assigned testers over time; pruned of nodes no longer registered.
+    #[serde(default)]
+    pub report_times: BTreeMap<Ed25519Pub, [u64; 2]>,
 }
 
 impl ServiceNode {
@@ -800,6 +813,7 @@ impl ChainState {
             effective_proof_time: 0,
             storage: Reachability::default(),
             lokinet: Reachability::default(),
+            report_times: BTreeMap::new(),
         };
         self.nodes.insert(pubkey, node);
         self.ledger.push(LedgerEntry {
@@ -1006,20 +1020,103 @@ impl ChainState {
         if r.t.abs_diff(received_at) > self.rules.clock_tolerance_secs {
             return Err(EventError::Stale);
         }
+        let epoch = self.assignment_epoch();
+        let assigned = |e: u64| self.assigned_testers(&r.pubkey, e).contains(&r.reporter);
+        if !(assigned(epoch) || (epoch > 0 && assigned(epoch - 1))) {
+            return Err(EventError::NotAssignedTester);
+        }
+        let last = self
+            .nodes
+            .get(&r.pubkey)
+            .and_then(|n| n.report_times.get(&r.reporter))
+            .map_or(0, |times| times[kind_index(r.kind)]);
+        if r.t <= last {
+            return Err(EventError::Replayed);
+        }
         Ok(())
     }
 
     fn accept_report(&mut self, report: &SignedReport, received_at: u64) -> Result<(), EventError> {
         self.check_report(report, received_at)?;
         let r = &report.report;
+        let registered = &self.nodes;
+        let stale: Vec<Ed25519Pub> = registered
+            .get(&r.pubkey)
+            .map(|n| {
+                n.report_times
+                    .keys()
+                    .filter(|k| !registered.contains_key(k))
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
         let Some(node) = self.nodes.get_mut(&r.pubkey) else {
             return Err(EventError::UnknownNode);
         };
+        for gone in stale {
+            node.report_times.remove(&gone);
+        }
+        node.report_times.entry(r.reporter).or_default()[kind_index(r.kind)] = r.t;
         match r.kind {
             TestKind::Storage => node.storage.record(r.passed, received_at),
             TestKind::Lokinet => node.lokinet.record(r.passed, received_at),
         }
         Ok(())
+    }
+
+    /// Blocks per tester-assignment epoch: one (scaled) hour, as the chain's day / 24.
+    pub fn assignment_epoch_blocks(&self) -> u64 {
+        u64::try_from(self.rules.blocks_per_day / 24)
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// The current tester-assignment epoch: the top block's height / epoch length. (While a
+    /// block is applied its own hash is not known yet, so the top is the previous block, as it
+    /// was when its events were submitted.)
+    pub fn assignment_epoch(&self) -> u64 {
+        self.height() / self.assignment_epoch_blocks()
+    }
+
+    /// The testers assigned to `target` in `epoch` (rule of this devnet; oxend samples a
+    /// random obligations quorum per block instead, §4.6): of the active nodes other than the
+    /// target, the [`TESTERS_PER_NODE`] with the smallest
+    /// BLAKE2b-256(tag ‖ seed ‖ target ‖ tester), where seed is the hash of the epoch's first
+    /// block. The seed is unknown before that block exists, so no one can grind keys to be
+    /// assigned to a chosen node in advance; the assignment is stable for a whole epoch, so
+    /// testers can retest a failing node.
+    pub fn assigned_testers(&self, target: &Ed25519Pub, epoch: u64) -> Vec<Ed25519Pub> {
+        let Some(seed) = self.block_hash(epoch.saturating_mul(self.assignment_epoch_blocks()))
+        else {
+            return Vec::new();
+        };
+        let mut scored: Vec<([u8; 32], Ed25519Pub)> = self
+            .nodes
+            .values()
+            .filter(|n| n.active() && &n.pubkey != target)
+            .map(|n| {
+                let mut h = Blake2b::<U32>::new();
+                h.update(ASSIGNMENT_TAG);
+                h.update(seed);
+                h.update(target.as_bytes());
+                h.update(n.pubkey.as_bytes());
+                (h.finalize().into(), n.pubkey)
+            })
+            .collect();
+        scored.sort_unstable();
+        scored.truncate(TESTERS_PER_NODE);
+        scored.into_iter().map(|(_, key)| key).collect()
+    }
+
+    /// The funded nodes `tester` is assigned to test in the current epoch.
+    pub fn test_targets(&self, tester: &Ed25519Pub) -> Vec<Ed25519Pub> {
+        let epoch = self.assignment_epoch();
+        self.nodes
+            .values()
+            .filter(|n| n.funded() && &n.pubkey != tester)
+            .filter(|n| self.assigned_testers(&n.pubkey, epoch).contains(tester))
+            .map(|n| n.pubkey)
+            .collect()
     }
 
     /// Applies the §4.8 decision table to every funded node at height `h`, time `now`.
@@ -1134,6 +1231,13 @@ impl ChainState {
             LedgerKind::Slashed { unlock_height } => h < unlock_height,
             _ => false,
         })
+    }
+}
+
+fn kind_index(kind: TestKind) -> usize {
+    match kind {
+        TestKind::Storage => 0,
+        TestKind::Lokinet => 1,
     }
 }
 

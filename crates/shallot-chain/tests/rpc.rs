@@ -10,8 +10,12 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
-use shallot_chain::rpc::handle;
-use shallot_chain::{Chain, ChainConfig, Heartbeat, PeerReport, TestKind, OXEN};
+use shallot_chain::auth::{wallet_address, StakeAction};
+use shallot_chain::proof::Ping;
+use shallot_chain::rpc::{handle, handle_as, BUSY, REPLAYED, UNAUTHORIZED};
+use shallot_chain::{
+    Address, Caller, Chain, ChainConfig, Heartbeat, PeerReport, Reservation, TestKind, OXEN,
+};
 use shallot_proto::Ed25519Pub;
 
 const T0: u64 = 1_700_000_000;
@@ -45,6 +49,17 @@ fn call(chain: &Chain, method: &str, params: Value) -> Value {
         chain,
         &json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}),
     )
+}
+
+/// A call on the admin listener (token already checked by the HTTP layer).
+fn admin_ok(chain: &Chain, method: &str, params: Value) -> Value {
+    let reply = handle_as(
+        chain,
+        &json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}),
+        Caller::Admin,
+    );
+    assert!(reply.get("error").is_none(), "{method}: {reply}");
+    reply["result"].clone()
 }
 
 fn ok(chain: &Chain, method: &str, params: Value) -> Value {
@@ -85,7 +100,7 @@ fn advance(chain: &Chain, clock: &AtomicU64) {
 /// two contributors (one reserved spot still open).
 fn golden_chain() -> Chain {
     let (chain, clock) = chain_at(config());
-    ok(
+    admin_ok(
         &chain,
         "devnet_register_service_node",
         json!({
@@ -93,7 +108,7 @@ fn golden_chain() -> Chain {
             "reservations": [{"address": "T6op1", "amount": 100 * OXEN}]
         }),
     );
-    ok(
+    admin_ok(
         &chain,
         "devnet_register_service_node",
         json!({
@@ -103,7 +118,7 @@ fn golden_chain() -> Chain {
         }),
     );
     advance(&chain, &clock);
-    ok(
+    admin_ok(
         &chain,
         "devnet_contribute",
         json!({"pubkey": pk(2), "address": "T6free", "amount": 10 * OXEN}),
@@ -282,21 +297,37 @@ fn bad_requests_are_errors_and_change_nothing() {
         bad("report_peer_status", json!({"type": "storage"})),
         -32602
     );
-    // Contribution rule violations.
+    // Contribution rule violations (on the admin listener, where labels are allowed).
+    let admin_bad = |method: &str, params: Value| {
+        handle_as(
+            &chain,
+            &json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}),
+            Caller::Admin,
+        )["error"]["code"]
+            .clone()
+    };
     assert_eq!(
-        bad(
+        admin_bad(
             "devnet_contribute",
             json!({"pubkey": pk(1), "address": "x", "amount": OXEN})
         ),
         -1
     );
     assert_eq!(
-        bad(
+        admin_bad(
             "devnet_register_service_node",
             json!({"pubkey": pk(4),
         "reservations": [{"address": "a", "amount": OXEN}]})
         ),
         -1
+    );
+    // The same calls unsigned on the public listener are refused before any rule check.
+    assert_eq!(
+        bad(
+            "devnet_contribute",
+            json!({"pubkey": pk(1), "address": "x", "amount": OXEN})
+        ),
+        UNAUTHORIZED
     );
 
     // The one accepted proof aside, nothing changed.
@@ -362,9 +393,22 @@ async fn serves_over_a_socket_and_produces_blocks() {
             resp.json::<Value>().await.unwrap()
         }
     };
+    let wallet = key(40);
+    let operator = wallet_address(&wallet);
+    let reservations = vec![Reservation {
+        address: operator.clone(),
+        amount: 100 * OXEN,
+    }];
+    let auth = StakeAction::Register {
+        pubkey: &pk(1),
+        operator_fee_bp: 0,
+        reservations: &reservations,
+        operator_amount: 100 * OXEN,
+    }
+    .sign(&wallet, shallot_chain::chain::system_clock());
     let reply = post(
         json!({"jsonrpc": "2.0", "id": "a", "method": "devnet_register_service_node",
-        "params": {"pubkey": pk(1), "reservations": [{"address": "op", "amount": 100 * OXEN}]}}),
+        "params": {"pubkey": pk(1), "reservations": reservations, "auth": auth}}),
     )
     .await;
     assert_eq!(reply["id"], "a");
@@ -395,4 +439,315 @@ async fn serves_over_a_socket_and_produces_blocks() {
     assert!(chain.with_state(|s| s
         .node(&pk(1))
         .is_some_and(shallot_chain::state::ServiceNode::active)));
+}
+
+/// Registers `n` nodes (keys 1..=n) with full stakes from labels, via the admin listener,
+/// and produces a block so they are active.
+fn chain_with_active_nodes(n: u8) -> (Chain, Arc<AtomicU64>) {
+    let (chain, clock) = chain_at(config());
+    for i in 1..=n {
+        admin_ok(
+            &chain,
+            "devnet_register_service_node",
+            json!({"pubkey": pk(i), "reservations": [{"address": format!("op{i}"), "amount": 100 * OXEN}]}),
+        );
+    }
+    advance(&chain, &clock);
+    (chain, clock)
+}
+
+fn ledger_len(chain: &Chain) -> usize {
+    ok(chain, "devnet_ledger", json!({}))["ledger"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn stake_changes_need_the_wallet_signature_and_cannot_be_replayed() {
+    let (chain, clock) = chain_at(config());
+    let now = || clock.load(Ordering::SeqCst);
+    let wallet = key(50);
+    let me = wallet_address(&wallet);
+    let reservations = vec![Reservation {
+        address: me.clone(),
+        amount: 100 * OXEN,
+    }];
+    let register = StakeAction::Register {
+        pubkey: &pk(1),
+        operator_fee_bp: 0,
+        reservations: &reservations,
+        operator_amount: 100 * OXEN,
+    };
+    let params = |auth: Option<shallot_chain::auth::Auth>| {
+        let mut p = json!({"pubkey": pk(1), "reservations": reservations});
+        if let Some(auth) = auth {
+            p["auth"] = serde_json::to_value(auth).unwrap();
+        }
+        p
+    };
+    let refused = |method: &str, params: Value| {
+        let reply = call(&chain, method, params);
+        (
+            reply["error"]["code"].as_i64().unwrap(),
+            reply["error"]["message"].as_str().unwrap().to_owned(),
+        )
+    };
+    // Unsigned, signed by another wallet, signed for other params: refused.
+    let (code, message) = refused("devnet_register_service_node", params(None));
+    assert_eq!(code, UNAUTHORIZED);
+    assert!(message.contains("needs params.auth"), "{message}");
+    let forged = register.sign(&key(51), now());
+    assert_eq!(
+        refused("devnet_register_service_node", params(Some(forged))).0,
+        UNAUTHORIZED
+    );
+    let mut cheap = params(Some(register.sign(&wallet, now())));
+    cheap["operator_fee_bp"] = json!(9000);
+    assert_eq!(
+        refused("devnet_register_service_node", cheap).0,
+        UNAUTHORIZED
+    );
+    // Too old.
+    let old = register.sign(&wallet, now() - 301);
+    assert_eq!(
+        refused("devnet_register_service_node", params(Some(old))).0,
+        UNAUTHORIZED
+    );
+    advance(&chain, &clock);
+    assert_eq!(ledger_len(&chain), 0);
+
+    // Signed by the operator's wallet: accepted once; the same signed call again is a replay.
+    let signed = params(Some(register.sign(&wallet, now())));
+    ok(&chain, "devnet_register_service_node", signed.clone());
+    let (code, message) = refused("devnet_register_service_node", signed);
+    assert_eq!(code, REPLAYED);
+    assert!(message.starts_with("Replayed"), "{message}");
+    advance(&chain, &clock);
+    assert_eq!(ledger_len(&chain), 1);
+
+    // Unlock: a stranger who knows the public operator address cannot; the wallet can, once.
+    let unlock = StakeAction::Unlock {
+        pubkey: &pk(1),
+        address: &me,
+    };
+    let body = |auth: Option<shallot_chain::auth::Auth>| {
+        let mut p = json!({"pubkey": pk(1), "address": me});
+        if let Some(auth) = auth {
+            p["auth"] = serde_json::to_value(auth).unwrap();
+        }
+        p
+    };
+    assert_eq!(refused("devnet_request_unlock", body(None)).0, UNAUTHORIZED);
+    assert_eq!(
+        refused(
+            "devnet_request_unlock",
+            body(Some(unlock.sign(&key(52), now())))
+        )
+        .0,
+        UNAUTHORIZED
+    );
+    // A label address (admin-only) cannot be acted for on the public listener at all.
+    let label = Address("op-label".into());
+    let labelled = StakeAction::Contribute {
+        pubkey: &pk(1),
+        address: &label,
+        amount: OXEN,
+    };
+    let (code, message) = refused(
+        "devnet_contribute",
+        json!({"pubkey": pk(1), "address": "op-label", "amount": OXEN,
+            "auth": labelled.sign(&wallet, now())}),
+    );
+    assert_eq!(code, UNAUTHORIZED);
+    assert!(message.contains("not a devnet wallet address"), "{message}");
+    advance(&chain, &clock);
+    let status = ok(&chain, "get_service_node_status", json!({"pubkey": pk(1)}));
+    assert_eq!(status["service_node_state"]["requested_unlock_height"], 0);
+
+    let signed = body(Some(unlock.sign(&wallet, now())));
+    ok(&chain, "devnet_request_unlock", signed.clone());
+    advance(&chain, &clock);
+    let status = ok(&chain, "get_service_node_status", json!({"pubkey": pk(1)}));
+    assert_ne!(status["service_node_state"]["requested_unlock_height"], 0);
+    assert_eq!(refused("devnet_request_unlock", signed).0, REPLAYED);
+    assert_ne!(BUSY, REPLAYED);
+}
+
+fn report_from(reporter: u8, target: u8, passed: bool, t: u64) -> Value {
+    let r = PeerReport {
+        kind: TestKind::Storage,
+        pubkey: pk(target),
+        passed,
+        reporter: pk(reporter),
+        t,
+    };
+    serde_json::to_value(r.sign(&key(reporter))).unwrap()
+}
+
+#[test]
+fn only_assigned_testers_count_and_reports_are_not_counted_twice() {
+    // 14 active nodes: each node has 10 assigned testers, so 3 others are not assigned.
+    let (chain, clock) = chain_with_active_nodes(14);
+    let now = clock.load(Ordering::SeqCst);
+    let target = pk(1);
+    let assigned = chain.with_state(|s| s.assigned_testers(&target, s.assignment_epoch()));
+    assert_eq!(assigned.len(), 10);
+    let outsider = (2..=14).find(|&i| !assigned.contains(&pk(i))).unwrap();
+    let insider = (2..=14).find(|&i| assigned.contains(&pk(i))).unwrap();
+
+    let reply = call(
+        &chain,
+        "report_peer_status",
+        report_from(outsider, 1, false, now),
+    );
+    assert_eq!(reply["error"]["code"], -1);
+    assert!(reply["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not an assigned tester"));
+    // The assignment rule is public: the tester can ask for its targets.
+    let targets = ok(
+        &chain,
+        "devnet_test_targets",
+        json!({"pubkey": pk(insider)}),
+    );
+    assert!(targets["targets"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(target)));
+
+    let good = report_from(insider, 1, false, now);
+    ok(&chain, "report_peer_status", good.clone());
+    // The same report again (before or after it is mined) is not counted twice.
+    let reply = call(&chain, "report_peer_status", good.clone());
+    assert!(reply["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("replay"));
+    advance(&chain, &clock);
+    let reply = call(&chain, "report_peer_status", good);
+    assert!(reply["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("replay"));
+    let node = chain.with_state(|s| s.node(&target).unwrap().clone());
+    assert_eq!(node.storage.first_unreachable, now);
+    // Stale (outside the 5-min window) is refused.
+    let reply = call(
+        &chain,
+        "report_peer_status",
+        report_from(insider, 1, false, now - 400),
+    );
+    assert!(reply["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("tolerance"));
+}
+
+#[test]
+fn pings_must_be_signed_fresh_and_new() {
+    let (chain, clock) = chain_with_active_nodes(1);
+    let now = clock.load(Ordering::SeqCst);
+    let ping = |t: u64, signer: u8| {
+        let p = Ping {
+            version: [2, 8, 0],
+            pubkey_ed25519: pk(1),
+            error: String::new(),
+            https_port: 443,
+            omq_port: 0,
+            t,
+        };
+        serde_json::to_value(p.sign("storage_server_ping", &key(signer))).unwrap()
+    };
+    assert_eq!(
+        err_code(
+            &chain,
+            "storage_server_ping",
+            json!({"version": [2, 8, 0], "pubkey_ed25519": pk(1), "https_port": 443})
+        ),
+        UNAUTHORIZED
+    );
+    assert_eq!(
+        err_code(&chain, "storage_server_ping", ping(now, 2)),
+        UNAUTHORIZED
+    );
+    assert_eq!(
+        err_code(&chain, "storage_server_ping", ping(now - 400, 1)),
+        UNAUTHORIZED
+    );
+    // A signed storage ping is not a lokinet ping.
+    assert_eq!(err_code(&chain, "lokinet_ping", ping(now, 1)), UNAUTHORIZED);
+    ok(&chain, "storage_server_ping", ping(now, 1));
+    assert_eq!(
+        err_code(&chain, "storage_server_ping", ping(now, 1)),
+        REPLAYED
+    );
+    ok(&chain, "storage_server_ping", ping(now + 1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_needs_its_token_and_the_public_one_never_takes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ChainConfig {
+        block_time: Duration::from_millis(50),
+        data_dir: Some(dir.path().to_owned()),
+        ..ChainConfig::default()
+    };
+    let token = shallot_chain::auth::load_or_create_admin_token(dir.path()).unwrap();
+    let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public_url = format!("http://{}/json_rpc", public.local_addr().unwrap());
+    let admin_url = format!("http://{}/json_rpc", admin.local_addr().unwrap());
+    let chain = Arc::new(Chain::open(config).unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(shallot_chain::serve_chain_with_admin(
+        chain.clone(),
+        public,
+        Some(shallot_chain::AdminListener {
+            listener: admin,
+            token: token.clone(),
+        }),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let client = reqwest::Client::new();
+    let register = json!({"jsonrpc": "2.0", "id": 1, "method": "devnet_register_service_node",
+        "params": {"pubkey": pk(1), "reservations": [{"address": "op", "amount": 100 * OXEN}]}});
+    for (url, bearer, status) in [
+        (&admin_url, None, 401),
+        (&admin_url, Some("0".repeat(64)), 401),
+        (&public_url, Some(token.clone()), 200),
+    ] {
+        let mut request = client.post(url).json(&register);
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status);
+        let reply: Value = response.json().await.unwrap();
+        assert_eq!(reply["error"]["code"], UNAUTHORIZED, "{reply}");
+    }
+    assert!(chain.with_state(|s| s.nodes().is_empty()));
+    let reply: Value = client
+        .post(&admin_url)
+        .bearer_auth(&token)
+        .json(&register)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["result"]["status"], "OK", "{reply}");
+    for _ in 0..100 {
+        if chain.with_state(|s| s.node(&pk(1)).is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(chain.with_state(|s| s.node(&pk(1)).is_some()));
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
 }

@@ -38,29 +38,42 @@ fn verify(key: &Ed25519Pub, message: &[u8], sig: &Sig) -> bool {
     key.verify(message, &ed25519_dalek::Signature::from_bytes(&sig.0))
 }
 
-/// Minimal bencode writer for the canonical encodings (keys must be passed sorted).
-#[derive(Default)]
-struct Bencode(Vec<u8>);
+/// Minimal bencode writer for the canonical signed encodings (the caller passes dict keys
+/// sorted, as bencode requires). Hand-rolled: five lines per type, no parser needed.
+#[derive(Default, Debug)]
+pub struct Bencode(pub Vec<u8>);
 
 impl Bencode {
-    fn bytes(&mut self, b: &[u8]) -> &mut Self {
+    /// Appends a byte string.
+    pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
         self.0.extend_from_slice(b.len().to_string().as_bytes());
         self.0.push(b':');
         self.0.extend_from_slice(b);
         self
     }
-    fn int(&mut self, v: u64) -> &mut Self {
+    /// Appends an integer.
+    pub fn int(&mut self, v: u64) -> &mut Self {
         self.0.push(b'i');
         self.0.extend_from_slice(v.to_string().as_bytes());
         self.0.push(b'e');
         self
     }
-    fn version(&mut self, v: [u16; 3]) -> &mut Self {
+    /// Appends a version triple as a list of integers.
+    pub fn version(&mut self, v: [u16; 3]) -> &mut Self {
         self.0.push(b'l');
         for part in v {
             self.int(u64::from(part));
         }
         self.0.push(b'e');
+        self
+    }
+}
+
+/// Opens a dict (`d`), a list (`l`) or closes one (`e`).
+impl Bencode {
+    /// Appends a raw marker byte (`b'd'`, `b'l'` or `b'e'`).
+    pub fn mark(&mut self, marker: u8) -> &mut Self {
+        self.0.push(marker);
         self
     }
 }
@@ -220,6 +233,77 @@ impl SignedReport {
     }
 }
 
+/// A `storage_server_ping` / `lokinet_ping` with the devnet's authentication: the node's
+/// key, a timestamp and its signature. (An oxend takes pings only from its own local storage
+/// server; a devnet directory is remote, so it checks who is pinging.)
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {
+    /// Storage-server (or lokinet) version.
+    #[serde(default)]
+    pub version: [u16; 3],
+    /// The pinging node's Ed25519 key, hex.
+    pub pubkey_ed25519: Ed25519Pub,
+    /// Empty, or what is wrong (then the directory zeroes the node's last ping time).
+    #[serde(default)]
+    pub error: String,
+    /// HTTPS port.
+    #[serde(default)]
+    pub https_port: u16,
+    /// OMQ/QUIC port.
+    #[serde(default)]
+    pub omq_port: u16,
+    /// Unix time of the ping (seconds).
+    pub t: u64,
+}
+
+impl Ping {
+    /// Canonical signed bytes: bencoded `{e, hp, m, op, pk, t, v}` where `m` is the method
+    /// (`storage_server_ping` or `lokinet_ping`), so one cannot stand for the other.
+    pub fn signing_bytes(&self, method: &str) -> Vec<u8> {
+        let mut b = Bencode::default();
+        b.mark(b'd');
+        b.bytes(b"e").bytes(self.error.as_bytes());
+        b.bytes(b"hp").int(u64::from(self.https_port));
+        b.bytes(b"m").bytes(method.as_bytes());
+        b.bytes(b"op").int(u64::from(self.omq_port));
+        b.bytes(b"pk").bytes(self.pubkey_ed25519.as_bytes());
+        b.bytes(b"t").int(self.t);
+        b.bytes(b"v").version(self.version);
+        b.mark(b'e');
+        b.0
+    }
+
+    /// Signs the ping for `method` with the node's key.
+    pub fn sign(self, method: &str, key: &SigningKey) -> SignedPing {
+        let signature = Sig(key.sign(&self.signing_bytes(method)).to_bytes());
+        SignedPing {
+            ping: self,
+            signature,
+        }
+    }
+}
+
+/// A ping with its signature; JSON = the oxend ping params plus `t` and `signature`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedPing {
+    /// The ping.
+    #[serde(flatten)]
+    pub ping: Ping,
+    /// Ed25519 signature by `pubkey_ed25519` over [`Ping::signing_bytes`].
+    pub signature: Sig,
+}
+
+impl SignedPing {
+    /// Whether the signature is valid for `method` and the ping's own key.
+    pub fn verify(&self, method: &str) -> bool {
+        verify(
+            &self.ping.pubkey_ed25519,
+            &self.ping.signing_bytes(method),
+            &self.signature,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +361,30 @@ mod tests {
         let mut flipped = report.clone();
         flipped.report.passed = true;
         assert!(!flipped.verify());
+    }
+
+    #[test]
+    fn pings_are_bound_to_their_method_and_fields() {
+        let k = key(3);
+        let ping = Ping {
+            version: [2, 8, 0],
+            pubkey_ed25519: Ed25519Pub::from_bytes(k.verifying_key().to_bytes()),
+            error: String::new(),
+            https_port: 443,
+            omq_port: 0,
+            t: 77,
+        }
+        .sign("storage_server_ping", &k);
+        assert!(ping.verify("storage_server_ping"));
+        assert!(!ping.verify("lokinet_ping"));
+        let json = serde_json::to_value(&ping).unwrap();
+        assert_eq!(json["https_port"], 443);
+        let back: SignedPing = serde_json::from_value(json).unwrap();
+        assert_eq!(back, ping);
+        let mut moved = ping.clone();
+        moved.ping.https_port = 444;
+        assert!(!moved.verify("storage_server_ping"));
+        let forged = ping.ping.clone().sign("storage_server_ping", &key(4));
+        assert!(!forged.verify("storage_server_ping"));
     }
 }

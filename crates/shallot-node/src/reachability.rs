@@ -1,8 +1,12 @@
 //! Reachability testing of other nodes (storage RPC spec §10): every ~10 s a random node is
 //! pinged over HTTPS; failing nodes are retested with backoff; every result goes to the
 //! directory with `report_peer_status`, which feeds its decommission decisions.
+//!
+//! A devnet directory counts a report only from the target's assigned testers (directory
+//! spec §4.6 as this devnet implements it); when it says which nodes this one is assigned
+//! ([`Assignment`]), only those are tested. Without it (an oxend), every node is a candidate.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +62,9 @@ pub trait Reporter: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = ()> + Send;
 }
 
+/// The nodes this node is assigned to test, if the directory says (`None`: test anyone).
+pub type Assignment = watch::Receiver<Option<HashSet<Ed25519Pub>>>;
+
 struct Failing {
     failures: u32,
     retest_at: Instant,
@@ -68,6 +75,7 @@ pub async fn run<R: Reporter>(
     node: Arc<Node>,
     http: reqwest::Client,
     reporter: R,
+    assignment: Assignment,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut failing: HashMap<Ed25519Pub, Failing> = HashMap::new();
@@ -85,6 +93,10 @@ pub async fn run<R: Reporter>(
             continue;
         }
         let now = Instant::now();
+        let assigned = assignment.borrow().clone();
+        let wanted = |key: &Ed25519Pub| assigned.as_ref().is_none_or(|set| set.contains(key));
+        // A node no longer assigned to us is not retested: our reports on it would not count.
+        failing.retain(|key, _| wanted(key));
         let mut due: Vec<NodeRecord> = failing
             .iter()
             .filter(|(_, f)| f.retest_at <= now)
@@ -101,6 +113,7 @@ pub async fn run<R: Reporter>(
                         n.ed25519 != me
                             && !n.ip.is_unspecified()
                             && !failing.contains_key(&n.ed25519)
+                            && wanted(&n.ed25519)
                     })
                     .cloned()
                     .collect();

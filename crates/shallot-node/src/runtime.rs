@@ -143,10 +143,12 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
         if let DirectorySource::Oxend { url } = &source {
             let oxend = OxendClient::new(url.clone());
             let public = std::net::SocketAddrV4::new(config.advertised_ip(), https_addr.port());
+            let (assignment_tx, assignment) = watch::channel(None);
             tasks.spawn(ping_directory(
                 node.clone(),
                 oxend.clone(),
                 public,
+                assignment_tx,
                 shutdown_rx.clone(),
             ));
             let reporter = SignedReporter {
@@ -158,6 +160,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
                 node.clone(),
                 ping_client(bind_ip)?,
                 reporter,
+                assignment,
                 shutdown_rx.clone(),
             ));
         }
@@ -294,16 +297,17 @@ async fn ping_directory(
     node: Arc<Node>,
     oxend: OxendClient,
     public: std::net::SocketAddrV4,
+    assignment: watch::Sender<Option<TestTargets>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let key = node.identity.ed25519_public().to_hex();
     let mut failing = false;
     let mut proofs = true;
+    let mut targets = true;
     let mut last_ping: Option<Instant> = None;
     loop {
         if last_ping.is_none_or(|t| t.elapsed() >= crate::oxend::PING_INTERVAL) {
             last_ping = Some(Instant::now());
-            match oxend.storage_server_ping(&key, public.port()).await {
+            match signed_ping(&oxend, &node, public.port()).await {
                 Ok(()) if failing => {
                     tracing::info!("directory accepts our pings again");
                     failing = false;
@@ -326,11 +330,70 @@ async fn ping_directory(
                 Err(error) => tracing::debug!(%error, "uptime proof not accepted"),
             }
         }
+        if targets {
+            targets = refresh_test_targets(&oxend, &node, &assignment).await;
+        }
         tokio::select! {
             () = tokio::time::sleep(crate::oxend::HEARTBEAT_INTERVAL) => {}
             () = server::stopped(&mut stop) => return,
         }
     }
+}
+
+/// The nodes this node is assigned to test (reachability), as a devnet directory says.
+type TestTargets = std::collections::HashSet<shallot_proto::Ed25519Pub>;
+
+/// Asks a devnet directory which nodes this one is assigned to test (`devnet_test_targets`)
+/// and publishes the answer to the reachability tester; `false` once the directory says it has
+/// no such method (an oxend: every node stays a candidate).
+async fn refresh_test_targets(
+    oxend: &OxendClient,
+    node: &Node,
+    assignment: &watch::Sender<Option<TestTargets>>,
+) -> bool {
+    let params = serde_json::json!({"pubkey": node.identity.ed25519_public()});
+    match oxend.call("devnet_test_targets", params).await {
+        Ok(result) => {
+            let parsed = result
+                .get("targets")
+                .cloned()
+                .map(serde_json::from_value::<TestTargets>);
+            if let Some(Ok(set)) = parsed {
+                assignment.send_replace(Some(set));
+            }
+            true
+        }
+        Err(crate::oxend::CallError::Rpc { code, .. }) if code == -32601 || code == 403 => {
+            assignment.send_replace(None);
+            false
+        }
+        Err(error) => {
+            tracing::debug!(%error, "devnet_test_targets failed");
+            true
+        }
+    }
+}
+
+/// `storage_server_ping`, signed by the node's key with a timestamp: a devnet directory is
+/// remote and takes only signed, fresh, never-seen pings (an oxend ignores the extra fields).
+async fn signed_ping(
+    oxend: &OxendClient,
+    node: &Node,
+    https_port: u16,
+) -> Result<(), crate::oxend::CallError> {
+    const METHOD: &str = "storage_server_ping";
+    let ping = shallot_directory::proof::Ping {
+        version: crate::state::STORAGE_SERVER_VERSION,
+        pubkey_ed25519: node.identity.ed25519_public(),
+        error: String::new(),
+        https_port,
+        omq_port: 0,
+        t: node.clock.now_ms() / 1000,
+    }
+    .sign(METHOD, node.identity.signing_key());
+    let params = serde_json::to_value(&ping)
+        .map_err(|e| crate::oxend::CallError::Transport(e.to_string()))?;
+    oxend.call(METHOD, params).await.map(|_| ())
 }
 
 async fn maintenance(node: Arc<Node>, mut stop: watch::Receiver<bool>) {

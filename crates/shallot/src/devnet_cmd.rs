@@ -158,6 +158,10 @@ struct NodeEntry {
 #[derive(Serialize, Deserialize, Debug)]
 struct DevnetState {
     directory_addr: SocketAddr,
+    /// The directory's admin listener (token in `directory/admin.token`), which registers
+    /// nodes for the launcher; older devnet.json files have none.
+    #[serde(default)]
+    admin_addr: Option<SocketAddr>,
     directory_pid: Option<u32>,
     subnet: u8,
     nodes: Vec<NodeEntry>,
@@ -233,18 +237,38 @@ fn spawn_detached(args: &[String], log: &Path) -> Result<u32> {
 }
 
 fn rpc(directory: SocketAddr, method: &str, params: &Value) -> Result<Value> {
+    rpc_with(directory, None, method, params)
+}
+
+/// A call to the devnet directory's admin listener with the token from its data dir.
+fn admin_rpc(dir: &Path, state: &DevnetState, method: &str, params: &Value) -> Result<Value> {
+    let addr = state
+        .admin_addr
+        .context("this devnet's directory has no admin listener; restart it with `devnet up`")?;
+    let path = shallot_chain::auth::admin_token_path(&dir.join("directory"));
+    let token = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the admin token {}", path.display()))?;
+    rpc_with(addr, Some(token.trim()), method, params)
+}
+
+fn rpc_with(
+    directory: SocketAddr,
+    token: Option<&str>,
+    method: &str,
+    params: &Value,
+) -> Result<Value> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let response: Value = reqwest::Client::new()
+        let mut request = reqwest::Client::new()
             .post(format!("http://{directory}/json_rpc"))
             .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await?
-            .json()
-            .await?;
+            .timeout(Duration::from_secs(10));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response: Value = request.send().await?.json().await?;
         if let Some(error) = response.get("error") {
             bail!("directory refused {method}: {error}");
         }
@@ -305,8 +329,9 @@ fn create_and_register(dir: &Path, state: &DevnetState, index: usize) -> Result<
         .as_array()
         .is_some_and(|nodes| !nodes.is_empty());
     if !registered {
-        rpc(
-            state.directory_addr,
+        admin_rpc(
+            dir,
+            state,
             "devnet_register_service_node",
             &json!({"pubkey": ed25519, "reservations": [{"address": format!("operator{index}"), "amount": stake}]}),
         )?;
@@ -370,6 +395,12 @@ fn print_table(dir: &Path, state: &DevnetState) -> Result<()> {
                 listing["height"],
                 dir.display()
             );
+            if let Some(admin) = state.admin_addr {
+                println!(
+                    "admin      http://{admin}/json_rpc  token {}",
+                    shallot_chain::auth::admin_token_path(&dir.join("directory")).display()
+                );
+            }
             listing["service_node_states"].as_array().unwrap_or(&empty)
         }
         Err(_) => {
@@ -516,12 +547,15 @@ fn start_all(args: &DevnetConfig, dir: &Path) -> Result<()> {
         .context("could not write devnet.toml")?;
     let started = Instant::now();
     let directory_addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    eprintln!("starting the directory on {directory_addr} …");
+    let admin_addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    eprintln!("starting the directory on {directory_addr} (admin {admin_addr}) …");
     let mut directory_args: Vec<String> = vec![
         "directory".into(),
         "serve".into(),
         "--bind".into(),
         directory_addr.to_string(),
+        "--admin-bind".into(),
+        admin_addr.to_string(),
         "--chain-dir".into(),
         dir.join("directory").display().to_string(),
         "--block-time-ms".into(),
@@ -535,6 +569,7 @@ fn start_all(args: &DevnetConfig, dir: &Path) -> Result<()> {
     let directory_pid = spawn_detached(&directory_args, &dir.join("directory.log"))?;
     let mut state = DevnetState {
         directory_addr,
+        admin_addr: Some(admin_addr),
         directory_pid: Some(directory_pid),
         subnet: args.subnet,
         nodes: Vec::new(),

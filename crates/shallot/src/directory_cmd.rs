@@ -8,18 +8,23 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
-use shallot_chain::ChainConfig;
+use shallot_chain::auth::{self, StakeAction};
+use shallot_chain::{Address, ChainConfig, Reservation};
+use shallot_proto::Ed25519Pub;
 
 /// `shallot directory` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum DirectoryCommand {
     /// Run the directory: a simulated chain serving oxend's JSON-RPC at POST /json_rpc
     Serve(DirectoryArgs),
-    /// Register a service node with its operator's stake (devnet admin)
+    /// Create (if missing) a devnet wallet key file and print its address (dw…)
+    Wallet(WalletArgs),
+    /// Register a service node with its operator's stake (signed by --wallet, or --admin-token)
     Register(RegisterArgs),
-    /// Add a contribution to a node's stake (devnet admin)
+    /// Add a contribution to a node's stake (signed by --wallet, or --admin-token)
     Contribute(ContributeArgs),
     /// Ask for a contributor's stake to unlock: the node leaves after the unlock period
+    /// (signed by --wallet, or --admin-token)
     Unlock(UnlockArgs),
     /// Show the stake ledger: contributions, locks from deregistration ("slashing"), unlocks
     Ledger(UrlArgs),
@@ -39,20 +44,46 @@ pub struct UrlArgs {
     pub url: String,
 }
 
+/// Flags of `shallot directory wallet`.
+#[derive(Args, Debug)]
+pub struct WalletArgs {
+    /// The wallet key file (created with mode 0600 if missing)
+    #[arg(long, value_name = "FILE")]
+    pub wallet: PathBuf,
+}
+
+/// How a stake-changing call proves it may act: a wallet signature or the admin token.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct Signer {
+    /// Devnet wallet key file (see `shallot directory wallet`): the call is signed by it and
+    /// acts for its address (dw…). Works on the public JSON-RPC listener.
+    #[arg(long, value_name = "FILE")]
+    pub wallet: Option<PathBuf>,
+    /// The directory's admin token file (<chain-dir>/admin.token): the call goes unsigned to
+    /// the admin listener (--url must point at `serve --admin-bind`) and may use any address
+    /// label.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token: Option<PathBuf>,
+}
+
 /// Flags of `shallot directory register`.
 #[derive(Args, Debug)]
 pub struct RegisterArgs {
     /// The node's Ed25519 key (64 hex)
     pub pubkey: String,
-    /// Operator's wallet address (any label on a devnet)
+    /// Operator's address [default with --wallet: the wallet's address; required with
+    /// --admin-token, where any label is allowed]
     #[arg(long)]
-    pub operator: String,
+    pub operator: Option<String>,
     /// Operator's stake in atomic units [default: the whole staking requirement]
     #[arg(long)]
     pub amount: Option<u64>,
     /// Operator fee in basis points
     #[arg(long, default_value_t = 0)]
-    pub fee_bp: u64,
+    pub fee_bp: u16,
+    #[command(flatten)]
+    pub signer: Signer,
     #[command(flatten)]
     pub url: UrlArgs,
 }
@@ -62,12 +93,14 @@ pub struct RegisterArgs {
 pub struct ContributeArgs {
     /// The node's Ed25519 key (64 hex)
     pub pubkey: String,
-    /// Contributor's address
+    /// Contributor's address [default with --wallet: the wallet's address]
     #[arg(long)]
-    pub address: String,
+    pub address: Option<String>,
     /// Amount in atomic units
     #[arg(long)]
     pub amount: u64,
+    #[command(flatten)]
+    pub signer: Signer,
     #[command(flatten)]
     pub url: UrlArgs,
 }
@@ -77,9 +110,11 @@ pub struct ContributeArgs {
 pub struct UnlockArgs {
     /// The node's Ed25519 key (64 hex)
     pub pubkey: String,
-    /// Contributor's address asking to unlock
+    /// Contributor's address asking to unlock [default with --wallet: the wallet's address]
     #[arg(long)]
-    pub address: String,
+    pub address: Option<String>,
+    #[command(flatten)]
+    pub signer: Signer,
     #[command(flatten)]
     pub url: UrlArgs,
 }
@@ -94,13 +129,21 @@ pub struct HistoryArgs {
 }
 
 fn call(url: &str, method: &str, params: &Value) -> Result<Value> {
+    call_with(url, None, method, params)
+}
+
+fn call_with(url: &str, token: Option<&str>, method: &str, params: &Value) -> Result<Value> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let response: Value = reqwest::Client::new()
+        let mut request = reqwest::Client::new()
             .post(url)
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response: Value = request
             .send()
             .await
             .with_context(|| format!("cannot reach the directory at {url}"))?
@@ -117,32 +160,136 @@ fn call(url: &str, method: &str, params: &Value) -> Result<Value> {
     })
 }
 
+/// A loaded signer: the wallet key or the admin token.
+enum Credential {
+    Wallet(auth::SigningKey),
+    Admin(String),
+}
+
+impl Credential {
+    fn load(signer: &Signer) -> Result<Self> {
+        match (&signer.wallet, &signer.admin_token) {
+            (Some(path), _) => Ok(Self::Wallet(
+                auth::load_or_create_wallet(path)
+                    .with_context(|| format!("cannot use the wallet {}", path.display()))?,
+            )),
+            (None, Some(path)) => {
+                let token = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the admin token {}", path.display()))?;
+                Ok(Self::Admin(token.trim().to_owned()))
+            }
+            (None, None) => bail!("give --wallet FILE or --admin-token FILE"),
+        }
+    }
+
+    /// The admin token, if this is one.
+    fn token(&self) -> Option<&str> {
+        match self {
+            Self::Wallet(_) => None,
+            Self::Admin(token) => Some(token),
+        }
+    }
+
+    /// The acting address: the wallet's (an explicit one must match), or the given label.
+    fn address(&self, given: Option<&str>, flag: &str) -> Result<Address> {
+        match (self, given) {
+            (Self::Wallet(key), given) => {
+                let own = auth::wallet_address(key);
+                if given.is_some_and(|g| g != own.0) {
+                    bail!(
+                        "{flag} must be the wallet's own address {} (or omitted)",
+                        own.0
+                    );
+                }
+                Ok(own)
+            }
+            (Self::Admin(_), Some(label)) => Ok(Address(label.to_owned())),
+            (Self::Admin(_), None) => bail!("{flag} is required with --admin-token"),
+        }
+    }
+
+    /// Sends a stake call: signed (`params.auth`) with a wallet, with the bearer token as admin.
+    fn send(&self, url: &str, action: &StakeAction<'_>, mut params: Value) -> Result<Value> {
+        match self {
+            Self::Wallet(key) => {
+                let auth = action.sign(key, shallot_chain::chain::system_clock());
+                params["auth"] = serde_json::to_value(auth)?;
+                call(url, action.method(), &params)
+            }
+            Self::Admin(token) => call_with(url, Some(token), action.method(), &params),
+        }
+    }
+}
+
+fn node_key(text: &str) -> Result<Ed25519Pub> {
+    text.parse()
+        .map_err(|_| anyhow::anyhow!("{text} is not an Ed25519 key (64 hex)"))
+}
+
 /// Runs a `shallot directory` subcommand.
 pub fn run(command: DirectoryCommand) -> Result<()> {
     let print = |v: &Value| println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     match command {
         DirectoryCommand::Serve(args) => serve(args),
+        DirectoryCommand::Wallet(a) => {
+            let key = auth::load_or_create_wallet(&a.wallet)
+                .with_context(|| format!("cannot use the wallet {}", a.wallet.display()))?;
+            println!("{}", auth::wallet_address(&key).0);
+            Ok(())
+        }
         DirectoryCommand::Register(a) => {
+            let credential = Credential::load(&a.signer)?;
+            let operator = credential.address(a.operator.as_deref(), "--operator")?;
+            let pubkey = node_key(&a.pubkey)?;
             let amount = match a.amount {
                 Some(amount) => amount,
-                None => call(&a.url.url, "get_staking_requirement", &json!({}))?
-                    ["staking_requirement"]
+                None => call_with(
+                    &a.url.url,
+                    credential.token(),
+                    "get_staking_requirement",
+                    &json!({}),
+                )?["staking_requirement"]
                     .as_u64()
                     .context("the directory did not give its staking requirement")?,
             };
-            let params = json!({"pubkey": a.pubkey, "operator_fee_bp": a.fee_bp,
-                "reservations": [{"address": a.operator, "amount": amount}]});
-            print(&call(&a.url.url, "devnet_register_service_node", &params)?);
+            let reservations = vec![Reservation {
+                address: operator,
+                amount,
+            }];
+            let action = StakeAction::Register {
+                pubkey: &pubkey,
+                operator_fee_bp: a.fee_bp,
+                reservations: &reservations,
+                operator_amount: amount,
+            };
+            let params = json!({"pubkey": pubkey, "operator_fee_bp": a.fee_bp,
+                "reservations": reservations, "operator_amount": amount});
+            print(&credential.send(&a.url.url, &action, params)?);
             Ok(())
         }
         DirectoryCommand::Contribute(a) => {
-            let params = json!({"pubkey": a.pubkey, "address": a.address, "amount": a.amount});
-            print(&call(&a.url.url, "devnet_contribute", &params)?);
+            let credential = Credential::load(&a.signer)?;
+            let address = credential.address(a.address.as_deref(), "--address")?;
+            let pubkey = node_key(&a.pubkey)?;
+            let action = StakeAction::Contribute {
+                pubkey: &pubkey,
+                address: &address,
+                amount: a.amount,
+            };
+            let params = json!({"pubkey": pubkey, "address": address, "amount": a.amount});
+            print(&credential.send(&a.url.url, &action, params)?);
             Ok(())
         }
         DirectoryCommand::Unlock(a) => {
-            let params = json!({"pubkey": a.pubkey, "address": a.address});
-            print(&call(&a.url.url, "devnet_request_unlock", &params)?);
+            let credential = Credential::load(&a.signer)?;
+            let address = credential.address(a.address.as_deref(), "--address")?;
+            let pubkey = node_key(&a.pubkey)?;
+            let action = StakeAction::Unlock {
+                pubkey: &pubkey,
+                address: &address,
+            };
+            let params = json!({"pubkey": pubkey, "address": address});
+            print(&credential.send(&a.url.url, &action, params)?);
             Ok(())
         }
         DirectoryCommand::Ledger(a) => {
@@ -163,9 +310,15 @@ pub fn run(command: DirectoryCommand) -> Result<()> {
 /// Flags of `shallot directory serve`.
 #[derive(Args, Debug)]
 pub struct DirectoryArgs {
-    /// JSON-RPC listen address (`POST /json_rpc`)
+    /// Public JSON-RPC listen address (`POST /json_rpc`). Stake changes (register, contribute,
+    /// unlock) are accepted here only when signed by the acting devnet wallet
     #[arg(long, default_value = "127.0.0.1:38857", value_name = "IP:PORT")]
     pub bind: SocketAddr,
+    /// Also serve an admin JSON-RPC listener here: every call needs `Authorization: Bearer
+    /// <token>` with the token in <chain-dir>/admin.token (created with mode 0600), and stake
+    /// changes need no wallet signature and may use any address label. Keep it on loopback
+    #[arg(long, value_name = "IP:PORT")]
+    pub admin_bind: Option<SocketAddr>,
     /// Where the chain's event log and ledger are kept (SQLite); survives restarts
     #[arg(long, value_name = "DIR")]
     pub chain_dir: PathBuf,
@@ -211,17 +364,43 @@ fn serve(args: DirectoryArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
+    let chain_dir = config.data_dir.clone();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.bind)
             .await
             .with_context(|| format!("could not listen on {}", args.bind))?;
+        let admin = match args.admin_bind {
+            Some(addr) => {
+                let dir = chain_dir.context("the admin listener needs --chain-dir")?;
+                let token = auth::load_or_create_admin_token(&dir).with_context(|| {
+                    format!("could not create the admin token in {}", dir.display())
+                })?;
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("could not listen on {addr}"))?;
+                println!(
+                    "directory admin JSON-RPC on http://{addr}/json_rpc (token: {})",
+                    auth::admin_token_path(&dir).display()
+                );
+                Some(shallot_chain::AdminListener { listener, token })
+            }
+            None => None,
+        };
         println!(
             "directory serving JSON-RPC on http://{}/json_rpc",
             args.bind
         );
-        shallot_chain::serve_with_shutdown(config, listener, crate::node_cmd::wait_for_signal())
-            .await
-            .context("directory failed")?;
+        let chain = std::sync::Arc::new(
+            shallot_chain::Chain::open(config).context("could not open the chain")?,
+        );
+        shallot_chain::serve_chain_with_admin(
+            chain,
+            listener,
+            admin,
+            crate::node_cmd::wait_for_signal(),
+        )
+        .await
+        .context("directory failed")?;
         Ok(())
     })
 }

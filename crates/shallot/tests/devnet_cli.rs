@@ -71,28 +71,58 @@ fn devnet_up_forms_two_swarms_and_goes_down_cleanly() {
     let newcomer = shallot_proto::Identity::from_seed([5; 32])
         .ed25519_public()
         .to_hex();
-    let (ok, text) = shallot(&[
-        "directory",
-        "register",
-        &newcomer,
-        "--operator",
-        "me",
-        "--url",
-        &url,
-    ]);
+    // On the public listener a registration is signed by the operator's devnet wallet.
+    let wallet = dir.path().join("wallet.key");
+    let wallet = wallet.to_str().unwrap();
+    let (ok, address) = shallot(&["directory", "wallet", "--wallet", wallet]);
+    assert!(ok && address.trim().starts_with("dw"), "{address}");
+    let register = |extra: &[&str]| {
+        let mut args = vec!["directory", "register", &newcomer, "--url", &url];
+        args.extend_from_slice(extra);
+        shallot(&args)
+    };
+    let (ok, text) = register(&["--wallet", wallet]);
     assert!(ok, "{text}");
-    let (ok, text) = shallot(&[
-        "directory",
-        "register",
-        &newcomer,
-        "--operator",
-        "me",
-        "--url",
-        &url,
-    ]);
+    let (ok, text) = register(&["--wallet", wallet]);
     assert!(
         !ok && text.contains("refused"),
         "registering twice must fail clearly: {text}"
+    );
+    // With the admin token the admin listener takes any operator label; the public one does not.
+    let token = dir.path().join("directory").join("admin.token");
+    let token = token.to_str().unwrap();
+    let admin_url = format!("http://{}/json_rpc", state["admin_addr"].as_str().unwrap());
+    let second = shallot_proto::Identity::from_seed([6; 32])
+        .ed25519_public()
+        .to_hex();
+    let (ok, text) = shallot(&[
+        "directory",
+        "register",
+        &second,
+        "--operator",
+        "me",
+        "--admin-token",
+        token,
+        "--url",
+        &url,
+    ]);
+    assert!(!ok && text.contains("Unauthorized"), "{text}");
+    let (ok, text) = shallot(&[
+        "directory",
+        "register",
+        &second,
+        "--operator",
+        "me",
+        "--admin-token",
+        token,
+        "--url",
+        &admin_url,
+    ]);
+    assert!(ok, "{text}");
+    let (ok, help) = shallot(&["directory", "unlock", "--help"]);
+    assert!(
+        ok && help.contains("--wallet") && help.contains("--admin-token"),
+        "{help}"
     );
 
     // A second `up` on a running devnet is refused.

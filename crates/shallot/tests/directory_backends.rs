@@ -332,14 +332,25 @@ async fn oxend_and_file_wired_nodes_behave_identically() {
         .await
         .unwrap()["staking_requirement"]
         .clone();
+    // Through the directory's admin listener with its token, as `devnet up` registers nodes
+    // (the public listener takes stake changes only signed by a wallet).
+    let admin_url = format!("http://{}/json_rpc", state["admin_addr"].as_str().unwrap());
+    let token = std::fs::read_to_string(root.join("directory").join("admin.token")).unwrap();
     for node in newcomers {
-        http.call(
-            "devnet_register_service_node",
-            json!({"pubkey": node.key(),
-                "reservations": [{"address": format!("operator-{}", node.name), "amount": stake}]}),
-        )
-        .await
-        .unwrap();
+        let reply: Value = http
+            .client
+            .post(&admin_url)
+            .bearer_auth(token.trim())
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "devnet_register_service_node",
+                "params": {"pubkey": node.key(),
+                "reservations": [{"address": format!("operator-{}", node.name), "amount": stake}]}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(reply["result"]["status"], "OK", "{reply}");
     }
     let registered = Instant::now();
     for node in newcomers {

@@ -532,3 +532,74 @@ fn state_is_a_function_of_the_blocks() {
     assert_eq!(dump(&replay), dump(&sim.state));
     assert_eq!(replay.tip(), sim.state.tip());
 }
+
+#[test]
+fn testers_are_ten_active_nodes_stable_within_an_epoch_and_reshuffled_after() {
+    let mut sim = Sim::new();
+    let out = sim.step((1..=14).map(|i| register(i, REQ, REQ)).collect());
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    let epoch_blocks = sim.state.assignment_epoch_blocks();
+    // 2 s blocks, time scale 60: a scaled hour is 30 blocks.
+    assert_eq!(epoch_blocks, 30);
+    let epoch = sim.state.assignment_epoch();
+    let testers = sim.state.assigned_testers(&pk(1), epoch);
+    assert_eq!(testers.len(), TESTERS_PER_NODE);
+    assert!(!testers.contains(&pk(1)));
+    assert!(testers
+        .iter()
+        .all(|t| sim.state.node(t).is_some_and(ServiceNode::active)));
+    // Every node is tested by 10 testers: the targets lists add up.
+    let total: usize = (1..=14).map(|i| sim.state.test_targets(&pk(i)).len()).sum();
+    assert_eq!(total, 14 * TESTERS_PER_NODE);
+    // Same epoch → same testers; a replay of the blocks gives the same answer.
+    let mut replay = ChainState::new(rules());
+    for block in &sim.blocks {
+        replay.apply_block(block);
+    }
+    assert_eq!(replay.assigned_testers(&pk(1), epoch), testers);
+    // A report from a non-assigned (but active) node is refused; an assigned one's counts once.
+    // (Epoch 0: there is no previous epoch whose testers would also count.)
+    assert_eq!(sim.state.assignment_epoch(), 0);
+    let assigned = testers.clone();
+    let outsider = (2..=14).find(|&i| !assigned.contains(&pk(i))).unwrap();
+    let insider = (2..=14).find(|&i| assigned.contains(&pk(i))).unwrap();
+    let report = |reporter: u8, t: u64| {
+        PeerReport {
+            kind: TestKind::Storage,
+            pubkey: pk(1),
+            passed: false,
+            reporter: pk(reporter),
+            t,
+        }
+        .sign(&key(reporter))
+    };
+    let now = sim.now();
+    assert_eq!(
+        sim.state.check_report(&report(outsider, now), now),
+        Err(EventError::NotAssignedTester)
+    );
+    let good = report(insider, now);
+    let out = sim.step(vec![
+        Event::PeerReport {
+            report: good.clone(),
+            received_at: now,
+        },
+        Event::PeerReport {
+            report: good,
+            received_at: now,
+        },
+    ]);
+    assert_eq!(out.rejected, vec![(1, EventError::Replayed)]);
+    // Later epochs draw from their own first block's hash: over a few epochs the set changes.
+    let mut changed = false;
+    for _ in 0..4 {
+        for _ in 0..epoch_blocks {
+            // Everyone keeps proving uptime, so all 14 stay active.
+            let proofs = (1..=14).map(|i| sim.proof(i)).collect();
+            sim.step(proofs);
+        }
+        let e = sim.state.assignment_epoch();
+        changed |= sim.state.assigned_testers(&pk(1), e) != testers;
+    }
+    assert!(changed, "the assignment never changed across epochs");
+}
