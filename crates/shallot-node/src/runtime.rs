@@ -124,20 +124,10 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
         shutdown_rx.clone(),
     ));
 
-    let mut admin_addr = None;
-    if let Some(bind) = config.admin_bind {
-        let admin = TcpListener::bind(bind)
-            .await
-            .map_err(|source| StartError::Bind { addr: bind, source })?;
-        admin_addr = admin.local_addr().ok();
-        let app = routes::admin_router(node.clone());
-        let mut stop = shutdown_rx.clone();
-        tasks.spawn(async move {
-            let _ = axum::serve(admin, app)
-                .with_graceful_shutdown(async move { server::stopped(&mut stop).await })
-                .await;
-        });
-    }
+    let admin_addr = match config.admin_bind {
+        Some(bind) => Some(spawn_admin(&mut tasks, bind, &node, &shutdown_rx).await?),
+        None => None,
+    };
 
     if let Some(source) = config.directory.clone() {
         if let DirectorySource::Oxend { url } = &source {
@@ -181,6 +171,29 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
         shutdown,
         tasks,
     })
+}
+
+/// Binds the plain-HTTP admin listener (`/metrics`) and serves it until shutdown.
+async fn spawn_admin(
+    tasks: &mut JoinSet<()>,
+    bind: SocketAddr,
+    node: &Arc<Node>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<SocketAddr, StartError> {
+    let admin = TcpListener::bind(bind)
+        .await
+        .map_err(|source| StartError::Bind { addr: bind, source })?;
+    let addr = admin
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr: bind, source })?;
+    let app = routes::admin_router(node.clone());
+    let mut stop = shutdown.clone();
+    tasks.spawn(async move {
+        let _ = axum::serve(admin, app)
+            .with_graceful_shutdown(async move { server::stopped(&mut stop).await })
+            .await;
+    });
+    Ok(addr)
 }
 
 impl RunningNode {

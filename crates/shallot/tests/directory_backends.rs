@@ -306,12 +306,22 @@ async fn oxend_and_file_wired_nodes_behave_identically() {
     // Not listed yet: both serving, and both refusing clients alike (not in a swarm).
     let probe = Account::new();
     for node in newcomers {
-        until(Duration::from_secs(20), "the node to listen", || async {
-            match http.storage(node.addr, "info", json!({})).await {
-                (0, _) => Err(format!("{} not answering yet", node.name)),
-                (status, body) => Ok((status, body)),
-            }
-        })
+        // Listening, and past its first directory read (before it, the refusal also names the
+        // hardfork it has not seen yet): the two sources are compared from the same state.
+        until(
+            Duration::from_secs(20),
+            "the node to read its directory",
+            || async {
+                match http.storage(node.addr, "info", json!({})).await {
+                    (0, _) => Err(format!("{} not answering yet", node.name)),
+                    (_, body) if body.to_string().contains("hardfork") => Err(format!(
+                        "{} has not read its directory yet: {body}",
+                        node.name
+                    )),
+                    (status, body) => Ok((status, body)),
+                }
+            },
+        )
         .await;
     }
     let mut unlisted = Vec::new();
