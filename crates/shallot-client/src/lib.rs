@@ -7,6 +7,7 @@
 //! - [`paths`]: guards and 3-hop paths as a sans-I/O state machine fed request outcomes.
 //! - [`onion_client`]: sends requests over those paths and classifies what came back.
 //! - [`swarm`]: which nodes hold an account, following 421 redirects.
+//! - [`swarm_sig`]: checking each swarm member's signature on recursive replies.
 //! - [`db`]: local state in SQLite, personal fields sealed per row.
 //! - [`messenger`]: sending and receiving 1:1 messages on top of all of the above.
 //! - [`config_sync`]: the profile and contacts shared by an account's devices (namespaces 2, 3).
@@ -24,6 +25,7 @@ pub mod paths;
 pub mod pool;
 pub mod push;
 pub mod swarm;
+pub mod swarm_sig;
 pub mod timeouts;
 
 pub use clock::{NetworkClock, SystemTimeSource, TimeSource};

@@ -395,7 +395,7 @@ impl OnionClient {
         })?;
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        self.inner.clock.observe_body(&body);
+        self.inner.clock.observe_body(node.ed25519, &body);
         Ok((status, body))
     }
 
@@ -666,7 +666,7 @@ impl OnionClient {
                             }
                             SnodeBody::Json(value) => value,
                         };
-                        clock.observe_body(&body);
+                        clock.observe_body(destination.ed25519, &body);
                         classify_snode(reply.status, body, destination)
                     }
                 }
