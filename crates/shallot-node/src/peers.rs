@@ -9,7 +9,7 @@ use shallot_directory::NodeRecord;
 use shallot_proto::Identity;
 
 use crate::node_api;
-use crate::peer_tls::client_identity_pem;
+use crate::peer_tls::{peer_client_config, pinned_host, PinnedResolver};
 use crate::timeouts;
 use crate::tls::TlsError;
 
@@ -49,22 +49,19 @@ fn classify(error: &reqwest::Error) -> PeerError {
 }
 
 impl PeerClient {
-    /// Clients that present `identity`'s node certificate to peers.
+    /// Clients that present `identity`'s node certificate to peers, and accept a peer only if
+    /// its certificate proves the Ed25519 key the directory lists for it (see
+    /// [`crate::peer_tls`]).
     pub fn new(identity: &Identity) -> Result<Self, TlsError> {
         crate::tls::install_crypto_provider();
-        let pem = client_identity_pem(identity)?;
         let tls_error = |e: reqwest::Error| TlsError::Io {
             action: "configure peer client",
             path: e.to_string(),
             source: std::io::Error::other("reqwest"),
         };
-        let node_identity = reqwest::Identity::from_pem(&pem).map_err(tls_error)?;
         let nodes = reqwest::Client::builder()
-            .use_rustls_tls()
-            .identity(node_identity)
-            // Peers' certificates are self-signed; a peer's identity matters only for what it
-            // signs (swarm results) and onion layers are encrypted to its X25519 key.
-            .danger_accept_invalid_certs(true)
+            .use_preconfigured_tls(peer_client_config(identity)?)
+            .dns_resolver(std::sync::Arc::new(PinnedResolver))
             .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(32)
@@ -94,7 +91,8 @@ impl PeerClient {
         headers: &[(&'static str, String)],
         timeout: Duration,
     ) -> Result<PeerReply, PeerError> {
-        let url = format!("https://{}{path}", node.https_addr());
+        let host = pinned_host(node.ip, &node.ed25519);
+        let url = format!("https://{host}:{}{path}", node.https_port);
         let mut request = self.nodes.post(url).timeout(timeout).body(body);
         for (name, value) in headers {
             request = request.header(*name, value);

@@ -85,7 +85,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
             ..StoreConfig::default()
         },
     )?);
-    let tls = tls::server_config(&config.data_dir)?;
+    let tls = tls::server_config(&config.data_dir, &identity)?;
     let peers = PeerClient::new(&identity)?;
     let node = Arc::new(Node::new(
         identity,
