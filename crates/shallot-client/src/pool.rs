@@ -462,7 +462,7 @@ pub(crate) mod tests {
         // A liar listing a node twice does not get two votes.
         let doubled = vec![node(200, 9), node(200, 9)];
         assert!(agreed(&[honest.clone(), doubled, vec![]]).is_empty());
-        assert_eq!(agreed(&[honest.clone()]).len(), 6);
+        assert_eq!(agreed(std::slice::from_ref(&honest)).len(), 6);
     }
 
     #[test]

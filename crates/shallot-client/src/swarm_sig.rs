@@ -31,10 +31,10 @@ pub struct SwarmCheck {
 /// Checks every `swarm` entry of `body`, a reply to `request`, against the member keys in
 /// `members`, and rewrites the entries that do not check out as failures. `None` when `request`
 /// is not a recursive method (nothing to check).
-pub fn check_swarm_reply(
+pub fn check_swarm_reply<S: std::hash::BuildHasher>(
     request: &Request,
     body: &mut Value,
-    members: &HashSet<Ed25519Pub>,
+    members: &HashSet<Ed25519Pub, S>,
 ) -> Option<SwarmCheck> {
     if !is_recursive(request) {
         return None;
@@ -278,13 +278,13 @@ mod tests {
                 pubkey_ed25519: None,
                 subaccount: None,
             },
-            messages: vec![h2.clone(), h1.clone()],
+            messages: vec![h2, h1],
             required: false,
         });
         let signed = SignedResponse::Delete {
             account: &account,
-            requested: &[h2.clone(), h1.clone()],
-            deleted: &[h1.clone()],
+            requested: &[h2, h1],
+            deleted: &[h1],
         }
         .message();
         let key = node.ed25519_public().to_hex();

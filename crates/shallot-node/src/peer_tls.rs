@@ -317,6 +317,44 @@ mod tests {
         }
     }
 
+    /// A client that verifies nothing and offers no Ed25519 (like BoringSSL's defaults).
+    #[derive(Debug)]
+    struct NoEd25519(WebPkiSupportedAlgorithms);
+    impl ServerCertVerifier for NoEd25519 {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls12_signature(m, c, d, &self.0)
+        }
+        fn verify_tls13_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls13_signature(m, c, d, &self.0)
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            vec![
+                SignatureScheme::ECDSA_NISTP256_SHA256,
+                SignatureScheme::RSA_PSS_SHA256,
+            ]
+        }
+    }
+
     /// Serves one TLS handshake as `server` (a node's real server configuration) and returns
     /// the certificate key the client saw, or the client's handshake error.
     async fn handshake(
@@ -368,44 +406,8 @@ mod tests {
         // A name that pins nothing: refused.
         assert!(handshake(&node, config(), "localhost").await.is_err());
 
-        // A client that verifies nothing and does not offer Ed25519 (like BoringSSL's defaults)
-        // gets the fallback certificate and still connects.
-        #[derive(Debug)]
-        struct NoEd25519(WebPkiSupportedAlgorithms);
-        impl ServerCertVerifier for NoEd25519 {
-            fn verify_server_cert(
-                &self,
-                _: &CertificateDer<'_>,
-                _: &[CertificateDer<'_>],
-                _: &ServerName<'_>,
-                _: &[u8],
-                _: UnixTime,
-            ) -> Result<ServerCertVerified, rustls::Error> {
-                Ok(ServerCertVerified::assertion())
-            }
-            fn verify_tls12_signature(
-                &self,
-                m: &[u8],
-                c: &CertificateDer<'_>,
-                d: &DigitallySignedStruct,
-            ) -> Result<HandshakeSignatureValid, rustls::Error> {
-                verify_tls12_signature(m, c, d, &self.0)
-            }
-            fn verify_tls13_signature(
-                &self,
-                m: &[u8],
-                c: &CertificateDer<'_>,
-                d: &DigitallySignedStruct,
-            ) -> Result<HandshakeSignatureValid, rustls::Error> {
-                verify_tls13_signature(m, c, d, &self.0)
-            }
-            fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-                vec![
-                    SignatureScheme::ECDSA_NISTP256_SHA256,
-                    SignatureScheme::RSA_PSS_SHA256,
-                ]
-            }
-        }
+        // A client that verifies nothing and does not offer Ed25519 gets the fallback
+        // certificate and still connects.
         let legacy = rustls::ClientConfig::builder()
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoEd25519(
