@@ -12,8 +12,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use shallot_client::{ClientConfig, Db, ErrorKind, Messenger, NetworkClock, OnionClient, Seed};
 use shallot_directory::NodeRecord;
+use shallot_proto::message_hash::MessageHash;
 use shallot_proto::rpc::Request;
-use shallot_proto::signing::SignedRequest;
+use shallot_proto::signing::{ExpireMode, SignedRequest};
 use shallot_proto::{AccountId, Ed25519Pub, Identity, Namespace};
 use support::{b64, now_ms, user, Net};
 
@@ -276,6 +277,49 @@ async fn a_node_an_hour_ahead_does_not_push_requests_into_406() {
     let (_, got) = client.request_swarm(&account, &retrieve).await.unwrap();
     assert_eq!(got["messages"].as_array().unwrap().len(), 3, "{got}");
     assert!(clock.offset_ms().abs() < 5_000, "{}", clock.offset_ms());
+
+    // Shortening and deleting them: every member's signed result checks out at the client.
+    let hashes: Vec<MessageHash> = got["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["hash"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let texts: Vec<String> = hashes.iter().map(ToString::to_string).collect();
+    let expiry = clock.now_ms() + 30_000;
+    let signature = alice.sign(
+        &SignedRequest::Expire {
+            mode: ExpireMode::Shorten,
+            expiries: &[expiry],
+            messages: &hashes,
+        }
+        .message(),
+    );
+    let expire = Request::parse(
+        "expire",
+        &json!({"pubkey": account.to_hex(), "pubkey_ed25519": alice.ed25519_public().to_hex(),
+                "messages": texts, "expiry": expiry, "shorten": true,
+                "signature": b64(signature.to_bytes())}),
+    )
+    .unwrap();
+    let signature = alice.sign(
+        &SignedRequest::Delete {
+            messages: &hashes[..1],
+        }
+        .message(),
+    );
+    let delete = Request::parse(
+        "delete",
+        &json!({"pubkey": account.to_hex(), "pubkey_ed25519": alice.ed25519_public().to_hex(),
+                "messages": [texts[0]], "signature": b64(signature.to_bytes())}),
+    )
+    .unwrap();
+    for request in [expire, delete] {
+        let (_, body) = client.request_swarm(&account, &request).await.unwrap();
+        let swarm = body["swarm"].as_object().unwrap();
+        assert_eq!(swarm.len(), 3, "{body}");
+        assert!(swarm.values().all(|e| e.get("failed").is_none()), "{body}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
