@@ -42,6 +42,17 @@ pub enum Seed {
     },
 }
 
+impl Seed {
+    /// Where the seed is (its address or URL), whatever key it is pinned to.
+    fn place(&self) -> String {
+        match self {
+            Self::JsonRpc(url) => url.clone(),
+            Self::Node(addr) => addr.to_string(),
+            Self::PinnedNode { addr, .. } => addr.to_string(),
+        }
+    }
+}
+
 impl std::str::FromStr for Seed {
     type Err = String;
 
@@ -275,8 +286,11 @@ impl Pool {
 
     /// Bootstraps from `seeds`, all asked at once (see the module doc for the agreement rule).
     pub async fn bootstrap(http: &reqwest::Client, seeds: &[Seed]) -> Result<Self, Error> {
+        // One seed configured twice (or pinned and unpinned) is one vote.
+        let mut seen = HashSet::new();
+        let seeds: Vec<&Seed> = seeds.iter().filter(|s| seen.insert(s.place())).collect();
         let mut tasks = tokio::task::JoinSet::new();
-        for seed in seeds {
+        for &seed in &seeds {
             let (http, seed) = (http.clone(), seed.clone());
             tasks.spawn(async move { Self::fetch(&http, &seed).await });
         }

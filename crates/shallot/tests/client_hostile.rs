@@ -138,9 +138,20 @@ async fn a_lying_seed_is_outvoted_or_refused_and_pinned_seeds_must_prove_their_k
     assert_eq!(got[0].body, "through agreed nodes");
 
     // One honest seed and the liar: only what both list (never a made-up node).
-    let client = OnionClient::bootstrap(config(vec![node(1), liar], &net), NetworkClock::default())
-        .await
-        .unwrap();
+    let client = OnionClient::bootstrap(
+        config(vec![node(1), liar.clone()], &net),
+        NetworkClock::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(keys(&client), honest_keys(&net, &[0, 3]));
+    // Configured twice, the liar still has one vote.
+    let client = OnionClient::bootstrap(
+        config(vec![liar.clone(), node(1), liar], &net),
+        NetworkClock::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(keys(&client), honest_keys(&net, &[0, 3]));
 
     // A liar listing only its own nodes: no agreement, a clear refusal.
