@@ -205,6 +205,17 @@ impl ServerCertVerifier for PinnedPeerVerifier {
     }
 }
 
+/// A rustls client configuration without a client certificate, accepting only servers that
+/// prove the key of the pinned host name connected to (reachability tests).
+pub fn pinned_client_config() -> rustls::ClientConfig {
+    let mut config = rustls::ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(PinnedPeerVerifier::new())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config
+}
+
 /// A rustls client configuration presenting `identity`'s node certificate and accepting only
 /// peers that prove the key of the pinned host name connected to.
 pub fn peer_client_config(identity: &Identity) -> Result<rustls::ClientConfig, TlsError> {

@@ -260,11 +260,13 @@ async fn directory_sync(node: Arc<Node>, source: DirectorySource, mut stop: watc
     }
 }
 
-/// An HTTPS client for reachability pings (peers' certificates are self-signed).
+/// An HTTPS client for reachability pings: a tested node must prove the key the directory lists
+/// for it in the TLS handshake (see [`crate::peer_tls`]).
 fn ping_client() -> Result<reqwest::Client, StartError> {
+    tls::install_crypto_provider();
     reqwest::Client::builder()
-        .use_rustls_tls()
-        .danger_accept_invalid_certs(true)
+        .use_preconfigured_tls(crate::peer_tls::pinned_client_config())
+        .dns_resolver(Arc::new(crate::peer_tls::PinnedResolver))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| {
