@@ -5,8 +5,10 @@
 //! - [`clock`]: network time from the `t` of node replies, so signatures are not rejected as skewed.
 //! - [`pool`]: the known service nodes, bootstrapped from a seed and refreshed by intersection.
 //! - [`paths`]: guards and 3-hop paths as a sans-I/O state machine fed request outcomes.
+//! - [`node_tls`]: the TLS check that a directly contacted node holds its listed key.
 //! - [`onion_client`]: sends requests over those paths and classifies what came back.
 //! - [`swarm`]: which nodes hold an account, following 421 redirects.
+//! - [`swarm_sig`]: checking each swarm member's signature on recursive replies.
 //! - [`db`]: local state in SQLite, personal fields sealed per row.
 //! - [`messenger`]: sending and receiving 1:1 messages on top of all of the above.
 //! - [`config_sync`]: the profile and contacts shared by an account's devices (namespaces 2, 3).
@@ -19,11 +21,13 @@ pub mod config_sync;
 pub mod db;
 pub mod error;
 pub mod messenger;
+pub mod node_tls;
 pub mod onion_client;
 pub mod paths;
 pub mod pool;
 pub mod push;
 pub mod swarm;
+pub mod swarm_sig;
 pub mod timeouts;
 
 pub use clock::{NetworkClock, SystemTimeSource, TimeSource};

@@ -41,8 +41,13 @@ pub struct ClientConfig {
     pub guard_test_timeout: Duration,
     /// Timeout of one onion request.
     pub request_timeout: Duration,
-    /// Seeds to bootstrap (and re-bootstrap) from.
+    /// Seeds to bootstrap (and re-bootstrap) from; with two or more, they must agree (see
+    /// [`crate::pool`]).
     pub seeds: Vec<Seed>,
+    /// Whether a node the client connects to directly (guards) must prove, in the TLS handshake,
+    /// the Ed25519 key the node list gives for it (Shallot nodes do). Turn off only for networks
+    /// of reference storage servers, whose certificates are not bound to their keys.
+    pub verify_node_tls: bool,
 }
 
 impl Default for ClientConfig {
@@ -56,6 +61,7 @@ impl Default for ClientConfig {
             guard_test_timeout: timeouts::GUARD_TEST,
             request_timeout: timeouts::ONION_REQUEST,
             seeds: Vec::new(),
+            verify_node_tls: true,
         }
     }
 }
@@ -130,15 +136,18 @@ impl std::fmt::Debug for OnionClient {
     }
 }
 
-/// The HTTPS client for nodes: rustls with ring, self-signed node certificates accepted (spec
-/// §1.1: nodes are authenticated by the onion keys, not by TLS).
+/// The HTTPS client for nodes and seeds: rustls with ring, self-signed certificates; a node
+/// addressed by its pinned host name must prove its Ed25519 key ([`crate::node_tls`]).
 fn http_client() -> Result<reqwest::Client, Error> {
     // Fails only if a provider is already installed, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
-        .use_rustls_tls()
-        .danger_accept_invalid_certs(true)
+        .use_preconfigured_tls(crate::node_tls::client_config())
+        .dns_resolver(Arc::new(crate::node_tls::PinnedResolver))
         .connect_timeout(timeouts::CONNECT)
+        // Below the nodes' 20 s idle limit: a pooled connection reused just as the guard closes
+        // it would fail the request and count against a healthy guard.
+        .pool_idle_timeout(std::time::Duration::from_secs(10))
         .build()
         .map_err(|e| Error::Bootstrap(format!("HTTP client: {e}")))
 }
@@ -368,6 +377,17 @@ impl OnionClient {
         self.state().paths.subnet_rule_relaxed()
     }
 
+    /// The URL of `path` on `node` for a direct connection: its pinned host name when node
+    /// certificates are verified, else its IP address.
+    fn node_url(&self, node: &NodeRecord, path: &str) -> String {
+        if self.inner.config.verify_node_tls {
+            let host = crate::node_tls::pinned_host(node.ip, &node.ed25519);
+            format!("https://{host}:{}{path}", node.https_port)
+        } else {
+            format!("https://{}{path}", node.https_addr())
+        }
+    }
+
     /// Sends a storage RPC directly (not onion-routed) to a node; used for guard tests and
     /// seed-node bootstrap only, since it reveals our address to the node.
     pub async fn direct_request(
@@ -379,7 +399,7 @@ impl OnionClient {
         let response = self
             .inner
             .http
-            .post(format!("https://{}/storage_rpc/v1", node.https_addr()))
+            .post(self.node_url(node, "/storage_rpc/v1"))
             .timeout(timeout)
             .json(&request.to_envelope())
             .send()
@@ -395,7 +415,7 @@ impl OnionClient {
         })?;
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        self.inner.clock.observe_body(&body);
+        self.inner.clock.observe_body(node.ed25519, &body);
         Ok((status, body))
     }
 
@@ -543,7 +563,7 @@ impl OnionClient {
         let response = self
             .inner
             .http
-            .post(format!("https://{}/onion_req/v2", guard.https_addr()))
+            .post(self.node_url(guard, "/onion_req/v2"))
             .timeout(self.inner.config.request_timeout)
             .body(body)
             .send()
@@ -666,7 +686,7 @@ impl OnionClient {
                             }
                             SnodeBody::Json(value) => value,
                         };
-                        clock.observe_body(&body);
+                        clock.observe_body(destination.ed25519, &body);
                         classify_snode(reply.status, body, destination)
                     }
                 }

@@ -1,9 +1,17 @@
 //! The node pool (spec §3.1, directory spec §5): every service node the client knows, bootstrapped
-//! from a seed and refreshed by intersecting the lists of several nodes, so one lying node cannot
+//! from seeds and refreshed by intersecting the lists of several nodes, so one lying node cannot
 //! fill the pool with its friends.
+//!
+//! Bootstrap asks every configured seed. With one seed, its list is taken as is (a devnet; that
+//! seed can lie). With two or more, at least two must answer and a node enters the pool only if
+//! more than half of the answering seeds list it with the same key, IP and port: with two seeds
+//! that is their intersection, with three a majority. A lying seed can then neither add nodes
+//! nor, when outvoted, remove honest ones; if no node is agreed on, bootstrap fails with an error
+//! that says so. A seed given with its Ed25519 key ([`Seed::PinnedNode`]) must prove that key in
+//! the TLS handshake, so nobody on the network path can answer in its name.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -22,7 +30,53 @@ pub enum Seed {
     /// asked `get_n_service_nodes`.
     JsonRpc(String),
     /// A service node, asked `oxend_request {endpoint: "get_service_nodes"}` over direct RPC.
+    /// Its TLS certificate is not checked: anyone on the path could answer for it.
     Node(SocketAddr),
+    /// A service node as [`Seed::Node`], whose TLS certificate must prove this Ed25519 key
+    /// (written `KEY@IP:PORT`).
+    PinnedNode {
+        /// The node's HTTPS address.
+        addr: SocketAddrV4,
+        /// The node's Ed25519 key.
+        ed25519: Ed25519Pub,
+    },
+}
+
+impl Seed {
+    /// Where the seed is (its address or URL), whatever key it is pinned to.
+    fn place(&self) -> String {
+        match self {
+            Self::JsonRpc(url) => url.clone(),
+            Self::Node(addr) => addr.to_string(),
+            Self::PinnedNode { addr, .. } => addr.to_string(),
+        }
+    }
+}
+
+impl std::str::FromStr for Seed {
+    type Err = String;
+
+    /// Parses `IP:PORT` (unpinned node), `ED25519_HEX@IPV4:PORT` (pinned node) or an
+    /// `http(s)://` JSON-RPC URL.
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.starts_with("https://") || text.starts_with("http://") {
+            return Ok(Self::JsonRpc(text.to_owned()));
+        }
+        match text.split_once('@') {
+            Some((key, addr)) => Ok(Self::PinnedNode {
+                addr: addr
+                    .parse()
+                    .map_err(|_| format!("{addr:?} is not an IPv4 address and port"))?,
+                ed25519: key
+                    .parse()
+                    .map_err(|_| format!("{key:?} is not a 64-hex-digit Ed25519 key"))?,
+            }),
+            None => text
+                .parse()
+                .map(Self::Node)
+                .map_err(|_| format!("{text:?} is not IP:PORT, KEY@IP:PORT or a URL")),
+        }
+    }
 }
 
 /// The `get_service_nodes` params a client sends: active nodes only, the fields it needs.
@@ -198,6 +252,14 @@ impl Pool {
                 format!("https://{addr}/storage_rpc/v1"),
                 service_nodes_request().to_envelope(),
             ),
+            Seed::PinnedNode { addr, ed25519 } => (
+                format!(
+                    "https://{}:{}/storage_rpc/v1",
+                    crate::node_tls::pinned_host(*addr.ip(), ed25519),
+                    addr.port()
+                ),
+                service_nodes_request().to_envelope(),
+            ),
         };
         let response = http
             .post(&url)
@@ -222,24 +284,86 @@ impl Pool {
         parse_service_nodes(result)
     }
 
-    /// Bootstraps from `seeds`, all asked at once; the first non-empty answer wins.
+    /// Bootstraps from `seeds`, all asked at once (see the module doc for the agreement rule).
     pub async fn bootstrap(http: &reqwest::Client, seeds: &[Seed]) -> Result<Self, Error> {
+        // One seed configured twice (or pinned and unpinned) is one vote.
+        let mut seen = HashSet::new();
+        let seeds: Vec<&Seed> = seeds.iter().filter(|s| seen.insert(s.place())).collect();
         let mut tasks = tokio::task::JoinSet::new();
-        for seed in seeds {
+        for &seed in &seeds {
             let (http, seed) = (http.clone(), seed.clone());
             tasks.spawn(async move { Self::fetch(&http, &seed).await });
         }
+        let mut answers = Vec::new();
         let mut last = Error::Bootstrap("no seeds configured".into());
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok(Ok(nodes)) if !nodes.is_empty() => return Ok(Self::new(nodes)),
-                Ok(Ok(_)) => last = Error::Bootstrap("seed listed no nodes".into()),
+                Ok(Ok(nodes)) => answers.push(nodes),
                 Ok(Err(e)) => last = e,
                 Err(e) => last = Error::Bootstrap(e.to_string()),
             }
         }
-        Err(last)
+        let needed = seeds.len().min(2);
+        if answers.len() < needed || answers.is_empty() {
+            if seeds.len() < 2 {
+                return Err(last);
+            }
+            return Err(Error::Bootstrap(format!(
+                "only {} of {} seeds answered, and two must agree on the node list ({last})",
+                answers.len(),
+                seeds.len()
+            )));
+        }
+        let nodes = agreed(&answers);
+        if nodes.is_empty() {
+            return Err(Error::Bootstrap(if answers.len() == 1 {
+                "seed listed no nodes".into()
+            } else {
+                format!(
+                    "the {} answering seeds do not agree on any node: \
+                     some seed is lying or out of date",
+                    answers.len()
+                )
+            }));
+        }
+        if answers.len() > 1 && answers.iter().any(|a| a.len() != nodes.len()) {
+            tracing::warn!(
+                seeds = answers.len(),
+                agreed = nodes.len(),
+                "the seeds' node lists differ; keeping only the nodes most of them agree on"
+            );
+        }
+        Ok(Self::new(nodes))
     }
+}
+
+/// The nodes listed (same Ed25519 key, IP and port) by more than half of `answers`, in the order
+/// of the first answer listing them; with two answers, their intersection.
+pub fn agreed(answers: &[Vec<NodeRecord>]) -> Vec<NodeRecord> {
+    let key = |n: &NodeRecord| (n.ed25519, n.ip, n.https_port);
+    let mut votes: HashMap<(Ed25519Pub, Ipv4Addr, u16), (usize, NodeRecord)> = HashMap::new();
+    let mut order = Vec::new();
+    for answer in answers {
+        let mut seen = HashSet::new();
+        for node in answer {
+            if !seen.insert(key(node)) {
+                continue;
+            }
+            votes
+                .entry(key(node))
+                .or_insert_with(|| {
+                    order.push(key(node));
+                    (0, node.clone())
+                })
+                .0 += 1;
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|k| votes.remove(&k))
+        .filter(|(count, _)| 2 * count > answers.len())
+        .map(|(_, node)| node)
+        .collect()
 }
 
 /// A persisted pool: plain serde, so any store (JSON file today, SQLite later) can keep it.
@@ -328,6 +452,54 @@ pub(crate) mod tests {
         );
         assert_eq!(intersect(&[a], 10).unwrap().len(), 10);
         assert!(intersect(&[], 0).is_err());
+    }
+
+    #[test]
+    fn seeds_agree_by_majority_and_two_seeds_by_intersection() {
+        let honest: Vec<_> = (1..=6).map(|i| node(i, 1)).collect();
+        // A liar adds two fake nodes and leaves out nodes 1 and 2.
+        let mut lie: Vec<_> = (3..=6).map(|i| node(i, 1)).collect();
+        lie.extend([node(200, 9), node(201, 9)]);
+        let keys = |nodes: Vec<NodeRecord>| -> Vec<u8> {
+            nodes.iter().map(|n| n.ed25519.as_bytes()[0]).collect()
+        };
+        // Two honest seeds outvote the liar: every honest node, no fake one.
+        assert_eq!(
+            keys(agreed(&[honest.clone(), lie.clone(), honest.clone()])),
+            vec![1, 2, 3, 4, 5, 6]
+        );
+        // Honest + liar: only what both list.
+        assert_eq!(
+            keys(agreed(&[honest.clone(), lie.clone()])),
+            vec![3, 4, 5, 6]
+        );
+        // A liar listing a node twice does not get two votes.
+        let doubled = vec![node(200, 9), node(200, 9)];
+        assert!(agreed(&[honest.clone(), doubled, vec![]]).is_empty());
+        assert_eq!(agreed(std::slice::from_ref(&honest)).len(), 6);
+    }
+
+    #[test]
+    fn seed_texts_parse() {
+        let key = "ab".repeat(32);
+        assert_eq!(
+            format!("{key}@127.0.0.1:22021").parse::<Seed>(),
+            Ok(Seed::PinnedNode {
+                addr: "127.0.0.1:22021".parse().unwrap(),
+                ed25519: key.parse().unwrap()
+            })
+        );
+        assert_eq!(
+            "127.0.0.1:22021".parse::<Seed>(),
+            Ok(Seed::Node("127.0.0.1:22021".parse().unwrap()))
+        );
+        assert_eq!(
+            "https://seed.example:4443/json_rpc".parse::<Seed>(),
+            Ok(Seed::JsonRpc("https://seed.example:4443/json_rpc".into()))
+        );
+        assert!("zz@127.0.0.1:1".parse::<Seed>().is_err());
+        assert!(format!("{key}@[::1]:1").parse::<Seed>().is_err());
+        assert!("nonsense".parse::<Seed>().is_err());
     }
 
     #[test]

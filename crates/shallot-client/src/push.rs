@@ -27,9 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde_json::{json, Value};
 use shallot_directory::NodeRecord;
 use shallot_proto::signing::SignedRequest;
@@ -187,52 +184,13 @@ pub fn parse_notification(value: &Value) -> Option<Notification> {
     })
 }
 
-/// Accepts the nodes' self-signed certificates: nodes are authenticated by their onion keys, not
-/// by TLS (as in [`OnionClient`]'s HTTPS client).
-#[derive(Debug)]
-struct AnyCert;
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
+/// TLS for the monitor WebSocket: the member must prove its listed Ed25519 key when the URL
+/// names its pinned host ([`crate::node_tls`]); HTTP/1.1 only (WebSocket upgrade).
 fn tls_connector() -> tokio_tungstenite::Connector {
     // Fails only if a provider is already installed, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = rustls::ClientConfig::builder()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert))
-        .with_no_client_auth();
+    let mut config = crate::node_tls::client_config();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     tokio_tungstenite::Connector::Rustls(Arc::new(config))
 }
 
@@ -314,10 +272,18 @@ async fn connection(
     current: &Current<'_>,
     backoff: &mut Duration,
 ) -> End {
-    let url = format!("wss://{}/monitor/v1", member.https_addr());
-    // Nagle off: the renewal frames are small and latency matters more than packet count.
-    let connect =
-        tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(tls_connector()));
+    let host = if client.config().verify_node_tls {
+        crate::node_tls::pinned_host(member.ip, &member.ed25519)
+    } else {
+        member.ip.to_string()
+    };
+    let url = format!("wss://{host}:{}/monitor/v1", member.https_port);
+    let connect = async {
+        let tcp = tokio::net::TcpStream::connect(member.https_addr()).await?;
+        // Nagle off: the renewal frames are small and latency matters more than packet count.
+        tcp.set_nodelay(true)?;
+        tokio_tungstenite::client_async_tls_with_config(url, tcp, None, Some(tls_connector())).await
+    };
     let mut ws = match tokio::time::timeout(ANSWER_TIMEOUT, connect).await {
         Ok(Ok((ws, _))) => ws,
         Ok(Err(e)) => return End::Retry(format!("connect: {e}")),

@@ -12,6 +12,7 @@ use shallot_proto::{AccountId, Ed25519Pub};
 
 use crate::error::{Error, ErrorKind};
 use crate::onion_client::OnionClient;
+use crate::swarm_sig::check_swarm_reply;
 
 /// How many 421 redirects one `request_swarm` follows before giving up.
 pub const MAX_REDIRECTS: usize = 2;
@@ -138,6 +139,12 @@ impl OnionClient {
     /// them (at most [`MAX_REDIRECTS`] times); unreachable members are skipped; a rejection or a
     /// clock error stops at once.
     ///
+    /// For recursive methods (store, delete, expire, …) every member's result in the reply's
+    /// `swarm` is checked against that member's Ed25519 key ([`crate::swarm_sig`]): a result with
+    /// a bad or missing signature is rewritten as failed and the member dropped from the cached
+    /// swarm, as an unreachable one would be; a reply without a single valid member signature
+    /// counts as a failure of the node that answered, and the next member is tried.
+    ///
     /// ```no_run
     /// # async fn demo(client: shallot_client::OnionClient, request: shallot_proto::rpc::Request,
     /// #               account: shallot_proto::AccountId) -> Result<(), shallot_client::Error> {
@@ -158,12 +165,37 @@ impl OnionClient {
         let mut last = String::from("no swarm members");
         'resolve: loop {
             let mut members = self.swarm(account).await?;
+            let known: HashSet<Ed25519Pub> = members.iter().map(|m| m.ed25519).collect();
             members.retain(|m| !tried.contains(&m.ed25519));
             members.shuffle(&mut rand::thread_rng());
             for member in members {
                 tried.insert(member.ed25519);
                 match self.request_node(&member, request).await {
-                    Ok(reply) => return Ok(reply),
+                    Ok((status, mut body)) => {
+                        let Some(check) = check_swarm_reply(request, &mut body, &known) else {
+                            return Ok((status, body));
+                        };
+                        if !check.forged.is_empty() || check.unknown > 0 {
+                            tracing::warn!(
+                                entry = %member.ed25519,
+                                forged = check.forged.len(),
+                                unknown = check.unknown,
+                                "swarm results without a valid member signature"
+                            );
+                            let mut state = self.state();
+                            for node in &check.forged {
+                                state.swarms.remove_member(account, node);
+                            }
+                        }
+                        if !check.valid.is_empty() {
+                            return Ok((status, body));
+                        }
+                        last = format!(
+                            "no valid member signature in the reply of {}",
+                            member.ed25519
+                        );
+                        self.state().swarms.remove_member(account, &member.ed25519);
+                    }
                     Err(Error::SwarmMoved { snodes }) => {
                         last = format!("421 from {}", member.ed25519);
                         redirects += 1;

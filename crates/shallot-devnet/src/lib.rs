@@ -104,6 +104,8 @@ pub struct LocalNet {
     pub http: reqwest::Client,
     options: NetOptions,
     height: u64,
+    /// Extra arguments per node index (see [`LocalNet::restart_with_args`]).
+    extra_args: std::collections::HashMap<usize, Vec<String>>,
 }
 
 fn free_port(ip: Ipv4Addr) -> Result<u16, NetError> {
@@ -158,6 +160,7 @@ impl LocalNet {
             http,
             options,
             height: 1,
+            extra_args: std::collections::HashMap::new(),
         };
         net.write_directory()?;
         for i in 0..net.nodes.len() {
@@ -186,6 +189,7 @@ impl LocalNet {
             .arg("--log")
             .arg(&self.options.log)
             .args(&self.options.node_args)
+            .args(self.extra_args.get(&i).into_iter().flatten())
             .env_remove("SHALLOT_HOME")
             .stdout(Stdio::null())
             .stderr(log)
@@ -290,6 +294,13 @@ impl LocalNet {
         self.kill(i);
         self.spawn(i)?;
         self.wait_ready(i).await
+    }
+
+    /// Restarts node `i` as [`Self::restart`] does, with `args` added to its command line from
+    /// now on (e.g. a test-only flag for this one node).
+    pub async fn restart_with_args(&mut self, i: usize, args: Vec<String>) -> Result<(), NetError> {
+        self.extra_args.insert(i, args);
+        self.restart(i).await
     }
 
     /// Sends SIGTERM to node `i` and waits up to 20 s; `true` if it exited with success.

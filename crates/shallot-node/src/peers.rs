@@ -14,7 +14,7 @@ use shallot_proto::Identity;
 
 use crate::node_api;
 use crate::onion_limits::{OnionLimits, Work, WorkSlots};
-use crate::peer_tls::client_identity_pem;
+use crate::peer_tls::{peer_client_config, pinned_host, PinnedResolver};
 use crate::ssrf;
 use crate::timeouts;
 use crate::tls::TlsError;
@@ -155,28 +155,25 @@ pub struct PeerClient {
 }
 
 impl PeerClient {
-    /// Clients that present `identity`'s node certificate to peers, bounded by `limits`,
-    /// connecting from `local` when given (the node's own listening address, so peers see the
-    /// address the directory lists for it: a full listener still admits listed nodes).
+    /// Clients that present `identity`'s node certificate to peers and accept a peer only if
+    /// its certificate proves the Ed25519 key the directory lists for it (see
+    /// [`crate::peer_tls`]); bounded by `limits`; connecting from `local` when given (the node's
+    /// own listening address, so peers see the address the directory lists for it: a full
+    /// listener still admits listed nodes).
     pub fn new(
         identity: &Identity,
         limits: OnionLimits,
         local: Option<std::net::IpAddr>,
     ) -> Result<Self, TlsError> {
         crate::tls::install_crypto_provider();
-        let pem = client_identity_pem(identity)?;
         let tls_error = |e: reqwest::Error| TlsError::Io {
             action: "configure peer client",
             path: e.to_string(),
             source: std::io::Error::other("reqwest"),
         };
-        let node_identity = reqwest::Identity::from_pem(&pem).map_err(tls_error)?;
         let nodes = reqwest::Client::builder()
-            .use_rustls_tls()
-            .identity(node_identity)
-            // Peers' certificates are self-signed; a peer's identity matters only for what it
-            // signs (swarm results) and onion layers are encrypted to its X25519 key.
-            .danger_accept_invalid_certs(true)
+            .use_preconfigured_tls(peer_client_config(identity)?)
+            .dns_resolver(std::sync::Arc::new(PinnedResolver))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             // Below the peers' idle limit (connections.rs, 20 s by default), so a pooled
@@ -219,7 +216,8 @@ impl PeerClient {
         headers: &[(&'static str, String)],
         timeout: Duration,
     ) -> Result<PeerReply, ReadError> {
-        let url = format!("https://{}{path}", node.https_addr());
+        let host = pinned_host(node.ip, &node.ed25519);
+        let url = format!("https://{host}:{}{path}", node.https_port);
         let mut request = self.nodes.post(url).timeout(timeout).body(body);
         for (name, value) in headers {
             request = request.header(*name, value);

@@ -35,9 +35,12 @@ fn gap<R: Rng>(rng: &mut R) -> Duration {
     Duration::from_secs_f64((10.0 + 3.0 * normal).max(0.5))
 }
 
-/// Pings a node's `/ping_test/v1` and checks it answers with its own key.
+/// Pings a node's `/ping_test/v1` and checks it answers with its own key (with a client made
+/// by the node runtime, the TLS handshake already proved that key: the URL names the node's
+/// pinned host, see [`crate::peer_tls`]).
 pub async fn test_node(http: &reqwest::Client, node: &NodeRecord) -> bool {
-    let url = format!("https://{}/ping_test/v1", node.https_addr());
+    let host = crate::peer_tls::pinned_host(node.ip, &node.ed25519);
+    let url = format!("https://{host}:{}/ping_test/v1", node.https_port);
     let Ok(response) = http.post(url).timeout(timeouts::PING).send().await else {
         return false;
     };

@@ -87,7 +87,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
             ..StoreConfig::default()
         },
     )?);
-    let tls = tls::server_config(&config.data_dir)?;
+    let tls = tls::server_config(&config.data_dir, &identity)?;
     let bind_ip = Some(config.bind.ip()).filter(|ip| !ip.is_unspecified());
     let peers = PeerClient::new(&identity, config.onion, bind_ip)?;
     let node = Arc::new(Node::new(
@@ -285,12 +285,14 @@ async fn directory_sync(node: Arc<Node>, source: DirectorySource, mut stop: watc
     }
 }
 
-/// An HTTPS client for reachability pings (peers' certificates are self-signed), connecting
-/// from `local` like the peer client.
+/// An HTTPS client for reachability pings: a tested node must prove the key the directory lists
+/// for it in the TLS handshake (see [`crate::peer_tls`]). Connects from `local` like the peer
+/// client.
 fn ping_client(local: Option<std::net::IpAddr>) -> Result<reqwest::Client, StartError> {
+    tls::install_crypto_provider();
     reqwest::Client::builder()
-        .use_rustls_tls()
-        .danger_accept_invalid_certs(true)
+        .use_preconfigured_tls(crate::peer_tls::pinned_client_config())
+        .dns_resolver(Arc::new(crate::peer_tls::PinnedResolver))
         .redirect(reqwest::redirect::Policy::none())
         .local_address(local)
         .pool_idle_timeout(Duration::from_secs(10))

@@ -1,13 +1,26 @@
-//! The node's TLS certificate: self-signed, made on first start and kept in the data directory.
+//! The node's TLS certificates.
 //!
-//! Session clients and peers do not verify storage-server certificates (identity is proven by
-//! the node's Ed25519 key at the application layer), so a self-signed certificate is all we need.
+//! A node has two self-signed server certificates:
+//! - its **node certificate**, whose key is its Ed25519 service-node key (made from the node's
+//!   seed on every start, see [`crate::peer_tls`]). It proves the node key in the handshake;
+//!   peers and Shallot clients check it against the key the directory lists.
+//! - a **fallback** ECDSA P-256 certificate, made on first start and kept in the data directory,
+//!   for TLS clients that do not offer Ed25519 signatures (e.g. BoringSSL-based Session clients,
+//!   which do not verify storage-server certificates anyway).
+//!
+//! [`NodeCertResolver`] serves the node certificate to every client whose hello offers the
+//! Ed25519 signature scheme, and the fallback otherwise. A client that insists on the node key
+//! offers only Ed25519, so it can never be served the fallback.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::SignatureScheme;
+use shallot_proto::Identity;
 
 /// File names inside the data directory.
 const CERT_FILE: &str = "cert.pem";
@@ -78,13 +91,53 @@ pub fn load_or_create(
     Ok((certs, key))
 }
 
-/// A rustls server configuration for the node's HTTPS listener (HTTP/1.1 and HTTP/2).
-pub fn server_config(dir: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+/// Chooses the server certificate per handshake: the Ed25519 node certificate when the client
+/// offers Ed25519, else the fallback certificate.
+#[derive(Debug)]
+pub struct NodeCertResolver {
+    node: Arc<CertifiedKey>,
+    fallback: Arc<CertifiedKey>,
+}
+
+impl NodeCertResolver {
+    /// The resolver for `identity`, with the fallback certificate kept in `dir`.
+    pub fn new(dir: &Path, identity: &Identity) -> Result<Arc<Self>, TlsError> {
+        install_crypto_provider();
+        let provider = rustls::crypto::ring::default_provider();
+        let (cert, key) = crate::peer_tls::node_certificate(identity)?;
+        let node = CertifiedKey::from_der(vec![cert], PrivateKeyDer::Pkcs8(key), &provider)?;
+        let (certs, key) = load_or_create(dir)?;
+        let fallback = CertifiedKey::from_der(certs, key, &provider)?;
+        Ok(Arc::new(Self {
+            node: Arc::new(node),
+            fallback: Arc::new(fallback),
+        }))
+    }
+}
+
+impl ResolvesServerCert for NodeCertResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if hello
+            .signature_schemes()
+            .contains(&SignatureScheme::ED25519)
+        {
+            Some(self.node.clone())
+        } else {
+            Some(self.fallback.clone())
+        }
+    }
+}
+
+/// A rustls server configuration for the node's HTTPS listener (HTTP/1.1 and HTTP/2), serving
+/// `identity`'s node certificate (see the module doc).
+pub fn server_config(
+    dir: &Path,
+    identity: &Identity,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     install_crypto_provider();
-    let (certs, key) = load_or_create(dir)?;
     let mut config = rustls::ServerConfig::builder()
         .with_client_cert_verifier(crate::peer_tls::OptionalNodeCert::new())
-        .with_single_cert(certs, key)?;
+        .with_cert_resolver(NodeCertResolver::new(dir, identity)?);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -118,9 +171,10 @@ mod tests {
     #[test]
     fn certificate_is_made_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        server_config(dir.path()).unwrap();
+        let identity = Identity::from_seed([5; 32]);
+        server_config(dir.path(), &identity).unwrap();
         let first = std::fs::read(dir.path().join(CERT_FILE)).unwrap();
-        server_config(dir.path()).unwrap();
+        server_config(dir.path(), &identity).unwrap();
         assert_eq!(std::fs::read(dir.path().join(CERT_FILE)).unwrap(), first);
         #[cfg(unix)]
         {
@@ -133,7 +187,7 @@ mod tests {
         }
         std::fs::write(dir.path().join(KEY_FILE), "garbage").unwrap();
         assert!(matches!(
-            server_config(dir.path()),
+            server_config(dir.path(), &identity),
             Err(TlsError::BadPem { .. })
         ));
     }

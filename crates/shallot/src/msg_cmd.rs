@@ -1,7 +1,6 @@
 //! `shallot send` and `shallot inbox`: one-to-one messages with the account in the data
 //! directory, through onion paths, with local state in `<data-dir>/client.db`.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,14 +15,25 @@ use shallot_proto::SessionId;
 /// Where to find the network.
 #[derive(Args)]
 pub struct NetArgs {
-    /// A service node to fetch the node list from: its IP and HTTPS storage port
-    /// (repeatable; without any seed, the node list saved by the last run is used)
-    #[arg(long, value_name = "IP:PORT")]
-    seed_node: Vec<SocketAddr>,
+    /// A service node to fetch the node list from: `ED25519_KEY@IP:PORT` (pinned: the node must
+    /// prove that key) or `IP:PORT` (unpinned, devnets only: anyone on the path can answer for
+    /// it). Repeatable: with two or more seeds, a node is used only if most of them list it, so
+    /// one lying seed cannot choose your nodes; a single seed can. Without any seed, the node
+    /// list saved by the last run is used
+    #[arg(long, value_name = "[KEY@]IP:PORT", value_parser = parse_seed_node)]
+    seed_node: Vec<Seed>,
     /// A seed/directory JSON-RPC URL to fetch the node list from
     /// (e.g. https://seed1.example:4443/json_rpc; repeatable)
     #[arg(long, value_name = "URL")]
     seed_url: Vec<String>,
+}
+
+/// Parses a `--seed-node` value: `KEY@IP:PORT` or `IP:PORT` (URLs belong to `--seed-url`).
+pub(crate) fn parse_seed_node(text: &str) -> Result<Seed, String> {
+    match text.parse::<Seed>()? {
+        Seed::JsonRpc(_) => Err("a URL is a --seed-url, not a --seed-node".into()),
+        seed => Ok(seed),
+    }
 }
 
 /// `shallot send`.
@@ -348,7 +358,7 @@ async fn connect(dir: &Path, net: &NetArgs) -> Result<Messenger> {
     let seeds: Vec<Seed> = net
         .seed_node
         .iter()
-        .map(|a| Seed::Node(*a))
+        .cloned()
         .chain(net.seed_url.iter().cloned().map(Seed::JsonRpc))
         .collect();
     let config = ClientConfig {

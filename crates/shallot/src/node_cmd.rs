@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use shallot_node::clock::SystemClock;
+use shallot_node::clock::{Clock, OffsetClock, SystemClock};
 use shallot_node::config::{DirectorySource, NodeConfig};
 
 /// Flags of `shallot node`; each overrides the config file.
@@ -46,6 +46,11 @@ pub struct NodeArgs {
     /// Serve even when not in any swarm (testing only)
     #[arg(long)]
     force_start: bool,
+    /// TESTING ONLY (hidden): run the node's clock this many milliseconds ahead (negative:
+    /// behind) of the system clock, to simulate a node with a wrong clock in attack tests. Every
+    /// timestamp check and every `t` the node reports uses the shifted clock.
+    #[arg(long, hide = true, value_name = "MS", allow_hyphen_values = true)]
+    test_clock_offset_ms: Option<i64>,
     /// Log filter, e.g. info or shallot_node=debug [default: info]
     #[arg(long, value_name = "FILTER", env = "SHALLOT_LOG")]
     log: Option<String>,
@@ -93,6 +98,7 @@ impl NodeArgs {
 
 /// Runs the node until SIGINT or SIGTERM, then shuts down gracefully.
 pub fn run(args: NodeArgs, data_dir: &Path) -> Result<()> {
+    let clock_offset = args.test_clock_offset_ms;
     let config = args.into_config(data_dir)?;
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -105,12 +111,21 @@ pub fn run(args: NodeArgs, data_dir: &Path) -> Result<()> {
             "no directory configured (--oxend or --directory-file): the node will not join a swarm"
         );
     }
+    let clock: Arc<dyn Clock> = match clock_offset {
+        Some(offset) => {
+            tracing::warn!(offset_ms = offset, "TESTING: this node's clock is shifted");
+            let clock = OffsetClock::default();
+            clock.set_offset(offset);
+            Arc::new(clock)
+        }
+        None => Arc::new(SystemClock),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
     runtime.block_on(async move {
-        let running = shallot_node::runtime::start(config, Arc::new(SystemClock))
+        let running = shallot_node::runtime::start(config, clock)
             .await
             .context("could not start the node")?;
         println!(

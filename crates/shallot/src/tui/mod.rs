@@ -11,7 +11,6 @@ mod tests;
 pub mod view;
 
 use std::io::{self, Stdout};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,10 +36,13 @@ use app::{Action, App, Conv, Event, Msg, PathStatus};
 /// `shallot chat`.
 #[derive(Args)]
 pub struct ChatArgs {
-    /// A service node to fetch the node list from: its IP and HTTPS storage port
-    /// (repeatable; without any seed, the node list saved by the last run is used)
-    #[arg(long, value_name = "IP:PORT")]
-    seed_node: Vec<SocketAddr>,
+    /// A service node to fetch the node list from: `ED25519_KEY@IP:PORT` (pinned: the node must
+    /// prove that key) or `IP:PORT` (unpinned, devnets only: anyone on the path can answer for
+    /// it). Repeatable: with two or more seeds, a node is used only if most of them list it, so
+    /// one lying seed cannot choose your nodes; a single seed can. Without any seed, the node
+    /// list saved by the last run is used
+    #[arg(long, value_name = "[KEY@]IP:PORT", value_parser = crate::msg_cmd::parse_seed_node)]
+    seed_node: Vec<Seed>,
     /// A seed/directory JSON-RPC URL to fetch the node list from (repeatable)
     #[arg(long, value_name = "URL")]
     seed_url: Vec<String>,
@@ -99,7 +101,7 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
     let seeds: Vec<Seed> = args
         .seed_node
         .iter()
-        .map(|a| Seed::Node(*a))
+        .cloned()
         .chain(args.seed_url.iter().cloned().map(Seed::JsonRpc))
         .collect();
     let saved_pool = if seeds.is_empty() {
