@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body as HttpBody;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -157,32 +157,7 @@ async fn ping_test(State(node): Shared) -> Response {
 async fn monitor(State(node): Shared, upgrade: WebSocketUpgrade) -> Response {
     upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| monitor_connection(node, socket))
-}
-
-async fn monitor_connection(node: Arc<Node>, mut socket: WebSocket) {
-    let (connection, tx, mut rx) = node.monitor.connect();
-    loop {
-        tokio::select! {
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(frame))) => {
-                    let now_s = node.clock.now_ms() / 1000;
-                    let answer = node.monitor.handle_frame(connection, &tx, frame.as_str(), now_s);
-                    if socket.send(Message::Text(answer.to_string().into())).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_))) => {}
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-            },
-            Some(note) = rx.recv() => {
-                if socket.send(Message::Text(note.into())).await.is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    node.monitor.disconnect(connection);
+        .on_upgrade(move |socket| crate::monitor::serve(node, socket))
 }
 
 /// Refuses connections that did not prove the key of an active node of the current view.

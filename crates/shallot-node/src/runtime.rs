@@ -82,19 +82,23 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
         config.data_dir.join("storage.db"),
         StoreConfig {
             max_db_bytes: config.max_db_bytes,
+            inbox_quota: config.account_limits.inbox_quota(),
             ..StoreConfig::default()
         },
     )?);
     let tls = tls::server_config(&config.data_dir)?;
     let peers = PeerClient::new(&identity)?;
-    let node = Arc::new(Node::new(
-        identity,
-        clock,
-        store,
-        RateLimiter::new(config.rate_limit),
-        peers,
-        config.force_start,
-    ));
+    let node = Arc::new(
+        Node::new(
+            identity,
+            clock,
+            store,
+            RateLimiter::new(config.rate_limit),
+            peers,
+            config.force_start,
+        )
+        .with_account_limits(config.account_limits),
+    );
     let listener = TcpListener::bind(config.bind)
         .await
         .map_err(|source| StartError::Bind {

@@ -1,0 +1,104 @@
+//! Limits that keep one account, one push connection or one peer from growing the node's state
+//! without bound (issue #10 item 4): per-account quotas on unsigned inbox stores, caps on push
+//! subscriptions, the push WebSocket's ping/idle timers, and counters of what peers sent that
+//! was refused. Configured in `node.toml` under `[account_limits]`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Default most messages one account holds from unsigned (public-inbox) stores.
+pub const DEFAULT_INBOX_MAX_MESSAGES: u64 = 10_000;
+/// Default most bytes of data one account holds from unsigned (public-inbox) stores: 100 MiB.
+pub const DEFAULT_INBOX_MAX_BYTES: u64 = 100 * 1024 * 1024;
+/// Default most accounts one push connection subscribes to.
+pub const DEFAULT_MONITOR_MAX_PER_CONNECTION: usize = 1_000;
+/// Default most push subscriptions (account × connection) on the node.
+pub const DEFAULT_MONITOR_MAX_TOTAL: usize = 100_000;
+
+/// The `[account_limits]` section of `node.toml`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountLimits {
+    /// Most messages an account holds in public-inbox namespaces (stores that need no
+    /// signature); further new messages are refused with 429 until some expire or are deleted.
+    /// 0 disables the limit.
+    pub inbox_max_messages: u64,
+    /// Most bytes of message data an account holds in public-inbox namespaces; 0 disables it.
+    pub inbox_max_bytes: u64,
+    /// Most accounts one push (`/monitor/v1`) connection may subscribe to.
+    pub monitor_max_per_connection: usize,
+    /// Most push subscriptions (account × connection) the node keeps in total.
+    pub monitor_max_total: usize,
+    /// Seconds between WebSocket pings on a push connection.
+    pub monitor_ping_secs: u64,
+    /// Seconds a push connection may stay silent (no frame, no pong) before it is closed.
+    pub monitor_idle_secs: u64,
+}
+
+impl Default for AccountLimits {
+    fn default() -> Self {
+        Self {
+            inbox_max_messages: DEFAULT_INBOX_MAX_MESSAGES,
+            inbox_max_bytes: DEFAULT_INBOX_MAX_BYTES,
+            monitor_max_per_connection: DEFAULT_MONITOR_MAX_PER_CONNECTION,
+            monitor_max_total: DEFAULT_MONITOR_MAX_TOTAL,
+            monitor_ping_secs: 30,
+            monitor_idle_secs: 60,
+        }
+    }
+}
+
+impl AccountLimits {
+    /// The store's quota for these settings.
+    pub fn inbox_quota(&self) -> shallot_store::InboxQuota {
+        shallot_store::InboxQuota {
+            max_messages: self.inbox_max_messages,
+            max_bytes: self.inbox_max_bytes,
+        }
+    }
+
+    /// Interval between pings on a push connection (at least 1 s).
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.monitor_ping_secs.max(1))
+    }
+
+    /// How long a push connection may stay silent (at least one ping interval).
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.monitor_idle_secs).max(self.ping_interval())
+    }
+}
+
+/// Counts of what peers pushed that was refused (logged with each refusal batch).
+#[derive(Debug, Default)]
+pub struct PeerRejections {
+    /// Handoff or forward requests refused because the sender is not a (recent) swarm peer.
+    pub untrusted_sender: AtomicU64,
+    /// Handed-off items for accounts that do not map to our swarm.
+    pub not_our_account: AtomicU64,
+    /// Handed-off items whose hash does not match their content, or whose times are not sane.
+    pub forged: AtomicU64,
+    /// Handed-off items over an account's inbox quota.
+    pub over_quota: AtomicU64,
+}
+
+impl PeerRejections {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Total refused so far.
+    pub fn total(&self) -> u64 {
+        [
+            &self.untrusted_sender,
+            &self.not_our_account,
+            &self.forged,
+            &self.over_quota,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum()
+    }
+}
