@@ -93,9 +93,16 @@ fn sorted_texts<'a>(hashes: impl IntoIterator<Item = &'a MessageHash>) -> Vec<St
     texts
 }
 
-/// `{"failed": true, "query_failure": true}` for a local database failure.
+/// Text of the 429 a store gets when the account's inbox holds its quota on every member.
+pub const QUOTA_REFUSAL: &str =
+    "store: the recipient's inbox is full (per-account quota of unsigned messages); try later";
+
+/// `{"failed": true, "query_failure": true}` for a local database failure;
+/// `{"failed": true, "quota_exceeded": true}` for an account over its inbox quota.
 fn query_failure(error: &StoreError) -> Value {
-    if error.is_full() {
+    if error.is_quota() {
+        json!({"failed": true, "quota_exceeded": true, "reason": error.to_string()})
+    } else if error.is_full() {
         json!({"failed": true, "query_failure": true})
     } else {
         json!({"failed": true, "query_failure": true, "reason": error.to_string()})
@@ -418,6 +425,7 @@ impl Node {
                     }
                     entry
                 }
+                Err(error) if error.is_quota() => query_failure(&error),
                 Err(error) => {
                     tracing::warn!(%error, "store failed");
                     query_failure(&error)
@@ -425,6 +433,14 @@ impl Node {
             }
         };
         let result = self.replicate(view, &request, origin, now, local).await;
+        let over_quota = |entry: &Value| entry.get("quota_exceeded").is_some();
+        if origin == Origin::Client
+            && over_quota(&result.2)
+            && result.1.values().all(|e| e.get("failed").is_some())
+        {
+            // Nothing was stored anywhere: one clear refusal rather than a 500 of failures.
+            return Reply::text(429, QUOTA_REFUSAL);
+        }
         let stored = result.2.get("failed").is_none();
         self.recursive_reply(view, origin, now, result, |body| {
             if stored {
@@ -595,7 +611,10 @@ impl Node {
         origin: Origin,
         now: u64,
     ) -> Reply {
-        if r.expiries.iter().any(|&e| e + SIGNATURE_WINDOW < now) {
+        if r.expiries
+            .iter()
+            .any(|&e| e.saturating_add(SIGNATURE_WINDOW) < now)
+        {
             return Reply::text(401, "expire: timestamp should be >= current time");
         }
         if r.single_expiry().is_none() && view.hardfork < MULTI_EXPIRY_HARDFORK {
@@ -866,7 +885,7 @@ impl NamespaceOp {
                 401,
                 "delete_before timestamp too far in the future",
             )),
-            Self::ExpireAll(r) if r.expiry + window < now => Some(Reply::text(
+            Self::ExpireAll(r) if r.expiry.saturating_add(window) < now => Some(Reply::text(
                 406,
                 "expire_all timestamp should be >= current time",
             )),

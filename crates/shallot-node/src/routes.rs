@@ -12,10 +12,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
-use shallot_proto::message_hash::MessageHash;
 use shallot_proto::rpc::{Envelope, RpcError};
 
+use crate::account_limits::PeerRejections;
 use crate::exec::{Body, Origin, Reply};
+use crate::handoff::HandoffRefusal;
 use crate::node_api::{self, HandoffBatch, OnionHop};
 use crate::server::ConnInfo;
 use crate::state::Node;
@@ -182,6 +183,17 @@ async fn peer_forward(
     if let Some(refusal) = refuse_non_peer(&node, &conn) {
         return refusal;
     }
+    // Only our (current or previous) swarm's members replicate client writes to us.
+    if let Some(key) = conn
+        .node
+        .filter(|key| !crate::handoff::is_swarm_peer(&node, key))
+    {
+        PeerRejections::add(&node.peer_rejections.untrusted_sender, 1);
+        return text(
+            403,
+            format!("node-to-node route: {key} is not a member of this swarm"),
+        );
+    }
     let body = match read_body(request.into_body()).await {
         Ok(body) => body,
         Err(response) => return response,
@@ -242,19 +254,20 @@ async fn peer_handoff(
             format!("unsupported handoff version {}", batch.version),
         );
     }
-    // Only keep messages whose hash matches their content: a buggy peer cannot plant entries
-    // that later collide with real ones.
-    let messages: Vec<shallot_store::StoredMessage> = batch
-        .messages
-        .into_iter()
-        .filter(|m| MessageHash::compute(&m.pubkey, m.namespace, &m.data) == m.hash)
-        .map(Into::into)
-        .collect();
-    let store = node.store.clone();
-    match tokio::task::spawn_blocking(move || store.bulk_store(&messages)).await {
-        Ok(Ok(inserted)) => axum::Json(serde_json::json!({"inserted": inserted})).into_response(),
-        Ok(Err(error)) => text(500, format!("handoff failed: {error}")),
-        Err(_) => text(500, "handoff failed"),
+    let Some(sender) = conn.node else {
+        return text(403, "node-to-node route: no node certificate");
+    };
+    match crate::handoff::receive(&node, sender, batch).await {
+        Ok(done) => axum::Json(serde_json::json!({
+            "inserted": done.inserted,
+            "revocations": done.revocations,
+            "refused": done.refused,
+            "expired": done.expired,
+        }))
+        .into_response(),
+        Err(refusal @ HandoffRefusal::NotInSwarm) => text(503, refusal.to_string()),
+        Err(refusal @ HandoffRefusal::Untrusted(_)) => text(403, refusal.to_string()),
+        Err(refusal @ HandoffRefusal::Store(_)) => text(500, refusal.to_string()),
     }
 }
 
