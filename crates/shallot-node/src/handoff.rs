@@ -172,8 +172,9 @@ async fn push(node: &Node, target: &NodeRecord, batch: &HandoffBatch) {
     let Ok(body) = serde_json::to_vec(batch) else {
         return;
     };
-    // One retry: a new member may still be starting up when the block lands.
-    for attempt in 0..2 {
+    // Retries: a new member may still be starting up, or not have read the new view yet (it
+    // refuses accounts that do not map to it, and senders it does not know as peers).
+    for attempt in 0..3u32 {
         match node
             .peers
             .push_messages(target, Bytes::from(body.clone()))
@@ -185,8 +186,8 @@ async fn push(node: &Node, target: &NodeRecord, batch: &HandoffBatch) {
             }
             Err(error) => tracing::warn!(%error, peer = %target.ed25519, "handoff failed"),
         }
-        if attempt == 0 {
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        if attempt < 2 {
+            tokio::time::sleep(std::time::Duration::from_secs(2 << attempt)).await;
         }
     }
     node.metrics.count_peer_failure();
@@ -229,6 +230,10 @@ pub struct Received {
     pub refused: usize,
     /// Messages already expired (dropped quietly).
     pub expired: usize,
+    /// Items refused because the sender may not hand them over (included in `refused`).
+    pub untrusted: usize,
+    /// Items refused because their account does not map to our swarm (included in `refused`).
+    pub not_ours: usize,
 }
 
 /// Checks and stores a handoff batch from `sender` (already proven an active node by its TLS
@@ -335,6 +340,8 @@ pub async fn receive(
         revocations: outcome.revocations,
         refused: refused + outcome.over_quota,
         expired,
+        untrusted,
+        not_ours,
     })
 }
 

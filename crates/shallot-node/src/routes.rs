@@ -258,6 +258,22 @@ async fn peer_handoff(
         return text(403, "node-to-node route: no node certificate");
     };
     match crate::handoff::receive(&node, sender, batch).await {
+        // Partly refused: the valid items are stored; a non-200 makes the sender retry once
+        // views have settled (a lagging view is the usual cause).
+        Ok(done) if done.untrusted > 0 => text(
+            403,
+            format!(
+                "{} handoff items refused: {sender} may not hand them over",
+                done.untrusted
+            ),
+        ),
+        Ok(done) if done.not_ours > 0 => text(
+            421,
+            format!(
+                "{} handoff items refused: not this swarm's accounts",
+                done.not_ours
+            ),
+        ),
         Ok(done) => axum::Json(serde_json::json!({
             "inserted": done.inserted,
             "revocations": done.revocations,
