@@ -14,6 +14,8 @@ pub const DEFAULT_INBOX_MAX_MESSAGES: u64 = 10_000;
 pub const DEFAULT_INBOX_MAX_BYTES: u64 = 100 * 1024 * 1024;
 /// Default most accounts one push connection subscribes to.
 pub const DEFAULT_MONITOR_MAX_PER_CONNECTION: usize = 1_000;
+/// Default most push subscriptions held by the connections of one client address.
+pub const DEFAULT_MONITOR_MAX_PER_IP: usize = 5_000;
 /// Default most push subscriptions (account × connection) on the node.
 pub const DEFAULT_MONITOR_MAX_TOTAL: usize = 100_000;
 
@@ -29,6 +31,8 @@ pub struct AccountLimits {
     pub inbox_max_bytes: u64,
     /// Most accounts one push (`/monitor/v1`) connection may subscribe to.
     pub monitor_max_per_connection: usize,
+    /// Most push subscriptions the connections of one client address may hold together.
+    pub monitor_max_per_ip: usize,
     /// Most push subscriptions (account × connection) the node keeps in total.
     pub monitor_max_total: usize,
     /// Seconds between WebSocket pings on a push connection.
@@ -43,6 +47,7 @@ impl Default for AccountLimits {
             inbox_max_messages: DEFAULT_INBOX_MAX_MESSAGES,
             inbox_max_bytes: DEFAULT_INBOX_MAX_BYTES,
             monitor_max_per_connection: DEFAULT_MONITOR_MAX_PER_CONNECTION,
+            monitor_max_per_ip: DEFAULT_MONITOR_MAX_PER_IP,
             monitor_max_total: DEFAULT_MONITOR_MAX_TOTAL,
             monitor_ping_secs: 30,
             monitor_idle_secs: 60,

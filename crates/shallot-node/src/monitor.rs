@@ -10,6 +10,7 @@
 //! `{"@": account, "h": hash, "n": ns, "t": ms, "z": expiry ms, "~": base64 data if wanted}`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -226,30 +227,45 @@ pub const ERRCODE_LIMIT: u8 = 7;
 /// How often stale subscriptions are swept (on the next subscribe after this long).
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
+/// A live push connection: where it comes from and what it subscribes to.
+struct Connection {
+    ip: IpAddr,
+    accounts: HashSet<AccountId>,
+    tx: mpsc::Sender<String>,
+}
+
 #[derive(Default)]
 struct Subscriptions {
     by_account: HashMap<AccountId, Vec<Subscriber>>,
-    /// The accounts each connection subscribes to: disconnects touch only those.
-    by_connection: HashMap<u64, HashSet<AccountId>>,
+    /// Each connection's accounts: disconnects touch only those.
+    by_connection: HashMap<u64, Connection>,
+    /// Subscriptions held per client address.
+    per_ip: HashMap<IpAddr, usize>,
     total: usize,
     last_sweep: Option<Instant>,
 }
 
 impl Subscriptions {
-    /// Drops the subscribers of `account` for which `stale` holds, keeping the index in step.
+    /// Drops the subscribers of `account` for which `stale` holds, keeping the indexes in step.
     fn prune(&mut self, account: &AccountId, stale: impl Fn(&Subscriber) -> bool) {
         let Some(subs) = self.by_account.get_mut(account) else {
             return;
         };
-        let by_connection = &mut self.by_connection;
+        let (by_connection, per_ip) = (&mut self.by_connection, &mut self.per_ip);
         let mut removed = 0;
         subs.retain(|s| {
             if !stale(s) {
                 return true;
             }
             removed += 1;
-            if let Some(set) = by_connection.get_mut(&s.connection) {
-                set.remove(account);
+            if let Some(conn) = by_connection.get_mut(&s.connection) {
+                conn.accounts.remove(account);
+                if let Some(n) = per_ip.get_mut(&conn.ip) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        per_ip.remove(&conn.ip);
+                    }
+                }
             }
             false
         });
@@ -259,13 +275,13 @@ impl Subscriptions {
         }
     }
 
-    /// Drops every expired subscription and every one whose connection is gone.
+    /// Drops every expired subscription and every connection that is gone.
     fn sweep(&mut self, now: Instant) {
         let accounts: Vec<AccountId> = self.by_account.keys().copied().collect();
         for account in accounts {
             self.prune(&account, |s| s.expires <= now || s.tx.is_closed());
         }
-        self.by_connection.retain(|_, set| !set.is_empty());
+        self.by_connection.retain(|_, conn| !conn.tx.is_closed());
         self.last_sweep = Some(now);
     }
 
@@ -280,6 +296,7 @@ pub struct MonitorHub {
     subs: Mutex<Subscriptions>,
     next_connection: AtomicU64,
     max_per_connection: usize,
+    max_per_ip: usize,
     max_total: usize,
 }
 
@@ -302,6 +319,7 @@ impl MonitorHub {
             subs: Mutex::new(Subscriptions::default()),
             next_connection: AtomicU64::new(0),
             max_per_connection: limits.monitor_max_per_connection,
+            max_per_ip: limits.monitor_max_per_ip,
             max_total: limits.monitor_max_total,
         }
     }
@@ -312,10 +330,28 @@ impl MonitorHub {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A new connection id and its notification queue.
+    /// A new connection id and its notification queue, for a client at an unknown address.
     pub fn connect(&self) -> (u64, mpsc::Sender<String>, mpsc::Receiver<String>) {
+        self.connect_from(IpAddr::from([0, 0, 0, 0]))
+    }
+
+    /// A new connection id and its notification queue, for a client at `ip` (subscriptions are
+    /// also capped per address).
+    pub fn connect_from(&self, ip: IpAddr) -> (u64, mpsc::Sender<String>, mpsc::Receiver<String>) {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            IpAddr::V4(_) => ip,
+        };
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        self.lock().by_connection.insert(
+            id,
+            Connection {
+                ip,
+                accounts: HashSet::new(),
+                tx: tx.clone(),
+            },
+        );
         (id, tx, rx)
     }
 
@@ -354,13 +390,25 @@ impl MonitorHub {
             existing.expires = expires;
             return Ok(());
         }
-        let held = state.by_connection.get(&connection).map_or(0, HashSet::len);
+        let Some(conn) = state.by_connection.get(&connection) else {
+            return Err(fail(ERRCODE_LIMIT, "Connection is closed"));
+        };
+        let (held, ip) = (conn.accounts.len(), conn.ip);
         if held >= self.max_per_connection {
             return Err(fail(
                 ERRCODE_LIMIT,
                 format!(
                     "Subscription limit reached: at most {} accounts per connection",
                     self.max_per_connection
+                ),
+            ));
+        }
+        if state.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_per_ip {
+            return Err(fail(
+                ERRCODE_LIMIT,
+                format!(
+                    "Subscription limit reached: at most {} accounts per client address",
+                    self.max_per_ip
                 ),
             ));
         }
@@ -381,11 +429,10 @@ impl MonitorHub {
                 ));
             }
         }
-        state
-            .by_connection
-            .entry(connection)
-            .or_default()
-            .insert(sub.account);
+        if let Some(conn) = state.by_connection.get_mut(&connection) {
+            conn.accounts.insert(sub.account);
+        }
+        *state.per_ip.entry(ip).or_default() += 1;
         state.total += 1;
         state
             .by_account
@@ -404,12 +451,17 @@ impl MonitorHub {
     /// Forgets every subscription of a closed connection (touching only its own accounts).
     pub fn disconnect(&self, connection: u64) {
         let mut state = self.lock();
-        let Some(accounts) = state.by_connection.remove(&connection) else {
+        let Some(accounts) = state
+            .by_connection
+            .get(&connection)
+            .map(|conn| conn.accounts.iter().copied().collect::<Vec<_>>())
+        else {
             return;
         };
         for account in accounts {
             state.prune(&account, |s| s.connection == connection);
         }
+        state.by_connection.remove(&connection);
     }
 
     /// Pushes a newly stored message to its account's live subscribers.
@@ -476,9 +528,9 @@ impl MonitorHub {
 /// Serves one `/monitor/v1` WebSocket: subscription frames in, notifications out, a ping every
 /// [`AccountLimits::ping_interval`], and a close once the client has been silent (no frame, no
 /// pong) for [`AccountLimits::idle_timeout`].
-pub async fn serve(node: Arc<Node>, mut socket: WebSocket) {
+pub async fn serve(node: Arc<Node>, mut socket: WebSocket, client: IpAddr) {
     let limits = node.account_limits;
-    let (connection, tx, mut rx) = node.monitor.connect();
+    let (connection, tx, mut rx) = node.monitor.connect_from(client);
     let mut ping = tokio::time::interval_at(
         tokio::time::Instant::now() + limits.ping_interval(),
         limits.ping_interval(),
@@ -716,5 +768,51 @@ mod tests {
             json!({"success": 1})
         );
         assert_eq!(hub.len(), 1);
+    }
+
+    #[test]
+    fn one_address_cannot_take_every_subscription() {
+        let limits = AccountLimits {
+            monitor_max_per_connection: 2,
+            monitor_max_per_ip: 3,
+            ..AccountLimits::default()
+        };
+        let hub = MonitorHub::new(&limits);
+        let now = 1_700_000_000;
+        let users: Vec<Identity> = (0..5u8).map(|i| Identity::from_seed([i + 1; 32])).collect();
+        let frame = |i: usize| request(&users[i], now, &[0], false).to_string();
+        let attacker = IpAddr::from([10, 0, 0, 1]);
+        let (a, tx_a, _rx_a) = hub.connect_from(attacker);
+        let (b, tx_b, _rx_b) = hub.connect_from(attacker);
+        assert_eq!(
+            hub.handle_frame(a, &tx_a, &frame(0), now),
+            json!({"success": 1})
+        );
+        assert_eq!(
+            hub.handle_frame(a, &tx_a, &frame(1), now),
+            json!({"success": 1})
+        );
+        assert_eq!(
+            hub.handle_frame(b, &tx_b, &frame(2), now),
+            json!({"success": 1})
+        );
+        let refused = hub.handle_frame(b, &tx_b, &frame(3), now);
+        assert_eq!(refused["errcode"], ERRCODE_LIMIT, "{refused}");
+        // IPv4-mapped IPv6 is the same address.
+        let (c, tx_c, _rx_c) = hub.connect_from("::ffff:10.0.0.1".parse().unwrap());
+        assert_eq!(
+            hub.handle_frame(c, &tx_c, &frame(3), now)["errcode"],
+            ERRCODE_LIMIT
+        );
+        let (d, tx_d, _rx_d) = hub.connect_from(IpAddr::from([10, 0, 0, 2]));
+        assert_eq!(
+            hub.handle_frame(d, &tx_d, &frame(3), now),
+            json!({"success": 1})
+        );
+        hub.disconnect(a);
+        assert_eq!(
+            hub.handle_frame(c, &tx_c, &frame(4), now),
+            json!({"success": 1})
+        );
     }
 }

@@ -155,10 +155,14 @@ async fn ping_test(State(node): Shared) -> Response {
     (StatusCode::OK, [("x-oxen-snode-pubkey", key)], "").into_response()
 }
 
-async fn monitor(State(node): Shared, upgrade: WebSocketUpgrade) -> Response {
+async fn monitor(
+    State(node): Shared,
+    Extension(conn): Extension<ConnInfo>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| crate::monitor::serve(node, socket))
+        .on_upgrade(move |socket| crate::monitor::serve(node, socket, conn.remote.ip()))
 }
 
 /// Refuses connections that did not prove the key of an active node of the current view.
