@@ -83,6 +83,17 @@ fn within(now: u64, t: u64, window: u64) -> bool {
     now.abs_diff(t) <= window
 }
 
+/// An `expire` expiry more than the signature window in the past (no overflow at `u64::MAX`).
+fn too_old(expiry: u64, now: u64) -> bool {
+    expiry.saturating_add(SIGNATURE_WINDOW) < now
+}
+
+/// Whether a replicated store was refused for the inbox quota here and stored nowhere else:
+/// one clear refusal then, rather than a 500 of failures.
+fn refused_for_quota((_, swarm, local): &(u16, Map<String, Value>, Value)) -> bool {
+    local.get("quota_exceeded").is_some() && swarm.values().all(|e| e.get("failed").is_some())
+}
+
 fn sig_b64(node: &Node, message: &[u8]) -> String {
     b64::encode(node.identity.sign(message).to_bytes())
 }
@@ -433,12 +444,7 @@ impl Node {
             }
         };
         let result = self.replicate(view, &request, origin, now, local).await;
-        let over_quota = |entry: &Value| entry.get("quota_exceeded").is_some();
-        if origin == Origin::Client
-            && over_quota(&result.2)
-            && result.1.values().all(|e| e.get("failed").is_some())
-        {
-            // Nothing was stored anywhere: one clear refusal rather than a 500 of failures.
+        if origin == Origin::Client && refused_for_quota(&result) {
             return Reply::text(429, QUOTA_REFUSAL);
         }
         let stored = result.2.get("failed").is_none();
@@ -611,10 +617,7 @@ impl Node {
         origin: Origin,
         now: u64,
     ) -> Reply {
-        if r.expiries
-            .iter()
-            .any(|&e| e.saturating_add(SIGNATURE_WINDOW) < now)
-        {
+        if r.expiries.iter().any(|&e| too_old(e, now)) {
             return Reply::text(401, "expire: timestamp should be >= current time");
         }
         if r.single_expiry().is_none() && view.hardfork < MULTI_EXPIRY_HARDFORK {
@@ -963,4 +966,18 @@ impl NamespaceOp {
 /// A `batch`/`sequence`/`ifelse` result entry: `{"code": n, "body": …}`.
 fn result_entry(reply: Reply) -> Value {
     json!({"code": reply.status, "body": reply.body.into_json()})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attacker_chosen_expiries_do_not_overflow() {
+        let now = 1_700_000_000_000;
+        assert!(!too_old(u64::MAX, now));
+        assert!(!too_old(u64::MAX, u64::MAX));
+        assert!(too_old(0, now));
+        assert!(!too_old(now - SIGNATURE_WINDOW, now));
+    }
 }
