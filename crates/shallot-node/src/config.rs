@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::account_limits::AccountLimits;
+use crate::connections::ConnectionConfig;
 use crate::rate_limit::RateLimitConfig;
 
 /// Default HTTPS port (Session mainnet storage servers).
@@ -46,6 +47,8 @@ pub struct NodeConfig {
     pub directory: Option<DirectorySource>,
     /// Per-client rate limiting of `/storage_rpc/v1`.
     pub rate_limit: RateLimitConfig,
+    /// Connection caps and timeouts of the HTTPS listener.
+    pub connections: ConnectionConfig,
     /// Database size cap in bytes; stores fail cleanly once it is reached.
     pub max_db_bytes: u64,
     /// Serve even when not in a swarm (testing only).
@@ -65,6 +68,7 @@ impl Default for NodeConfig {
             admin_bind: None,
             directory: None,
             rate_limit: RateLimitConfig::default(),
+            connections: ConnectionConfig::default(),
             max_db_bytes: DEFAULT_MAX_DB_BYTES,
             force_start: false,
             log: "info".to_owned(),

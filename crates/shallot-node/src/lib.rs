@@ -5,6 +5,7 @@
 pub mod account_limits;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod exec;
 pub mod handoff;
 pub mod metrics;

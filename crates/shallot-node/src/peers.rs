@@ -49,8 +49,10 @@ fn classify(error: &reqwest::Error) -> PeerError {
 }
 
 impl PeerClient {
-    /// Clients that present `identity`'s node certificate to peers.
-    pub fn new(identity: &Identity) -> Result<Self, TlsError> {
+    /// Clients that present `identity`'s node certificate to peers, connecting from `local`
+    /// when given (the node's own listening address, so peers see the address the directory
+    /// lists for it: a full listener still admits listed nodes).
+    pub fn new(identity: &Identity, local: Option<std::net::IpAddr>) -> Result<Self, TlsError> {
         crate::tls::install_crypto_provider();
         let pem = client_identity_pem(identity)?;
         let tls_error = |e: reqwest::Error| TlsError::Io {
@@ -66,7 +68,10 @@ impl PeerClient {
             // signs (swarm results) and onion layers are encrypted to its X25519 key.
             .danger_accept_invalid_certs(true)
             .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(90))
+            // Below the peers' idle limit (connections.rs, 20 s by default), so a pooled
+            // connection is never reused just as the peer closes it.
+            .pool_idle_timeout(Duration::from_secs(10))
+            .local_address(local)
             .pool_max_idle_per_host(32)
             .tcp_nodelay(true)
             .connect_timeout(timeouts::PEER_FORWARD)

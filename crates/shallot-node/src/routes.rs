@@ -50,11 +50,19 @@ fn reply(reply: Reply) -> Response {
     }
 }
 
-/// Reads a whole body, refusing more than [`MAX_BODY`] bytes with 413.
+/// Reads a whole body, refusing more than [`MAX_BODY`] bytes with 413 and a body that misses
+/// the listener's deadline with 408.
 async fn read_body(body: HttpBody) -> Result<Bytes, Response> {
-    axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| text(413, "Request body too large"))
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|error| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+        while let Some(cause) = source {
+            if cause.is::<crate::server::BodyTimeout>() {
+                return text(408, "Request body not received in time");
+            }
+            source = cause.source();
+        }
+        text(413, "Request body too large")
+    })
 }
 
 /// The client-facing and node-to-node routes.

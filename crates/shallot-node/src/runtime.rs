@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::config::{DirectorySource, NodeConfig};
+use crate::connections;
 use crate::oxend::{OxendClient, SignedReporter};
 use crate::peers::PeerClient;
 use crate::rate_limit::RateLimiter;
@@ -78,6 +79,7 @@ pub fn load_or_create_identity(
 /// (it becomes *ready* once the directory lists it in a swarm).
 pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNode, StartError> {
     let identity = load_or_create_identity(&config)?;
+    let limiter = connections::limiter_for(&config.connections);
     let store = Arc::new(Store::open(
         config.data_dir.join("storage.db"),
         StoreConfig {
@@ -87,7 +89,8 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
         },
     )?);
     let tls = tls::server_config(&config.data_dir)?;
-    let peers = PeerClient::new(&identity)?;
+    let bind_ip = Some(config.bind.ip()).filter(|ip| !ip.is_unspecified());
+    let peers = PeerClient::new(&identity, bind_ip)?;
     let node = Arc::new(
         Node::new(
             identity,
@@ -116,6 +119,12 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
         listener,
         tls,
         routes::router(node.clone()),
+        config.connections,
+        limiter,
+        {
+            let node = node.clone();
+            move |ip| node.is_listed_ip(ip)
+        },
         shutdown_rx.clone(),
     ));
 
@@ -151,7 +160,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
             };
             tasks.spawn(reachability::run(
                 node.clone(),
-                ping_client()?,
+                ping_client(bind_ip)?,
                 reporter,
                 shutdown_rx.clone(),
             ));
@@ -264,12 +273,15 @@ async fn directory_sync(node: Arc<Node>, source: DirectorySource, mut stop: watc
     }
 }
 
-/// An HTTPS client for reachability pings (peers' certificates are self-signed).
-fn ping_client() -> Result<reqwest::Client, StartError> {
+/// An HTTPS client for reachability pings (peers' certificates are self-signed), connecting
+/// from `local` like the peer client.
+fn ping_client(local: Option<std::net::IpAddr>) -> Result<reqwest::Client, StartError> {
     reqwest::Client::builder()
         .use_rustls_tls()
         .danger_accept_invalid_certs(true)
         .redirect(reqwest::redirect::Policy::none())
+        .local_address(local)
+        .pool_idle_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| {
             StartError::Tls(tls::TlsError::Io {

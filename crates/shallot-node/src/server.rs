@@ -1,11 +1,17 @@
 //! The HTTPS listener: TCP accept, TLS (with optional node client certificates), HTTP/1.1 and
-//! HTTP/2 via hyper, and graceful shutdown that lets in-flight requests finish.
+//! HTTP/2 via hyper, the connection limits and timeouts of [`crate::connections`], and graceful
+//! shutdown that lets in-flight requests finish.
 
-use std::net::SocketAddr;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use bytes::Bytes;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use shallot_proto::Ed25519Pub;
@@ -14,6 +20,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::connections::{Activity, ConnectionConfig, ConnectionLimiter, Tracked};
 use crate::peer_tls::certificate_ed25519;
 use crate::timeouts;
 
@@ -32,28 +39,56 @@ pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Serves `app` on `listener` until `shutdown` becomes true, then waits up to
-/// [`timeouts::SHUTDOWN_GRACE`] for open requests to finish.
+/// [`timeouts::SHUTDOWN_GRACE`] for open requests to finish. Every connection takes a slot of
+/// `limiter` first and is closed when it stalls or idles past `limits`.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
+    limits: ConnectionConfig,
+    limiter: Arc<ConnectionLimiter>,
+    is_node: impl Fn(IpAddr) -> bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // Also bounds the wait for the next request on a kept-alive connection.
+        .header_read_timeout(limits.header_read())
+        .max_headers(100);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        .max_header_list_size(MAX_H2_HEADER_LIST)
+        .keep_alive_interval(Some(limits.idle()))
+        .keep_alive_timeout(limits.tls_handshake());
+    let builder = Arc::new(builder);
+    let mut backoff = AcceptBackoff::default();
     loop {
         let (tcp, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(error) => {
-                    // Out of file descriptors and the like: back off briefly rather than spin.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    // Out of file descriptors and the like: wait, longer each time, rather
+                    // than spin; other tasks keep running meanwhile.
+                    backoff.failed(&error).await;
                     continue;
                 }
             },
             () = stopped(&mut shutdown) => break,
+        };
+        backoff.reset();
+        let slot = match limiter.admit(remote.ip(), &is_node) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                // Dropping the socket closes it before any TLS work is spent on it.
+                tracing::debug!(?refusal, "connection refused: too many open connections");
+                continue;
+            }
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
@@ -61,8 +96,11 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _slot = slot;
+            let activity = Activity::new();
+            let tcp = Tracked::new(tcp, activity.clone());
             let Ok(Ok(stream)) =
-                tokio::time::timeout(timeouts::REQUEST_READ, acceptor.accept(tcp)).await
+                tokio::time::timeout(limits.tls_handshake(), acceptor.accept(tcp)).await
             else {
                 return;
             };
@@ -73,10 +111,20 @@ pub async fn serve(
                 .and_then(<[_]>::first)
                 .and_then(certificate_ed25519);
             let info = ConnInfo { remote, node };
-            let service = app.map_request(
+            let body_deadline = limits.body_read();
+            let requests = activity.clone();
+            let service = tower::service_fn(
                 move |mut request: axum::http::Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(info);
-                    request
+                    let request = request
+                        .map(|body| axum::body::Body::new(DeadlineBody::new(body, body_deadline)));
+                    let in_flight = requests.request();
+                    let app = app.clone();
+                    async move {
+                        let response = app.oneshot(request).await;
+                        drop(in_flight);
+                        response
+                    }
                 },
             );
             let connection = builder
@@ -85,7 +133,12 @@ pub async fn serve(
                     TowerToHyperService::new(service),
                 )
                 .into_owned();
-            let _ = watcher.watch(connection).await;
+            // An upgraded (WebSocket) connection leaves hyper and with it this watchdog; the
+            // push monitor keeps its own idle rules.
+            tokio::select! {
+                _ = watcher.watch(connection) => {}
+                () = activity.idle_timeout(limits.idle()) => {}
+            }
         });
     }
     drop(listener);
@@ -94,5 +147,82 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("some connections were still open after the shutdown grace period");
+    }
+}
+
+/// Concurrent streams one HTTP/2 connection may open (each is a request in progress).
+const MAX_H2_STREAMS: u32 = 64;
+/// Largest HTTP/2 header block accepted.
+const MAX_H2_HEADER_LIST: u32 = 64 * 1024;
+
+/// Exponential back-off of a failing `accept` (typically EMFILE: out of file descriptors),
+/// logging once per streak instead of once per failure.
+#[derive(Default)]
+struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    async fn failed(&mut self, error: &std::io::Error) {
+        if self.failures == 0 {
+            tracing::warn!(%error, "accept failed; backing off");
+        }
+        self.failures = self.failures.saturating_add(1);
+        let ms = 10u64 << self.failures.min(7); // 20 ms … 1.28 s
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+
+    fn reset(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(failures = self.failures, "accepting connections again");
+            self.failures = 0;
+        }
+    }
+}
+
+/// A request body that fails once `limit` has passed since the request began, however slowly
+/// its bytes trickle in (a per-read timeout would let one byte a second through forever).
+struct DeadlineBody {
+    inner: hyper::body::Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl DeadlineBody {
+    fn new(inner: hyper::body::Incoming, limit: Duration) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+}
+
+/// The error a [`DeadlineBody`] ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("request body not received in time")]
+pub struct BodyTimeout;
+
+impl http_body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(BodyTimeout.into())));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

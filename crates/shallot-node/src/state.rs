@@ -90,6 +90,19 @@ impl Node {
             .clone()
     }
 
+    /// Whether `ip` is the address of a service node in the current view (a linear scan: asked
+    /// only when the listener is full).
+    pub fn is_listed_ip(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V4(v4) => v4,
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4,
+                None => return false,
+            },
+        };
+        self.view().nodes().iter().any(|n| n.ip == ip)
+    }
+
     /// Applies account limits (subscription caps take effect for new subscriptions; the store's
     /// inbox quota is set when the store is opened).
     #[must_use]

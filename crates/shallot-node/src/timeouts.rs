@@ -1,4 +1,5 @@
-//! Every network timeout of the node in one place, with the reason for its value.
+//! The node's fixed network timeouts, with the reason for each value. The listener's
+//! configurable ones (handshake, headers, body, idle) are in [`crate::connections`].
 
 use std::time::Duration;
 
@@ -12,8 +13,6 @@ pub const ONION_RELAY: Duration = Duration::from_secs(30);
 pub const ONION_PROXY: Duration = Duration::from_secs(25);
 /// Reachability ping of a peer (spec §10.2).
 pub const PING: Duration = Duration::from_secs(5);
-/// Reading a request's headers and body from a client before giving up on the connection.
-pub const REQUEST_READ: Duration = Duration::from_secs(30);
 /// How long graceful shutdown waits for in-flight requests before closing connections.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Expiry sweep interval (spec §7.1).

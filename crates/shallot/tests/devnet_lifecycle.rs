@@ -800,6 +800,46 @@ async fn a_failed_node_is_decommissioned_recommissioned_then_deregistered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_under_an_idle_flood_from_one_address_stays_active() {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    assert!(support::attack::raise_open_files() > 3_000);
+    // Proofs valid 11 s: a node that stopped answering for longer would be decommissioned.
+    let net = Devnet::up(14, 96, 200, 30, Some(PROOF_INTERVAL_MS));
+    let (index, target, key) = net.nodes[2].clone();
+    let flooder = std::net::Ipv4Addr::new(127, 0, 96, 250);
+
+    // Waves of 1,500 idle connections from one address, for twice the proof validity.
+    let mut held = Vec::new();
+    let mut waves = 0;
+    while started.elapsed() < Duration::from_secs(2 * 11) {
+        let wave =
+            support::attack::idle_flood(flooder, target, 1_500, Duration::from_secs(30)).await;
+        assert_eq!(
+            wave.still_open, 0,
+            "idle connections outlived 30 s: {wave:?}"
+        );
+        assert!(wave.held.len() <= 128, "{wave:?}");
+        held.extend(wave.held);
+        waves += 1;
+    }
+    eprintln!(
+        "{waves} waves; the node closed every held connection within {:?}",
+        held.iter().max()
+    );
+    assert!(held.iter().all(|open| *open <= Duration::from_secs(30)));
+
+    let entry = net.entry(&key).await.expect("still registered");
+    assert_eq!(entry["active"], true, "node {index}: {entry}");
+    assert_eq!(
+        history_changes(&net.history(&key).await),
+        ["registered", "activated"],
+        "node {index} was decommissioned during the flood"
+    );
+    eprintln!("flood test took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(clippy::too_many_lines)] // One scenario, step by step.
 async fn nodes_that_stay_down_lose_their_credit_and_are_deregistered_with_stakes_locked() {
     let _serial = SERIAL.lock().await;

@@ -2,6 +2,8 @@
 //! processes on 127.0.N.x, with panicking shortcuts and JSON RPC helpers for tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod attack;
+
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -32,12 +34,17 @@ impl DerefMut for Net {
 impl Net {
     /// Starts `swarms.len()` swarms with the given member counts and waits until all are ready.
     pub async fn start(swarms: &[usize]) -> Self {
+        Self::start_with(swarms, &[]).await
+    }
+
+    /// [`Net::start`] with extra `shallot node` flags for every node (e.g. `--config FILE`).
+    pub async fn start_with(swarms: &[usize], node_args: &[&str]) -> Self {
         let options = NetOptions {
             binary: env!("CARGO_BIN_EXE_shallot").into(),
             swarms: swarms.to_vec(),
             subnet: NEXT_SUBNET.fetch_add(1, Ordering::SeqCst),
             log: "warn".into(),
-            node_args: Vec::new(),
+            node_args: node_args.iter().map(ToString::to_string).collect(),
         };
         Self(LocalNet::start(options).await.unwrap())
     }
