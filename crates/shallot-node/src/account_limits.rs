@@ -107,3 +107,20 @@ impl PeerRejections {
         .sum()
     }
 }
+
+/// Gauges for the admin `/metrics` page: live push subscriptions, and peer-pushed items
+/// refused since start (name, help, value).
+pub fn gauges(node: &crate::state::Node) -> [(&'static str, &'static str, u64); 2] {
+    [
+        (
+            "shallot_push_subscriptions",
+            "Live push subscriptions (account x connection).",
+            u64::try_from(node.monitor.len()).unwrap_or(u64::MAX),
+        ),
+        (
+            "shallot_peer_items_refused",
+            "Handoff/forward items from peers refused since start (untrusted sender, not our account, forged, over quota).",
+            node.peer_rejections.total(),
+        ),
+    ]
+}

@@ -329,6 +329,7 @@ async fn metrics(State(node): Shared) -> Response {
             node.rate.tracked() as u64,
         ),
     ];
+    gauges.extend(crate::account_limits::gauges(&node));
     if let Some(stats) = stats {
         gauges.push((
             "shallot_db_bytes",
