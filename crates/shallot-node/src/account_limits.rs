@@ -124,3 +124,27 @@ pub fn gauges(node: &crate::state::Node) -> [(&'static str, &'static str, u64); 
         ),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_toml_section_overrides_defaults_and_rejects_typos() {
+        let config: crate::config::NodeConfig = toml::from_str(
+            "[account_limits]\ninbox_max_messages = 5\nmonitor_max_per_ip = 7\nmonitor_idle_secs = 0\n",
+        )
+        .unwrap();
+        let limits = config.account_limits;
+        assert_eq!(limits.inbox_max_messages, 5);
+        assert_eq!(limits.inbox_max_bytes, DEFAULT_INBOX_MAX_BYTES);
+        assert_eq!(limits.monitor_max_per_ip, 7);
+        assert_eq!(limits.monitor_max_total, DEFAULT_MONITOR_MAX_TOTAL);
+        // The idle timeout is never shorter than one ping interval.
+        assert_eq!(limits.idle_timeout(), Duration::from_secs(30));
+        assert!(
+            toml::from_str::<crate::config::NodeConfig>("[account_limits]\ninbox_max = 1\n")
+                .is_err()
+        );
+    }
+}
