@@ -16,6 +16,10 @@ pub const DEFAULT_INBOX_MAX_BYTES: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_MONITOR_MAX_PER_CONNECTION: usize = 1_000;
 /// Default most push subscriptions held by the connections of one client address.
 pub const DEFAULT_MONITOR_MAX_PER_IP: usize = 5_000;
+/// Default most open push connections on the node.
+pub const DEFAULT_MONITOR_MAX_CONNECTIONS: usize = 10_000;
+/// Default most open push connections from one client address.
+pub const DEFAULT_MONITOR_MAX_CONNECTIONS_PER_IP: usize = 128;
 /// Default most push subscriptions (account × connection) on the node.
 pub const DEFAULT_MONITOR_MAX_TOTAL: usize = 100_000;
 
@@ -35,6 +39,11 @@ pub struct AccountLimits {
     pub monitor_max_per_ip: usize,
     /// Most push subscriptions (account × connection) the node keeps in total.
     pub monitor_max_total: usize,
+    /// Most open push (`/monitor/v1`) connections on the node. A WebSocket leaves the
+    /// listener's connection accounting once upgraded, so push connections have their own caps.
+    pub monitor_max_connections: usize,
+    /// Most open push connections from one client address.
+    pub monitor_max_connections_per_ip: usize,
     /// Seconds between WebSocket pings on a push connection.
     pub monitor_ping_secs: u64,
     /// Seconds a push connection may stay silent (no frame, no pong) before it is closed.
@@ -49,6 +58,8 @@ impl Default for AccountLimits {
             monitor_max_per_connection: DEFAULT_MONITOR_MAX_PER_CONNECTION,
             monitor_max_per_ip: DEFAULT_MONITOR_MAX_PER_IP,
             monitor_max_total: DEFAULT_MONITOR_MAX_TOTAL,
+            monitor_max_connections: DEFAULT_MONITOR_MAX_CONNECTIONS,
+            monitor_max_connections_per_ip: DEFAULT_MONITOR_MAX_CONNECTIONS_PER_IP,
             monitor_ping_secs: 30,
             monitor_idle_secs: 60,
         }

@@ -221,6 +221,9 @@ struct Subscriber {
     tx: mpsc::Sender<String>,
 }
 
+/// A registered push connection: its id, and its notification queue's two ends.
+pub type Connected = (u64, mpsc::Sender<String>, mpsc::Receiver<String>);
+
 /// Error code of a subscription refused because a cap is reached (not in the reference, whose
 /// codes stop at 6).
 pub const ERRCODE_LIMIT: u8 = 7;
@@ -241,6 +244,8 @@ struct Subscriptions {
     by_connection: HashMap<u64, Connection>,
     /// Subscriptions held per client address.
     per_ip: HashMap<IpAddr, usize>,
+    /// Open push connections per client address.
+    connections_per_ip: HashMap<IpAddr, usize>,
     total: usize,
     last_sweep: Option<Instant>,
 }
@@ -281,8 +286,28 @@ impl Subscriptions {
         for account in accounts {
             self.prune(&account, |s| s.expires <= now || s.tx.is_closed());
         }
-        self.by_connection.retain(|_, conn| !conn.tx.is_closed());
+        let closed: Vec<u64> = self
+            .by_connection
+            .iter()
+            .filter(|(_, conn)| conn.tx.is_closed())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in closed {
+            self.forget_connection(id);
+        }
         self.last_sweep = Some(now);
+    }
+
+    /// Forgets a connection entry (its subscriptions must already be pruned).
+    fn forget_connection(&mut self, connection: u64) {
+        if let Some(conn) = self.by_connection.remove(&connection) {
+            if let Some(n) = self.connections_per_ip.get_mut(&conn.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.connections_per_ip.remove(&conn.ip);
+                }
+            }
+        }
     }
 
     fn sweep_due(&self, now: Instant) -> bool {
@@ -298,6 +323,8 @@ pub struct MonitorHub {
     max_per_connection: usize,
     max_per_ip: usize,
     max_total: usize,
+    max_connections: usize,
+    max_connections_per_ip: usize,
 }
 
 impl Default for MonitorHub {
@@ -321,6 +348,8 @@ impl MonitorHub {
             max_per_connection: limits.monitor_max_per_connection,
             max_per_ip: limits.monitor_max_per_ip,
             max_total: limits.monitor_max_total,
+            max_connections: limits.monitor_max_connections,
+            max_connections_per_ip: limits.monitor_max_connections_per_ip,
         }
     }
 
@@ -331,20 +360,42 @@ impl MonitorHub {
     }
 
     /// A new connection id and its notification queue, for a client at an unknown address.
-    pub fn connect(&self) -> (u64, mpsc::Sender<String>, mpsc::Receiver<String>) {
+    pub fn connect(&self) -> Result<Connected, SubscribeError> {
         self.connect_from(IpAddr::from([0, 0, 0, 0]))
     }
 
-    /// A new connection id and its notification queue, for a client at `ip` (subscriptions are
-    /// also capped per address).
-    pub fn connect_from(&self, ip: IpAddr) -> (u64, mpsc::Sender<String>, mpsc::Receiver<String>) {
+    /// A new connection id and its notification queue, for a client at `ip`; refused (code
+    /// [`ERRCODE_LIMIT`]) when the node or that address holds its most push connections.
+    /// Subscriptions are also capped per address.
+    pub fn connect_from(&self, ip: IpAddr) -> Result<Connected, SubscribeError> {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             IpAddr::V4(_) => ip,
         };
+        let mut state = self.lock();
+        let full = |state: &Subscriptions| {
+            state.by_connection.len() >= self.max_connections
+                || state.connections_per_ip.get(&ip).copied().unwrap_or(0)
+                    >= self.max_connections_per_ip
+        };
+        if full(&state) {
+            let now = Instant::now();
+            if state
+                .last_sweep
+                .is_none_or(|last| now.duration_since(last) >= Duration::from_secs(1))
+            {
+                state.sweep(now);
+            }
+            if full(&state) {
+                return Err(fail(
+                    ERRCODE_LIMIT,
+                    "Too many push connections from this address or to this node",
+                ));
+            }
+        }
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        self.lock().by_connection.insert(
+        state.by_connection.insert(
             id,
             Connection {
                 ip,
@@ -352,7 +403,8 @@ impl MonitorHub {
                 tx: tx.clone(),
             },
         );
-        (id, tx, rx)
+        *state.connections_per_ip.entry(ip).or_default() += 1;
+        Ok((id, tx, rx))
     }
 
     /// Live subscriptions (account × connection), including expired ones not yet swept.
@@ -461,7 +513,7 @@ impl MonitorHub {
         for account in accounts {
             state.prune(&account, |s| s.connection == connection);
         }
-        state.by_connection.remove(&connection);
+        state.forget_connection(connection);
     }
 
     /// Pushes a newly stored message to its account's live subscribers.
@@ -528,9 +580,9 @@ impl MonitorHub {
 /// Serves one `/monitor/v1` WebSocket: subscription frames in, notifications out, a ping every
 /// [`AccountLimits::ping_interval`], and a close once the client has been silent (no frame, no
 /// pong) for [`AccountLimits::idle_timeout`].
-pub async fn serve(node: Arc<Node>, mut socket: WebSocket, client: IpAddr) {
+pub async fn serve(node: Arc<Node>, mut socket: WebSocket, connected: Connected) {
     let limits = node.account_limits;
-    let (connection, tx, mut rx) = node.monitor.connect_from(client);
+    let (connection, tx, mut rx) = connected;
     let mut ping = tokio::time::interval_at(
         tokio::time::Instant::now() + limits.ping_interval(),
         limits.ping_interval(),
@@ -611,7 +663,7 @@ mod tests {
         let hub = MonitorHub::default();
         let id = Identity::from_seed([8; 32]);
         let now = 1_700_000_000;
-        let (conn, tx, mut rx) = hub.connect();
+        let (conn, tx, mut rx) = hub.connect().unwrap();
         let reply = hub.handle_frame(
             conn,
             &tx,
@@ -646,7 +698,7 @@ mod tests {
         let hub = MonitorHub::default();
         let id = Identity::from_seed([8; 32]);
         let now = 1_700_000_000;
-        let (conn, tx, _rx) = hub.connect();
+        let (conn, tx, _rx) = hub.connect().unwrap();
         let code = |v: Value| hub.handle_frame(conn, &tx, &v.to_string(), now)["errcode"].clone();
         assert_eq!(code(request(&id, now - 15 * 86_400, &[0], false)), 4);
         assert_eq!(code(request(&id, now + 2 * 86_400, &[0], false)), 4);
@@ -670,7 +722,7 @@ mod tests {
     fn extreme_timestamps_are_refused_without_overflow() {
         let hub = MonitorHub::default();
         let id = Identity::from_seed([8; 32]);
-        let (conn, tx, _rx) = hub.connect();
+        let (conn, tx, _rx) = hub.connect().unwrap();
         for t in [u64::MAX, u64::MAX - 1, i64::MAX as u64] {
             let reply = hub.handle_frame(
                 conn,
@@ -708,8 +760,8 @@ mod tests {
         let now = 1_700_000_000;
         let users: Vec<Identity> = (0..5u8).map(|i| Identity::from_seed([i + 1; 32])).collect();
         let frame = |i: usize| request(&users[i], now, &[0], false).to_string();
-        let (a, tx_a, _rx_a) = hub.connect();
-        let (b, tx_b, _rx_b) = hub.connect();
+        let (a, tx_a, _rx_a) = hub.connect().unwrap();
+        let (b, tx_b, _rx_b) = hub.connect().unwrap();
         assert_eq!(
             hub.handle_frame(a, &tx_a, &frame(0), now),
             json!({"success": 1})
@@ -752,7 +804,7 @@ mod tests {
         };
         let hub = MonitorHub::new(&limits);
         let now = 1_700_000_000;
-        let (a, tx_a, rx_a) = hub.connect();
+        let (a, tx_a, rx_a) = hub.connect().unwrap();
         let alice = Identity::from_seed([1; 32]);
         let frame = request(&alice, now, &[0], false).to_string();
         assert_eq!(
@@ -761,7 +813,7 @@ mod tests {
         );
         // The connection's task ended without calling disconnect: its queue is closed.
         drop(rx_a);
-        let (b, tx_b, _rx_b) = hub.connect();
+        let (b, tx_b, _rx_b) = hub.connect().unwrap();
         std::thread::sleep(Duration::from_millis(1_100));
         assert_eq!(
             hub.handle_frame(b, &tx_b, &frame, now),
@@ -782,8 +834,8 @@ mod tests {
         let users: Vec<Identity> = (0..5u8).map(|i| Identity::from_seed([i + 1; 32])).collect();
         let frame = |i: usize| request(&users[i], now, &[0], false).to_string();
         let attacker = IpAddr::from([10, 0, 0, 1]);
-        let (a, tx_a, _rx_a) = hub.connect_from(attacker);
-        let (b, tx_b, _rx_b) = hub.connect_from(attacker);
+        let (a, tx_a, _rx_a) = hub.connect_from(attacker).unwrap();
+        let (b, tx_b, _rx_b) = hub.connect_from(attacker).unwrap();
         assert_eq!(
             hub.handle_frame(a, &tx_a, &frame(0), now),
             json!({"success": 1})
@@ -799,12 +851,14 @@ mod tests {
         let refused = hub.handle_frame(b, &tx_b, &frame(3), now);
         assert_eq!(refused["errcode"], ERRCODE_LIMIT, "{refused}");
         // IPv4-mapped IPv6 is the same address.
-        let (c, tx_c, _rx_c) = hub.connect_from("::ffff:10.0.0.1".parse().unwrap());
+        let (c, tx_c, _rx_c) = hub
+            .connect_from("::ffff:10.0.0.1".parse().unwrap())
+            .unwrap();
         assert_eq!(
             hub.handle_frame(c, &tx_c, &frame(3), now)["errcode"],
             ERRCODE_LIMIT
         );
-        let (d, tx_d, _rx_d) = hub.connect_from(IpAddr::from([10, 0, 0, 2]));
+        let (d, tx_d, _rx_d) = hub.connect_from(IpAddr::from([10, 0, 0, 2])).unwrap();
         assert_eq!(
             hub.handle_frame(d, &tx_d, &frame(3), now),
             json!({"success": 1})
@@ -814,5 +868,26 @@ mod tests {
             hub.handle_frame(c, &tx_c, &frame(4), now),
             json!({"success": 1})
         );
+    }
+
+    #[test]
+    fn push_connections_are_capped_per_address_and_in_total() {
+        let limits = AccountLimits {
+            monitor_max_connections: 3,
+            monitor_max_connections_per_ip: 2,
+            ..AccountLimits::default()
+        };
+        let hub = MonitorHub::new(&limits);
+        let one = IpAddr::from([10, 0, 0, 1]);
+        let (a, _tx_a, _rx_a) = hub.connect_from(one).unwrap();
+        let _b = hub.connect_from(one).unwrap();
+        assert_eq!(hub.connect_from(one).unwrap_err().code, ERRCODE_LIMIT);
+        let _c = hub.connect_from(IpAddr::from([10, 0, 0, 2])).unwrap();
+        assert!(
+            hub.connect_from(IpAddr::from([10, 0, 0, 3])).is_err(),
+            "total"
+        );
+        hub.disconnect(a);
+        assert!(hub.connect_from(one).is_ok());
     }
 }

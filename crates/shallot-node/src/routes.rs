@@ -168,9 +168,17 @@ async fn monitor(
     Extension(conn): Extension<ConnInfo>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Registered before the upgrade, so the per-address and total caps refuse with a status.
+    let connected = match node.monitor.connect_from(conn.remote.ip()) {
+        Ok(connected) => connected,
+        Err(refusal) => return text(429, refusal.text),
+    };
     upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| crate::monitor::serve(node, socket, conn.remote.ip()))
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_write_buffer_size(1024 * 1024)
+        .on_upgrade(move |socket| crate::monitor::serve(node, socket, connected))
 }
 
 /// Refuses connections that did not prove the key of an active node of the current view.

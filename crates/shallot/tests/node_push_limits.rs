@@ -60,6 +60,14 @@ impl ServerCertVerifier for AnyCert {
 
 /// Opens node 0's monitor WebSocket from the loopback address `source` (per-address caps).
 async fn connect_from(net: &Net, source: Ipv4Addr) -> Ws {
+    try_connect_from(net, source).await.unwrap()
+}
+
+/// [`connect_from`], or the handshake's error.
+async fn try_connect_from(
+    net: &Net,
+    source: Ipv4Addr,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::from((source, 0))).unwrap();
     let stream = socket.connect(net.nodes[0].addr).await.unwrap();
@@ -74,9 +82,8 @@ async fn connect_from(net: &Net, source: Ipv4Addr) -> Ws {
         None,
         Some(tokio_tungstenite::Connector::Rustls(Arc::new(config))),
     )
-    .await
-    .unwrap();
-    ws
+    .await?;
+    Ok(ws)
 }
 
 /// The next JSON text frame (answering pings meanwhile), or `None` within `wait`.
@@ -145,7 +152,8 @@ async fn config_net(toml: &str) -> (Net, tempfile::TempDir) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_flood_hits_the_caps_and_others_still_get_pushes() {
     let (net, _dir) = config_net(
-        "[account_limits]\nmonitor_max_per_connection = 20\nmonitor_max_per_ip = 30\nmonitor_max_total = 50\n",
+        "[account_limits]\nmonitor_max_per_connection = 20\nmonitor_max_per_ip = 30\nmonitor_max_total = 50\n\
+         monitor_max_connections_per_ip = 2\n",
     )
     .await;
     let pid = net.pids()[0];
@@ -172,6 +180,16 @@ async fn subscription_flood_hits_the_caps_and_others_still_get_pushes() {
             .all(|r| r["error"].as_str().unwrap().contains("per client address")),
         "{refused:?}"
     );
+    // A third push connection from that address is refused before the upgrade.
+    match try_connect_from(&net, attacker).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+        }
+        other => panic!(
+            "a third connection was not refused: {:?}",
+            other.map(|_| ())
+        ),
+    }
 
     // Another client can still subscribe.
     let alice = user();
