@@ -17,11 +17,11 @@ pub const DEFAULT_MONITOR_MAX_PER_CONNECTION: usize = 1_000;
 /// Default most push subscriptions held by the connections of one client address.
 pub const DEFAULT_MONITOR_MAX_PER_IP: usize = 5_000;
 /// Default most open push connections on the node.
-pub const DEFAULT_MONITOR_MAX_CONNECTIONS: usize = 10_000;
+pub const DEFAULT_MONITOR_MAX_CONNECTIONS: usize = 5_000;
 /// Default most open push connections from one client address.
 pub const DEFAULT_MONITOR_MAX_CONNECTIONS_PER_IP: usize = 128;
 /// Default most push subscriptions (account × connection) on the node.
-pub const DEFAULT_MONITOR_MAX_TOTAL: usize = 100_000;
+pub const DEFAULT_MONITOR_MAX_TOTAL: usize = 50_000;
 
 /// The `[account_limits]` section of `node.toml`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
