@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::account_limits::AccountLimits;
 use crate::connections::ConnectionConfig;
 use crate::onion_limits::OnionLimits;
 use crate::rate_limit::RateLimitConfig;
@@ -57,6 +58,8 @@ pub struct NodeConfig {
     pub force_start: bool,
     /// Log filter (`tracing` syntax, e.g. `info` or `shallot_node=debug`).
     pub log: String,
+    /// Per-account inbox quotas, push-subscription caps and push-connection timers.
+    pub account_limits: AccountLimits,
 }
 
 impl Default for NodeConfig {
@@ -73,6 +76,7 @@ impl Default for NodeConfig {
             max_db_bytes: DEFAULT_MAX_DB_BYTES,
             force_start: false,
             log: "info".to_owned(),
+            account_limits: AccountLimits::default(),
         }
     }
 }

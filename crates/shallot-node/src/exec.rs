@@ -83,6 +83,17 @@ fn within(now: u64, t: u64, window: u64) -> bool {
     now.abs_diff(t) <= window
 }
 
+/// An `expire` expiry more than the signature window in the past (no overflow at `u64::MAX`).
+fn too_old(expiry: u64, now: u64) -> bool {
+    expiry.saturating_add(SIGNATURE_WINDOW) < now
+}
+
+/// Whether a replicated store was refused for the inbox quota here and stored nowhere else:
+/// one clear refusal then, rather than a 500 of failures.
+fn refused_for_quota((_, swarm, local): &(u16, Map<String, Value>, Value)) -> bool {
+    local.get("quota_exceeded").is_some() && swarm.values().all(|e| e.get("failed").is_some())
+}
+
 fn sig_b64(node: &Node, message: &[u8]) -> String {
     b64::encode(node.identity.sign(message).to_bytes())
 }
@@ -93,9 +104,16 @@ fn sorted_texts<'a>(hashes: impl IntoIterator<Item = &'a MessageHash>) -> Vec<St
     texts
 }
 
-/// `{"failed": true, "query_failure": true}` for a local database failure.
+/// Text of the 429 a store gets when the account's inbox holds its quota on every member.
+pub const QUOTA_REFUSAL: &str =
+    "store: the recipient's inbox is full (per-account quota of unsigned messages); try later";
+
+/// `{"failed": true, "query_failure": true}` for a local database failure;
+/// `{"failed": true, "quota_exceeded": true}` for an account over its inbox quota.
 fn query_failure(error: &StoreError) -> Value {
-    if error.is_full() {
+    if error.is_quota() {
+        json!({"failed": true, "quota_exceeded": true, "reason": error.to_string()})
+    } else if error.is_full() {
         json!({"failed": true, "query_failure": true})
     } else {
         json!({"failed": true, "query_failure": true, "reason": error.to_string()})
@@ -418,6 +436,7 @@ impl Node {
                     }
                     entry
                 }
+                Err(error) if error.is_quota() => query_failure(&error),
                 Err(error) => {
                     tracing::warn!(%error, "store failed");
                     query_failure(&error)
@@ -425,6 +444,9 @@ impl Node {
             }
         };
         let result = self.replicate(view, &request, origin, now, local).await;
+        if origin == Origin::Client && refused_for_quota(&result) {
+            return Reply::text(429, QUOTA_REFUSAL);
+        }
         let stored = result.2.get("failed").is_none();
         self.recursive_reply(view, origin, now, result, |body| {
             if stored {
@@ -595,7 +617,7 @@ impl Node {
         origin: Origin,
         now: u64,
     ) -> Reply {
-        if r.expiries.iter().any(|&e| e + SIGNATURE_WINDOW < now) {
+        if r.expiries.iter().any(|&e| too_old(e, now)) {
             return Reply::text(401, "expire: timestamp should be >= current time");
         }
         if r.single_expiry().is_none() && view.hardfork < MULTI_EXPIRY_HARDFORK {
@@ -866,7 +888,7 @@ impl NamespaceOp {
                 401,
                 "delete_before timestamp too far in the future",
             )),
-            Self::ExpireAll(r) if r.expiry + window < now => Some(Reply::text(
+            Self::ExpireAll(r) if r.expiry.saturating_add(window) < now => Some(Reply::text(
                 406,
                 "expire_all timestamp should be >= current time",
             )),
@@ -944,4 +966,18 @@ impl NamespaceOp {
 /// A `batch`/`sequence`/`ifelse` result entry: `{"code": n, "body": …}`.
 fn result_entry(reply: Reply) -> Value {
     json!({"code": reply.status, "body": reply.body.into_json()})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attacker_chosen_expiries_do_not_overflow() {
+        let now = 1_700_000_000_000;
+        assert!(!too_old(u64::MAX, now));
+        assert!(!too_old(u64::MAX, u64::MAX));
+        assert!(too_old(0, now));
+        assert!(!too_old(now - SIGNATURE_WINDOW, now));
+    }
 }

@@ -2,6 +2,7 @@
 //! replication, onion relaying and push notifications.
 #![forbid(unsafe_code)]
 
+pub mod account_limits;
 pub mod clock;
 pub mod config;
 pub mod connections;

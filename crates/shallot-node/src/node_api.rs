@@ -96,13 +96,38 @@ pub struct HandoffMessage {
     pub data: Vec<u8>,
 }
 
-/// A batch of messages handed to a new swarm member.
+/// A subaccount revocation handed over with an account's messages, so the new holder keeps
+/// refusing the revoked token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffRevocation {
+    /// The account that revoked the token (66 hex).
+    pub pubkey: AccountId,
+    /// The revoked token (72 hex).
+    pub token: String,
+    /// When it was revoked, ms.
+    pub timestamp: u64,
+}
+
+/// A batch of messages (and revocations) handed to a new swarm member.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandoffBatch {
     /// Format version; this build writes and reads 1.
     pub version: u32,
     /// The messages.
     pub messages: Vec<HandoffMessage>,
+    /// Subaccount revocations (absent from older senders).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocations: Vec<HandoffRevocation>,
+}
+
+impl From<shallot_store::Revocation> for HandoffRevocation {
+    fn from(r: shallot_store::Revocation) -> Self {
+        Self {
+            pubkey: r.account,
+            token: hex::encode(r.token.as_bytes()),
+            timestamp: r.timestamp,
+        }
+    }
 }
 
 impl From<StoredMessage> for HandoffMessage {

@@ -5,17 +5,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body as HttpBody;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
-use shallot_proto::message_hash::MessageHash;
 use shallot_proto::rpc::{Envelope, RpcError};
 
+use crate::account_limits::PeerRejections;
 use crate::exec::{Body, Origin, Reply};
+use crate::handoff::HandoffRefusal;
 use crate::node_api::{self, HandoffBatch, OnionHop};
 use crate::server::ConnInfo;
 use crate::state::Node;
@@ -183,35 +184,22 @@ async fn ping_test(State(node): Shared) -> Response {
     (StatusCode::OK, [("x-oxen-snode-pubkey", key)], "").into_response()
 }
 
-async fn monitor(State(node): Shared, upgrade: WebSocketUpgrade) -> Response {
+async fn monitor(
+    State(node): Shared,
+    Extension(conn): Extension<ConnInfo>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // Registered before the upgrade, so the per-address and total caps refuse with a status.
+    let connected = match node.monitor.connect_from(conn.remote.ip()) {
+        Ok(connected) => connected,
+        Err(refusal) => return text(429, refusal.text),
+    };
     upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| monitor_connection(node, socket))
-}
-
-async fn monitor_connection(node: Arc<Node>, mut socket: WebSocket) {
-    let (connection, tx, mut rx) = node.monitor.connect();
-    loop {
-        tokio::select! {
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(frame))) => {
-                    let now_s = node.clock.now_ms() / 1000;
-                    let answer = node.monitor.handle_frame(connection, &tx, frame.as_str(), now_s);
-                    if socket.send(Message::Text(answer.to_string().into())).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_))) => {}
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-            },
-            Some(note) = rx.recv() => {
-                if socket.send(Message::Text(note.into())).await.is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    node.monitor.disconnect(connection);
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_write_buffer_size(1024 * 1024)
+        .on_upgrade(move |socket| crate::monitor::serve(node, socket, connected))
 }
 
 /// Refuses connections that did not prove the key of an active node of the current view.
@@ -235,6 +223,17 @@ async fn peer_forward(
 ) -> Response {
     if let Some(refusal) = refuse_non_peer(&node, &conn) {
         return refusal;
+    }
+    // Only our (current or previous) swarm's members replicate client writes to us.
+    if let Some(key) = conn
+        .node
+        .filter(|key| !crate::handoff::is_swarm_peer(&node, key))
+    {
+        PeerRejections::add(&node.peer_rejections.untrusted_sender, 1);
+        return text(
+            403,
+            format!("node-to-node route: {key} is not a member of this swarm"),
+        );
     }
     let body = match read_body(request.into_body()).await {
         Ok(body) => body,
@@ -296,19 +295,36 @@ async fn peer_handoff(
             format!("unsupported handoff version {}", batch.version),
         );
     }
-    // Only keep messages whose hash matches their content: a buggy peer cannot plant entries
-    // that later collide with real ones.
-    let messages: Vec<shallot_store::StoredMessage> = batch
-        .messages
-        .into_iter()
-        .filter(|m| MessageHash::compute(&m.pubkey, m.namespace, &m.data) == m.hash)
-        .map(Into::into)
-        .collect();
-    let store = node.store.clone();
-    match tokio::task::spawn_blocking(move || store.bulk_store(&messages)).await {
-        Ok(Ok(inserted)) => axum::Json(serde_json::json!({"inserted": inserted})).into_response(),
-        Ok(Err(error)) => text(500, format!("handoff failed: {error}")),
-        Err(_) => text(500, "handoff failed"),
+    let Some(sender) = conn.node else {
+        return text(403, "node-to-node route: no node certificate");
+    };
+    match crate::handoff::receive(&node, sender, batch).await {
+        // Partly refused: the valid items are stored; a non-200 makes the sender retry once
+        // views have settled (a lagging view is the usual cause).
+        Ok(done) if done.untrusted > 0 => text(
+            403,
+            format!(
+                "{} handoff items refused: {sender} may not hand them over",
+                done.untrusted
+            ),
+        ),
+        Ok(done) if done.not_ours > 0 => text(
+            421,
+            format!(
+                "{} handoff items refused: not this swarm's accounts",
+                done.not_ours
+            ),
+        ),
+        Ok(done) => axum::Json(serde_json::json!({
+            "inserted": done.inserted,
+            "revocations": done.revocations,
+            "refused": done.refused,
+            "expired": done.expired,
+        }))
+        .into_response(),
+        Err(refusal @ HandoffRefusal::NotInSwarm) => text(503, refusal.to_string()),
+        Err(refusal @ HandoffRefusal::Untrusted(_)) => text(403, refusal.to_string()),
+        Err(refusal @ HandoffRefusal::Store(_)) => text(500, refusal.to_string()),
     }
 }
 
@@ -342,6 +358,7 @@ async fn metrics(State(node): Shared) -> Response {
             node.rate.tracked() as u64,
         ),
     ];
+    gauges.extend(crate::account_limits::gauges(&node));
     if let Some(stats) = stats {
         gauges.push((
             "shallot_db_bytes",

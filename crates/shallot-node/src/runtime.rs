@@ -75,29 +75,39 @@ pub fn load_or_create_identity(
     Ok(identity)
 }
 
+/// Opens the message store with the configured size cap and inbox quota.
+fn open_store(config: &NodeConfig) -> Result<Arc<Store>, StartError> {
+    let store_config = StoreConfig {
+        max_db_bytes: config.max_db_bytes,
+        inbox_quota: config.account_limits.inbox_quota(),
+        ..StoreConfig::default()
+    };
+    Ok(Arc::new(Store::open(
+        config.data_dir.join("storage.db"),
+        store_config,
+    )?))
+}
+
 /// Starts a node: binds its listeners and spawns its tasks. Returns once it accepts connections
 /// (it becomes *ready* once the directory lists it in a swarm).
 pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNode, StartError> {
     let identity = load_or_create_identity(&config)?;
     let limiter = connections::limiter_for(&config.connections);
-    let store = Arc::new(Store::open(
-        config.data_dir.join("storage.db"),
-        StoreConfig {
-            max_db_bytes: config.max_db_bytes,
-            ..StoreConfig::default()
-        },
-    )?);
+    let store = open_store(&config)?;
     let tls = tls::server_config(&config.data_dir, &identity)?;
     let bind_ip = Some(config.bind.ip()).filter(|ip| !ip.is_unspecified());
     let peers = PeerClient::new(&identity, config.onion, bind_ip)?;
-    let node = Arc::new(Node::new(
-        identity,
-        clock,
-        store,
-        RateLimiter::new(config.rate_limit),
-        peers,
-        config.force_start,
-    ));
+    let node = Arc::new(
+        Node::new(
+            identity,
+            clock,
+            store,
+            RateLimiter::new(config.rate_limit),
+            peers,
+            config.force_start,
+        )
+        .with_account_limits(config.account_limits),
+    );
     let listener = TcpListener::bind(config.bind)
         .await
         .map_err(|source| StartError::Bind {

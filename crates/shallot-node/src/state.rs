@@ -10,6 +10,7 @@ use shallot_proto::swarm::SwarmId;
 use shallot_proto::Identity;
 use shallot_store::Store;
 
+use crate::account_limits::{AccountLimits, PeerRejections};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::monitor::MonitorHub;
@@ -41,7 +42,14 @@ pub struct Node {
     pub monitor: MonitorHub,
     /// Prometheus counters.
     pub metrics: Metrics,
+    /// Inbox quotas, subscription caps and push-connection timers.
+    pub account_limits: AccountLimits,
+    /// What peers pushed that was refused.
+    pub peer_rejections: PeerRejections,
     view: RwLock<Arc<NetworkView>>,
+    /// The last view whose swarm membership differed from the current one: peers of our
+    /// previous swarm may still forward or hand off to us while the views settle.
+    previous_view: RwLock<Arc<NetworkView>>,
     shutting_down: AtomicBool,
     force_start: bool,
 }
@@ -65,7 +73,10 @@ impl Node {
             peers,
             monitor: MonitorHub::default(),
             metrics: Metrics::default(),
+            account_limits: AccountLimits::default(),
+            peer_rejections: PeerRejections::default(),
             view: RwLock::new(Arc::new(NetworkView::default())),
+            previous_view: RwLock::new(Arc::new(NetworkView::default())),
             shutting_down: AtomicBool::new(false),
             force_start,
         }
@@ -92,13 +103,38 @@ impl Node {
         self.view().nodes().iter().any(|n| n.ip == ip)
     }
 
-    /// Replaces the network view, returning the previous one (for handoff decisions).
+    /// Applies account limits (subscription caps take effect for new subscriptions; the store's
+    /// inbox quota is set when the store is opened).
+    #[must_use]
+    pub fn with_account_limits(mut self, limits: AccountLimits) -> Self {
+        self.monitor = MonitorHub::new(&limits);
+        self.account_limits = limits;
+        self
+    }
+
+    /// Replaces the network view, returning the previous one (for handoff decisions). When swarm
+    /// membership changed, the replaced view becomes [`Node::previous_view`].
     pub fn set_view(&self, view: NetworkView) -> Arc<NetworkView> {
         let mut slot = self
             .view
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        std::mem::replace(&mut *slot, Arc::new(view))
+        let old = std::mem::replace(&mut *slot, Arc::new(view));
+        if !same_swarms(&old, &slot) {
+            *self
+                .previous_view
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = old.clone();
+        }
+        old
+    }
+
+    /// The last view with a different swarm membership than the current one (empty at start).
+    pub fn previous_view(&self) -> Arc<NetworkView> {
+        self.previous_view
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Our own directory entry in `view`.
@@ -148,4 +184,13 @@ impl Node {
     pub fn hf(&self, view: &NetworkView) -> [u8; 2] {
         [view.hardfork.0, view.hardfork.1]
     }
+}
+
+/// Whether two views put the same nodes in the same swarms.
+fn same_swarms(a: &NetworkView, b: &NetworkView) -> bool {
+    a.nodes().len() == b.nodes().len()
+        && a.nodes()
+            .iter()
+            .zip(b.nodes())
+            .all(|(x, y)| x.ed25519 == y.ed25519 && x.swarm_id == y.swarm_id)
 }

@@ -62,6 +62,15 @@ pub enum StoreError {
     /// The writer thread could not be started.
     #[error("cannot start the store writer thread: {0}")]
     Spawn(#[source] Arc<std::io::Error>),
+    /// The account already holds its quota of unsigned inbox messages or bytes
+    /// ([`crate::InboxQuota`]); nothing was written.
+    #[error("the account's inbox holds its quota ({messages} messages, {bytes} bytes)")]
+    QuotaExceeded {
+        /// Messages the account holds in public-inbox namespaces.
+        messages: u64,
+        /// Bytes of data it holds there.
+        bytes: u64,
+    },
     /// The writer thread has stopped (only after a bug or while shutting down).
     #[error("the store writer thread has stopped")]
     WriterStopped,
@@ -71,6 +80,11 @@ impl StoreError {
     /// Whether this is the "database full" condition (a per-node `query_failure`).
     pub fn is_full(&self) -> bool {
         matches!(self, Self::Full { .. })
+    }
+
+    /// Whether this is the per-account inbox quota refusal.
+    pub fn is_quota(&self) -> bool {
+        matches!(self, Self::QuotaExceeded { .. })
     }
 }
 

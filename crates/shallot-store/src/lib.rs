@@ -77,6 +77,42 @@ pub const DEFAULT_MAX_BATCH: usize = 256;
 /// Read-only connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 16;
 
+/// How much one account may hold in its public-inbox namespaces (`namespace % 10 == 0`, where
+/// stores need no signature). Not in the reference, which has no per-account limit (spec §7.1):
+/// without one, anyone can fill a node through a single account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxQuota {
+    /// Most messages; 0 means unlimited.
+    pub max_messages: u64,
+    /// Most bytes of message data; 0 means unlimited.
+    pub max_bytes: u64,
+}
+
+impl InboxQuota {
+    /// No limit at all.
+    pub const UNLIMITED: Self = Self {
+        max_messages: 0,
+        max_bytes: 0,
+    };
+
+    /// Whether an account holding `messages`/`bytes` may take one more message of `len` bytes.
+    pub fn allows(&self, messages: u64, bytes: u64, len: usize) -> bool {
+        let len = u64::try_from(len).unwrap_or(u64::MAX);
+        (self.max_messages == 0 || messages < self.max_messages)
+            && (self.max_bytes == 0 || bytes.saturating_add(len) <= self.max_bytes)
+    }
+}
+
+impl Default for InboxQuota {
+    /// 10 000 messages or 100 MiB per account.
+    fn default() -> Self {
+        Self {
+            max_messages: 10_000,
+            max_bytes: 100 * 1024 * 1024,
+        }
+    }
+}
+
 /// How the store is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreConfig {
@@ -84,6 +120,9 @@ pub struct StoreConfig {
     pub max_db_bytes: u64,
     /// Most writes committed in one transaction (at least 1).
     pub max_batch: usize,
+    /// Per-account quota of public-inbox messages, enforced by [`Store::store`] and
+    /// [`Store::import`] (new messages over it are refused; duplicates are not).
+    pub inbox_quota: InboxQuota,
 }
 
 impl Default for StoreConfig {
@@ -91,8 +130,35 @@ impl Default for StoreConfig {
         Self {
             max_db_bytes: DEFAULT_MAX_DB_BYTES,
             max_batch: DEFAULT_MAX_BATCH,
+            inbox_quota: InboxQuota::default(),
         }
     }
+}
+
+/// A subaccount revocation as stored (spec §7.4), for handing it to another node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revocation {
+    /// The account that revoked the token.
+    pub account: AccountId,
+    /// The revoked token.
+    pub token: SubaccountToken,
+    /// When it was revoked (ms); the newest 50 per account are kept.
+    pub timestamp: u64,
+}
+
+/// Position in a revocation export (see [`Store::export_revocations`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RevocationCursor(i64);
+
+/// What [`Store::import`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportOutcome {
+    /// Messages that were new and inserted.
+    pub inserted: usize,
+    /// New messages left out because their account's inbox quota was reached.
+    pub over_quota: usize,
+    /// Revocations recorded or refreshed.
+    pub revocations: usize,
 }
 
 /// A message as stored: who it is for, where, its hash, times (ms) and raw data.
@@ -257,26 +323,61 @@ impl Store {
     /// Stores a client message (spec §7.2). A duplicate hash (looked up globally) only ever
     /// raises the stored expiry; a public-outbox store replaces the account's other messages
     /// in that namespace. Returns once committed.
+    ///
+    /// A new public-inbox message that would take its account over
+    /// [`StoreConfig::inbox_quota`] fails with [`StoreError::QuotaExceeded`].
     pub fn store(&self, msg: &NewMessage) -> Result<StoreOutcome, StoreError> {
         let msg = msg.clone();
-        self.writer.write(move |conn| ops::store(conn, &msg))
+        let quota = self.config.inbox_quota;
+        self.writer.write(move |conn| ops::store(conn, &msg, quota))
     }
 
     /// [`Store::store`] for async callers: awaits the group commit without occupying a thread.
     pub async fn store_async(&self, msg: NewMessage) -> Result<StoreOutcome, StoreError> {
+        let quota = self.config.inbox_quota;
         self.writer
-            .write_async(move |conn| ops::store(conn, &msg))
+            .write_async(move |conn| ops::store(conn, &msg, quota))
             .await
     }
 
     /// Inserts messages pushed by a peer (spec §8.6): existing hashes are left alone (no expiry
-    /// extension), namespaces are kept. Returns how many were new.
+    /// extension), namespaces are kept, and the inbox quota applies. Returns how many were new.
     pub fn bulk_store(&self, msgs: &[StoredMessage]) -> Result<usize, StoreError> {
-        if msgs.is_empty() {
-            return Ok(0);
+        self.import(msgs, &[]).map(|outcome| outcome.inserted)
+    }
+
+    /// Inserts messages and revocations handed over by a peer (spec §8.6): messages as
+    /// [`Store::bulk_store`] (new ones over their account's inbox quota are left out and
+    /// counted), revocations keeping their time (a newer one refreshes it; the newest 50 per
+    /// account are kept). One transaction.
+    pub fn import(
+        &self,
+        msgs: &[StoredMessage],
+        revocations: &[Revocation],
+    ) -> Result<ImportOutcome, StoreError> {
+        if msgs.is_empty() && revocations.is_empty() {
+            return Ok(ImportOutcome::default());
         }
-        let msgs = msgs.to_vec();
-        self.writer.write(move |conn| ops::bulk_store(conn, &msgs))
+        let (msgs, revocations) = (msgs.to_vec(), revocations.to_vec());
+        let quota = self.config.inbox_quota;
+        self.writer
+            .write(move |conn| ops::import(conn, &msgs, &revocations, quota))
+    }
+
+    /// Messages and bytes the account holds in public-inbox namespaces (what the quota counts).
+    pub fn inbox_usage(&self, account: &AccountId) -> Result<(u64, u64), StoreError> {
+        self.read(|conn| ops::inbox_usage(conn, account))
+    }
+
+    /// Up to `batch_size` recorded revocations after `after` (from the start if `None`), with
+    /// the cursor to pass next time (`None` once nothing is left); for swarm handoff.
+    pub fn export_revocations(
+        &self,
+        after: Option<RevocationCursor>,
+        batch_size: usize,
+    ) -> Result<(Vec<Revocation>, Option<RevocationCursor>), StoreError> {
+        self.read(|conn| ops::export_revocations(conn, after.map(|c| c.0), batch_size))
+            .map(|(rows, last)| (rows, last.map(RevocationCursor)))
     }
 
     /// Reads an account's messages in one namespace after `last_hash` (spec §7.3).

@@ -12,8 +12,8 @@ use shallot_proto::AccountId;
 
 use crate::error::{Context, StoreError};
 use crate::{
-    ExpireMode, ExpireResult, ExportCursor, Retrieved, StoreOutcome, StoredMessage,
-    MAX_REVOCATIONS_PER_ACCOUNT, RETRIEVE_HASH_LEN, RETRIEVE_OVERHEAD,
+    ExpireMode, ExpireResult, ExportCursor, ImportOutcome, InboxQuota, Retrieved, Revocation,
+    StoreOutcome, StoredMessage, MAX_REVOCATIONS_PER_ACCOUNT, RETRIEVE_HASH_LEN, RETRIEVE_OVERHEAD,
 };
 
 /// SQLite integers are signed; protocol times are unsigned. Saturate rather than wrap.
@@ -115,8 +115,51 @@ fn insert_message(conn: &Connection, owner: i64, msg: &StoredMessage) -> rusqlit
     ])
 }
 
-/// Spec §7.2: outbox replacement, then global duplicate lookup (extend only), else insert.
-pub(crate) fn store(conn: &Connection, msg: &StoredMessage) -> Result<StoreOutcome, StoreError> {
+/// Messages and bytes an account row holds in public-inbox namespaces (0, 0 without a row).
+fn usage_of(conn: &Connection, owner: Option<i64>) -> rusqlite::Result<(u64, u64)> {
+    let Some(owner) = owner else {
+        return Ok((0, 0));
+    };
+    conn.prepare_cached("SELECT inbox_messages, inbox_bytes FROM accounts WHERE id = ?1")?
+        .query_row([owner], |row| {
+            Ok((row.get::<_, U64>(0)?.0, row.get::<_, U64>(1)?.0))
+        })
+        .optional()
+        .map(Option::unwrap_or_default)
+}
+
+/// The quota refusal for a new message, if it is a public-inbox message over the quota.
+fn over_quota(
+    conn: &Connection,
+    owner: Option<i64>,
+    msg: &StoredMessage,
+    quota: InboxQuota,
+) -> rusqlite::Result<Option<StoreError>> {
+    if !msg.namespace.is_public_inbox() || quota == InboxQuota::UNLIMITED {
+        return Ok(None);
+    }
+    let (messages, bytes) = usage_of(conn, owner)?;
+    Ok((!quota.allows(messages, bytes, msg.data.len()))
+        .then_some(StoreError::QuotaExceeded { messages, bytes }))
+}
+
+/// What the quota counts for an account (spec-external; see [`InboxQuota`]).
+pub(crate) fn inbox_usage(
+    conn: &Connection,
+    account: &AccountId,
+) -> Result<(u64, u64), StoreError> {
+    const CONTEXT: &str = "reading an account's inbox usage";
+    let owner = account_row(conn, account).context(CONTEXT)?;
+    usage_of(conn, owner).context(CONTEXT)
+}
+
+/// Spec §7.2: outbox replacement, then global duplicate lookup (extend only), else insert
+/// (unless the account's inbox quota is reached).
+pub(crate) fn store(
+    conn: &Connection,
+    msg: &StoredMessage,
+    quota: InboxQuota,
+) -> Result<StoreOutcome, StoreError> {
     const CONTEXT: &str = "storing a message";
     let hash = &msg.hash.as_bytes()[..];
     if msg.namespace.is_public_outbox() {
@@ -148,18 +191,31 @@ pub(crate) fn store(conn: &Connection, msg: &StoredMessage) -> Result<StoreOutco
         }
         Some(U64(old)) => Ok(StoreOutcome::Exists { expiry: old }),
         None => {
-            let owner = ensure_account(conn, &msg.account).context(CONTEXT)?;
+            let existing_owner = account_row(conn, &msg.account).context(CONTEXT)?;
+            if let Some(refusal) = over_quota(conn, existing_owner, msg, quota).context(CONTEXT)? {
+                return Err(refusal);
+            }
+            let owner = match existing_owner {
+                Some(id) => id,
+                None => ensure_account(conn, &msg.account).context(CONTEXT)?,
+            };
             insert_message(conn, owner, msg).context(CONTEXT)?;
             Ok(StoreOutcome::New)
         }
     }
 }
 
-/// Spec §8.6: insert-or-ignore, namespaces kept, no expiry extension.
-pub(crate) fn bulk_store(conn: &Connection, msgs: &[StoredMessage]) -> Result<usize, StoreError> {
+/// Spec §8.6: insert-or-ignore, namespaces kept, no expiry extension, inbox quota applied;
+/// then revocations, keeping their times.
+pub(crate) fn import(
+    conn: &Connection,
+    msgs: &[StoredMessage],
+    revocations: &[Revocation],
+    quota: InboxQuota,
+) -> Result<ImportOutcome, StoreError> {
     const CONTEXT: &str = "bulk-storing messages from a peer";
     let mut owners: HashMap<AccountId, i64> = HashMap::new();
-    let mut inserted = 0;
+    let mut outcome = ImportOutcome::default();
     for msg in msgs {
         let owner = if let Some(&id) = owners.get(&msg.account) {
             id
@@ -168,7 +224,30 @@ pub(crate) fn bulk_store(conn: &Connection, msgs: &[StoredMessage]) -> Result<us
             owners.insert(msg.account, id);
             id
         };
-        inserted += insert_message(conn, owner, msg).context(CONTEXT)?;
+        if over_quota(conn, Some(owner), msg, quota)
+            .context(CONTEXT)?
+            .is_some()
+        {
+            // Only a new message counts against the quota; a duplicate is not "over" it.
+            let exists: bool = conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM messages WHERE hash = ?1)")
+                .and_then(|mut stmt| stmt.query_row([&msg.hash.as_bytes()[..]], |row| row.get(0)))
+                .context(CONTEXT)?;
+            if !exists {
+                outcome.over_quota += 1;
+            }
+            continue;
+        }
+        outcome.inserted += insert_message(conn, owner, msg).context(CONTEXT)?;
+    }
+    for revocation in revocations {
+        revoke(
+            conn,
+            &revocation.account,
+            &[revocation.token],
+            revocation.timestamp,
+        )?;
+        outcome.revocations += 1;
     }
     // Accounts created only for duplicates would otherwise linger without messages.
     for id in owners.into_values() {
@@ -180,7 +259,54 @@ pub(crate) fn bulk_store(conn: &Connection, msgs: &[StoredMessage]) -> Result<us
         .and_then(|mut stmt| stmt.execute([id]))
         .context(CONTEXT)?;
     }
-    Ok(inserted)
+    Ok(outcome)
+}
+
+/// Up to `limit` revocations after row `after`, in row order, with the last row id.
+pub(crate) fn export_revocations(
+    conn: &Connection,
+    after: Option<i64>,
+    limit: usize,
+) -> Result<(Vec<Revocation>, Option<i64>), StoreError> {
+    const CONTEXT: &str = "reading revocations for handoff";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT r.rowid, a.type, a.pubkey, r.token, r.timestamp
+             FROM revocations r JOIN accounts a ON a.id = r.owner
+             WHERE r.rowid > ?1 ORDER BY r.rowid LIMIT ?2",
+        )
+        .context(CONTEXT)?;
+    let mut rows = stmt
+        .query(params![after.unwrap_or(i64::MIN), sql_usize(limit.max(1))])
+        .context(CONTEXT)?;
+    let (mut out, mut last) = (Vec::new(), None);
+    while let Some(row) = rows.next().context(CONTEXT)? {
+        let id: i64 = row.get(0).context(CONTEXT)?;
+        last = Some(id);
+        let prefix: u8 = row.get(1).context(CONTEXT)?;
+        let key = row
+            .get_ref(2)
+            .and_then(|v| Ok(v.as_blob()?))
+            .context(CONTEXT)?;
+        let token = row
+            .get_ref(3)
+            .and_then(|v| Ok(v.as_blob()?))
+            .context(CONTEXT)?;
+        let timestamp = row.get::<_, U64>(4).context(CONTEXT)?.0;
+        // A malformed row (never written by this build) is skipped, not handed on.
+        let (Ok(key), Ok(token)) = (
+            <[u8; 32]>::try_from(key),
+            SubaccountToken::from_bytes(token),
+        ) else {
+            continue;
+        };
+        out.push(Revocation {
+            account: AccountId::new(shallot_proto::AccountKind::from_prefix(prefix), key),
+            token,
+            timestamp,
+        });
+    }
+    Ok((out, last))
 }
 
 /// Spec §7.3.

@@ -61,6 +61,32 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM accounts WHERE id = OLD.owner;
     END;
     ",
+    // Version 2: per-account usage of the public-inbox namespaces (`namespace % 10 = 0`, the
+    // namespaces that take unsigned stores), kept by triggers so the inbox quota costs one row
+    // read per store instead of a count over the account's messages.
+    r"
+    ALTER TABLE accounts ADD COLUMN inbox_messages INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE accounts ADD COLUMN inbox_bytes INTEGER NOT NULL DEFAULT 0;
+    UPDATE accounts SET
+        inbox_messages = (SELECT count(*) FROM messages
+                          WHERE owner = accounts.id AND namespace % 10 = 0),
+        inbox_bytes = (SELECT coalesce(sum(length(data)), 0) FROM messages
+                       WHERE owner = accounts.id AND namespace % 10 = 0);
+    CREATE TRIGGER messages_inbox_added AFTER INSERT ON messages
+    WHEN NEW.namespace % 10 = 0
+    BEGIN
+        UPDATE accounts SET inbox_messages = inbox_messages + 1,
+                            inbox_bytes = inbox_bytes + length(NEW.data)
+        WHERE id = NEW.owner;
+    END;
+    CREATE TRIGGER messages_inbox_removed AFTER DELETE ON messages
+    WHEN OLD.namespace % 10 = 0
+    BEGIN
+        UPDATE accounts SET inbox_messages = inbox_messages - 1,
+                            inbox_bytes = inbox_bytes - length(OLD.data)
+        WHERE id = OLD.owner;
+    END;
+    ",
 ];
 
 /// The schema version this build writes.

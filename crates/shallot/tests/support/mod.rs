@@ -49,6 +49,18 @@ impl Net {
         Self(LocalNet::start(options).await.unwrap())
     }
 
+    /// [`Net::start`] with extra arguments for every node (e.g. `--config <file>`).
+    pub async fn start_with_args(swarms: &[usize], node_args: Vec<String>) -> Self {
+        let options = NetOptions {
+            binary: env!("CARGO_BIN_EXE_shallot").into(),
+            swarms: swarms.to_vec(),
+            subnet: NEXT_SUBNET.fetch_add(1, Ordering::SeqCst),
+            log: "warn".into(),
+            node_args,
+        };
+        Self(LocalNet::start(options).await.unwrap())
+    }
+
     /// Rewrites the directory file (nodes re-read it within a second).
     pub fn write_directory(&mut self) {
         self.0.write_directory().unwrap();
