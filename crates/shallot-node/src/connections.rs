@@ -191,6 +191,11 @@ impl ConnectionLimiter {
     }
 }
 
+/// A connection's slot shared with the requests it carries (a request extension), so that a
+/// connection upgraded to a WebSocket, which leaves hyper, keeps counting until it closes.
+#[derive(Clone, Debug)]
+pub struct HeldSlot(pub Arc<ConnectionSlot>);
+
 /// One admitted connection; dropping it frees the slot.
 #[derive(Debug)]
 pub struct ConnectionSlot {

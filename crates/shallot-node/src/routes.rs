@@ -15,6 +15,7 @@ use bytes::Bytes;
 use shallot_proto::rpc::{Envelope, RpcError};
 
 use crate::account_limits::PeerRejections;
+use crate::connections::HeldSlot;
 use crate::exec::{Body, Origin, Reply};
 use crate::handoff::HandoffRefusal;
 use crate::node_api::{self, HandoffBatch, OnionHop};
@@ -187,6 +188,7 @@ async fn ping_test(State(node): Shared) -> Response {
 async fn monitor(
     State(node): Shared,
     Extension(conn): Extension<ConnInfo>,
+    Extension(slot): Extension<HeldSlot>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     // Registered before the upgrade, so the per-address and total caps refuse with a status.
@@ -199,7 +201,11 @@ async fn monitor(
         .read_buffer_size(8 * 1024)
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(1024 * 1024)
-        .on_upgrade(move |socket| crate::monitor::serve(node, socket, connected))
+        .on_upgrade(move |socket| async move {
+            // The listener's connection slot stays taken while the WebSocket lives.
+            let _slot = slot;
+            crate::monitor::serve(node, socket, connected).await;
+        })
 }
 
 /// Refuses connections that did not prove the key of an active node of the current view.

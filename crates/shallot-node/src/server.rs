@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::connections::{Activity, ConnectionConfig, ConnectionLimiter, Tracked};
+use crate::connections::{Activity, ConnectionConfig, ConnectionLimiter, HeldSlot, Tracked};
 use crate::peer_tls::certificate_ed25519;
 use crate::timeouts;
 
@@ -96,7 +96,7 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _slot = slot;
+            let slot = HeldSlot(Arc::new(slot));
             let activity = Activity::new();
             let tcp = Tracked::new(tcp, activity.clone());
             let Ok(Ok(stream)) =
@@ -116,6 +116,7 @@ pub async fn serve(
             let service = tower::service_fn(
                 move |mut request: axum::http::Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(info);
+                    request.extensions_mut().insert(slot.clone());
                     let request = request
                         .map(|body| axum::body::Body::new(DeadlineBody::new(body, body_deadline)));
                     let in_flight = requests.request();
@@ -133,8 +134,8 @@ pub async fn serve(
                     TowerToHyperService::new(service),
                 )
                 .into_owned();
-            // An upgraded (WebSocket) connection leaves hyper and with it this watchdog; the
-            // push monitor keeps its own idle rules.
+            // An upgraded (WebSocket) connection leaves hyper and with it this watchdog (the push
+            // monitor keeps its own idle rules); it holds a clone of the slot until it closes.
             tokio::select! {
                 _ = watcher.watch(connection) => {}
                 () = activity.idle_timeout(limits.idle()) => {}

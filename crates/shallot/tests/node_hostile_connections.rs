@@ -253,3 +253,50 @@ async fn a_full_listener_still_admits_its_swarm_peers() {
     );
     assert!(held >= 50, "the flood did not fill the node: {held}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_websockets_keep_their_connection_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(&config, "[connections]\nmax_connections_per_ip = 3\n").unwrap();
+    let net = Net::start_with(&[1], &["--config", config.to_str().unwrap()]).await;
+    let target = net.nodes[0].addr;
+    let from = attacker(&net);
+    let tls = rustls::ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(support::attack::AnyCert))
+        .with_no_client_auth();
+    let connector = tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(tls));
+    // Three WebSockets, upgraded out of HTTP: they still hold the address's three slots.
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        let tcp = support::attack::tcp_from(from, target).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async_tls_with_config(
+            format!("wss://{target}/monitor/v1"),
+            tcp,
+            None,
+            Some(connector.clone()),
+        )
+        .await
+        .unwrap();
+        sockets.push(ws);
+    }
+    let mut fourth = support::attack::tcp_from(from, target).await.unwrap();
+    let closed = open_for(&mut fourth, Instant::now(), Duration::from_secs(3)).await;
+    assert!(
+        closed.is_some_and(|open| open < Duration::from_secs(1)),
+        "a fourth connection got in beside three WebSockets: {closed:?}"
+    );
+    // Closing one frees its slot.
+    drop(sockets.pop());
+    support::until(Duration::from_secs(5), "a freed slot", || async {
+        let mut again = support::attack::tcp_from(from, target)
+            .await
+            .map_err(|e| e.to_string())?;
+        match open_for(&mut again, Instant::now(), Duration::from_secs(1)).await {
+            None => Ok(()),
+            Some(open) => Err(format!("closed after {open:?}")),
+        }
+    })
+    .await;
+}
