@@ -5,7 +5,11 @@
 //!     no node key and no address, yet our client drops exactly the dead node.
 //! (b) Padding: a send, an empty poll and a poll bringing messages back are the same size at the
 //!     guard, requests and replies alike; the test prints the bytes with and without padding.
-#![allow(clippy::unwrap_used, clippy::too_many_lines)] // Test code: a panic is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::too_many_lines,
+    clippy::cast_precision_loss
+)] // Test code: a panic is a failed test.
 
 mod support;
 
@@ -173,7 +177,7 @@ async fn our_client_drops_exactly_the_dead_later_hop() {
         .pool_snapshot()
         .nodes
         .iter()
-        .map(|n| n.to_record())
+        .map(shallot_client::pool::SnapshotNode::to_record)
         .find(|n| n.ed25519 == net.nodes[destination].identity.ed25519_public())
         .unwrap();
     let (status, _) = client

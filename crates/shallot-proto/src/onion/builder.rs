@@ -403,16 +403,12 @@ mod tests {
     }
 
     /// A padded onion is exactly one class long for every request size, path length and cipher;
-    /// the destination sees the `pad` field, pads its reply to a class, and a hop's encrypted
-    /// error opens only with that hop's key.
+    /// the destination sees the `pad` field and pads its reply to a class.
     #[test]
     fn padded_onions_and_replies_fill_their_class() {
         use crate::onion::padding::{size_class, MIN_REPLY_CLASS, MIN_REQUEST_CLASS};
         use crate::onion::peel::{classify_layer, Layer};
-        use crate::onion::response::{
-            decode_snode_response, encode_hop_error, encode_snode_response, open_hop_error,
-            ReplyBody,
-        };
+        use crate::onion::response::{decode_snode_response, encode_snode_response, ReplyBody};
         let mut rng = rand_core::OsRng;
         let (dest_pair, dest) = node(9);
         for enc in [EncType::XChaCha20, EncType::AesGcm] {
