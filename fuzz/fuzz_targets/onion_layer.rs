@@ -121,6 +121,11 @@ fn check_classify(data: &[u8]) {
             let defaults = ReplyFormat::default();
             assert_eq!(fin.format.json, flag("json", defaults.json));
             assert_eq!(fin.format.base64, flag("base64", defaults.base64));
+            // Any non-null `pad` asks for a padded reply.
+            assert_eq!(
+                fin.format.pad,
+                !matches!(frame.json.get("pad"), None | Some(Value::Null))
+            );
         }
         Ok(Layer::Proxy(proxy)) => {
             assert!(frame.is_ok() && has("host") && !has("headers"));

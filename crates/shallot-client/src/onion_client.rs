@@ -11,8 +11,9 @@ use rand::seq::SliceRandom;
 use serde_json::Value;
 use shallot_directory::NodeRecord;
 use shallot_proto::onion::{
-    build_to_node, build_to_server, decode_snode_response, EncType, NodeKeys, ServerDestination,
-    SnodeBody, V4Request, V4Response,
+    build_to_node, build_to_node_padded, build_to_server, decode_snode_response, open_hop_error,
+    padding, BuiltOnion, EncType, NodeKeys, ResponseKey, ServerDestination, SnodeBody, V4Request,
+    V4Response,
 };
 use shallot_proto::rpc::Request;
 use shallot_proto::{AccountId, AccountKind, Ed25519Pub};
@@ -48,6 +49,10 @@ pub struct ClientConfig {
     /// the Ed25519 key the node list gives for it (Shallot nodes do). Turn off only for networks
     /// of reference storage servers, whose certificates are not bound to their keys.
     pub verify_node_tls: bool,
+    /// Pad requests to service nodes, and ask them to pad their replies, to size classes
+    /// ([`padding`]: requests from 4 KiB, replies from 16 KiB, powers of two), so the guard cannot
+    /// tell a send from a poll or count the messages a poll brought. Default on.
+    pub padding: bool,
 }
 
 impl Default for ClientConfig {
@@ -62,6 +67,7 @@ impl Default for ClientConfig {
             request_timeout: timeouts::ONION_REQUEST,
             seeds: Vec::new(),
             verify_node_tls: true,
+            padding: true,
         }
     }
 }
@@ -81,6 +87,10 @@ pub struct Route {
     pub path: Vec<NodeRecord>,
     /// The node the request was for (never one of `path`).
     pub destination: NodeRecord,
+    /// Bytes of the request body the guard received (what it could measure of the request).
+    pub request_bytes: usize,
+    /// Bytes of the reply body the guard relayed back.
+    pub reply_bytes: usize,
 }
 
 /// Mutable network state, behind one lock that is never held across an await.
@@ -177,6 +187,39 @@ fn next_node_not_found(body: &[u8]) -> Option<Ed25519Pub> {
         .trim()
         .parse()
         .ok()
+}
+
+/// Opens an error that a hop after the guard encrypted to its layer key (our nodes never let the
+/// guard read which node or server a later hop failed to reach), giving the plain text the rest
+/// of the classification reads. The text is believed only about the node that follows the hop
+/// that produced it (the next hop of the path, or `destination` after the last hop): a hop may
+/// report its own successor lost, nobody else. Anything else is returned unchanged (a plain
+/// error, e.g. from the guard or a Session node; or tampered bytes, which are a path failure).
+fn open_error(
+    status: u16,
+    bytes: Vec<u8>,
+    path: &[NodeRecord],
+    hop_keys: &[ResponseKey],
+    destination: Option<&Ed25519Pub>,
+) -> Vec<u8> {
+    if status == 200 {
+        return bytes;
+    }
+    let Some((hop, reply)) = open_hop_error(hop_keys, &bytes) else {
+        return bytes;
+    };
+    let text = match reply.body {
+        SnodeBody::Text(text) => text,
+        SnodeBody::Json(value) => value.to_string(),
+    };
+    let successor = path.get(hop + 1).map(|node| &node.ed25519).or(destination);
+    match next_node_not_found(text.as_bytes()) {
+        Some(named) if Some(&named) != successor => {
+            tracing::debug!(hop, "a hop blamed a node that does not follow it");
+            format!("hop {hop} error").into_bytes()
+        }
+        _ => text.into_bytes(),
+    }
 }
 
 /// Classifies a non-200 transport status (the path's, not the destination's; spec §1.9).
@@ -357,7 +400,13 @@ impl OnionClient {
         self.state().next_route
     }
 
-    fn record_route(&self, method: &str, path: &Path, destination: &NodeRecord) {
+    fn record_route(
+        &self,
+        method: &str,
+        path: &Path,
+        destination: &NodeRecord,
+        (request_bytes, reply_bytes): (usize, usize),
+    ) {
         let mut state = self.state();
         let seq = state.next_route;
         state.next_route += 1;
@@ -369,6 +418,8 @@ impl OnionClient {
             method: method.to_owned(),
             path: path.nodes().to_vec(),
             destination: destination.clone(),
+            request_bytes,
+            reply_bytes,
         });
     }
 
@@ -595,8 +646,8 @@ impl OnionClient {
         classify: C,
     ) -> Result<T, Error>
     where
-        B: Fn(&Path) -> Result<(Vec<u8>, shallot_proto::onion::ResponseKey), Error>,
-        C: Fn(u16, &[u8], &shallot_proto::onion::ResponseKey) -> Verdict<T>,
+        B: Fn(&Path) -> Result<BuiltOnion, Error>,
+        C: Fn(u16, &[u8], &ResponseKey) -> Verdict<T>,
     {
         let attempts = self.inner.config.max_attempts.max(1);
         let mut reason = String::new();
@@ -609,15 +660,21 @@ impl OnionClient {
                     .select(pool, avoid, &mut rand::thread_rng())
                     .map_err(|e| Error::NoPath(e.to_string()))?
             };
-            let (body, key) = build(&path)?;
-            let verdict = match self.post_onion(path.guard(), body).await {
+            let onion = build(&path)?;
+            let request_bytes = onion.body.len();
+            let mut reply_bytes = 0;
+            let verdict = match self.post_onion(path.guard(), onion.body).await {
                 Err((outcome, e)) => Verdict::Retry(Some(outcome), e),
-                Ok((status, bytes)) => classify(status, &bytes, &key),
+                Ok((status, bytes)) => {
+                    reply_bytes = bytes.len();
+                    let bytes = open_error(status, bytes, path.nodes(), &onion.hop_keys, avoid);
+                    classify(status, &bytes, &onion.response_key)
+                }
             };
             match verdict {
                 Verdict::Done(result, outcome) => {
                     if let (true, Some((method, destination))) = (result.is_ok(), route) {
-                        self.record_route(method, &path, destination);
+                        self.record_route(method, &path, destination, (request_bytes, reply_bytes));
                     }
                     if let Some(outcome) = outcome {
                         self.report(&path, outcome);
@@ -662,15 +719,27 @@ impl OnionClient {
         let payload = serde_json::to_vec(&request.to_envelope())
             .map_err(|e| Error::protocol("encoding a request", e))?;
         let enc_type = self.inner.config.enc_type;
+        let pad = self.inner.config.padding;
         let dest_keys = node_keys(destination);
         let clock = &self.inner.clock;
         self.attempt_loop(
             Some(&destination.ed25519),
             Some((request.method_name(), destination)),
             |path| {
-                let onion = build_to_node(&path.keys(), &dest_keys, &payload, enc_type, &mut OsRng)
-                    .map_err(|e| Error::protocol("building an onion", e))?;
-                Ok((onion.body, onion.response_key))
+                let keys = path.keys();
+                let onion = if pad {
+                    build_to_node_padded(
+                        &keys,
+                        &dest_keys,
+                        &payload,
+                        enc_type,
+                        padding::MIN_REQUEST_CLASS,
+                        &mut OsRng,
+                    )
+                } else {
+                    build_to_node(&keys, &dest_keys, &payload, enc_type, &mut OsRng)
+                };
+                onion.map_err(|e| Error::protocol("building an onion", e))
             },
             |status, bytes, key| {
                 if status != 200 {
@@ -708,10 +777,8 @@ impl OnionClient {
             None,
             None,
             |path| {
-                let onion =
-                    build_to_server(&path.keys(), destination, request, enc_type, &mut OsRng)
-                        .map_err(|e| Error::protocol("building an onion", e))?;
-                Ok((onion.body, onion.response_key))
+                build_to_server(&path.keys(), destination, request, enc_type, &mut OsRng)
+                    .map_err(|e| Error::protocol("building an onion", e))
             },
             |status, bytes, key| match status {
                 200 => match V4Response::open(key, bytes) {
@@ -818,6 +885,83 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Errors a later hop encrypted: opened with that hop's key, believed only about the node
+    /// that follows it; plain or tampered bodies pass through unchanged.
+    #[test]
+    fn encrypted_hop_errors_name_only_the_hops_successor() {
+        use shallot_proto::onion::{
+            classify_layer, decrypt_layer, encode_hop_error, parse_onion_request, Layer,
+            X25519Keypair,
+        };
+        let mut rng = OsRng;
+        let pairs: Vec<X25519Keypair> = (0..4).map(|_| X25519Keypair::generate(&mut rng)).collect();
+        let records: Vec<NodeRecord> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, pair)| {
+                let mut record = node(u8::try_from(i).unwrap() + 1, 1);
+                record.x25519 = *pair.public();
+                record
+            })
+            .collect();
+        let (path, destination) = (&records[..3], &records[3]);
+        let keys: Vec<NodeKeys> = path.iter().map(node_keys).collect();
+        let onion = build_to_node_padded(
+            &keys,
+            &node_keys(destination),
+            b"{}",
+            EncType::XChaCha20,
+            4096,
+            &mut rng,
+        )
+        .unwrap();
+        // Peel as the nodes do, keeping each hop's layer key.
+        let mut layers = vec![parse_onion_request(&onion.body)
+            .unwrap()
+            .decrypt(&pairs[0])
+            .unwrap()];
+        for pair in &pairs[1..3] {
+            let next = match classify_layer(layers.last().unwrap().plaintext()).unwrap() {
+                Layer::Relay(r) => {
+                    decrypt_layer(pair, r.ciphertext, &r.ephemeral_key, r.enc_type).unwrap()
+                }
+                other => panic!("{other:?}"),
+            };
+            layers.push(next);
+        }
+        let mut open = |hop: usize, named: &NodeRecord| {
+            let text = format!("{NEXT_NODE_NOT_REACHABLE}{}", named.ed25519);
+            let body = encode_hop_error(layers[hop].reply_key(), 502, &text, &mut rng).unwrap();
+            assert!(!String::from_utf8_lossy(&body).contains(&named.ed25519.to_hex()));
+            open_error(502, body, path, &onion.hop_keys, Some(&destination.ed25519))
+        };
+        // The middle hop lost the last hop; the last hop lost the destination.
+        let lost = next_node_not_found(&open(1, &path[2]));
+        assert_eq!(lost, Some(path[2].ed25519));
+        match classify_transport::<()>(502, &open(2, destination), Some(&destination.ed25519)) {
+            Verdict::Done(
+                Err(Error::NodeUnreachable { .. }),
+                Some(Outcome::NextNodeNotFound(n)),
+            ) => {
+                assert_eq!(n, destination.ed25519);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A hop blaming a node that does not follow it: a path failure, nobody dropped.
+        for (hop, named) in [(1, &path[0]), (2, &path[1]), (0, destination)] {
+            assert!(matches!(
+                classify_transport::<()>(502, &open(hop, named), Some(&destination.ed25519)),
+                Verdict::Retry(Some(Outcome::PathFailure), _)
+            ));
+        }
+        // Plain texts (the guard's, a Session node's) pass through as before.
+        let plain = format!("{NEXT_NODE_NOT_FOUND}{}", path[1].ed25519).into_bytes();
+        assert_eq!(
+            open_error(502, plain.clone(), path, &onion.hop_keys, None),
+            plain
+        );
     }
 
     #[test]

@@ -3,6 +3,13 @@
 //!
 //! A hop learns only its predecessor (the connection) and its successor (the next hop or the
 //! server); nothing here logs the address of one together with the other.
+//!
+//! Errors travel back through every earlier hop, the guard included, which knows the client's
+//! address. So a hop after the guard never answers a plain text that names its successor (a
+//! node key, a host, a URL): it encrypts such errors to its own layer key
+//! ([`encode_hop_error`]), which only the client can open, and answers plain text only for
+//! fixed, generic errors (`Invalid ciphertext`, `Request time out`, `Server busy…`). The guard
+//! keeps the reference's plain texts: they name only its own next hop, which it knows anyway.
 
 use std::sync::Arc;
 
@@ -10,8 +17,8 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use shallot_proto::onion::{
-    decrypt_layer, encode_snode_response, parse_onion_request, EncType, HopKey, Layer, PeelError,
-    ReplyBody, ReplyFormat, MAX_ONION_HOPS,
+    decrypt_layer, encode_hop_error, encode_snode_response, parse_onion_request, EncType, HopKey,
+    Layer, PeelError, ReplyBody, ReplyFormat, MAX_ONION_HOPS,
 };
 use shallot_proto::rpc::Envelope;
 use shallot_proto::X25519Pub;
@@ -36,6 +43,28 @@ fn encrypted(key: &HopKey, status: u16, body: ReplyBody<'_>, format: ReplyFormat
     }
 }
 
+/// An error about this hop's successor: plain at the guard (the reference's text, naming only
+/// what the guard knows), encrypted to the layer key at any later hop.
+fn hop_error(at: Position, key: &HopKey, status: u16, text: String) -> Response {
+    if at == Position::Guard {
+        return plain(status, text);
+    }
+    match encode_hop_error(key, status, &text, &mut rand_core::OsRng) {
+        Ok(bytes) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            (status, [("content-type", "text/plain")], bytes).into_response()
+        }
+        Err(_) => plain(status, "Onion hop error"),
+    }
+}
+
+/// Where this node is on the path: the guard (it received the client's request) or a later hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Position {
+    Guard,
+    Later,
+}
+
 /// Handles `POST /onion_req/v2`: the outer request from a client to its guard.
 pub async fn entry(node: Arc<Node>, body: Bytes) -> Response {
     if node.readiness().is_err() {
@@ -54,7 +83,7 @@ pub async fn entry(node: Arc<Node>, body: Bytes) -> Response {
         enc_type: request.enc_type,
         hop_no: request.hop_no,
     };
-    process(node, hop, ciphertext).await
+    process(node, hop, ciphertext, Position::Guard).await
 }
 
 /// Handles a layer relayed by the previous hop (`/snode/v1/onion`).
@@ -62,11 +91,11 @@ pub async fn relayed(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes) -> Respo
     if hop.hop_no > u32::try_from(MAX_ONION_HOPS).unwrap_or(u32::MAX) {
         return plain(400, "onion request max path length exceeded");
     }
-    process(node, hop, ciphertext).await
+    process(node, hop, ciphertext, Position::Later).await
 }
 
 /// Decrypts and acts on one layer.
-async fn process(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes) -> Response {
+async fn process(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes, at: Position) -> Response {
     let layer = match decrypt_layer(
         &node.onion_keys,
         &ciphertext,
@@ -83,13 +112,12 @@ async fn process(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes) -> Response 
     match classified {
         Layer::Final(request) => {
             node.metrics.count_onion(OnionKind::Final);
-            if node.readiness().is_err() {
-                return plain(
-                    503,
-                    format!("Snode not ready: {}", node.identity.ed25519_public()),
-                );
-            }
             let format = request.format;
+            if node.readiness().is_err() {
+                // Encrypted: in plain text the guard would read which node the client wanted.
+                let text = format!("Snode not ready: {}", node.identity.ed25519_public());
+                return encrypted(layer.reply_key(), 503, ReplyBody::Text(&text), format);
+            }
             let reply = match Envelope::parse(request.request).and_then(|e| e.request()) {
                 Ok(rpc) => node.execute(rpc, Origin::Client).await,
                 Err(error) => crate::exec::Reply::text(error.status(), error.to_string()),
@@ -111,6 +139,11 @@ async fn process(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes) -> Response 
                 Ok((status, headers, body)) => {
                     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
                     let mut response = (status, body).into_response();
+                    // After the guard, the server's own headers (its software, cookies…)
+                    // would tell the guard which server this is: only its content type is kept.
+                    let headers = headers.into_iter().filter(|(name, _)| {
+                        at == Position::Guard || name.eq_ignore_ascii_case("content-type")
+                    });
                     for (name, value) in headers {
                         if let (Ok(name), Ok(value)) =
                             (HeaderName::try_from(name), HeaderValue::try_from(value))
@@ -121,18 +154,23 @@ async fn process(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes) -> Response 
                     response
                 }
                 Err(HopError::Timeout) => plain(504, "Request time out"),
-                Err(HopError::Unreachable(error)) => plain(502, error),
+                // The error text names the URL: only the client may read it.
+                Err(HopError::Unreachable(error)) => hop_error(at, layer.reply_key(), 502, error),
                 Err(HopError::Forbidden) => peel_error(layer.reply_key(), &PeelError::InvalidUrl),
                 Err(HopError::Busy) => busy(&node, Work::Proxy),
-                Err(HopError::TooLarge(cap)) => {
-                    plain(502, format!("Server reply larger than {cap} bytes"))
-                }
+                Err(HopError::TooLarge(cap)) => hop_error(
+                    at,
+                    layer.reply_key(),
+                    502,
+                    format!("Server reply larger than {cap} bytes"),
+                ),
             }
         }
         Layer::Relay(relay) => {
             node.metrics.count_onion(OnionKind::Relay);
             relay_to(
                 &node,
+                (at, layer.reply_key()),
                 relay.destination,
                 relay.ephemeral_key,
                 relay.enc_type,
@@ -146,6 +184,7 @@ async fn process(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes) -> Response 
 
 async fn relay_to(
     node: &Node,
+    (at, key): (Position, &HopKey),
     destination: shallot_proto::Ed25519Pub,
     ephemeral_key: X25519Pub,
     enc_type: EncType,
@@ -154,7 +193,7 @@ async fn relay_to(
 ) -> Response {
     let view = node.view();
     let Some(next) = view.node(&destination) else {
-        return plain(502, format!("Next node not found: {destination}"));
+        return hop_error(at, key, 502, format!("Next node not found: {destination}"));
     };
     let hop = OnionHop {
         ephemeral_key,
@@ -171,11 +210,16 @@ async fn relay_to(
             (status, reply.body).into_response()
         }
         Err(HopError::Timeout) => plain(504, "Request time out"),
-        Err(HopError::Unreachable(_) | HopError::Forbidden) => {
-            plain(502, format!("Next node not reachable: {destination}"))
-        }
+        Err(HopError::Unreachable(_) | HopError::Forbidden) => hop_error(
+            at,
+            key,
+            502,
+            format!("Next node not reachable: {destination}"),
+        ),
         Err(HopError::Busy) => busy(node, Work::Relay),
-        Err(HopError::TooLarge(cap)) => plain(
+        Err(HopError::TooLarge(cap)) => hop_error(
+            at,
+            key,
             502,
             format!("Next node reply larger than {cap} bytes: {destination}"),
         ),

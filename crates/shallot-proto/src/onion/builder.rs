@@ -3,8 +3,9 @@
 
 use rand_core::CryptoRngCore;
 
-use super::cipher::{CipherError, EncType, HopKey, ResponseKey, Role, X25519Keypair};
+use super::cipher::{CipherError, EncType, ResponseKey, X25519Keypair};
 use super::framing::{encode_frame, FramingError};
+use super::padding;
 use super::routing::{self, ProxyProtocol, V4_TARGET};
 use super::v4::{V4Error, V4Request};
 use crate::identity::{Ed25519Pub, X25519Pub};
@@ -61,7 +62,13 @@ pub struct BuiltOnion {
     pub body: Vec<u8>,
     /// Decrypts the destination's reply.
     pub response_key: ResponseKey,
+    /// The layer key of every hop of the path, guard first: they open the errors those hops
+    /// encrypt ([`open_hop_error`](super::open_hop_error)).
+    pub hop_keys: Vec<ResponseKey>,
 }
+
+/// Length of a frame's length prefix.
+const PREFIX_LEN: usize = 4;
 
 /// Builds an onion carrying a storage RPC `request` (UTF-8 JSON `{"method", "params"}`) through
 /// `path` to the service node `destination` (which is not itself part of `path`).
@@ -72,8 +79,48 @@ pub fn build_to_node<R: CryptoRngCore + ?Sized>(
     enc_type: EncType,
     rng: &mut R,
 ) -> Result<BuiltOnion, BuildError> {
+    build_node_onion(path, destination, request, enc_type, None, rng)
+}
+
+/// [`build_to_node`], padded (see [`padding`]): the destination's control JSON carries a `"pad"`
+/// string sized so that [`BuiltOnion::body`] is exactly one size class long (classes are powers
+/// of two from `min_class`, see [`padding::size_class`]), and the `"pad"` field asks the
+/// destination to pad its reply too. Session's storage server ignores the field.
+pub fn build_to_node_padded<R: CryptoRngCore + ?Sized>(
+    path: &[NodeKeys],
+    destination: &NodeKeys,
+    request: &[u8],
+    enc_type: EncType,
+    min_class: usize,
+    rng: &mut R,
+) -> Result<BuiltOnion, BuildError> {
     check_path(path)?;
-    let inner = encode_frame(request, &routing::FinalOut { headers: "" })?;
+    let control = serde_json::to_vec(&routing::FinalOut {
+        headers: "",
+        pad: Some(String::new()),
+    })
+    .map_err(|e| FramingError::InvalidJson(e.to_string()))?;
+    let inner_len = PREFIX_LEN + request.len() + control.len();
+    let sizes = LayerSizes::new(path, destination, enc_type)?;
+    // Too large for any class: sent unpadded, and the framing limit decides.
+    let pad = padding::fit_padding(min_class, |pad| sizes.outer_len(inner_len + pad)).unwrap_or(0);
+    build_node_onion(path, destination, request, enc_type, Some(pad), rng)
+}
+
+fn build_node_onion<R: CryptoRngCore + ?Sized>(
+    path: &[NodeKeys],
+    destination: &NodeKeys,
+    request: &[u8],
+    enc_type: EncType,
+    pad: Option<usize>,
+    rng: &mut R,
+) -> Result<BuiltOnion, BuildError> {
+    check_path(path)?;
+    let control = routing::FinalOut {
+        headers: "",
+        pad: pad.map(padding::pad_string),
+    };
+    let inner = encode_frame(request, &control)?;
     let (blob, ephemeral, response_key) = seal_for(&destination.x25519, &inner, enc_type, rng)?;
     let last = encode_frame(
         &blob,
@@ -83,10 +130,69 @@ pub fn build_to_node<R: CryptoRngCore + ?Sized>(
             enc_type,
         },
     )?;
-    let body = wrap_path(path, last, enc_type, rng)?;
-    Ok(BuiltOnion { body, response_key })
+    let (body, hop_keys) = wrap_path(path, last, enc_type, rng)?;
+    Ok(BuiltOnion {
+        body,
+        response_key,
+        hop_keys,
+    })
 }
 
+/// The sizes every layer of a node onion adds around the destination's plaintext: fixed for a
+/// path and cipher (keys are fixed-length hex), so the outer length is known in advance.
+struct LayerSizes {
+    enc_type: EncType,
+    /// JSON length after each ciphertext, innermost (the last hop's relay JSON) first, the outer
+    /// request's JSON last.
+    json_lens: Vec<usize>,
+}
+
+impl LayerSizes {
+    fn new(
+        path: &[NodeKeys],
+        destination: &NodeKeys,
+        enc_type: EncType,
+    ) -> Result<Self, BuildError> {
+        let any_key = X25519Pub::from_bytes([0; 32]);
+        let mut json_lens = vec![json_len(&routing::Relay {
+            destination: destination.ed25519,
+            ephemeral_key: any_key,
+            enc_type,
+        })?];
+        for (index, hop) in path.iter().enumerate().rev() {
+            json_lens.push(if index == 0 {
+                json_len(&routing::OuterOut {
+                    ephemeral_key: any_key,
+                    enc_type,
+                })?
+            } else {
+                json_len(&routing::Relay {
+                    destination: hop.ed25519,
+                    ephemeral_key: any_key,
+                    enc_type,
+                })?
+            });
+        }
+        Ok(Self {
+            enc_type,
+            json_lens,
+        })
+    }
+
+    /// Length of the outer request when the destination's plaintext is `inner_len` bytes.
+    fn outer_len(&self, inner_len: usize) -> usize {
+        self.json_lens.iter().fold(inner_len, |len, json| {
+            PREFIX_LEN + self.enc_type.ciphertext_len(len) + json
+        })
+    }
+}
+
+/// Serialized length of a routing JSON object.
+fn json_len<T: serde::Serialize>(value: &T) -> Result<usize, BuildError> {
+    serde_json::to_vec(value)
+        .map(|v| v.len())
+        .map_err(|e| BuildError::Framing(FramingError::InvalidJson(e.to_string())))
+}
 /// Builds an onion carrying a v4 `request` through `path` to an HTTP server; the last hop of the
 /// path proxies it to `destination` at [`V4_TARGET`].
 pub fn build_to_server<R: CryptoRngCore + ?Sized>(
@@ -116,8 +222,12 @@ pub fn build_to_server<R: CryptoRngCore + ?Sized>(
             enc_type,
         },
     )?;
-    let body = wrap_path(path, last, enc_type, rng)?;
-    Ok(BuiltOnion { body, response_key })
+    let (body, hop_keys) = wrap_path(path, last, enc_type, rng)?;
+    Ok(BuiltOnion {
+        body,
+        response_key,
+        hop_keys,
+    })
 }
 
 fn check_path(path: &[NodeKeys]) -> Result<(), BuildError> {
@@ -144,17 +254,19 @@ fn seal_for<R: CryptoRngCore + ?Sized>(
 
 /// Wraps the last hop's plaintext `layer` in one encrypted layer per hop, innermost first: hop
 /// `i - 1` is told to relay `Enc(hop i, layer i)` to hop `i`, and the guard's ciphertext goes into
-/// the outer request.
+/// the outer request. Returns the outer request and every hop's layer key, guard first.
 fn wrap_path<R: CryptoRngCore + ?Sized>(
     path: &[NodeKeys],
     mut layer: Vec<u8>,
     enc_type: EncType,
     rng: &mut R,
-) -> Result<Vec<u8>, BuildError> {
+) -> Result<(Vec<u8>, Vec<ResponseKey>), BuildError> {
+    let mut hop_keys = Vec::with_capacity(path.len());
     for (index, hop) in path.iter().enumerate().rev() {
         let ephemeral = X25519Keypair::generate(rng);
-        let key = HopKey::derive(enc_type, &ephemeral, &hop.x25519, Role::Requester)?;
-        let blob = key.encrypt(&layer, rng)?;
+        let key = ResponseKey::derive(enc_type, &ephemeral, &hop.x25519)?;
+        let blob = key.key().encrypt(&layer, rng)?;
+        hop_keys.push(key);
         let ephemeral_key = *ephemeral.public();
         layer = if index == 0 {
             encode_frame(
@@ -175,7 +287,8 @@ fn wrap_path<R: CryptoRngCore + ?Sized>(
             )?
         };
     }
-    Ok(layer)
+    hop_keys.reverse();
+    Ok((layer, hop_keys))
 }
 
 #[cfg(test)]
@@ -287,6 +400,143 @@ mod tests {
         };
         assert_eq!(build(5), build(5));
         assert_ne!(build(5), build(6));
+    }
+
+    /// A padded onion is exactly one class long for every request size, path length and cipher;
+    /// the destination sees the `pad` field and pads its reply to a class.
+    #[test]
+    fn padded_onions_and_replies_fill_their_class() {
+        use crate::onion::padding::{size_class, MIN_REPLY_CLASS, MIN_REQUEST_CLASS};
+        use crate::onion::peel::{classify_layer, Layer};
+        use crate::onion::response::{decode_snode_response, encode_snode_response, ReplyBody};
+        let mut rng = rand_core::OsRng;
+        let (dest_pair, dest) = node(9);
+        for enc in [EncType::XChaCha20, EncType::AesGcm] {
+            for hops in [1, 3] {
+                let pairs: Vec<_> = (1..=hops).map(node).collect();
+                let path: Vec<NodeKeys> = pairs.iter().map(|p| p.1).collect();
+                for request_len in [0, 10, 1500, 3000, 5000, 70_000] {
+                    let request = vec![b'x'; request_len];
+                    let built = build_to_node_padded(
+                        &path,
+                        &dest,
+                        &request,
+                        enc,
+                        MIN_REQUEST_CLASS,
+                        &mut rng,
+                    )
+                    .unwrap();
+                    let unpadded = build_to_node(&path, &dest, &request, enc, &mut rng).unwrap();
+                    assert_eq!(
+                        Some(built.body.len()),
+                        size_class(unpadded.body.len() + 23 - 14, MIN_REQUEST_CLASS),
+                        "{enc} {hops} hops, {request_len} bytes"
+                    );
+                    assert!(built.body.len().is_power_of_two());
+                    assert_eq!(built.hop_keys.len(), hops as usize);
+                    // Peel every hop down to the destination.
+                    let mut layer = parse_onion_request(&built.body)
+                        .unwrap()
+                        .decrypt(&pairs[0].0)
+                        .unwrap();
+                    for pair in &pairs[1..] {
+                        let Layer::Relay(relay) = classify_layer(layer.plaintext()).unwrap() else {
+                            panic!("relay expected")
+                        };
+                        layer = decrypt_layer(
+                            &pair.0,
+                            relay.ciphertext,
+                            &relay.ephemeral_key,
+                            relay.enc_type,
+                        )
+                        .unwrap();
+                    }
+                    let Layer::Relay(relay) = classify_layer(layer.plaintext()).unwrap() else {
+                        panic!("relay expected")
+                    };
+                    let last = decrypt_layer(
+                        &dest_pair,
+                        relay.ciphertext,
+                        &relay.ephemeral_key,
+                        relay.enc_type,
+                    )
+                    .unwrap();
+                    let Layer::Final(request_in) = last.classify().unwrap() else {
+                        panic!("final expected")
+                    };
+                    assert_eq!(request_in.request, request.as_slice());
+                    assert!(request_in.format.pad);
+                    // The padded reply fills its class and still decodes.
+                    for body in ["", &"y".repeat(20_000)] {
+                        let reply = encode_snode_response(
+                            last.reply_key(),
+                            200,
+                            ReplyBody::Text(body),
+                            request_in.format,
+                            &mut rng,
+                        )
+                        .unwrap();
+                        assert!(
+                            reply.len() >= MIN_REPLY_CLASS && reply.len().is_power_of_two(),
+                            "{}",
+                            reply.len()
+                        );
+                        let decoded = decode_snode_response(&built.response_key, &reply).unwrap();
+                        assert_eq!(
+                            (decoded.status, decoded.body),
+                            (200, crate::onion::SnodeBody::Text(body.to_owned()))
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hop_errors_open_with_their_hops_key_only() {
+        use crate::onion::peel::{classify_layer, Layer};
+        use crate::onion::response::{encode_hop_error, open_hop_error};
+        let mut rng = rand_core::OsRng;
+        let pairs: Vec<_> = (1..=3).map(node).collect();
+        let path: Vec<NodeKeys> = pairs.iter().map(|p| p.1).collect();
+        let built =
+            build_to_node_padded(&path, &node(9).1, b"{}", EncType::XChaCha20, 4096, &mut rng)
+                .unwrap();
+        let mut layers = vec![parse_onion_request(&built.body)
+            .unwrap()
+            .decrypt(&pairs[0].0)
+            .unwrap()];
+        for pair in &pairs[1..] {
+            let next = {
+                let Layer::Relay(relay) =
+                    classify_layer(layers.last().unwrap().plaintext()).unwrap()
+                else {
+                    panic!("relay expected")
+                };
+                decrypt_layer(
+                    &pair.0,
+                    relay.ciphertext,
+                    &relay.ephemeral_key,
+                    relay.enc_type,
+                )
+                .unwrap()
+            };
+            layers.push(next);
+        }
+        for (index, layer) in layers.iter().enumerate() {
+            let text = format!("Next node not found: hop {index}");
+            let body = encode_hop_error(layer.reply_key(), 502, &text, &mut rng).unwrap();
+            assert_eq!(body.len(), crate::onion::padding::MIN_REPLY_CLASS);
+            assert!(!String::from_utf8_lossy(&body).contains("Next node"));
+            let (hop, reply) = open_hop_error(&built.hop_keys, &body).unwrap();
+            assert_eq!((hop, reply.status), (index, 502));
+            assert_eq!(reply.body, crate::onion::SnodeBody::Text(text));
+            // Any changed byte: nobody's error.
+            let mut tampered = body.clone();
+            tampered[100] = if tampered[100] == b'A' { b'B' } else { b'A' };
+            assert!(open_hop_error(&built.hop_keys, &tampered).is_none());
+        }
+        assert!(open_hop_error(&built.hop_keys, b"Next node not found: 00").is_none());
     }
 
     #[test]

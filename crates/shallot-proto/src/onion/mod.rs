@@ -13,19 +13,21 @@
 //! - [`cipher`]: `enc_type`s, per-layer key derivation and the three ciphertext layouts.
 //! - [`response`]: the v3 reply of a service node.
 //! - [`v4`]: the bencoded v4 request and reply of an HTTP server.
+//! - [`padding`]: size classes for padded requests and replies.
 //! - [`builder`] (client) and [`peel`] (node) put these together.
 
 pub mod builder;
 pub mod cipher;
 pub mod framing;
+pub mod padding;
 pub mod peel;
 pub mod response;
 pub mod routing;
 pub mod v4;
 
 pub use builder::{
-    build_to_node, build_to_server, BuildError, BuiltOnion, NodeKeys, ServerDestination,
-    MAX_ONION_HOPS,
+    build_to_node, build_to_node_padded, build_to_server, BuildError, BuiltOnion, NodeKeys,
+    ServerDestination, MAX_ONION_HOPS,
 };
 pub use cipher::{shared_secret, CipherError, EncType, HopKey, ResponseKey, Role, X25519Keypair};
 pub use framing::{encode_frame, parse_frame, Frame, FramingError, MAX_ONION_SIZE};
@@ -35,8 +37,8 @@ pub use peel::{
     RequestError,
 };
 pub use response::{
-    decode_snode_response, encode_snode_response, ReplyBody, ReplyFormat, ResponseError, SnodeBody,
-    SnodeResponse,
+    decode_snode_response, encode_hop_error, encode_snode_response, open_hop_error, ReplyBody,
+    ReplyFormat, ResponseError, SnodeBody, SnodeResponse,
 };
 pub use routing::{ProxyProtocol, UnknownProtocol, DEFAULT_PROXY_PORT, V4_TARGET};
 pub use v4::{Headers, HttpMethod, V4Error, V4Request, V4Response};

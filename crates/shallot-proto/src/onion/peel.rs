@@ -263,6 +263,7 @@ pub fn classify_layer(plaintext: &[u8]) -> Result<Layer<'_>, PeelError> {
             format: ReplyFormat {
                 json: control.json.unwrap_or(defaults.json),
                 base64: control.base64.unwrap_or(defaults.base64),
+                pad: control.pad.is_some(),
             },
         }));
     }

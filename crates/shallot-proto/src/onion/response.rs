@@ -6,6 +6,7 @@ use rand_core::CryptoRngCore;
 use serde_json::{Map, Value};
 
 use super::cipher::{CipherError, HopKey, ResponseKey};
+use super::padding::{self, MIN_REPLY_CLASS, PAD_FIELD_OVERHEAD};
 
 /// Why a v3 reply could not be built or read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +32,9 @@ pub struct ReplyFormat {
     pub json: bool,
     /// Base64-encode the encrypted reply (default true).
     pub base64: bool,
+    /// Pad the reply to a size class (see [`padding`]); set when the request carried a `"pad"`
+    /// field (default false, as Session clients never send one).
+    pub pad: bool,
 }
 
 impl Default for ReplyFormat {
@@ -38,8 +42,18 @@ impl Default for ReplyFormat {
         Self {
             json: false,
             base64: true,
+            pad: false,
         }
     }
+}
+
+impl ReplyFormat {
+    /// The format of a hop's encrypted error (see [`encode_hop_error`]): text, base64, padded.
+    pub const HOP_ERROR: Self = Self {
+        json: false,
+        base64: true,
+        pad: true,
+    };
 }
 
 /// The body a destination node answers with.
@@ -67,13 +81,73 @@ pub fn encode_snode_response<R: CryptoRngCore + ?Sized>(
     let mut reply = Map::new();
     reply.insert("status".to_owned(), Value::from(status));
     reply.insert("body".to_owned(), body);
-    let plaintext = Value::Object(reply).to_string();
+    let mut plaintext = Value::Object(reply).to_string();
+    if format.pad {
+        let enc_type = key.enc_type();
+        let wire = |pad: usize| {
+            let ciphertext = enc_type.ciphertext_len(plaintext.len() + PAD_FIELD_OVERHEAD + pad);
+            if format.base64 {
+                padding::base64_len(ciphertext)
+            } else {
+                ciphertext
+            }
+        };
+        if let Some(pad) = padding::fit_padding(MIN_REPLY_CLASS, wire) {
+            // `{…}` becomes `{…,"pad":"000…"}`: the object is never empty (status, body).
+            plaintext.pop();
+            plaintext.push_str(",\"pad\":\"");
+            plaintext.push_str(&padding::pad_string(pad));
+            plaintext.push_str("\"}");
+        }
+    }
     let ciphertext = key.encrypt(plaintext.as_bytes(), rng)?;
     Ok(if format.base64 {
         crate::b64::encode(ciphertext).into_bytes()
     } else {
         ciphertext
     })
+}
+
+/// A hop after the guard encrypts the errors it produces (e.g. `Next node not found: <key>`) to
+/// its own layer key, so the hops between it and the client (the guard above all, which knows
+/// the client's address) never read a destination: a padded v3 reply `{"status", "body"}` that
+/// travels back with the plain HTTP `status`. The client finds the hop with [`open_hop_error`].
+pub fn encode_hop_error<R: CryptoRngCore + ?Sized>(
+    key: &HopKey,
+    status: u16,
+    text: &str,
+    rng: &mut R,
+) -> Result<Vec<u8>, ResponseError> {
+    encode_snode_response(
+        key,
+        status,
+        ReplyBody::Text(text),
+        ReplyFormat::HOP_ERROR,
+        rng,
+    )
+}
+
+/// Client side: which hop of the path produced an encrypted error body, and what it says.
+/// `hop_keys` are the path's layer keys, guard first ([`BuiltOnion::hop_keys`]); the index
+/// returned is into them. `None` when no key opens the body (a plain error, or tampered bytes).
+///
+/// [`BuiltOnion::hop_keys`]: super::BuiltOnion::hop_keys
+pub fn open_hop_error(
+    hop_keys: &[ResponseKey],
+    http_body: &[u8],
+) -> Option<(usize, SnodeResponse)> {
+    // Cheap rejection of plain texts before trying every key.
+    if http_body.len() < 16
+        || !http_body
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    {
+        return None;
+    }
+    hop_keys
+        .iter()
+        .enumerate()
+        .find_map(|(index, key)| Some((index, decode_snode_response(key, http_body).ok()?)))
 }
 
 /// A decoded v3 reply.

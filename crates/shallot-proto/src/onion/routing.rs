@@ -133,10 +133,13 @@ pub(crate) struct ProxyIn {
     pub protocol: Option<String>,
 }
 
-/// Final-destination control JSON as the client writes it (`{"headers":""}`).
+/// Final-destination control JSON as the client writes it (`{"headers":""}`, plus `"pad"` in a
+/// padded request, see [`super::padding`]).
 #[derive(Serialize)]
 pub(crate) struct FinalOut {
     pub headers: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pad: Option<String>,
 }
 
 /// Final-destination control JSON as the destination reads it (the `headers` value is ignored).
@@ -146,6 +149,9 @@ pub(crate) struct FinalIn {
     pub json: Option<bool>,
     #[serde(default)]
     pub base64: Option<bool>,
+    /// Present (any value) in a padded request: the reply is padded too.
+    #[serde(default)]
+    pub pad: Option<serde::de::IgnoredAny>,
 }
 
 /// Whether `host` is a plain host name, IPv4 address or bracketed IPv6 address, so that it cannot
