@@ -133,6 +133,8 @@ pub struct ConnectionLimiter {
     max_per_ip: usize,
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    refused_total: AtomicU64,
+    refused_per_ip: AtomicU64,
 }
 
 /// Why a connection was refused.
@@ -152,6 +154,8 @@ impl ConnectionLimiter {
             max_per_ip: max_per_ip.max(1),
             total: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
+            refused_total: AtomicU64::new(0),
+            refused_per_ip: AtomicU64::new(0),
         })
     }
 
@@ -171,10 +175,12 @@ impl ConnectionLimiter {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.total.load(Ordering::Relaxed) >= self.max_total && !is_node(ip) {
+            self.refused_total.fetch_add(1, Ordering::Relaxed);
             return Err(Refusal::Total);
         }
         let count = per_ip.entry(key).or_insert(0);
         if *count >= self.max_per_ip {
+            self.refused_per_ip.fetch_add(1, Ordering::Relaxed);
             return Err(Refusal::PerIp);
         }
         *count += 1;
@@ -188,6 +194,27 @@ impl ConnectionLimiter {
     /// Connections open now.
     pub fn open(&self) -> usize {
         self.total.load(Ordering::Relaxed)
+    }
+
+    /// Gauges for the admin `/metrics` page (name, help, value).
+    pub fn gauges(&self) -> [(&'static str, &'static str, u64); 3] {
+        [
+            (
+                "shallot_connections_open",
+                "Open connections of the HTTPS listener.",
+                u64::try_from(self.open()).unwrap_or(u64::MAX),
+            ),
+            (
+                "shallot_connections_refused_full",
+                "Connections closed at once since start: the listener was full.",
+                self.refused_total.load(Ordering::Relaxed),
+            ),
+            (
+                "shallot_connections_refused_per_ip",
+                "Connections closed at once since start: their address held its maximum.",
+                self.refused_per_ip.load(Ordering::Relaxed),
+            ),
+        ]
     }
 }
 
@@ -381,6 +408,10 @@ mod tests {
         let _n2 = limiter.admit(node, |_| true).unwrap();
         assert_eq!(limiter.admit(node, |_| true).unwrap_err(), Refusal::PerIp);
         assert_eq!(limiter.open(), 7);
+        let gauges = limiter.gauges();
+        assert_eq!(gauges[0].2, 7, "open");
+        assert_eq!(gauges[1].2, 1, "refused: full");
+        assert_eq!(gauges[2].2, 2, "refused: per address");
     }
 
     #[test]

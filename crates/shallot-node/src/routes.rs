@@ -365,6 +365,7 @@ async fn metrics(State(node): Shared) -> Response {
         ),
     ];
     gauges.extend(crate::account_limits::gauges(&node));
+    gauges.extend(node.connections.gauges());
     if let Some(stats) = stats {
         gauges.push((
             "shallot_db_bytes",

@@ -12,6 +12,7 @@ use shallot_store::Store;
 
 use crate::account_limits::{AccountLimits, PeerRejections};
 use crate::clock::Clock;
+use crate::connections::{ConnectionConfig, ConnectionLimiter};
 use crate::metrics::Metrics;
 use crate::monitor::MonitorHub;
 use crate::peers::PeerClient;
@@ -46,6 +47,8 @@ pub struct Node {
     pub account_limits: AccountLimits,
     /// What peers pushed that was refused.
     pub peer_rejections: PeerRejections,
+    /// Open connections of the HTTPS listener (counted for `/metrics`).
+    pub connections: Arc<ConnectionLimiter>,
     view: RwLock<Arc<NetworkView>>,
     /// The last view whose swarm membership differed from the current one: peers of our
     /// previous swarm may still forward or hand off to us while the views settle.
@@ -75,6 +78,10 @@ impl Node {
             metrics: Metrics::default(),
             account_limits: AccountLimits::default(),
             peer_rejections: PeerRejections::default(),
+            connections: ConnectionLimiter::new(
+                ConnectionConfig::default().max_connections,
+                ConnectionConfig::default().max_connections_per_ip,
+            ),
             view: RwLock::new(Arc::new(NetworkView::default())),
             previous_view: RwLock::new(Arc::new(NetworkView::default())),
             shutting_down: AtomicBool::new(false),
@@ -101,6 +108,13 @@ impl Node {
             },
         };
         self.view().nodes().iter().any(|n| n.ip == ip)
+    }
+
+    /// Uses `limiter` as the listener's connection limiter.
+    #[must_use]
+    pub fn with_connection_limiter(mut self, limiter: Arc<ConnectionLimiter>) -> Self {
+        self.connections = limiter;
+        self
     }
 
     /// Applies account limits (subscription caps take effect for new subscriptions; the store's
