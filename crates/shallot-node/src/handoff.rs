@@ -172,9 +172,10 @@ async fn push(node: &Node, target: &NodeRecord, batch: &HandoffBatch) {
     let Ok(body) = serde_json::to_vec(batch) else {
         return;
     };
-    // Retries: a new member may still be starting up, or not have read the new view yet (it
-    // refuses accounts that do not map to it, and senders it does not know as peers).
-    for attempt in 0..3u32 {
+    // Retries after 1, 2, 4 and 8 s: a new member may still be starting up, or not have read
+    // the new view yet (it refuses accounts that do not map to it, and senders it does not know
+    // as peers); on a loaded host that can take several seconds.
+    for attempt in 0..5u32 {
         match node
             .peers
             .push_messages(target, Bytes::from(body.clone()))
@@ -186,8 +187,8 @@ async fn push(node: &Node, target: &NodeRecord, batch: &HandoffBatch) {
             }
             Err(error) => tracing::warn!(%error, peer = %target.ed25519, "handoff failed"),
         }
-        if attempt < 2 {
-            tokio::time::sleep(std::time::Duration::from_secs(2 << attempt)).await;
+        if attempt < 4 {
+            tokio::time::sleep(std::time::Duration::from_secs(1 << attempt)).await;
         }
     }
     node.metrics.count_peer_failure();
