@@ -484,8 +484,8 @@ impl OnionClient {
         Ok((status, body))
     }
 
-    /// Makes sure enough tested guards and built paths exist: tests candidates (two per missing
-    /// guard at a time, up to 6 rounds), then builds the missing paths. If the pool has shrunk
+    /// Makes sure enough tested guards and built paths exist: tests candidates (one per missing
+    /// guard at a time, saved guards first, up to 6 rounds), then builds the missing paths. If the pool has shrunk
     /// too far for that (nodes dropped after failures), it is fetched again from the seeds
     /// ([`Self::reseed`]) and the build retried once.
     pub async fn ensure_paths(&self) -> Result<(), Error> {
@@ -551,7 +551,8 @@ impl OnionClient {
                 }
                 state
                     .paths
-                    .guard_candidates(&state.pool, 2 * needed, &mut rand::thread_rng())
+                    // Only as many as needed: each test shows our IP to the candidate.
+                    .guard_candidates(&state.pool, needed, &mut rand::thread_rng())
             };
             if candidates.is_empty() {
                 break;
