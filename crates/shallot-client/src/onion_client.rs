@@ -484,8 +484,8 @@ impl OnionClient {
         Ok((status, body))
     }
 
-    /// Makes sure enough tested guards and built paths exist: tests candidates (one per missing
-    /// guard at a time, saved guards first, up to 6 rounds), then builds the missing paths. If the pool has shrunk
+    /// Makes sure enough tested guards and built paths exist: tests candidates (the saved guards
+    /// alone while any is usable, else two new ones per missing guard at a time, up to 6 rounds), then builds the missing paths. If the pool has shrunk
     /// too far for that (nodes dropped after failures), it is fetched again from the seeds
     /// ([`Self::reseed`]) and the build retried once.
     pub async fn ensure_paths(&self) -> Result<(), Error> {
@@ -551,8 +551,9 @@ impl OnionClient {
                 }
                 state
                     .paths
-                    // Only as many as needed: each test shows our IP to the candidate.
-                    .guard_candidates(&state.pool, needed, &mut rand::thread_rng())
+                    // Saved guards alone while any is usable; otherwise two new candidates per
+                    // missing guard (their replies also give the clock its quorum sooner).
+                    .guard_candidates(&state.pool, 2 * needed, &mut rand::thread_rng())
             };
             if candidates.is_empty() {
                 break;
