@@ -216,9 +216,7 @@ impl Messenger {
             // Older databases kept bare keys: they start a lifetime now.
             _ => match db.load_json::<Vec<String>>(GUARDS_SNAPSHOT) {
                 Ok(Some(keys)) => {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs());
+                    let now = client.clock().now_ms() / 1000;
                     let lifetime = crate::paths::GUARD_LIFETIME_MIN.as_secs();
                     keys.iter()
                         .filter_map(|k| k.parse().ok())

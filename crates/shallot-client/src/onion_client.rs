@@ -201,13 +201,6 @@ pub fn socks_proxy(proxy: &str) -> Result<reqwest::Proxy, Error> {
     }))
 }
 
-/// Wall-clock Unix seconds, for guard lifetimes.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// What one attempt's reply means.
 #[derive(Debug)]
 enum Verdict<T> {
@@ -376,6 +369,11 @@ impl OnionClient {
         self.state().pool.snapshot()
     }
 
+    /// Network time in Unix seconds, for guard lifetimes.
+    fn unix_now(&self) -> u64 {
+        self.inner.clock.now_ms() / 1000
+    }
+
     /// The current (tested, in use) guards' keys.
     pub fn guards(&self) -> Vec<Ed25519Pub> {
         self.state().paths.guards().to_vec()
@@ -392,7 +390,7 @@ impl OnionClient {
     /// [`crate::paths`] for when a guard is replaced).
     pub fn restore_guards(&self, entries: Vec<GuardEntry>) {
         let mut state = self.state();
-        state.paths.set_now(unix_now());
+        state.paths.set_now(self.unix_now());
         state.paths.restore_guards(entries);
     }
 
@@ -545,7 +543,7 @@ impl OnionClient {
             let candidates = {
                 let mut state = self.state();
                 let needed = state.paths.guards_needed();
-                state.paths.set_now(unix_now());
+                state.paths.set_now(self.unix_now());
                 if needed == 0 {
                     break;
                 }
@@ -839,6 +837,22 @@ mod tests {
         match v {
             Verdict::Done(Err(e), outcome) => (e.kind(), outcome),
             other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_socks5_proxies_with_host_and_port_are_accepted() {
+        for good in ["socks5h://127.0.0.1:9050", "socks5://localhost:1080"] {
+            assert!(socks_proxy(good).is_ok(), "{good}");
+            assert!(http_client(Some(good)).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://127.0.0.1:8080",
+            "socks4://127.0.0.1:1080",
+            "socks5h://127.0.0.1",
+            "127.0.0.1:9050",
+        ] {
+            assert!(socks_proxy(bad).is_err(), "{bad}");
         }
     }
 

@@ -442,7 +442,7 @@ pub fn network(args: &NetworkArgs, dir: &Path) -> Result<()> {
                 "clock_offset_ms": -client.clock().offset_ms(),
                 "swarm": swarm.as_ref().map(|s| s.iter().map(node).collect::<Vec<_>>()),
                 "paths": client.paths().iter().map(|p| p.nodes().iter().map(node).collect::<Vec<_>>()).collect::<Vec<_>>(),
-                "guards": client.guards().iter().map(|g| g.to_hex()).collect::<Vec<_>>(),
+                "guards": client.guards().iter().map(shallot_proto::Ed25519Pub::to_hex).collect::<Vec<_>>(),
                 "saved_guards": client.guard_entries(),
             });
             println!("{report:#}");
