@@ -36,7 +36,8 @@ pub struct NetArgs {
 
 /// Checks a `--proxy` value (`socks5h://HOST:PORT` or `socks5://HOST:PORT`).
 pub(crate) fn parse_proxy(text: &str) -> Result<String, String> {
-    shallot_client::onion_client::socks_proxy(text).map_err(|e| e.to_string())?;
+    shallot_client::onion_client::socks_proxy(text)
+        .map_err(|_| "expected socks5h://HOST:PORT (or socks5://HOST:PORT)".to_owned())?;
     Ok(text.to_owned())
 }
 

@@ -242,7 +242,7 @@ async fn socks5_session(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socks5_proxy_carries_seed_and_guard_connections() {
     let net = start(248, vec![3, 3, 3]).await;
-    let (proxy, seen) = socks5_server(net.nodes[0].addr).await;
+    let (proxy, seen_log) = socks5_server(net.nodes[0].addr).await;
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let connect = |dir: &Path, identity: shallot_proto::Identity| {
         let config = ClientConfig {
@@ -271,7 +271,7 @@ async fn socks5_proxy_carries_seed_and_guard_connections() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, "through the proxy");
 
-    let seen: Vec<String> = seen.lock().unwrap().clone();
+    let seen: Vec<String> = seen_log.lock().unwrap().clone();
     // Both bootstraps went through the proxy (the seed is not reachable any other way).
     assert!(
         seen.iter().filter(|t| t.as_str() == "127.0.0.1:1").count() >= 2,
@@ -286,10 +286,41 @@ async fn socks5_proxy_carries_seed_and_guard_connections() {
         }
     }
     assert!(seen.iter().all(|t| t.starts_with("127.")), "{seen:?}");
+    // The CLI's --proxy: a send through it (the seed is reachable only through the proxy).
+    let cli = tempfile::tempdir().unwrap();
+    new_account(cli.path());
+    let (dir, to, proxy_url) = (
+        cli.path().to_owned(),
+        bob_sid.to_string(),
+        format!("socks5h://{proxy}"),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        shallot(&dir)
+            .args(["send", &to, "from the cli", "--seed-node", "127.0.0.1:1"])
+            .args(["--proxy", &proxy_url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = bob.receive().await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, "from the cli");
+    let seen: Vec<String> = seen_log.lock().unwrap().clone();
+    assert!(
+        seen.iter().filter(|t| t.as_str() == "127.0.0.1:1").count() >= 3,
+        "{seen:?}"
+    );
+
     // Nothing but the seed and nodes tested as guards (two candidates per guard on a first
-    // run): relays and swarm members are reached only through the guard.
+    // run, three clients): relays and swarm members are reached only through the guard.
     let others = seen.iter().filter(|t| t.as_str() != "127.0.0.1:1").count();
-    assert!(others <= 2 * 4, "{seen:?}");
+    assert!(others <= 3 * 4, "{seen:?}");
     let nodes: HashSet<String> = net.nodes.iter().map(|n| n.addr.to_string()).collect();
     assert!(
         seen.iter()
