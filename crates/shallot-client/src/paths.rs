@@ -20,9 +20,10 @@
 //!   default; random so that guards do not all rotate at once, as in Tor).
 //!
 //! A saved guard that fails fewer times keeps its slot: the client runs with fewer paths
-//! meanwhile. Only when *no* guard works at all are new guards tested (a client must connect
-//! somehow), and only one: it takes the slot of the failing saved guard with the most
-//! failures.
+//! meanwhile (it is tried again at the next start, not within a run). Only when *no* guard works
+//! at all are new candidates tested (a client must connect somehow), and only one is kept: it
+//! takes the slot of the failing saved guard with the most failures. Lifetimes are checked when
+//! the set is restored, i.e. at start.
 //!
 //! **Guards outside the destination's swarm.** A request for a service node is sent over a path
 //! none of whose nodes is in that node's swarm (a guard in the recipient's swarm would see our IP
