@@ -37,7 +37,7 @@ pub use db::{
 pub use error::{Error, ErrorKind};
 pub use messenger::{Messenger, MessengerError, ReceivedMessage, SentMessage};
 pub use onion_client::{ClientConfig, OnionClient, Route};
-pub use paths::{PathConfig, PathId, PathManager};
+pub use paths::{GuardEntry, PathConfig, PathId, PathManager};
 pub use pool::{Pool, PoolSnapshot, Seed};
 pub use shallot_keys::{AccountStore, KeystoreError};
 pub use swarm::SwarmCache;

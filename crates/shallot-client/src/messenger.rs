@@ -28,6 +28,7 @@ use crate::db::{
 };
 use crate::error::Error;
 use crate::onion_client::OnionClient;
+use crate::paths::GuardEntry;
 use crate::pool::SnapshotNode;
 
 /// Where [`Messenger::save_network_state`] keeps our guards.
@@ -198,13 +199,40 @@ impl Messenger {
                 client.set_cached_swarm(account, members);
             }
         }
-        if let Ok(Some(guards)) = db.load_json::<Vec<String>>(GUARDS_SNAPSHOT) {
-            client.prefer_guards(guards.iter().filter_map(|g| g.parse().ok()).collect());
-        }
+        Self::restore_guards(&client, &db);
         Self {
             identity,
             client,
             db: Mutex::new(db),
+        }
+    }
+
+    /// Hands the guard set saved in `db` to `client` ([`OnionClient::restore_guards`]).
+    /// [`Self::new`] does it, so build paths after making the messenger (or call this first):
+    /// paths built before would use new guards and show our IP to more nodes.
+    pub fn restore_guards(client: &OnionClient, db: &Db) {
+        let entries = match db.load_json::<Vec<GuardEntry>>(GUARDS_SNAPSHOT) {
+            Ok(Some(entries)) => entries,
+            // Older databases kept bare keys: they start a lifetime now.
+            _ => match db.load_json::<Vec<String>>(GUARDS_SNAPSHOT) {
+                Ok(Some(keys)) => {
+                    let now = client.clock().now_ms() / 1000;
+                    let lifetime = crate::paths::GUARD_LIFETIME_MIN.as_secs();
+                    keys.iter()
+                        .filter_map(|k| k.parse().ok())
+                        .map(|ed25519| GuardEntry {
+                            ed25519,
+                            added: now,
+                            expires: now + lifetime,
+                            failures: 0,
+                        })
+                        .collect()
+                }
+                _ => Vec::new(),
+            },
+        };
+        if !entries.is_empty() {
+            client.restore_guards(entries);
         }
     }
 
@@ -261,15 +289,7 @@ impl Messenger {
         let swarm = self.client.swarm(&self.account()).await.unwrap_or_default();
         let db = self.db();
         db.save_pool(&self.client.pool_snapshot())?;
-        let guards: Vec<String> = self
-            .client
-            .guards()
-            .iter()
-            .map(shallot_proto::Ed25519Pub::to_hex)
-            .collect();
-        if !guards.is_empty() {
-            db.save_json(GUARDS_SNAPSHOT, &guards)?;
-        }
+        db.save_json(GUARDS_SNAPSHOT, &self.client.guard_entries())?;
         if !swarm.is_empty() {
             let nodes: Vec<SnapshotNode> = swarm.iter().map(SnapshotNode::from).collect();
             db.save_swarm(&self.account().to_hex(), &nodes)?;

@@ -20,7 +20,7 @@ use shallot_proto::{AccountId, AccountKind, Ed25519Pub};
 
 use crate::clock::NetworkClock;
 use crate::error::Error;
-use crate::paths::{Effects, Outcome, Path, PathConfig, PathManager};
+use crate::paths::{Effects, GuardEntry, Outcome, Path, PathConfig, PathManager};
 use crate::pool::{self, Pool, PoolSnapshot, Seed};
 use crate::swarm::SwarmCache;
 use crate::timeouts;
@@ -53,6 +53,13 @@ pub struct ClientConfig {
     /// ([`padding`]: requests from 4 KiB, replies from 16 KiB, powers of two), so the guard cannot
     /// tell a send from a poll or count the messages a poll brought. Default on.
     pub padding: bool,
+    /// A SOCKS5 proxy for every connection the client makes itself (seeds and guards; relays
+    /// and swarm members are only reached through the guard): `socks5h://HOST:PORT` (host
+    /// names of seed URLs are resolved by the proxy) or `socks5://HOST:PORT` (resolved here).
+    /// Nodes are addressed by IP in any case: a pinned node name ([`crate::node_tls`]) is turned
+    /// into its IP here and the proxy is asked for that IP, while TLS still checks the node's
+    /// key. With a proxy, direct push ([`crate::push`]) is off. `None`: connect directly.
+    pub proxy: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -68,6 +75,7 @@ impl Default for ClientConfig {
             seeds: Vec::new(),
             verify_node_tls: true,
             padding: true,
+            proxy: None,
         }
     }
 }
@@ -147,19 +155,60 @@ impl std::fmt::Debug for OnionClient {
 }
 
 /// The HTTPS client for nodes and seeds: rustls with ring, self-signed certificates; a node
-/// addressed by its pinned host name must prove its Ed25519 key ([`crate::node_tls`]).
-fn http_client() -> Result<reqwest::Client, Error> {
+/// addressed by its pinned host name must prove its Ed25519 key ([`crate::node_tls`]); every
+/// connection through `proxy` if given (see [`ClientConfig::proxy`]).
+fn http_client(proxy: Option<&str>) -> Result<reqwest::Client, Error> {
     // Fails only if a provider is already installed, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .use_preconfigured_tls(crate::node_tls::client_config())
         .dns_resolver(Arc::new(crate::node_tls::PinnedResolver))
         .connect_timeout(timeouts::CONNECT)
         // Below the nodes' 20 s idle limit: a pooled connection reused just as the guard closes
         // it would fail the request and count against a healthy guard.
-        .pool_idle_timeout(std::time::Duration::from_secs(10))
+        .pool_idle_timeout(std::time::Duration::from_secs(10));
+    if let Some(proxy) = proxy {
+        builder = builder.proxy(socks_proxy(proxy)?);
+    }
+    builder
         .build()
         .map_err(|e| Error::Bootstrap(format!("HTTP client: {e}")))
+}
+
+/// The proxy rule for `socks5h://HOST:PORT` or `socks5://HOST:PORT`: pinned node names always
+/// go through the proxy as IPs (resolved locally by [`crate::node_tls::PinnedResolver`], which
+/// reads the IP out of the name without any lookup: the proxy could not resolve a `.snode`
+/// name); other host names as the scheme says.
+pub fn socks_proxy(proxy: &str) -> Result<reqwest::Proxy, Error> {
+    let bad = |why: &str| Error::Bootstrap(format!("proxy {proxy:?}: {why}"));
+    let url = reqwest::Url::parse(proxy).map_err(|e| bad(&e.to_string()))?;
+    let remote_dns = match url.scheme() {
+        "socks5h" => true,
+        "socks5" => false,
+        _ => return Err(bad("only socks5h:// and socks5:// proxies are supported")),
+    };
+    let host = url.host_str().ok_or_else(|| bad("no host"))?;
+    let port = url.port().ok_or_else(|| bad("no port"))?;
+    let local: reqwest::Url = format!("socks5://{host}:{port}")
+        .parse()
+        .map_err(|e| bad(&format!("{e}")))?;
+    let mut remote = local.clone();
+    if remote_dns {
+        remote = format!("socks5h://{host}:{port}")
+            .parse()
+            .map_err(|e| bad(&format!("{e}")))?;
+    }
+    Ok(reqwest::Proxy::custom(move |target| {
+        let pinned = target
+            .host_str()
+            .and_then(crate::node_tls::parse_pinned_host)
+            .is_some();
+        Some(if pinned {
+            local.clone()
+        } else {
+            remote.clone()
+        })
+    }))
 }
 
 /// What one attempt's reply means.
@@ -318,7 +367,7 @@ impl OnionClient {
         let paths = PathManager::new(config.paths);
         Ok(Self {
             inner: Arc::new(Inner {
-                http: http_client()?,
+                http: http_client(config.proxy.as_deref())?,
                 config,
                 clock,
                 state: Mutex::new(State {
@@ -336,7 +385,7 @@ impl OnionClient {
 
     /// A client whose pool comes from the configured seeds (all raced, first answer wins).
     pub async fn bootstrap(config: ClientConfig, clock: NetworkClock) -> Result<Self, Error> {
-        let http = http_client()?;
+        let http = http_client(config.proxy.as_deref())?;
         let pool = Pool::bootstrap(&http, &config.seeds).await?;
         Self::new(config, pool, clock)
     }
@@ -363,15 +412,29 @@ impl OnionClient {
         self.state().pool.snapshot()
     }
 
-    /// The current guards' keys (to persist them, see [`Self::prefer_guards`]).
+    /// Network time in Unix seconds, for guard lifetimes.
+    fn unix_now(&self) -> u64 {
+        self.inner.clock.now_ms() / 1000
+    }
+
+    /// The current (tested, in use) guards' keys.
     pub fn guards(&self) -> Vec<Ed25519Pub> {
         self.state().paths.guards().to_vec()
     }
 
-    /// Offers these guards (of an earlier run) first when paths are next built; each is still
-    /// tested, and one that fails is replaced as usual.
-    pub fn prefer_guards(&self, guards: Vec<Ed25519Pub>) {
-        self.state().paths.prefer_guards(guards);
+    /// The persistent guard set, to save between runs (see [`Self::restore_guards`]).
+    pub fn guard_entries(&self) -> Vec<GuardEntry> {
+        self.state().paths.guard_entries().to_vec()
+    }
+
+    /// Restores the guard set of an earlier run. Call it before the first request or
+    /// [`Self::ensure_paths`]: once paths exist, the guards in use stay. Each saved guard is
+    /// still tested, and while one is usable no other node is tested as a guard (see
+    /// [`crate::paths`] for when a guard is replaced).
+    pub fn restore_guards(&self, entries: Vec<GuardEntry>) {
+        let mut state = self.state();
+        state.paths.set_now(self.unix_now());
+        state.paths.restore_guards(entries);
     }
 
     /// Number of nodes in the pool.
@@ -470,8 +533,8 @@ impl OnionClient {
         Ok((status, body))
     }
 
-    /// Makes sure enough tested guards and built paths exist: tests candidates (two per missing
-    /// guard at a time, up to 6 rounds), then builds the missing paths. If the pool has shrunk
+    /// Makes sure enough tested guards and built paths exist: tests candidates (the saved guards
+    /// alone while any is usable, else two new ones per missing guard at a time, up to 6 rounds), then builds the missing paths. If the pool has shrunk
     /// too far for that (nodes dropped after failures), it is fetched again from the seeds
     /// ([`Self::reseed`]) and the build retried once.
     pub async fn ensure_paths(&self) -> Result<(), Error> {
@@ -529,13 +592,16 @@ impl OnionClient {
     async fn build_paths_once(&self) -> Result<(), Error> {
         for _ in 0..6 {
             let candidates = {
-                let state = self.state();
+                let mut state = self.state();
                 let needed = state.paths.guards_needed();
+                state.paths.set_now(self.unix_now());
                 if needed == 0 {
                     break;
                 }
                 state
                     .paths
+                    // Saved guards alone while any is usable; otherwise two new candidates per
+                    // missing guard (their replies also give the clock its quorum sooner).
                     .guard_candidates(&state.pool, 2 * needed, &mut rand::thread_rng())
             };
             if candidates.is_empty() {
@@ -563,16 +629,8 @@ impl OnionClient {
                 }
             }
             let mut state = self.state();
-            // Guards of an earlier run first, whichever test finished first.
-            results.sort_by_key(|(node, _)| !state.paths.is_preferred_guard(node));
-            for (node, good) in results {
-                if good && state.paths.guards_needed() > 0 {
-                    state.paths.add_guard(node);
-                } else if !good {
-                    tracing::debug!(%node, "guard candidate failed its test");
-                    state.paths.reject_guard_candidate(node);
-                }
-            }
+            let State { pool, paths, .. } = &mut *state;
+            paths.accept_tested(pool, results);
         }
         let mut state = self.state();
         let State { pool, paths, .. } = &mut *state;
@@ -636,11 +694,11 @@ impl OnionClient {
         Ok((status, bytes.to_vec()))
     }
 
-    /// The generic attempt loop: pick a path avoiding `avoid`, build, send, classify, report.
+    /// The generic attempt loop: pick a path avoiding `avoid` and its swarm, build, send, classify, report.
     /// `route` (method, destination) is recorded in the route log when the destination answered.
     async fn attempt_loop<T, B, C>(
         &self,
-        avoid: Option<&Ed25519Pub>,
+        avoid: Option<&NodeRecord>,
         route: Option<(&str, &NodeRecord)>,
         build: B,
         classify: C,
@@ -667,7 +725,13 @@ impl OnionClient {
                 Err((outcome, e)) => Verdict::Retry(Some(outcome), e),
                 Ok((status, bytes)) => {
                     reply_bytes = bytes.len();
-                    let bytes = open_error(status, bytes, path.nodes(), &onion.hop_keys, avoid);
+                    let bytes = open_error(
+                        status,
+                        bytes,
+                        path.nodes(),
+                        &onion.hop_keys,
+                        avoid.map(|n| &n.ed25519),
+                    );
                     classify(status, &bytes, &onion.response_key)
                 }
             };
@@ -723,7 +787,7 @@ impl OnionClient {
         let dest_keys = node_keys(destination);
         let clock = &self.inner.clock;
         self.attempt_loop(
-            Some(&destination.ed25519),
+            Some(destination),
             Some((request.method_name(), destination)),
             |path| {
                 let keys = path.keys();
@@ -846,6 +910,22 @@ mod tests {
         match v {
             Verdict::Done(Err(e), outcome) => (e.kind(), outcome),
             other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_socks5_proxies_with_host_and_port_are_accepted() {
+        for good in ["socks5h://127.0.0.1:9050", "socks5://localhost:1080"] {
+            assert!(socks_proxy(good).is_ok(), "{good}");
+            assert!(http_client(Some(good)).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://127.0.0.1:8080",
+            "socks4://127.0.0.1:1080",
+            "socks5h://127.0.0.1",
+            "127.0.0.1:9050",
+        ] {
+            assert!(socks_proxy(bad).is_err(), "{bad}");
         }
     }
 

@@ -7,14 +7,40 @@
 //! path; no two nodes of a path share an IPv4 /24 *when the pool allows it*. On a devnet where
 //! every node is in 127.0.N.0/24 that is impossible, so the manager falls back to distinct nodes
 //! and reports it through [`PathManager::subnet_rule_relaxed`] rather than refusing to build.
+//!
+//! **Stable guards.** The guards are a persistent set ([`GuardEntry`], saved with the pool and
+//! restored with [`PathManager::restore_guards`] *before* any path is built). While a saved guard
+//! is usable, no other node is tested as a guard (a guard test is a direct connection: it shows
+//! the node our IP). A saved guard is replaced only when
+//! - it failed [`PathConfig::guard_failure_threshold`] times in a row (guard tests, refused
+//!   connections, paths dropped after repeated failures; a success resets the count), or
+//! - it left the node list (the directory no longer lists it), or
+//! - its lifetime ended: each guard gets a lifetime drawn uniformly between
+//!   [`PathConfig::guard_lifetime_min`] and [`PathConfig::guard_lifetime_max`] (30 to 60 days by
+//!   default; random so that guards do not all rotate at once, as in Tor).
+//!
+//! A saved guard that fails fewer times keeps its slot: the client runs with fewer paths
+//! meanwhile (it is tried again at the next start, not within a run). Only when *no* guard works
+//! at all are new candidates tested (a client must connect somehow), and only one is kept: it
+//! takes the slot of the failing saved guard with the most failures. Lifetimes are checked when
+//! the set is restored, i.e. at start.
+//!
+//! **Guards outside the destination's swarm.** A request for a service node is sent over a path
+//! none of whose nodes is in that node's swarm (a guard in the recipient's swarm would see our IP
+//! and, milliseconds later, the replicated message). Guards are chosen from distinct swarms, so
+//! with two working guards one is always outside any given swarm; see [`PathManager::select`] for
+//! the fallbacks.
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use rand::seq::SliceRandom;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 use shallot_directory::NodeRecord;
 use shallot_proto::onion::NodeKeys;
+use shallot_proto::swarm::SwarmId;
 use shallot_proto::Ed25519Pub;
 
 use crate::pool::Pool;
@@ -30,7 +56,19 @@ pub struct PathConfig {
     pub path_failure_threshold: u8,
     /// Failures after which a node is dropped from the pool and from paths (3).
     pub node_failure_threshold: u8,
+    /// Consecutive failures (failed guard tests or refused connections, across runs) after which
+    /// a saved guard is replaced (3).
+    pub guard_failure_threshold: u8,
+    /// Shortest lifetime of a guard (30 days).
+    pub guard_lifetime_min: Duration,
+    /// Longest lifetime of a guard (60 days); each guard's is drawn uniformly in between.
+    pub guard_lifetime_max: Duration,
 }
+
+/// Shortest default guard lifetime: 30 days.
+pub const GUARD_LIFETIME_MIN: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Longest default guard lifetime: 60 days.
+pub const GUARD_LIFETIME_MAX: Duration = Duration::from_secs(60 * 24 * 3600);
 
 impl Default for PathConfig {
     fn default() -> Self {
@@ -39,8 +77,25 @@ impl Default for PathConfig {
             paths: 2,
             path_failure_threshold: 3,
             node_failure_threshold: 3,
+            guard_failure_threshold: 3,
+            guard_lifetime_min: GUARD_LIFETIME_MIN,
+            guard_lifetime_max: GUARD_LIFETIME_MAX,
         }
     }
+}
+
+/// One guard of the persistent guard set (saved between runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardEntry {
+    /// The guard's Ed25519 key.
+    pub ed25519: Ed25519Pub,
+    /// When it became our guard (Unix seconds).
+    pub added: u64,
+    /// When it is replaced in any case (Unix seconds).
+    pub expires: u64,
+    /// Consecutive failures so far (reset by a success).
+    #[serde(default)]
+    pub failures: u8,
 }
 
 /// Names a path across rebuilds, so a late outcome cannot be applied to a newer path.
@@ -144,8 +199,12 @@ pub struct PathManager {
     node_failures: HashMap<Ed25519Pub, u8>,
     next_id: u64,
     subnet_relaxed: bool,
-    /// Guards of an earlier run, offered first as candidates (still tested before use).
-    preferred_guards: Vec<Ed25519Pub>,
+    /// The persistent guard set: guards of earlier runs (tested before use) and new ones.
+    saved: Vec<GuardEntry>,
+    /// Saved guards that failed in this run but keep their slot.
+    benched: HashSet<Ed25519Pub>,
+    /// Unix seconds, for guard lifetimes (set by [`Self::set_now`]).
+    now: u64,
 }
 
 fn subnet(ip: Ipv4Addr) -> [u8; 3] {
@@ -187,9 +246,15 @@ impl PathManager {
         self.subnet_relaxed
     }
 
-    /// How many more guards are needed to reach the configured path count.
+    /// How many more guards are needed to reach the configured path count. Saved guards that
+    /// failed in this run keep their slots, unless no guard works at all.
     pub fn guards_needed(&self) -> usize {
-        self.config.paths.saturating_sub(self.guards.len())
+        let held = if self.guards.is_empty() {
+            0
+        } else {
+            self.benched.len()
+        };
+        self.config.paths.saturating_sub(self.guards.len() + held)
     }
 
     fn usable(&self, node: &NodeRecord) -> bool {
@@ -200,54 +265,178 @@ impl PathManager {
         self.paths.iter().any(|p| p.contains(node))
     }
 
-    /// Keeps the guards of an earlier run: they are offered first as candidates (and still
-    /// tested). Stable guards mean a client does not keep drawing new entry nodes, each of
-    /// which could be the one that watches it.
-    pub fn prefer_guards(&mut self, guards: Vec<Ed25519Pub>) {
-        self.preferred_guards = guards;
+    /// Sets the wall-clock time (Unix seconds) used for guard lifetimes.
+    pub fn set_now(&mut self, now: u64) {
+        self.now = now;
     }
 
-    /// Whether `node` was a guard of an earlier run (see [`Self::prefer_guards`]).
-    pub fn is_preferred_guard(&self, node: &Ed25519Pub) -> bool {
-        self.preferred_guards.contains(node)
+    /// Restores the guard set of an earlier run (call before building any path): expired
+    /// entries are dropped, at most [`PathConfig::paths`] are kept. The guards are still tested
+    /// before use, and no other node is tested while one of them is usable.
+    pub fn restore_guards(&mut self, entries: Vec<GuardEntry>) {
+        let now = self.now;
+        let mut seen = HashSet::new();
+        self.saved = entries
+            .into_iter()
+            .filter(|e| e.expires > now && seen.insert(e.ed25519))
+            .take(self.config.paths)
+            .collect();
+        self.benched.retain(|g| seen.contains(g));
+    }
+
+    /// The guard set to persist (see [`Self::restore_guards`]).
+    pub fn guard_entries(&self) -> &[GuardEntry] {
+        &self.saved
+    }
+
+    /// Whether `node` is in the persistent guard set.
+    pub fn is_saved_guard(&self, node: &Ed25519Pub) -> bool {
+        self.saved.iter().any(|e| &e.ed25519 == node)
     }
 
     /// Up to `count` guard candidates to test, in random order: usable pool nodes that are not
-    /// already guards or hops; guards of an earlier run first, then /24s no current guard is in.
+    /// already guards or hops. While saved guards remain untested this run, only they are
+    /// offered; new candidates only when the saved guards cannot fill the slots. New candidates
+    /// come from swarms and /24s no current guard is in, when possible.
     pub fn guard_candidates<R: Rng + ?Sized>(
         &self,
         pool: &Pool,
         count: usize,
         rng: &mut R,
     ) -> Vec<NodeRecord> {
-        let guard_subnets: HashSet<[u8; 3]> = self
-            .guards
+        let fresh = |n: &&NodeRecord| {
+            self.usable(n) && !self.guards.contains(&n.ed25519) && !self.in_any_path(&n.ed25519)
+        };
+        let saved: Vec<NodeRecord> = self
+            .saved
             .iter()
-            .filter_map(|g| pool.get(g))
-            .map(|n| subnet(n.ip))
+            .filter(|e| !self.benched.contains(&e.ed25519))
+            .filter_map(|e| pool.get(&e.ed25519))
+            .filter(fresh)
+            .take(count)
+            .cloned()
             .collect();
-        let mut candidates: Vec<&NodeRecord> = pool
-            .nodes()
-            .iter()
-            .filter(|n| self.usable(n))
-            .filter(|n| !self.guards.contains(&n.ed25519) && !self.in_any_path(&n.ed25519))
-            .collect();
+        if !saved.is_empty() {
+            return saved;
+        }
+        let guard_nodes: Vec<&NodeRecord> =
+            self.guards.iter().filter_map(|g| pool.get(g)).collect();
+        let mut candidates: Vec<&NodeRecord> = pool.nodes().iter().filter(fresh).collect();
         candidates.shuffle(rng);
-        // Stable sort: earlier guards, then fresh /24s; random order within each group.
+        // Stable sort: swarms, then /24s no guard is in first; random order within each group.
         candidates.sort_by_key(|n| {
             (
-                !self.preferred_guards.contains(&n.ed25519),
-                guard_subnets.contains(&subnet(n.ip)),
+                guard_nodes.iter().any(|g| g.swarm_id == n.swarm_id),
+                guard_nodes.iter().any(|g| subnet(g.ip) == subnet(n.ip)),
             )
         });
-        candidates.into_iter().take(count).cloned().collect()
+        // Spread the picks over swarms too, so two new guards rarely share one.
+        let mut picked: Vec<&NodeRecord> = Vec::new();
+        for pass in 0..2 {
+            for n in &candidates {
+                if picked.len() == count {
+                    break;
+                }
+                let taken = picked.iter().any(|p| p.ed25519 == n.ed25519);
+                let same_swarm = picked.iter().any(|p| p.swarm_id == n.swarm_id);
+                if !taken && (pass == 1 || !same_swarm) {
+                    picked.push(n);
+                }
+            }
+        }
+        picked.into_iter().cloned().collect()
     }
 
-    /// Accepts a candidate that passed the guard test.
+    /// Applies the results of guard tests (`(node, passed)`): passing saved guards are accepted
+    /// (their failure count reset), then passing new candidates, preferring one whose swarm no
+    /// guard is in; failing ones are rejected ([`Self::reject_guard_candidate`]).
+    pub fn accept_tested(&mut self, pool: &Pool, mut results: Vec<(Ed25519Pub, bool)>) {
+        let swarm = |n: &Ed25519Pub| pool.get(n).map(|r| r.swarm_id);
+        results.sort_by_key(|(node, _)| !self.is_saved_guard(node));
+        for (node, good) in &results {
+            if !good {
+                tracing::debug!(%node, "guard candidate failed its test");
+                self.reject_guard_candidate(*node);
+            }
+        }
+        let mut good: Vec<Ed25519Pub> = results
+            .into_iter()
+            .filter(|(_, good)| *good)
+            .map(|(n, _)| n)
+            .collect();
+        while self.guards_needed() > 0 && !good.is_empty() {
+            let guard_swarms: Vec<Option<SwarmId>> = self.guards.iter().map(swarm).collect();
+            let index = good
+                .iter()
+                .position(|n| self.is_saved_guard(n))
+                .or_else(|| good.iter().position(|n| !guard_swarms.contains(&swarm(n))))
+                .unwrap_or(0);
+            let node = good.remove(index);
+            self.add_guard(node);
+        }
+    }
+
+    /// Accepts a node (that passed the guard test) as a guard; a new guard enters the saved set
+    /// with a fresh random lifetime, taking the slot of the failing saved guard with the most
+    /// failures if the set is full.
     pub fn add_guard(&mut self, guard: Ed25519Pub) {
-        if !self.guards.contains(&guard) {
-            self.guards.push(guard);
-            self.node_failures.remove(&guard);
+        if self.guards.contains(&guard) {
+            return;
+        }
+        self.guards.push(guard);
+        self.node_failures.remove(&guard);
+        self.benched.remove(&guard);
+        if let Some(entry) = self.saved.iter_mut().find(|e| e.ed25519 == guard) {
+            entry.failures = 0;
+            return;
+        }
+        if self.saved.len() >= self.config.paths {
+            let active = &self.guards;
+            let worst = self
+                .saved
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| !active.contains(&e.ed25519))
+                .max_by_key(|(_, e)| e.failures)
+                .map(|(i, _)| i);
+            if let Some(i) = worst {
+                let gone = self.saved.remove(i);
+                self.benched.remove(&gone.ed25519);
+            }
+        }
+        let (min, max) = (
+            self.config.guard_lifetime_min.as_secs(),
+            self.config.guard_lifetime_max.as_secs(),
+        );
+        let lifetime = if max > min {
+            rand::thread_rng().gen_range(min..=max)
+        } else {
+            min
+        };
+        self.saved.push(GuardEntry {
+            ed25519: guard,
+            added: self.now,
+            expires: self.now.saturating_add(lifetime),
+            failures: 0,
+        });
+    }
+
+    /// Counts a failure against a saved guard: it leaves the set at the threshold, otherwise it
+    /// keeps its slot but is not used again in this run. Returns whether it left the set.
+    fn saved_guard_failed(&mut self, node: Ed25519Pub) -> bool {
+        let threshold = self.config.guard_failure_threshold;
+        let Some(index) = self.saved.iter().position(|e| e.ed25519 == node) else {
+            return true;
+        };
+        let entry = &mut self.saved[index];
+        entry.failures = entry.failures.saturating_add(1);
+        if entry.failures >= threshold {
+            self.saved.remove(index);
+            self.benched.remove(&node);
+            true
+        } else {
+            self.benched.insert(node);
+            false
         }
     }
 
@@ -263,7 +452,9 @@ impl PathManager {
     pub fn reject_guard_candidate(&mut self, node: Ed25519Pub) {
         self.node_failures
             .insert(node, self.config.node_failure_threshold);
-        self.preferred_guards.retain(|g| *g != node);
+        if self.is_saved_guard(&node) {
+            self.saved_guard_failed(node);
+        }
     }
 
     /// Builds a path for every guard that has none. Guards no longer in the pool are forgotten.
@@ -273,6 +464,8 @@ impl PathManager {
         rng: &mut R,
     ) -> Result<Vec<PathId>, PathError> {
         self.guards.retain(|g| pool.contains(g));
+        // A saved guard the node list no longer has left the network.
+        self.saved.retain(|e| pool.contains(&e.ed25519));
         let mut built = Vec::new();
         let pending: Vec<Ed25519Pub> = self
             .guards
@@ -314,11 +507,128 @@ impl PathManager {
         path_nodes: &[NodeRecord],
         rng: &mut R,
     ) -> Option<NodeRecord> {
+        self.pick_relay_avoiding(pool, path_nodes, &HashSet::new(), rng)
+    }
+
+    /// The nodes a request for `destination` should not pass through: the destination and the
+    /// other members of its swarm (pool nodes with its swarm id, when it has one).
+    pub fn swarm_of(pool: &Pool, destination: &NodeRecord) -> HashSet<Ed25519Pub> {
+        let mut members: HashSet<Ed25519Pub> = HashSet::from([destination.ed25519]);
+        if destination.is_active() {
+            members.extend(
+                pool.nodes()
+                    .iter()
+                    .filter(|n| n.swarm_id == destination.swarm_id)
+                    .map(|n| n.ed25519),
+            );
+        }
+        members
+    }
+
+    /// A path for a request to `destination` (`None`: a request to a server).
+    ///
+    /// In order of preference:
+    /// 1. a random path with no node in the destination's swarm ([`Self::swarm_of`]);
+    /// 2. a path whose guard is outside the swarm, its relays in the swarm replaced by relays
+    ///    outside it (relays never see our IP, so changing them costs nothing);
+    /// 3. only if every guard is in the swarm (one guard left, or swarms changed after the
+    ///    guards were chosen): a path through such a guard that does not contain the
+    ///    destination itself. We accept that this guard, which sees our IP, also receives
+    ///    the replicated message, rather than connect to a new node: testing one would show our
+    ///    IP to one more node for every such contact, and over many contacts to most of the
+    ///    network, which is what stable guards prevent. Guards are chosen in distinct swarms
+    ///    so that this case needs two failing guards or a swarm reshuffle.
+    pub fn select<R: Rng + ?Sized>(
+        &mut self,
+        pool: &Pool,
+        destination: Option<&NodeRecord>,
+        rng: &mut R,
+    ) -> Result<Path, PathError> {
+        let Some(destination) = destination else {
+            return self
+                .paths
+                .choose(rng)
+                .cloned()
+                .ok_or(PathError::NoPathAvoiding);
+        };
+        let swarm = Self::swarm_of(pool, destination);
+        let clean: Vec<&Path> = self
+            .paths
+            .iter()
+            .filter(|p| !p.nodes.iter().any(|n| swarm.contains(&n.ed25519)))
+            .collect();
+        if let Some(path) = clean.choose(rng) {
+            return Ok((*path).clone());
+        }
+        // Paths whose guard is outside the swarm first, then (fallback 3) any guard but the
+        // destination; the relays in the swarm are replaced in either case if possible.
+        let mut order: Vec<usize> = (0..self.paths.len())
+            .filter(|&i| self.paths[i].guard().ed25519 != destination.ed25519)
+            .collect();
+        order.shuffle(rng);
+        order.sort_by_key(|&i| swarm.contains(&self.paths[i].guard().ed25519));
+        for &index in &order {
+            if self.replace_relays(index, pool, &swarm, rng) {
+                return Ok(self.paths[index].clone());
+            }
+        }
+        // Too few nodes outside the swarm for relays: only the destination itself is avoided.
+        let only_dest = HashSet::from([destination.ed25519]);
+        for &index in &order {
+            if self.replace_relays(index, pool, &only_dest, rng) {
+                return Ok(self.paths[index].clone());
+            }
+        }
+        Err(PathError::NoPathAvoiding)
+    }
+
+    /// Replaces every relay of path `index` that is in `avoid` by a free relay outside it;
+    /// `false` (path unchanged) if there are not enough such relays.
+    fn replace_relays<R: Rng + ?Sized>(
+        &mut self,
+        index: usize,
+        pool: &Pool,
+        avoid: &HashSet<Ed25519Pub>,
+        rng: &mut R,
+    ) -> bool {
+        let mut nodes = self.paths[index].nodes.clone();
+        for hop in 1..nodes.len() {
+            if !avoid.contains(&nodes[hop].ed25519) {
+                continue;
+            }
+            let others: Vec<NodeRecord> = nodes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != hop)
+                .map(|(_, n)| n.clone())
+                .collect();
+            let relaxed = self.subnet_relaxed;
+            let pick = self.pick_relay_avoiding(pool, &others, avoid, rng);
+            let Some(replacement) = pick else {
+                self.subnet_relaxed = relaxed;
+                return false;
+            };
+            nodes[hop] = replacement;
+        }
+        self.paths[index].nodes = nodes;
+        true
+    }
+
+    /// [`Self::pick_relay`] restricted to nodes outside `avoid`.
+    fn pick_relay_avoiding<R: Rng + ?Sized>(
+        &mut self,
+        pool: &Pool,
+        path_nodes: &[NodeRecord],
+        avoid: &HashSet<Ed25519Pub>,
+        rng: &mut R,
+    ) -> Option<NodeRecord> {
         let taken: HashSet<[u8; 3]> = path_nodes.iter().map(|n| subnet(n.ip)).collect();
         let free: Vec<&NodeRecord> = pool
             .nodes()
             .iter()
-            .filter(|n| self.usable(n))
+            .filter(|n| {
+                self.usable(n) && !avoid.contains(&n.ed25519) && !self.is_saved_guard(&n.ed25519)
+            })
             .filter(|n| !self.guards.contains(&n.ed25519) && !self.in_any_path(&n.ed25519))
             .filter(|n| !path_nodes.iter().any(|p| p.ed25519 == n.ed25519))
             .collect();
@@ -332,48 +642,6 @@ impl PathManager {
         let node = free.choose(rng)?;
         self.subnet_relaxed = true;
         Some((*node).clone())
-    }
-
-    /// A random path that does not contain `destination` (a request never goes through its own
-    /// destination). If every path contains it as a relay, one such path is repaired first.
-    pub fn select<R: Rng + ?Sized>(
-        &mut self,
-        pool: &Pool,
-        destination: Option<&Ed25519Pub>,
-        rng: &mut R,
-    ) -> Result<Path, PathError> {
-        let avoiding: Vec<&Path> = self
-            .paths
-            .iter()
-            .filter(|p| destination.is_none_or(|d| !p.contains(d)))
-            .collect();
-        if let Some(path) = avoiding.choose(rng) {
-            return Ok((*path).clone());
-        }
-        let destination = destination.ok_or(PathError::NoPathAvoiding)?;
-        // Replace the destination in the first path where it is only a relay.
-        let index = self
-            .paths
-            .iter()
-            .position(|p| p.guard().ed25519 != *destination)
-            .ok_or(PathError::NoPathAvoiding)?;
-        let hop = self.paths[index]
-            .nodes
-            .iter()
-            .position(|n| n.ed25519 == *destination)
-            .ok_or(PathError::NoPathAvoiding)?;
-        let others: Vec<NodeRecord> = self.paths[index]
-            .nodes
-            .iter()
-            .filter(|n| n.ed25519 != *destination)
-            .cloned()
-            .collect();
-        let replacement = self
-            .pick_relay(pool, &others, rng)
-            .filter(|n| n.ed25519 != *destination)
-            .ok_or(PathError::NoPathAvoiding)?;
-        self.paths[index].nodes[hop] = replacement;
-        Ok(self.paths[index].clone())
     }
 
     /// Feeds the outcome of a request sent over `path`; applies spec §3.3's reactions and drops
@@ -405,11 +673,7 @@ impl PathManager {
                     let guard = self.paths[index].guard().ed25519;
                     self.paths.remove(index);
                     effects.dropped_paths.push(path);
-                    self.guards.retain(|g| *g != guard);
-                    self.node_failures.remove(&guard);
-                    if pool.remove(&guard) {
-                        effects.dropped_nodes.push(guard);
-                    }
+                    self.retire_guard(guard, pool, &mut effects);
                 }
                 for relay in relays {
                     self.count_node_failure(relay, pool, rng, &mut effects);
@@ -464,12 +728,7 @@ impl PathManager {
         rng: &mut R,
         effects: &mut Effects,
     ) {
-        self.node_failures.remove(&node);
-        if pool.remove(&node) {
-            effects.dropped_nodes.push(node);
-        }
-        if self.guards.contains(&node) {
-            self.guards.retain(|g| *g != node);
+        if self.guards.contains(&node) || self.is_saved_guard(&node) {
             let dropped: Vec<PathId> = self
                 .paths
                 .iter()
@@ -478,6 +737,12 @@ impl PathManager {
                 .collect();
             self.paths.retain(|p| p.guard().ed25519 != node);
             effects.dropped_paths.extend(dropped);
+            self.retire_guard(node, pool, effects);
+        } else {
+            self.node_failures.remove(&node);
+            if pool.remove(&node) {
+                effects.dropped_nodes.push(node);
+            }
         }
         for index in 0..self.paths.len() {
             let Some(hop) = self.paths[index]
@@ -506,6 +771,26 @@ impl PathManager {
         }
     }
 
+    /// Stops using `guard` (its paths are already gone). A saved guard below
+    /// [`PathConfig::guard_failure_threshold`] keeps its slot and its place in the pool (so the
+    /// next run tries it again) but is used neither as guard nor as relay in this run; any other
+    /// guard leaves the pool.
+    fn retire_guard(&mut self, guard: Ed25519Pub, pool: &mut Pool, effects: &mut Effects) {
+        self.guards.retain(|g| *g != guard);
+        if !pool.contains(&guard) {
+            self.saved.retain(|e| e.ed25519 != guard);
+            self.benched.remove(&guard);
+        } else if self.is_saved_guard(&guard) && !self.saved_guard_failed(guard) {
+            self.node_failures
+                .insert(guard, self.config.node_failure_threshold);
+            return;
+        }
+        self.node_failures.remove(&guard);
+        if pool.remove(&guard) {
+            effects.dropped_nodes.push(guard);
+        }
+    }
+
     /// Forgets nodes that left the pool (after a refresh): their paths are repaired or dropped.
     pub fn prune<R: Rng + ?Sized>(&mut self, pool: &mut Pool, rng: &mut R) -> Effects {
         let gone: Vec<Ed25519Pub> = self
@@ -529,6 +814,7 @@ mod tests {
     use crate::pool::tests::node;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
+    use shallot_proto::swarm::SwarmId;
 
     fn rng() -> StdRng {
         StdRng::seed_from_u64(7)
@@ -620,13 +906,15 @@ mod tests {
         assert_eq!(manager.node_failures(&path.nodes()[1].ed25519), 2);
         let effects = manager.report(path.id(), Outcome::PathFailure, &mut pool, &mut r);
         assert_eq!(effects.dropped_paths, vec![path.id()]);
-        assert!(effects.dropped_nodes.contains(&guard));
-        assert!(!pool.contains(&guard));
+        // The guard is not used again in this run but keeps its slot (one failure of three).
+        assert!(!effects.dropped_nodes.contains(&guard));
+        assert!(pool.contains(&guard));
         assert!(!manager.guards().contains(&guard));
+        assert_eq!(manager.guard_entries()[0].failures, 1);
         // The relays reached their own threshold too and left the pool.
         assert!(!pool.contains(&path.nodes()[1].ed25519));
         assert_eq!(manager.paths().len(), 1);
-        assert_eq!(manager.guards_needed(), 1);
+        assert_eq!(manager.guards_needed(), 0);
         // A late report about the dropped path changes nothing.
         let effects = manager.report(path.id(), Outcome::PathFailure, &mut pool, &mut r);
         assert_eq!(effects, Effects::default());
@@ -640,14 +928,24 @@ mod tests {
         let path = manager.paths()[0].clone();
         let effects = manager.report(path.id(), Outcome::GuardUnreachable, &mut pool, &mut r);
         assert_eq!(effects.dropped_paths, vec![path.id()]);
-        assert_eq!(effects.dropped_nodes, vec![path.guard().ed25519]);
         assert_eq!(manager.node_failures(&path.nodes()[1].ed25519), 0);
-        assert_eq!(manager.guards_needed(), 1);
-        // A new guard gets a fresh path.
+        // A saved guard keeps its slot until it failed three times in a row.
+        assert!(effects.dropped_nodes.is_empty());
+        assert_eq!(manager.guards_needed(), 0);
+        // When the other guard fails too, no guard works: new ones are needed.
+        let other = manager.paths()[0].id();
+        manager.report(other, Outcome::GuardUnreachable, &mut pool, &mut r);
+        assert_eq!(manager.guards_needed(), 2);
         let guard = manager.guard_candidates(&pool, 1, &mut r)[0].ed25519;
         manager.add_guard(guard);
         manager.build_paths(&pool, &mut r).unwrap();
-        assert_eq!(manager.paths().len(), 2);
+        assert_eq!(manager.paths().len(), 1);
+        assert_eq!(
+            manager.guard_entries().len(),
+            2,
+            "the new guard took a slot"
+        );
+        assert!(manager.is_saved_guard(&guard));
     }
 
     #[test]
@@ -700,12 +998,12 @@ mod tests {
             "a vanished node is not the path's fault"
         );
 
-        // A vanished guard takes its path with it.
+        // A vanished guard takes its path with it (and keeps its slot for now).
         let guard = manager.paths()[1].guard().ed25519;
         let other = manager.paths()[1].id();
         let effects = manager.report(other, Outcome::NextNodeNotFound(guard), &mut pool, &mut r);
         assert_eq!(effects.dropped_paths, vec![other]);
-        assert_eq!(manager.guards_needed(), 1);
+        assert_eq!(manager.guards_needed(), 0);
     }
 
     #[test]
@@ -732,37 +1030,107 @@ mod tests {
         );
     }
 
+    /// Every hop of `path` is outside `destination`'s swarm.
+    fn outside_swarm(path: &Path, destination: &NodeRecord) -> bool {
+        path.nodes()
+            .iter()
+            .all(|n| n.swarm_id != destination.swarm_id)
+    }
+
     #[test]
-    fn selection_never_uses_a_path_through_the_destination() {
+    fn guards_come_from_distinct_swarms() {
+        let pool = spread_pool(12);
+        for seed in 0..50 {
+            let manager = ready(&pool, &mut StdRng::seed_from_u64(seed));
+            let swarms: HashSet<_> = manager
+                .guards()
+                .iter()
+                .map(|g| pool.get(g).unwrap().swarm_id)
+                .collect();
+            assert_eq!(swarms.len(), 2, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn selection_avoids_every_node_of_the_destinations_swarm() {
+        let pool = spread_pool(12);
+        for seed in 0..20 {
+            let mut r = StdRng::seed_from_u64(seed);
+            let mut manager = ready(&pool, &mut r);
+            let guards = manager.guards().to_vec();
+            for destination in pool.nodes() {
+                for _ in 0..5 {
+                    let chosen = manager.select(&pool, Some(destination), &mut r).unwrap();
+                    assert!(
+                        outside_swarm(&chosen, destination),
+                        "seed {seed}: {:?} for {:?}",
+                        chosen.nodes(),
+                        destination.swarm_id
+                    );
+                    assert_eq!(chosen.nodes().len(), 3);
+                }
+            }
+            // Only relays were changed: the guards are the same.
+            assert_eq!(manager.guards(), &guards[..]);
+            let mut seen = HashSet::new();
+            for path in manager.paths() {
+                assert!(path.nodes().iter().all(|n| seen.insert(n.ed25519)));
+            }
+        }
+    }
+
+    #[test]
+    fn with_every_guard_in_the_swarm_the_guard_is_kept_but_never_the_destination() {
         let mut pool = spread_pool(12);
         let mut r = rng();
         let mut manager = ready(&pool, &mut r);
-        let first = manager.paths()[0].clone();
-        for hop in first.nodes() {
-            for _ in 0..10 {
-                let chosen = manager.select(&pool, Some(&hop.ed25519), &mut r).unwrap();
-                assert!(!chosen.contains(&hop.ed25519));
-            }
-        }
-        // With one path whose relay is the destination, that relay is replaced.
-        let second = manager.paths()[1].id();
-        manager.report(
-            second,
-            Outcome::NextNodeNotFound(manager.paths()[1].guard().ed25519),
-            &mut pool,
-            &mut r,
-        );
+        // Lose one path (its guard keeps a slot but is not used): one guard left.
+        let lost = manager.paths()[1].clone();
+        manager.report(lost.id(), Outcome::GuardUnreachable, &mut pool, &mut r);
         assert_eq!(manager.paths().len(), 1);
-        let relay = manager.paths()[0].nodes()[1].ed25519;
-        let chosen = manager.select(&pool, Some(&relay), &mut r).unwrap();
-        assert!(!chosen.contains(&relay));
-        assert_eq!(chosen.nodes().len(), 3);
-        // With one path whose guard is the destination, there is no path.
-        let guard = manager.paths()[0].guard().ed25519;
+        let guard = manager.paths()[0].guard().clone();
+        let guards_before = manager.guard_entries().to_vec();
+        // A destination in the guard's swarm, other than the guard itself.
+        let destination = pool
+            .nodes()
+            .iter()
+            .find(|n| n.swarm_id == guard.swarm_id && n.ed25519 != guard.ed25519)
+            .unwrap()
+            .clone();
+        for _ in 0..10 {
+            let chosen = manager.select(&pool, Some(&destination), &mut r).unwrap();
+            assert_eq!(chosen.guard(), &guard, "no new guard is taken");
+            assert!(!chosen.contains(&destination.ed25519));
+            // The relays are still outside the swarm.
+            assert!(chosen.nodes()[1..]
+                .iter()
+                .all(|n| n.swarm_id != destination.swarm_id));
+        }
+        assert_eq!(manager.guard_entries(), &guards_before[..]);
+        // The guard itself as destination: no path.
         assert_eq!(
             manager.select(&pool, Some(&guard), &mut r),
             Err(PathError::NoPathAvoiding)
         );
+    }
+
+    #[test]
+    fn a_relay_that_is_the_destination_is_replaced() {
+        // One swarm for everything: only the destination itself can be avoided.
+        let mut nodes: Vec<NodeRecord> = (1..=12).map(|i| node(i, i)).collect();
+        for n in &mut nodes {
+            n.swarm_id = SwarmId(0);
+        }
+        let pool = Pool::new(nodes);
+        let mut r = rng();
+        let mut manager = ready(&pool, &mut r);
+        let first = manager.paths()[0].clone();
+        for hop in &first.nodes()[1..] {
+            for _ in 0..10 {
+                let chosen = manager.select(&pool, Some(hop), &mut r).unwrap();
+                assert!(!chosen.contains(&hop.ed25519));
+            }
+        }
     }
 
     #[test]
@@ -778,29 +1146,168 @@ mod tests {
         assert!(again.iter().all(|n| n.ed25519 != first[0].ed25519));
     }
 
-    #[test]
-    fn guards_of_an_earlier_run_are_offered_first_until_they_fail() {
-        let pool = spread_pool(12);
-        let earlier: Vec<Ed25519Pub> = pool.nodes()[7..9].iter().map(|n| n.ed25519).collect();
-        for seed in 0..20 {
-            let mut r = StdRng::seed_from_u64(seed);
-            let mut manager = PathManager::new(PathConfig::default());
-            manager.prefer_guards(earlier.clone());
-            let offered: Vec<Ed25519Pub> = manager
-                .guard_candidates(&pool, 4, &mut r)
-                .iter()
-                .map(|n| n.ed25519)
-                .collect();
-            assert_eq!(
-                offered[..2].iter().collect::<HashSet<_>>(),
-                earlier.iter().collect()
-            );
-            // One fails its test: it is not preferred (or offered) again.
-            manager.reject_guard_candidate(earlier[0]);
-            let offered = manager.guard_candidates(&pool, 4, &mut r);
-            assert_eq!(offered[0].ed25519, earlier[1]);
-            assert!(offered.iter().all(|n| n.ed25519 != earlier[0]));
+    const DAY: u64 = 24 * 3600;
+
+    fn entry(node: &NodeRecord, now: u64) -> GuardEntry {
+        GuardEntry {
+            ed25519: node.ed25519,
+            added: now - DAY,
+            expires: now + 10 * DAY,
+            failures: 0,
         }
+    }
+
+    /// One run: restore `saved`, test candidates with `passes`, build paths; the saved set after.
+    fn run(
+        pool: &Pool,
+        saved: Vec<GuardEntry>,
+        now: u64,
+        passes: &dyn Fn(&Ed25519Pub) -> bool,
+        r: &mut StdRng,
+    ) -> (PathManager, Vec<Ed25519Pub>) {
+        let mut manager = PathManager::new(PathConfig::default());
+        manager.set_now(now);
+        manager.restore_guards(saved);
+        let mut tested = Vec::new();
+        for _ in 0..6 {
+            let needed = manager.guards_needed();
+            if needed == 0 {
+                break;
+            }
+            let candidates = manager.guard_candidates(pool, 2 * needed, r);
+            if candidates.is_empty() {
+                break;
+            }
+            let results = candidates
+                .iter()
+                .map(|c| (c.ed25519, passes(&c.ed25519)))
+                .collect();
+            tested.extend(candidates.iter().map(|c| c.ed25519));
+            manager.accept_tested(pool, results);
+        }
+        let _ = manager.build_paths(pool, r);
+        (manager, tested)
+    }
+
+    #[test]
+    fn saved_guards_are_the_only_nodes_tested_and_stay_across_runs() {
+        let pool = spread_pool(12);
+        let now = 1_000 * DAY;
+        let mut r = rng();
+        let (first, _) = run(&pool, Vec::new(), now, &|_| true, &mut r);
+        let saved = first.guard_entries().to_vec();
+        assert_eq!(saved.len(), 2);
+        for e in &saved {
+            let life = e.expires - e.added;
+            assert!((30 * DAY..=60 * DAY).contains(&life), "{life}");
+        }
+        let mut state = saved.clone();
+        for day in 1..20 {
+            let (manager, tested) = run(&pool, state, now + day * DAY, &|_| true, &mut r);
+            assert_eq!(tested.len(), 2, "only the saved guards are contacted");
+            assert_eq!(manager.guard_entries(), &saved[..]);
+            assert_eq!(manager.paths().len(), 2);
+            state = manager.guard_entries().to_vec();
+        }
+    }
+
+    #[test]
+    fn a_saved_guard_is_replaced_after_three_failed_runs_only() {
+        let pool = spread_pool(12);
+        let now = 1_000 * DAY;
+        let mut r = rng();
+        let saved = vec![entry(&pool.nodes()[0], now), entry(&pool.nodes()[1], now)];
+        let down = pool.nodes()[0].ed25519;
+        let mut state = saved.clone();
+        for failed_runs in 1..=2u8 {
+            let (manager, tested) = run(&pool, state, now, &|n| *n != down, &mut r);
+            assert_eq!(
+                tested.len(),
+                2,
+                "no new node is tested while a guard is only down"
+            );
+            assert_eq!(manager.paths().len(), 1);
+            assert_eq!(manager.guard_entries()[0].failures, failed_runs);
+            state = manager.guard_entries().to_vec();
+        }
+        // It comes back: the count resets.
+        let (manager, _) = run(&pool, state.clone(), now, &|_| true, &mut r);
+        assert_eq!(manager.guard_entries()[0].failures, 0);
+        assert_eq!(manager.paths().len(), 2);
+        // Three failed runs in a row: replaced by a node of another swarm than the other guard.
+        let mut state = manager.guard_entries().to_vec();
+        for _ in 0..3 {
+            let (manager, _) = run(&pool, state, now, &|n| *n != down, &mut r);
+            state = manager.guard_entries().to_vec();
+        }
+        assert_eq!(state.len(), 2);
+        assert!(state.iter().all(|e| e.ed25519 != down));
+        assert_eq!(
+            state[0].ed25519, saved[1].ed25519,
+            "the working guard stays"
+        );
+        let swarm = |k: &Ed25519Pub| pool.get(k).unwrap().swarm_id;
+        assert_ne!(swarm(&state[0].ed25519), swarm(&state[1].ed25519));
+    }
+
+    #[test]
+    fn guards_expire_or_leave_with_the_node_list() {
+        let pool = spread_pool(12);
+        let now = 1_000 * DAY;
+        let mut r = rng();
+        let mut expired = entry(&pool.nodes()[0], now);
+        expired.expires = now - 1;
+        let gone = GuardEntry {
+            ed25519: Ed25519Pub::from_bytes([99; 32]),
+            ..entry(&pool.nodes()[1], now)
+        };
+        let kept = entry(&pool.nodes()[2], now);
+        let (manager, tested) = run(
+            &pool,
+            vec![expired.clone(), gone, kept.clone()],
+            now,
+            &|_| true,
+            &mut r,
+        );
+        let keys: Vec<Ed25519Pub> = manager.guard_entries().iter().map(|e| e.ed25519).collect();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0], kept.ed25519);
+        assert!(!keys.contains(&expired.ed25519));
+        assert_eq!(tested[0], kept.ed25519, "the kept guard is tested first");
+    }
+
+    #[test]
+    fn when_no_saved_guard_works_new_ones_take_their_slots() {
+        let pool = spread_pool(12);
+        let now = 1_000 * DAY;
+        let mut r = rng();
+        let saved = vec![entry(&pool.nodes()[0], now), entry(&pool.nodes()[1], now)];
+        let (manager, _) = run(
+            &pool,
+            saved.clone(),
+            now,
+            &|n| !saved.iter().any(|e| e.ed25519 == *n),
+            &mut r,
+        );
+        // One new guard, just enough to connect; the other slot stays with a failing guard.
+        assert_eq!(manager.paths().len(), 1);
+        let entries = manager.guard_entries();
+        assert_eq!(entries.len(), 2);
+        let new: Vec<_> = entries
+            .iter()
+            .filter(|e| !saved.iter().any(|s| s.ed25519 == e.ed25519))
+            .collect();
+        assert_eq!(new.len(), 1);
+        assert_eq!(new[0].ed25519, manager.guards()[0]);
+        // Offline (nothing passes): the saved guards are kept, one failure each.
+        let (manager, _) = run(&pool, saved.clone(), now, &|_| false, &mut r);
+        assert!(manager.paths().is_empty());
+        let keys: Vec<_> = manager
+            .guard_entries()
+            .iter()
+            .map(|e| (e.ed25519, e.failures))
+            .collect();
+        assert_eq!(keys, vec![(saved[0].ed25519, 1), (saved[1].ed25519, 1)]);
     }
 
     #[test]

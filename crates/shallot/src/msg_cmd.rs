@@ -26,6 +26,19 @@ pub struct NetArgs {
     /// (e.g. https://seed1.example:4443/json_rpc; repeatable)
     #[arg(long, value_name = "URL")]
     seed_url: Vec<String>,
+    /// Connect to seeds and guards through this SOCKS5 proxy, e.g. Tor's
+    /// `socks5h://127.0.0.1:9050`, so your ISP does not see that you use Shallot. Host names
+    /// of seed URLs are resolved by the proxy (socks5h); nodes are addressed by IP. Push is off
+    /// behind a proxy
+    #[arg(long, value_name = "socks5h://HOST:PORT", value_parser = parse_proxy)]
+    proxy: Option<String>,
+}
+
+/// Checks a `--proxy` value (`socks5h://HOST:PORT` or `socks5://HOST:PORT`).
+pub(crate) fn parse_proxy(text: &str) -> Result<String, String> {
+    shallot_client::onion_client::socks_proxy(text)
+        .map_err(|_| "expected socks5h://HOST:PORT (or socks5://HOST:PORT)".to_owned())?;
+    Ok(text.to_owned())
 }
 
 /// Parses a `--seed-node` value: `KEY@IP:PORT` or `IP:PORT` (URLs belong to `--seed-url`).
@@ -363,6 +376,7 @@ async fn connect(dir: &Path, net: &NetArgs) -> Result<Messenger> {
         .collect();
     let config = ClientConfig {
         seeds,
+        proxy: net.proxy.clone(),
         ..ClientConfig::default()
     };
     let client = if config.seeds.is_empty() {
@@ -379,18 +393,35 @@ async fn connect(dir: &Path, net: &NetArgs) -> Result<Messenger> {
         eprintln!("Got {} nodes", client.pool_len());
         client
     };
+    // The messenger restores the saved guards: paths are built only after that, so every run
+    // uses the same entry nodes.
+    let messenger = Messenger::new(identity, client, db);
+    let client = messenger.client();
     eprintln!("Building onion paths…");
     client
         .ensure_paths()
         .await
         .context("could not build onion paths")?;
-    eprintln!("{} onion paths ready", client.paths().len());
-    Ok(Messenger::new(identity, client, db))
+    let guards: Vec<String> = client
+        .paths()
+        .iter()
+        .map(|p| p.guard().https_addr().to_string())
+        .collect();
+    eprintln!(
+        "{} onion paths ready (guards {})",
+        guards.len(),
+        guards.join(", ")
+    );
+    Ok(messenger)
 }
 
 /// `shallot network`.
 #[derive(Args)]
 pub struct NetworkArgs {
+    /// Print JSON: pool size, paths, the guards in use and the saved guard set (with lifetimes
+    /// and failure counts)
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -402,6 +433,25 @@ pub fn network(args: &NetworkArgs, dir: &Path) -> Result<()> {
         let client = messenger.client();
         // A request refreshes the clock offset from the node's `t`.
         let swarm = client.swarm(&messenger.session_id().into()).await.ok();
+        if args.json {
+            let node = |n: &shallot_directory::NodeRecord| {
+                serde_json::json!({"ed25519": n.ed25519.to_hex(), "addr": n.https_addr().to_string(),
+                                   "swarm_id": n.swarm_id.0})
+            };
+            let report = serde_json::json!({
+                "pool": client.pool_len(),
+                "clock_offset_ms": -client.clock().offset_ms(),
+                "swarm": swarm.as_ref().map(|s| s.iter().map(node).collect::<Vec<_>>()),
+                "paths": client.paths().iter().map(|p| p.nodes().iter().map(node).collect::<Vec<_>>()).collect::<Vec<_>>(),
+                "guards": client.guards().iter().map(shallot_proto::Ed25519Pub::to_hex).collect::<Vec<_>>(),
+                "saved_guards": client.guard_entries(),
+            });
+            println!("{report:#}");
+            if let Err(e) = messenger.save_network_state().await {
+                eprintln!("warning: could not save the node list: {e}");
+            }
+            return Ok(());
+        }
         println!("node pool:     {} nodes", client.pool_len());
         println!(
             "clock offset:  {} ms (network time minus this machine's)",

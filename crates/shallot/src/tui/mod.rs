@@ -50,6 +50,10 @@ pub struct ChatArgs {
     /// connection reveals our IP address together with our account to that node)
     #[arg(long)]
     no_push: bool,
+    /// Connect to seeds and guards through this SOCKS5 proxy (e.g. Tor's
+    /// `socks5h://127.0.0.1:9050`); push is off behind a proxy
+    #[arg(long, value_name = "socks5h://HOST:PORT", value_parser = crate::msg_cmd::parse_proxy)]
+    proxy: Option<String>,
 }
 
 /// What the runtime's channel carries: screen events and the connected messenger.
@@ -155,9 +159,11 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
         "bootstrapping from seed(s)…".into()
     });
     let boot_tx = tx.clone();
-    let no_push = args.no_push;
+    // A direct push connection would bypass the proxy.
+    let no_push = args.no_push || args.proxy.is_some();
+    let proxy = args.proxy.clone();
     rt.spawn(async move {
-        match connect(seeds, saved_pool, identity, db, &boot_tx).await {
+        match connect(seeds, proxy, saved_pool, identity, db, &boot_tx).await {
             Ok(m) => {
                 let m = Arc::new(m);
                 let _ = boot_tx.send(Ui::Connected(Arc::clone(&m)));
@@ -252,6 +258,7 @@ async fn event_loop(
 /// then makes the messenger.
 async fn connect(
     seeds: Vec<Seed>,
+    proxy: Option<String>,
     saved_pool: Option<shallot_client::PoolSnapshot>,
     identity: Identity,
     db: Db,
@@ -259,6 +266,7 @@ async fn connect(
 ) -> Result<Messenger> {
     let config = ClientConfig {
         seeds,
+        proxy,
         ..ClientConfig::default()
     };
     let client = loop {
@@ -278,6 +286,9 @@ async fn connect(
             Err(e) => retry_later(tx, &e).await,
         }
     };
+    // Restore the saved guards before the first path is built.
+    let messenger = Messenger::new(identity, client, db);
+    let client = messenger.client();
     loop {
         let _ = tx.send(Ui::App(Event::Status(Some(format!(
             "building paths… ({} nodes known)",
@@ -292,7 +303,7 @@ async fn connect(
             Err(e) => retry_later(tx, &e).await,
         }
     }
-    Ok(Messenger::new(identity, client, db))
+    Ok(messenger)
 }
 
 async fn retry_later(tx: &UnboundedSender<Ui>, e: &anyhow::Error) {
