@@ -257,8 +257,13 @@ impl PathManager {
         self.config.paths.saturating_sub(self.guards.len() + held)
     }
 
+    /// Whether `node` may be a guard candidate or relay now: not at the failure threshold, and
+    /// not a saved guard benched for this run (a node list from a seed forgives failure counts,
+    /// but a guard that failed stays out until the next run, or it would fail again as a relay
+    /// and lose its slot within the run).
     fn usable(&self, node: &NodeRecord) -> bool {
-        self.node_failures(&node.ed25519) < self.config.node_failure_threshold
+        !self.benched.contains(&node.ed25519)
+            && self.node_failures(&node.ed25519) < self.config.node_failure_threshold
     }
 
     fn in_any_path(&self, node: &Ed25519Pub) -> bool {

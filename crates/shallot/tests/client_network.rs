@@ -149,7 +149,10 @@ async fn bootstrap_paths_store_retrieve_redirect_and_dead_guards() {
         "cache now holds the real swarm"
     );
 
-    // Kill both guards: the next request still succeeds, on rebuilt paths with new guards.
+    // Kill both guards: the next requests still succeed, on rebuilt paths with new guards. A
+    // saved guard that failed keeps its slot for this run while another guard works (it is
+    // retried at the next start and replaced after 3 failures in a row:
+    // crates/shallot-client/src/paths.rs); each new guard learns our IP.
     let guards: Vec<_> = client.paths().iter().map(|p| p.guard().ed25519).collect();
     for guard in &guards {
         let i = net
@@ -159,37 +162,35 @@ async fn bootstrap_paths_store_retrieve_redirect_and_dead_guards() {
             .unwrap();
         net.kill(i);
     }
-    let bob = user();
-    let bob_account: AccountId = bob.session_id().into();
-    client
-        .request_swarm(
-            &bob_account,
-            &store(&bob_account, client.clock().now_ms(), "first"),
-        )
-        .await
-        .unwrap();
-    let now_guards: Vec<_> = client.paths().iter().map(|p| p.guard().ed25519).collect();
-    assert!(
-        now_guards.iter().any(|g| !guards.contains(g)),
-        "a dead guard was replaced"
-    );
-    // Paths are picked at random among those that avoid the destination: keep going, to a new
-    // account (so a new destination) each round, until the other dead guard was hit and
-    // replaced. (With one fixed destination inside the dead guard's path, that path is never
-    // picked: about one run in fifteen failed that way.)
-    for round in 0..20 {
+    let mut new_guards = std::collections::BTreeSet::new();
+    for round in 0..10 {
         let data = format!("after the guards died {round}");
         let to: AccountId = user().session_id().into();
         client
             .request_swarm(&to, &store(&to, client.clock().now_ms(), &data))
             .await
             .unwrap();
-        let now: Vec<_> = client.paths().iter().map(|p| p.guard().ed25519).collect();
-        if now.len() == 2 && now.iter().all(|g| !guards.contains(g)) {
-            return;
+        for path in client.paths() {
+            assert!(
+                !guards.contains(&path.guard().ed25519),
+                "a path still goes through a dead guard"
+            );
+            new_guards.insert(path.guard().ed25519);
         }
     }
-    panic!("a dead guard was never replaced");
+    // At most one new guard per slot, however many requests failed: a dead saved guard is
+    // benched for the run, not retried as a relay, and not replaced once per failure.
+    let entries = client.guard_entries();
+    assert!(
+        (1..=2).contains(&new_guards.len()),
+        "new guards {new_guards:?}, saved {entries:?}"
+    );
+    assert!(
+        new_guards
+            .iter()
+            .all(|g| entries.iter().any(|e| e.ed25519 == *g)),
+        "the new guards are saved: {entries:?}"
+    );
 }
 
 /// Local time ten minutes ahead of the network.
