@@ -193,7 +193,12 @@ pub fn requests(args: &RequestsArgs, dir: &Path) -> Result<()> {
             }
             for c in pending {
                 let messages = db.messages(&c.id)?;
-                println!("Request from {} ({} message(s)):", c.id, messages.len());
+                // The name the request's messages carried, as `inbox` shows it.
+                let from = match db.contact_name(&c.id)? {
+                    Some(name) => format!("{name} ({})", c.id),
+                    None => c.id.to_string(),
+                };
+                println!("Request from {from} ({} message(s)):", messages.len());
                 for m in messages {
                     println!("  {}  {}", utc(m.timestamp), m.body);
                 }

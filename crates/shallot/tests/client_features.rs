@@ -210,9 +210,14 @@ async fn requests_disappearing_unsend_and_wipe() {
     let out = run_ok(shallot(cli_dir.path()).arg("profile"));
     assert!(out.contains("Display name: Cli User"), "{out}");
     let cli_sid = cli_session_id(cli_dir.path());
+    carol.set_display_name("Carol").await.unwrap();
     carol.send(&cli_sid, "hello cli").await.unwrap();
     let out = run_ok(shallot(cli_dir.path()).arg("requests"));
-    assert!(out.contains(&format!("Request from {carol_sid}")), "{out}");
+    // The request shows the name the message carried (the message tells it, so a request may).
+    assert!(
+        out.contains(&format!("Request from Carol ({carol_sid})")),
+        "{out}"
+    );
     assert!(out.contains("hello cli"), "{out}");
     let out = run_ok(shallot(cli_dir.path()).args(["accept", &carol_sid.to_string()]));
     assert!(out.contains("Accepted"), "{out}");
