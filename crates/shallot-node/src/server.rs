@@ -151,8 +151,13 @@ pub async fn serve(
     }
 }
 
-/// Concurrent streams one HTTP/2 connection may open (each is a request in progress).
-const MAX_H2_STREAMS: u32 = 64;
+/// Concurrent streams one HTTP/2 connection may open (each is a request in progress). A peer
+/// multiplexes every relay it sends us over one connection, and hyper's client waits for a free
+/// stream rather than opening a second connection, so this must exceed the relay cap
+/// (`[onion] max_concurrent_relays`, 256): at 64, relays through a busy pair of nodes waited on
+/// each other's streams until they timed out (`shallot bench node`, onion scenarios). Work per
+/// stream stays bounded by the relay and proxy caps and the rate limit.
+const MAX_H2_STREAMS: u32 = 1024;
 /// Largest HTTP/2 header block accepted.
 const MAX_H2_HEADER_LIST: u32 = 64 * 1024;
 
