@@ -187,17 +187,20 @@ impl AcceptBackoff {
 }
 
 /// A request body that fails once `limit` has passed since the request began, however slowly
-/// its bytes trickle in (a per-read timeout would let one byte a second through forever).
+/// its bytes trickle in (a per-read timeout would let one byte a second through forever). The
+/// timer is armed only when the body first has to wait: most bodies arrive with their headers.
 struct DeadlineBody {
     inner: hyper::body::Incoming,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl DeadlineBody {
     fn new(inner: hyper::body::Incoming, limit: Duration) -> Self {
         Self {
             inner,
-            deadline: Box::pin(tokio::time::sleep(limit)),
+            deadline: tokio::time::Instant::now() + limit,
+            timer: None,
         }
     }
 }
@@ -218,7 +221,11 @@ impl http_body::Body for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        if self.deadline.as_mut().poll(cx).is_ready() {
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err(BodyTimeout.into())));
         }
         Poll::Pending
