@@ -548,6 +548,7 @@ impl Messenger {
             last_hash,
             max_count: None,
             max_size: Some(max_size),
+            wait_ms: None,
         })
     }
 

@@ -106,7 +106,8 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
             peers,
             config.force_start,
         )
-        .with_account_limits(config.account_limits),
+        .with_account_limits(config.account_limits)
+        .with_wait_limits(config.wait),
     );
     let listener = TcpListener::bind(config.bind)
         .await

@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::monitor::MonitorHub;
 use crate::peers::PeerClient;
 use crate::rate_limit::RateLimiter;
+use crate::waiters::{WaitLimits, Waiters};
 
 /// The storage-server version we report and implement the behaviour of (`info`, `ifelse`).
 pub const STORAGE_SERVER_VERSION: [u16; 3] = [2, 6, 2];
@@ -40,6 +41,8 @@ pub struct Node {
     pub peers: PeerClient,
     /// Push subscriptions.
     pub monitor: MonitorHub,
+    /// Waiting retrieves (private push through onion paths).
+    pub waiters: Waiters,
     /// Prometheus counters.
     pub metrics: Metrics,
     /// Inbox quotas, subscription caps and push-connection timers.
@@ -72,6 +75,7 @@ impl Node {
             rate,
             peers,
             monitor: MonitorHub::default(),
+            waiters: Waiters::default(),
             metrics: Metrics::default(),
             account_limits: AccountLimits::default(),
             peer_rejections: PeerRejections::default(),
@@ -109,6 +113,13 @@ impl Node {
     pub fn with_account_limits(mut self, limits: AccountLimits) -> Self {
         self.monitor = MonitorHub::new(&limits);
         self.account_limits = limits;
+        self
+    }
+
+    /// Applies the caps on waiting retrieves.
+    #[must_use]
+    pub fn with_wait_limits(mut self, limits: WaitLimits) -> Self {
+        self.waiters = Waiters::new(limits);
         self
     }
 
