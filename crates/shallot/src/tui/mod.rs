@@ -46,10 +46,25 @@ pub struct ChatArgs {
     /// A seed/directory JSON-RPC URL to fetch the node list from (repeatable)
     #[arg(long, value_name = "URL")]
     seed_url: Vec<String>,
-    /// Only poll (every 5 s); do not hold a push connection to a swarm member (a push
-    /// connection reveals our IP address together with our account to that node)
-    #[arg(long)]
+    /// Only poll (every 5 s) instead of waiting for messages through the onion path
+    #[arg(long, conflicts_with = "direct_push")]
     no_push: bool,
+    /// Receive by a direct WebSocket to a swarm member instead of through the onion path. The
+    /// swarm member learns your IP address together with your account (and when you are
+    /// online); the default private push reveals neither to any single node
+    #[arg(long)]
+    direct_push: bool,
+}
+
+/// How the chat receives messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Receive {
+    /// Waiting retrieves through the onion path (the default).
+    Private,
+    /// A direct push WebSocket to a swarm member (opt-in, reveals our IP with our account).
+    Direct,
+    /// Polling every 5 s.
+    Poll,
 }
 
 /// What the runtime's channel carries: screen events and the connected messenger.
@@ -155,13 +170,25 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
         "bootstrapping from seed(s)…".into()
     });
     let boot_tx = tx.clone();
-    let no_push = args.no_push;
+    let mode = if args.direct_push {
+        Receive::Direct
+    } else if args.no_push {
+        Receive::Poll
+    } else {
+        Receive::Private
+    };
     rt.spawn(async move {
         match connect(seeds, saved_pool, identity, db, &boot_tx).await {
             Ok(m) => {
                 let m = Arc::new(m);
                 let _ = boot_tx.send(Ui::Connected(Arc::clone(&m)));
-                receive_loop(m, store_identity(&store), no_push, boot_tx).await;
+                match mode {
+                    Receive::Private => private_push_loop(m, boot_tx).await,
+                    Receive::Direct => {
+                        receive_loop(m, store_identity(&store), false, boot_tx).await
+                    }
+                    Receive::Poll => receive_loop(m, None, true, boot_tx).await,
+                }
             }
             Err(e) => {
                 let _ = boot_tx.send(Ui::Fatal(format!("{e:#}")));
@@ -302,7 +329,35 @@ async fn retry_later(tx: &UnboundedSender<Ui>, e: &anyhow::Error) {
     tokio::time::sleep(Duration::from_secs(5)).await;
 }
 
-/// Receives by push when possible, polling every 5 s while push is not connected.
+/// Receives by waiting retrieves through the onion path ("private push"): a message shows as
+/// soon as a swarm member stores it. Pauses 5 s between requests when a node does not hold them
+/// (it does not support waiting, or is at its cap) or after an error.
+async fn private_push_loop(m: Arc<Messenger>, tx: UnboundedSender<Ui>) {
+    loop {
+        let pause = match m
+            .receive_waiting(shallot_client::messenger::PUSH_WAIT)
+            .await
+        {
+            Ok(waited) => {
+                waited.messages.into_iter().for_each(|r| forward(&tx, r));
+                !waited.waited
+            }
+            Err(e) => {
+                let _ = tx.send(Ui::App(Event::Error(error_kind(&e))));
+                true
+            }
+        };
+        if tx.is_closed() {
+            return;
+        }
+        if pause {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }
+}
+
+/// Receives by a direct push WebSocket when possible (opt-in), polling every 5 s while push is
+/// not connected; with `no_push`, only polls.
 async fn receive_loop(
     m: Arc<Messenger>,
     identity: Option<Identity>,
