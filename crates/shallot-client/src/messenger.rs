@@ -156,6 +156,10 @@ pub struct Messenger {
     identity: Identity,
     client: OnionClient,
     db: Mutex<Db>,
+    /// The swarm member waiting receives go to while it answers with messages: its cursor is
+    /// current, so a new wait starts at once. Forgotten after an error or a quiet wait, so the
+    /// next one picks a random member (and members that missed a replica are read too).
+    wait_member: Mutex<Option<shallot_proto::Ed25519Pub>>,
 }
 
 impl std::fmt::Debug for Messenger {
@@ -223,6 +227,7 @@ impl Messenger {
             identity,
             client,
             db: Mutex::new(db),
+            wait_member: Mutex::new(None),
         }
     }
 
@@ -623,6 +628,17 @@ impl Messenger {
         self.db().delete_expired(self.client.clock().now_ms())?;
         let mut members = self.client.swarm(&account).await?;
         members.shuffle(&mut rand::thread_rng());
+        let sticky = if wait.is_some() {
+            self.wait_member
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+        } else {
+            None
+        };
+        if let Some(pos) = sticky.and_then(|k| members.iter().position(|m| m.ed25519 == k)) {
+            members.swap(0, pos);
+        }
 
         // Our inbox, then the synced config namespaces, in one batch per node.
         let namespaces: Vec<Namespace> = std::iter::once(Namespace::DEFAULT)
@@ -658,6 +674,13 @@ impl Messenger {
                     Ok(results) => {
                         more |= has_more(&body);
                         waited &= was_held(&body);
+                        let found = results.iter().flatten().any(|m| !m.is_empty());
+                        if wait.is_some() && found {
+                            *self
+                                .wait_member
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner) = Some(member.ed25519);
+                        }
                         answers.push((node, results));
                     }
                     Err(e) => {
