@@ -482,7 +482,19 @@ pub fn inbox(args: &InboxArgs, dir: &Path) -> Result<()> {
         if args.poll {
             eprintln!("Watching for messages every 5 s (Ctrl-C to stop)…");
         } else {
-            eprintln!("Watching for messages through your onion path (Ctrl-C to stop)…");
+            let mut guards: Vec<String> = messenger
+                .client()
+                .paths()
+                .iter()
+                .map(|p| p.guard().https_addr().to_string())
+                .collect();
+            guards.sort();
+            guards.dedup();
+            eprintln!(
+                "Watching for messages through your onion paths (Ctrl-C to stop); only your \
+                 guards see your address: {}",
+                guards.join(", ")
+            );
         }
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         let poll = args.poll;
