@@ -1434,6 +1434,27 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_reply_counts_as_held_only_when_every_retrieve_was_granted_a_wait() {
+        let held = json!({"results": [
+            {"code": 200, "body": {"messages": [], "wait_ms": 20000}},
+            {"code": 200, "body": {"messages": [], "wait_ms": 20000}},
+        ]});
+        assert!(was_held(&held));
+        // A node that does not know `wait_ms` (Session's) leaves it out; one at its cap says 0.
+        let session = json!({"results": [{"code": 200, "body": {"messages": []}}]});
+        assert!(!was_held(&session));
+        let capped = json!({"results": [{"code": 200, "body": {"messages": [], "wait_ms": 0}}]});
+        assert!(!was_held(&capped));
+        let partly = json!({"results": [
+            {"code": 200, "body": {"messages": [], "wait_ms": 20000}},
+            {"code": 200, "body": {"messages": []}},
+        ]});
+        assert!(!was_held(&partly));
+        assert!(!was_held(&json!({"results": []})));
+        assert!(!was_held(&json!("text")));
+    }
+
+    #[test]
     fn counts_members_that_stored() {
         let body = json!({"swarm": {
             "aa": {"hash": "h", "t": 1},

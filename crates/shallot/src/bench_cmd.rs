@@ -467,6 +467,52 @@ fn print_latencies(label: &str, sorted: &[u32], lost: usize) {
     );
 }
 
+/// Private push: Bob waits through his onion path (waiting retrieves to one swarm member at a
+/// time); a message counts when a waiting retrieve returns it. Returns the latencies, the lost
+/// count, the waiting retrieves sent and how many of them a node held.
+async fn private_push_run(
+    alice: &shallot_client::Messenger,
+    bob: &std::sync::Arc<shallot_client::Messenger>,
+    messages: usize,
+) -> Result<(Vec<u32>, usize, u64, u64)> {
+    use std::sync::Arc;
+    let bob_sid = bob.session_id();
+    let arrivals = Arc::new(Arrivals::default());
+    let counts = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    let waiter = {
+        let (bob, arrivals, counts) = (Arc::clone(bob), Arc::clone(&arrivals), Arc::clone(&counts));
+        tokio::spawn(async move {
+            loop {
+                counts.0.fetch_add(1, Ordering::Relaxed);
+                let wait = shallot_client::messenger::PUSH_WAIT;
+                if let Ok(waited) = bob.receive_waiting(wait).await {
+                    let at = Instant::now();
+                    if waited.waited {
+                        counts.1.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let mut map = arrivals
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for m in waited.messages {
+                        map.insert(m.hash, at);
+                    }
+                }
+            }
+        })
+    };
+    eprintln!("sending {messages} messages with private push …");
+    let result = timed_sends(alice, &bob_sid, &arrivals, messages, "private").await;
+    // The last waiting request ends when its wait passes; do not hold the bench for it.
+    waiter.abort();
+    let (latencies, lost) = result?;
+    Ok((
+        latencies,
+        lost,
+        counts.0.load(Ordering::Relaxed),
+        counts.1.load(Ordering::Relaxed),
+    ))
+}
+
 /// Runs `shallot bench e2e`.
 pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
     use shallot_client::push;
@@ -493,42 +539,9 @@ pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
         );
         let bob_sid = bob.session_id();
 
-        // (a) Private push: Bob waits through his onion path (waiting retrieves to one swarm
-        // member at a time); a message counts when a waiting retrieve returns it.
-        let arrivals = Arc::new(Arrivals::default());
-        // (waiting requests sent, answers the node held)
-        let counts = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
-        let waiter = {
-            let (bob, arrivals, counts) =
-                (Arc::clone(&bob), Arc::clone(&arrivals), Arc::clone(&counts));
-            tokio::spawn(async move {
-                loop {
-                    counts.0.fetch_add(1, Ordering::Relaxed);
-                    let wait = shallot_client::messenger::PUSH_WAIT;
-                    if let Ok(waited) = bob.receive_waiting(wait).await {
-                        let at = Instant::now();
-                        if waited.waited {
-                            counts.1.fetch_add(1, Ordering::Relaxed);
-                        }
-                        let mut map = arrivals
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        for m in waited.messages {
-                            map.insert(m.hash, at);
-                        }
-                    }
-                }
-            })
-        };
-        eprintln!("sending {} messages with private push …", args.messages);
-        let (private_lat, private_lost) =
-            timed_sends(&alice, &bob_sid, &arrivals, args.messages, "private").await?;
-        // The last waiting request ends when its wait passes; do not hold the bench for it.
-        waiter.abort();
-        let (waits, held) = (
-            counts.0.load(Ordering::Relaxed),
-            counts.1.load(Ordering::Relaxed),
-        );
+        // (a) Private push: Bob waits through his onion path.
+        let (private_lat, private_lost, waits, held) =
+            private_push_run(&alice, &bob, args.messages).await?;
 
         // (b) Direct push (opt-in): Bob holds a WebSocket subscription at a swarm member; a
         // message counts when its notification decrypts.
@@ -598,11 +611,10 @@ pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
         print_latencies("private", &private_lat, private_lost);
         print_latencies("direct", &push_lat, push_lost);
         print_latencies("polling", &poll_lat, poll_lost);
-        println!("(private push: {waits} waiting retrieves, {held} answered by a node that holds them)");
         println!(
-            "(private push: waiting retrieves through Bob's 3-hop onion paths, no connection from \
-             Bob to a swarm member; direct: a WebSocket from Bob to a swarm member, which learns \
-             his IP address with his account)"
+            "(private: {waits} waiting retrieves ({held} held by their node) through Bob's 3-hop \
+             onion paths, no connection from Bob to a swarm member; direct: a WebSocket from Bob \
+             to a swarm member, which learns his IP address with his account)"
         );
         println!("(polling: {polls} back-to-back polls of 2 swarm members each)");
         Ok(())

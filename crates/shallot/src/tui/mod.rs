@@ -67,6 +67,27 @@ enum Receive {
     Poll,
 }
 
+impl Receive {
+    fn chosen(args: &ChatArgs) -> Self {
+        if args.direct_push {
+            Self::Direct
+        } else if args.no_push {
+            Self::Poll
+        } else {
+            Self::Private
+        }
+    }
+
+    /// Receives until the screen closes.
+    async fn run(self, m: Arc<Messenger>, identity: Option<Identity>, tx: UnboundedSender<Ui>) {
+        match self {
+            Self::Private => private_push_loop(m, tx).await,
+            Self::Direct => receive_loop(m, identity, false, tx).await,
+            Self::Poll => receive_loop(m, None, true, tx).await,
+        }
+    }
+}
+
 /// What the runtime's channel carries: screen events and the connected messenger.
 enum Ui {
     App(Event),
@@ -170,25 +191,14 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
         "bootstrapping from seed(s)…".into()
     });
     let boot_tx = tx.clone();
-    let mode = if args.direct_push {
-        Receive::Direct
-    } else if args.no_push {
-        Receive::Poll
-    } else {
-        Receive::Private
-    };
+    let mode = Receive::chosen(args);
     rt.spawn(async move {
         match connect(seeds, saved_pool, identity, db, &boot_tx).await {
             Ok(m) => {
                 let m = Arc::new(m);
                 let _ = boot_tx.send(Ui::Connected(Arc::clone(&m)));
-                match mode {
-                    Receive::Private => private_push_loop(m, boot_tx).await,
-                    Receive::Direct => {
-                        receive_loop(m, store_identity(&store), false, boot_tx).await
-                    }
-                    Receive::Poll => receive_loop(m, None, true, boot_tx).await,
-                }
+                let identity = store_identity(&store);
+                mode.run(m, identity, boot_tx).await;
             }
             Err(e) => {
                 let _ = boot_tx.send(Ui::Fatal(format!("{e:#}")));
