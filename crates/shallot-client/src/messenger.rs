@@ -608,12 +608,28 @@ impl Messenger {
     /// [`Waited::waited`] is false when the node did not hold the request (a node that does not
     /// know `wait_ms`, such as Session's, or one at its cap): the caller should then pause for
     /// its poll interval before asking again instead of looping.
+    ///
+    /// When the waiting request fails (a node that refuses `wait_ms`, a path or a node gone),
+    /// this polls as [`Self::receive`] does instead, and reports `waited: false`; only when that
+    /// fails too is the error returned.
     pub async fn receive_waiting(&self, wait: Duration) -> Result<Waited, MessengerError> {
-        let (mut messages, more, waited) = self.receive_round(Some(wait)).await?;
-        if more {
-            messages.extend(self.receive().await?);
+        match self.receive_round(Some(wait)).await {
+            Ok((mut messages, more, waited)) => {
+                if more {
+                    messages.extend(self.receive().await?);
+                }
+                Ok(Waited { messages, waited })
+            }
+            Err(e @ MessengerError::Network(Error::ClockSkew { .. })) => Err(e),
+            Err(e) => {
+                tracing::debug!("waiting receive failed, polling instead: {e}");
+                let messages = self.receive().await?;
+                Ok(Waited {
+                    messages,
+                    waited: false,
+                })
+            }
         }
-        Ok(Waited { messages, waited })
     }
 
     /// One poll of [`Self::receive`], or with `wait` one waiting request to one member; also

@@ -160,9 +160,10 @@ impl Node {
             .filter(|&swarm| swarm != SwarmId::INVALID)
     }
 
-    /// Marks the node as shutting down: it stops being ready.
+    /// Marks the node as shutting down: it stops being ready, and held waiting retrieves answer.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+        self.waiters.close();
     }
 
     /// `Ok` when the node serves clients, else the reasons it does not (spec §9.5).

@@ -55,6 +55,8 @@ struct State {
     /// Distinct tickets held (a ticket may cover several namespaces).
     total: usize,
     next_id: u64,
+    /// Set at shutdown: no new waits, so held requests end before connections close.
+    closed: bool,
 }
 
 /// The node's waiting retrieves, keyed by account.
@@ -148,7 +150,7 @@ impl Waiters {
         accounts.sort_unstable_by_key(AccountId::to_bytes);
         accounts.dedup();
         let mut state = self.lock();
-        if state.total >= self.limits.max_total {
+        if state.closed || state.total >= self.limits.max_total {
             return None;
         }
         let over = accounts.iter().any(|account| {
@@ -188,6 +190,16 @@ impl Waiters {
             for entry in entries.iter().filter(|e| e.namespace == namespace) {
                 entry.notify.notify_one();
             }
+        }
+    }
+
+    /// Wakes every held wait and refuses new ones (at shutdown: the held requests answer while
+    /// their connections are still open).
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        for entry in state.by_account.values().flatten() {
+            entry.notify.notify_one();
         }
     }
 
@@ -296,6 +308,17 @@ mod tests {
         assert!(waiters.register(&[(account(1), Namespace(0))]).is_some());
         drop(a2);
         assert!(waiters.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_wakes_every_wait_and_refuses_new_ones() {
+        let waiters = Waiters::default();
+        let a = waiters.register(&[(account(1), Namespace(0))]).unwrap();
+        let b = waiters.register(&[(account(2), Namespace(3))]).unwrap();
+        waiters.close();
+        assert!(a.wait(Duration::from_secs(20)).await);
+        assert!(b.wait(Duration::from_secs(20)).await);
+        assert!(waiters.register(&[(account(3), Namespace(0))]).is_none());
     }
 
     #[test]
