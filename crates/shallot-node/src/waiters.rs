@@ -20,8 +20,9 @@ use tokio::sync::Notify;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WaitLimits {
-    /// Longest wait granted, in ms; longer requests are shortened to it. It must stay below the
-    /// onion relay timeout (30 s per hop) so the reply still finds its path open. 0 disables
+    /// Longest wait granted, in ms; longer requests are shortened to it. Values above
+    /// [`HARD_MAX_WAIT_MS`] count as that: the reply must still find its onion path open (30 s
+    /// per hop) and the request's signature still valid when it is read again. 0 disables
     /// waiting altogether.
     pub max_wait_ms: u64,
     /// Waiting requests held at once for one account (several devices, several swarm members).
@@ -32,6 +33,10 @@ pub struct WaitLimits {
 
 /// Default longest wait: 20 s, under the 30 s onion relay timeout.
 pub const DEFAULT_MAX_WAIT_MS: u64 = 20_000;
+/// Longest wait whatever the configuration: 25 s, under the 30 s onion relay timeout
+/// ([`crate::timeouts::ONION_RELAY`]) and well inside the signature window of the retrieve
+/// that is run again when the wait ends.
+pub const HARD_MAX_WAIT_MS: u64 = 25_000;
 
 impl Default for WaitLimits {
     fn default() -> Self {
@@ -135,7 +140,11 @@ impl Waiters {
 
     /// The wait granted for a request asking `requested_ms`: capped at the configured maximum.
     pub fn granted(&self, requested_ms: u64) -> Duration {
-        Duration::from_millis(requested_ms.min(self.limits.max_wait_ms))
+        Duration::from_millis(
+            requested_ms
+                .min(self.limits.max_wait_ms)
+                .min(HARD_MAX_WAIT_MS),
+        )
     }
 
     /// Registers one wait for every (account, namespace) in `wants`; `None` when waiting is
@@ -331,6 +340,11 @@ mod tests {
             ..WaitLimits::default()
         });
         assert!(off.register(&[(account(1), Namespace(0))]).is_none());
+        let long = Waiters::new(WaitLimits {
+            max_wait_ms: 600_000,
+            ..WaitLimits::default()
+        });
+        assert_eq!(long.granted(600_000), Duration::from_secs(25));
         assert!(waiters.register(&[]).is_none());
     }
 }
