@@ -35,7 +35,7 @@ pub use db::{
     ConversationState, Db, DbError, Direction, Disappearing, MessageState, StoredMessage,
 };
 pub use error::{Error, ErrorKind};
-pub use messenger::{Messenger, MessengerError, ReceivedMessage, SentMessage};
+pub use messenger::{Messenger, MessengerError, ReceivedMessage, SentMessage, Waited};
 pub use onion_client::{ClientConfig, OnionClient, Route};
 pub use paths::{GuardEntry, PathConfig, PathId, PathManager};
 pub use pool::{Pool, PoolSnapshot, Seed};

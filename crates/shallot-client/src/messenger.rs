@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use rand::seq::SliceRandom;
 use serde_json::Value;
@@ -34,11 +35,28 @@ use crate::pool::SnapshotNode;
 /// Where [`Messenger::save_network_state`] keeps our guards.
 const GUARDS_SNAPSHOT: &str = "guards";
 
+/// The outcome of [`Messenger::receive_waiting`].
+#[derive(Debug)]
+pub struct Waited {
+    /// Messages never seen before, as [`Messenger::receive`] returns them.
+    pub messages: Vec<ReceivedMessage>,
+    /// Whether the node held the request (false: it does not support waiting or was at its
+    /// cap, so the caller should pause before asking again).
+    pub waited: bool,
+}
+
 /// TTL of a DM on the network: 14 days (desktop's content TTL).
 pub const MESSAGE_TTL_MS: u64 = 14 * 24 * 60 * 60 * 1000;
 
 /// How many swarm members each poll asks (desktop: 2).
 pub const POLL_NODES: usize = 2;
+
+/// How long a waiting receive ([`Messenger::receive_waiting`]) asks a swarm member to hold its
+/// retrieve open: our nodes grant at most 20 s by default, under the 30 s each onion hop allows.
+pub const PUSH_WAIT: Duration = Duration::from_secs(20);
+
+/// What a waiting request may take beyond its wait: the path there and back.
+const PUSH_WAIT_MARGIN: Duration = Duration::from_secs(10);
 
 /// Most retrieve rounds one [`Messenger::receive`] makes while nodes answer `more: true`.
 pub const MAX_POLL_ROUNDS: usize = 8;
@@ -139,6 +157,10 @@ pub struct Messenger {
     identity: Identity,
     client: OnionClient,
     db: Mutex<Db>,
+    /// The swarm member waiting receives go to while it answers with messages: its cursor is
+    /// current, so a new wait starts at once. Forgotten after an error or a quiet wait, so the
+    /// next one picks a random member (and members that missed a replica are read too).
+    wait_member: Mutex<Option<shallot_proto::Ed25519Pub>>,
 }
 
 impl std::fmt::Debug for Messenger {
@@ -204,6 +226,7 @@ impl Messenger {
             identity,
             client,
             db: Mutex::new(db),
+            wait_member: Mutex::new(None),
         }
     }
 
@@ -529,12 +552,17 @@ impl Messenger {
         &self,
         node_hex: &str,
         namespace: Namespace,
+        wait: Option<Duration>,
     ) -> Result<Request, MessengerError> {
         let account = self.account();
         let last = self
             .db()
             .last_hash(node_hex, &account.to_hex(), namespace.0)?;
-        Ok(self.signed_retrieve(namespace, last.and_then(|h| h.parse().ok())))
+        let mut request = self.signed_retrieve(namespace, last.and_then(|h| h.parse().ok()));
+        if let (Request::Retrieve(r), Some(wait)) = (&mut request, wait) {
+            r.wait_ms = Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+        }
+        Ok(request)
     }
 
     /// The authenticated retrieve of `namespace` of our account after `last_hash` (`None`:
@@ -568,6 +596,7 @@ impl Messenger {
             last_hash,
             max_count: None,
             max_size: Some(max_size),
+            wait_ms: None,
         })
     }
 
@@ -581,7 +610,7 @@ impl Messenger {
     pub async fn receive(&self) -> Result<Vec<ReceivedMessage>, MessengerError> {
         let mut shown = Vec::new();
         for _ in 0..MAX_POLL_ROUNDS {
-            let (round, more) = self.receive_round().await?;
+            let (round, more, _) = self.receive_round(None).await?;
             shown.extend(round);
             if !more {
                 break;
@@ -590,12 +619,62 @@ impl Messenger {
         Ok(shown)
     }
 
-    /// One poll of [`Self::receive`]; also says whether a node had more than it returned.
-    async fn receive_round(&self) -> Result<(Vec<ReceivedMessage>, bool), MessengerError> {
+    /// Waits for new messages *through our onion path* ("private push"): asks one random member
+    /// of our swarm for the inbox and synced config namespaces with `wait_ms`, which our nodes
+    /// hold open until a message for us is stored there or `wait` (at most [`PUSH_WAIT`] is
+    /// sensible) passes. The guard sees our address but not our account; the swarm member sees
+    /// our account but not our address. Messages are processed as [`Self::receive`] does.
+    ///
+    /// [`Waited::waited`] is false when the node did not hold the request (a node that does not
+    /// know `wait_ms`, such as Session's, or one at its cap): the caller should then pause for
+    /// its poll interval before asking again instead of looping.
+    ///
+    /// When the waiting request fails (a node that refuses `wait_ms`, a path or a node gone),
+    /// this polls as [`Self::receive`] does instead, and reports `waited: false`; only when that
+    /// fails too is the error returned.
+    pub async fn receive_waiting(&self, wait: Duration) -> Result<Waited, MessengerError> {
+        match self.receive_round(Some(wait)).await {
+            Ok((mut messages, more, waited)) => {
+                if more {
+                    messages.extend(self.receive().await?);
+                }
+                Ok(Waited { messages, waited })
+            }
+            Err(e @ MessengerError::Network(Error::ClockSkew { .. })) => Err(e),
+            Err(e) => {
+                tracing::debug!("waiting receive failed, polling instead: {e}");
+                let messages = self.receive().await?;
+                Ok(Waited {
+                    messages,
+                    waited: false,
+                })
+            }
+        }
+    }
+
+    /// One poll of [`Self::receive`], or with `wait` one waiting request to one member; also
+    /// says whether a node had more than it returned, and whether every answer was held (its
+    /// retrieves granted a wait).
+    #[allow(clippy::too_many_lines)] // One poll, step by step.
+    async fn receive_round(
+        &self,
+        wait: Option<Duration>,
+    ) -> Result<(Vec<ReceivedMessage>, bool, bool), MessengerError> {
         let account = self.account();
         self.db().delete_expired(self.client.clock().now_ms())?;
         let mut members = self.client.swarm(&account).await?;
         members.shuffle(&mut rand::thread_rng());
+        let sticky = if wait.is_some() {
+            self.wait_member
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+        } else {
+            None
+        };
+        if let Some(pos) = sticky.and_then(|k| members.iter().position(|m| m.ed25519 == k)) {
+            members.swap(0, pos);
+        }
 
         // Our inbox, then the synced config namespaces, in one batch per node.
         let namespaces: Vec<Namespace> = std::iter::once(Namespace::DEFAULT)
@@ -605,23 +684,39 @@ impl Messenger {
         let mut answers: Vec<(String, Vec<Option<Vec<Value>>>)> = Vec::new();
         let mut last_error = None;
         let mut more = false;
+        let mut waited = true;
+        let nodes = if wait.is_some() { 1 } else { POLL_NODES };
         for member in &members {
-            if answers.len() >= POLL_NODES {
+            if answers.len() >= nodes {
                 break;
             }
             let node = member.ed25519.to_hex();
             let retrieves = namespaces
                 .iter()
-                .map(|ns| self.retrieve_request(&node, *ns))
+                .map(|ns| self.retrieve_request(&node, *ns, wait))
                 .collect::<Result<Vec<_>, _>>()?;
-            match self
-                .client
-                .request_node(member, &Request::Batch(retrieves))
-                .await
-            {
+            let request = Request::Batch(retrieves);
+            let reply = match wait {
+                Some(wait) => {
+                    let timeout = wait + PUSH_WAIT_MARGIN;
+                    self.client
+                        .request_node_with_timeout(member, &request, timeout)
+                        .await
+                }
+                None => self.client.request_node(member, &request).await,
+            };
+            match reply {
                 Ok((_, body)) => match retrieve_results(&body, namespaces.len()) {
                     Ok(results) => {
                         more |= has_more(&body);
+                        waited &= was_held(&body);
+                        let found = results.iter().flatten().any(|m| !m.is_empty());
+                        if wait.is_some() && found {
+                            *self
+                                .wait_member
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner) = Some(member.ed25519);
+                        }
                         answers.push((node, results));
                     }
                     Err(e) => {
@@ -687,7 +782,7 @@ impl Messenger {
             }
         }
         shown.sort_by(|a, b| (a.timestamp, &a.hash).cmp(&(b.timestamp, &b.hash)));
-        Ok((shown, more))
+        Ok((shown, more, waited))
     }
 
     /// Takes in the retrieved versions of each synced config (the results after the inbox's,
@@ -1009,7 +1104,7 @@ impl Messenger {
     /// The hashes one swarm member currently holds in our inbox (a signed retrieve from the
     /// start, no cursor; nothing is processed or persisted).
     pub async fn peek_node(&self, member: &NodeRecord) -> Result<Vec<String>, MessengerError> {
-        let mut request = self.retrieve_request("", Namespace::DEFAULT)?;
+        let mut request = self.retrieve_request("", Namespace::DEFAULT, None)?;
         if let Request::Retrieve(r) = &mut request {
             r.last_hash = None;
         }
@@ -1247,6 +1342,21 @@ impl Messenger {
 }
 
 /// Whether any retrieve in a batch reply says the node holds more than it returned.
+/// Whether a retrieve batch's answer was held by its node: every retrieve says it was granted
+/// a wait (`wait_ms` > 0). A node that does not know `wait_ms` leaves it out.
+fn was_held(body: &Value) -> bool {
+    body.get("results")
+        .and_then(Value::as_array)
+        .is_some_and(|results| {
+            !results.is_empty()
+                && results.iter().all(|r| {
+                    r.pointer("/body/wait_ms")
+                        .and_then(Value::as_u64)
+                        .is_some_and(|ms| ms > 0)
+                })
+        })
+}
+
 fn has_more(body: &Value) -> bool {
     body.get("results")
         .and_then(Value::as_array)
@@ -1358,6 +1468,27 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_reply_counts_as_held_only_when_every_retrieve_was_granted_a_wait() {
+        let held = json!({"results": [
+            {"code": 200, "body": {"messages": [], "wait_ms": 20000}},
+            {"code": 200, "body": {"messages": [], "wait_ms": 20000}},
+        ]});
+        assert!(was_held(&held));
+        // A node that does not know `wait_ms` (Session's) leaves it out; one at its cap says 0.
+        let session = json!({"results": [{"code": 200, "body": {"messages": []}}]});
+        assert!(!was_held(&session));
+        let capped = json!({"results": [{"code": 200, "body": {"messages": [], "wait_ms": 0}}]});
+        assert!(!was_held(&capped));
+        let partly = json!({"results": [
+            {"code": 200, "body": {"messages": [], "wait_ms": 20000}},
+            {"code": 200, "body": {"messages": []}},
+        ]});
+        assert!(!was_held(&partly));
+        assert!(!was_held(&json!({"results": []})));
+        assert!(!was_held(&json!("text")));
+    }
 
     #[test]
     fn counts_members_that_stored() {

@@ -25,6 +25,12 @@ use crate::pool::{self, Pool, PoolSnapshot, Seed};
 use crate::swarm::SwarmCache;
 use crate::timeouts;
 
+tokio::task_local! {
+    /// An end-to-end timeout replacing the configured one for the requests of one call (see
+    /// [`OnionClient::request_node_with_timeout`]).
+    static REQUEST_TIMEOUT: Duration;
+}
+
 /// Client networking policy.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -673,7 +679,11 @@ impl OnionClient {
             .inner
             .http
             .post(self.node_url(guard, "/onion_req/v2"))
-            .timeout(self.inner.config.request_timeout)
+            .timeout(
+                REQUEST_TIMEOUT
+                    .try_with(|t| *t)
+                    .unwrap_or(self.inner.config.request_timeout),
+            )
             .body(body)
             .send()
             .await
@@ -826,6 +836,19 @@ impl OnionClient {
             },
         )
         .await
+    }
+
+    /// [`Self::request_node`] with its own end-to-end timeout, for a request the destination may
+    /// hold open (a waiting retrieve): `timeout` must exceed the wait it asks for.
+    pub async fn request_node_with_timeout(
+        &self,
+        destination: &NodeRecord,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<(u16, Value), Error> {
+        REQUEST_TIMEOUT
+            .scope(timeout, self.request_node(destination, request))
+            .await
     }
 
     /// Sends a v4 request to an HTTP server through an onion path (the last hop proxies it).

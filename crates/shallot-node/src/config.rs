@@ -10,6 +10,7 @@ use crate::account_limits::AccountLimits;
 use crate::connections::ConnectionConfig;
 use crate::onion_limits::OnionLimits;
 use crate::rate_limit::RateLimitConfig;
+use crate::waiters::WaitLimits;
 
 /// Default HTTPS port (Session mainnet storage servers).
 pub const DEFAULT_HTTPS_PORT: u16 = 22021;
@@ -60,6 +61,8 @@ pub struct NodeConfig {
     pub log: String,
     /// Per-account inbox quotas, push-subscription caps and push-connection timers.
     pub account_limits: AccountLimits,
+    /// Caps on waiting retrieves, the private push (`[wait]`).
+    pub wait: WaitLimits,
 }
 
 impl Default for NodeConfig {
@@ -77,6 +80,7 @@ impl Default for NodeConfig {
             force_start: false,
             log: "info".to_owned(),
             account_limits: AccountLimits::default(),
+            wait: WaitLimits::default(),
         }
     }
 }

@@ -209,6 +209,21 @@ impl Node {
             self.metrics.count_request(request.method_name());
             match request {
                 Request::Store(r) => self.store(&view, r, origin, now).await,
+                Request::Retrieve(r) if origin == Origin::Client && r.wait_ms.is_some() => {
+                    self.waiting_retrieves(vec![r], false).await
+                }
+                Request::Batch(requests)
+                    if origin == Origin::Client && waiting_batch(&requests) =>
+                {
+                    let retrieves = requests
+                        .into_iter()
+                        .filter_map(|r| match r {
+                            Request::Retrieve(r) => Some(r),
+                            _ => None,
+                        })
+                        .collect();
+                    self.waiting_retrieves(retrieves, true).await
+                }
                 Request::Retrieve(r) => self.retrieve(&view, r, now).await,
                 Request::Delete(r) => self.delete(&view, r, origin, now).await,
                 Request::DeleteAll(r) => {
@@ -243,7 +258,9 @@ impl Node {
                     self.oxend_request(&view, endpoint, params.as_ref(), now)
                 }
                 Request::Batch(requests) => {
-                    let runs = requests.into_iter().map(|r| self.execute(r, origin));
+                    let runs = requests
+                        .into_iter()
+                        .map(|r| self.execute(without_wait(r), origin));
                     let replies = futures_util::future::join_all(runs).await;
                     Reply::json(
                         200,
@@ -253,7 +270,7 @@ impl Node {
                 Request::Sequence(requests) => {
                     let mut results = Vec::with_capacity(requests.len());
                     for request in requests {
-                        let reply = self.execute(request, origin).await;
+                        let reply = self.execute(without_wait(request), origin).await;
                         let failed = !(200..300).contains(&reply.status);
                         results.push(result_entry(reply));
                         if failed {
@@ -265,6 +282,65 @@ impl Node {
                 Request::IfElse(r) => self.if_else(&view, *r, origin).await,
             }
         })
+    }
+
+    /// Runs retrieves that may wait (see [`crate::waiters`]): registers the wait first, reads;
+    /// when every read succeeded and found nothing, sleeps until a message for one of their
+    /// accounts and namespaces is stored here or the granted wait passes, then reads again. Each
+    /// retrieve's body says `"wait_ms"`: the wait granted (0: over a cap, answered at once).
+    async fn waiting_retrieves(
+        self: &Arc<Self>,
+        retrieves: Vec<rpc::Retrieve>,
+        batch: bool,
+    ) -> Reply {
+        let requested = retrieves
+            .iter()
+            .filter_map(|r| r.wait_ms)
+            .max()
+            .unwrap_or(0);
+        let wants: Vec<_> = retrieves.iter().map(|r| (r.account, r.namespace)).collect();
+        let ticket = self.waiters.register(&wants);
+        let granted = if ticket.is_some() {
+            self.waiters.granted(requested)
+        } else {
+            std::time::Duration::ZERO
+        };
+        let mut replies = self.plain_retrieves(&retrieves).await;
+        if let Some(ticket) = &ticket {
+            if replies.iter().all(found_nothing) {
+                ticket.wait(granted).await;
+                replies = self.plain_retrieves(&retrieves).await;
+            }
+        }
+        drop(ticket);
+        let granted_ms = u64::try_from(granted.as_millis()).unwrap_or(u64::MAX);
+        for reply in &mut replies {
+            if let Body::Json(Value::Object(body)) = &mut reply.body {
+                body.insert("wait_ms".into(), granted_ms.into());
+            }
+        }
+        if batch {
+            Reply::json(
+                200,
+                json!({"results": replies.into_iter().map(result_entry).collect::<Vec<_>>()}),
+            )
+        } else {
+            replies
+                .pop()
+                .unwrap_or_else(|| Reply::text(400, "empty request"))
+        }
+    }
+
+    /// Runs retrieves concurrently as a client's, without waiting.
+    async fn plain_retrieves(self: &Arc<Self>, retrieves: &[rpc::Retrieve]) -> Vec<Reply> {
+        let runs = retrieves.iter().map(|r| {
+            let request = Request::Retrieve(rpc::Retrieve {
+                wait_ms: None,
+                ..r.clone()
+            });
+            self.execute(request, Origin::Client)
+        });
+        futures_util::future::join_all(runs).await
     }
 
     /// Replicates a recursive request to the rest of the swarm while running it locally, and
@@ -421,6 +497,7 @@ impl Node {
                     let stored_expiry = match outcome {
                         shallot_store::StoreOutcome::New => {
                             self.monitor.notify(&notify);
+                            self.waiters.notify(&notify.account, notify.namespace);
                             expiry
                         }
                         shallot_store::StoreOutcome::Extended { expiry }
@@ -848,7 +925,7 @@ impl Node {
         let branch = if condition { r.then } else { r.otherwise };
         let mut body = json!({"hf": self.hf(view), "v": STORAGE_SERVER_VERSION, "height": view.height, "condition": condition});
         if let Some(request) = branch {
-            body["result"] = result_entry(self.execute(request, origin).await);
+            body["result"] = result_entry(self.execute(without_wait(request), origin).await);
         }
         Reply::json(200, body)
     }
@@ -961,6 +1038,30 @@ impl NamespaceOp {
         }
         .message()
     }
+}
+
+/// Whether a `batch` may wait: it holds only retrieves, at least one asking to wait. A batch
+/// mixing other methods, a `sequence` and an `ifelse` never wait (their retrieves answer at once).
+fn waiting_batch(requests: &[Request]) -> bool {
+    requests.iter().all(|r| matches!(r, Request::Retrieve(_)))
+        && requests
+            .iter()
+            .any(|r| matches!(r, Request::Retrieve(r) if r.wait_ms.is_some()))
+}
+
+/// A sub-request with any `wait_ms` removed: only a top-level retrieve or retrieve batch waits.
+fn without_wait(request: Request) -> Request {
+    match request {
+        Request::Retrieve(r) => Request::Retrieve(rpc::Retrieve { wait_ms: None, ..r }),
+        other => other,
+    }
+}
+
+/// A retrieve answer that succeeded with no message.
+fn found_nothing(reply: &Reply) -> bool {
+    reply.status == 200
+        && matches!(&reply.body, Body::Json(body)
+            if body.get("messages").and_then(Value::as_array).is_some_and(Vec::is_empty))
 }
 
 /// A `batch`/`sequence`/`ifelse` result entry: `{"code": n, "body": …}`.

@@ -25,3 +25,4 @@ pub mod ssrf;
 pub mod state;
 pub mod timeouts;
 pub mod tls;
+pub mod waiters;

@@ -366,6 +366,11 @@ async fn metrics(State(node): Shared) -> Response {
     ];
     gauges.extend(crate::account_limits::gauges(&node));
     gauges.extend(node.connections.gauges());
+    gauges.push((
+        "shallot_waiting_retrieves",
+        "Retrieves held open until a message arrives (private push).",
+        node.waiters.len() as u64,
+    ));
     if let Some(stats) = stats {
         gauges.push((
             "shallot_db_bytes",

@@ -107,7 +107,8 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
             config.force_start,
         )
         .with_account_limits(config.account_limits)
-        .with_connection_limiter(limiter.clone()),
+        .with_connection_limiter(limiter.clone())
+        .with_wait_limits(config.wait),
     );
     let listener = TcpListener::bind(config.bind)
         .await

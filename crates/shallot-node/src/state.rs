@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::monitor::MonitorHub;
 use crate::peers::PeerClient;
 use crate::rate_limit::RateLimiter;
+use crate::waiters::{WaitLimits, Waiters};
 
 /// The storage-server version we report and implement the behaviour of (`info`, `ifelse`).
 pub const STORAGE_SERVER_VERSION: [u16; 3] = [2, 6, 2];
@@ -41,6 +42,8 @@ pub struct Node {
     pub peers: PeerClient,
     /// Push subscriptions.
     pub monitor: MonitorHub,
+    /// Waiting retrieves (private push through onion paths).
+    pub waiters: Waiters,
     /// Prometheus counters.
     pub metrics: Metrics,
     /// Inbox quotas, subscription caps and push-connection timers.
@@ -75,6 +78,7 @@ impl Node {
             rate,
             peers,
             monitor: MonitorHub::default(),
+            waiters: Waiters::default(),
             metrics: Metrics::default(),
             account_limits: AccountLimits::default(),
             peer_rejections: PeerRejections::default(),
@@ -126,6 +130,13 @@ impl Node {
         self
     }
 
+    /// Applies the caps on waiting retrieves.
+    #[must_use]
+    pub fn with_wait_limits(mut self, limits: WaitLimits) -> Self {
+        self.waiters = Waiters::new(limits);
+        self
+    }
+
     /// Replaces the network view, returning the previous one (for handoff decisions). When swarm
     /// membership changed, the replaced view becomes [`Node::previous_view`].
     pub fn set_view(&self, view: NetworkView) -> Arc<NetworkView> {
@@ -163,9 +174,10 @@ impl Node {
             .filter(|&swarm| swarm != SwarmId::INVALID)
     }
 
-    /// Marks the node as shutting down: it stops being ready.
+    /// Marks the node as shutting down: it stops being ready, and held waiting retrieves answer.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+        self.waiters.close();
     }
 
     /// `Ok` when the node serves clients, else the reasons it does not (spec §9.5).

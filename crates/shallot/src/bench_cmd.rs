@@ -376,7 +376,7 @@ async fn run_scenario(net: &LocalNet, args: &BenchNodeArgs, scenario: Scenario) 
 /// Flags of `shallot bench e2e`.
 #[derive(Args, Debug)]
 pub struct BenchE2eArgs {
-    /// Messages Alice sends Bob per mode (push, then polling)
+    /// Messages Alice sends Bob per mode (private push, direct push, then polling)
     #[arg(long, default_value_t = 1000)]
     messages: usize,
     /// Devnet nodes (14 gives two swarms of 7)
@@ -467,6 +467,52 @@ fn print_latencies(label: &str, sorted: &[u32], lost: usize) {
     );
 }
 
+/// Private push: Bob waits through his onion path (waiting retrieves to one swarm member at a
+/// time); a message counts when a waiting retrieve returns it. Returns the latencies, the lost
+/// count, the waiting retrieves sent and how many of them a node held.
+async fn private_push_run(
+    alice: &shallot_client::Messenger,
+    bob: &std::sync::Arc<shallot_client::Messenger>,
+    messages: usize,
+) -> Result<(Vec<u32>, usize, u64, u64)> {
+    use std::sync::Arc;
+    let bob_sid = bob.session_id();
+    let arrivals = Arc::new(Arrivals::default());
+    let counts = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    let waiter = {
+        let (bob, arrivals, counts) = (Arc::clone(bob), Arc::clone(&arrivals), Arc::clone(&counts));
+        tokio::spawn(async move {
+            loop {
+                counts.0.fetch_add(1, Ordering::Relaxed);
+                let wait = shallot_client::messenger::PUSH_WAIT;
+                if let Ok(waited) = bob.receive_waiting(wait).await {
+                    let at = Instant::now();
+                    if waited.waited {
+                        counts.1.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let mut map = arrivals
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for m in waited.messages {
+                        map.insert(m.hash, at);
+                    }
+                }
+            }
+        })
+    };
+    eprintln!("sending {messages} messages with private push …");
+    let result = timed_sends(alice, &bob_sid, &arrivals, messages, "private").await;
+    // The last waiting request ends when its wait passes; do not hold the bench for it.
+    waiter.abort();
+    let (latencies, lost) = result?;
+    Ok((
+        latencies,
+        lost,
+        counts.0.load(Ordering::Relaxed),
+        counts.1.load(Ordering::Relaxed),
+    ))
+}
+
 /// Runs `shallot bench e2e`.
 pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
     use shallot_client::push;
@@ -493,7 +539,12 @@ pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
         );
         let bob_sid = bob.session_id();
 
-        // (a) Push: Bob holds a subscription; a message counts when its notification decrypts.
+        // (a) Private push: Bob waits through his onion path.
+        let (private_lat, private_lost, waits, held) =
+            private_push_run(&alice, &bob, args.messages).await?;
+
+        // (b) Direct push (opt-in): Bob holds a WebSocket subscription at a swarm member; a
+        // message counts when its notification decrypts.
         let arrivals = Arc::new(Arrivals::default());
         let mut subscription = push::subscribe(bob.client(), &bob_id);
         if !subscription.wait_connected(Duration::from_secs(20)).await {
@@ -518,7 +569,7 @@ pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
             timed_sends(&alice, &bob_sid, &arrivals, args.messages, "push").await?;
         consumer.abort();
 
-        // (b) Polling: Bob polls back to back; a message counts when a retrieve returns it.
+        // (c) Polling: Bob polls back to back; a message counts when a retrieve returns it.
         let arrivals = Arc::new(Arrivals::default());
         let stop = Arc::new(AtomicBool::new(false));
         let poller = {
@@ -557,8 +608,14 @@ pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
             "{:<8} {:>6} {:>9} {:>9} {:>9} {:>9} {:>6}",
             "mode", "n", "p50", "p95", "p99", "mean", "lost"
         );
-        print_latencies("push", &push_lat, push_lost);
+        print_latencies("private", &private_lat, private_lost);
+        print_latencies("direct", &push_lat, push_lost);
         print_latencies("polling", &poll_lat, poll_lost);
+        println!(
+            "(private: {waits} waiting retrieves ({held} held by their node) through Bob's 3-hop \
+             onion paths, no connection from Bob to a swarm member; direct: a WebSocket from Bob \
+             to a swarm member, which learns his IP address with his account)"
+        );
         println!("(polling: {polls} back-to-back polls of 2 swarm members each)");
         Ok(())
     });

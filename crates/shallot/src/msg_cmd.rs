@@ -65,9 +65,13 @@ pub struct SendArgs {
 /// `shallot inbox`.
 #[derive(Args)]
 pub struct InboxArgs {
-    /// Keep polling every 5 seconds and print messages as they arrive (Ctrl-C to stop)
+    /// Keep waiting and print messages as they arrive (Ctrl-C to stop). Waits through your
+    /// onion path ("private push": no node learns both your IP address and your account)
     #[arg(long)]
     watch: bool,
+    /// With --watch: poll every 5 seconds instead of waiting through the onion path
+    #[arg(long, requires = "watch")]
+    poll: bool,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -530,16 +534,53 @@ pub fn inbox(args: &InboxArgs, dir: &Path) -> Result<()> {
             }
             return Ok(());
         }
-        eprintln!("Watching for messages every 5 s (Ctrl-C to stop)…");
+        if args.poll {
+            eprintln!("Watching for messages every 5 s (Ctrl-C to stop)…");
+        } else {
+            let mut guards: Vec<String> = messenger
+                .client()
+                .paths()
+                .iter()
+                .map(|p| p.guard().https_addr().to_string())
+                .collect();
+            guards.sort();
+            guards.dedup();
+            eprintln!(
+                "Watching for messages through your onion paths (Ctrl-C to stop); only your \
+                 guards see your address: {}",
+                guards.join(", ")
+            );
+        }
         let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let poll = args.poll;
         loop {
-            tokio::select! {
+            let round = async {
+                if poll {
+                    tick.tick().await;
+                    return messenger.receive().await.map(|messages| (messages, true));
+                }
+                messenger
+                    .receive_waiting(shallot_client::messenger::PUSH_WAIT)
+                    .await
+                    .map(|w| (w.messages, w.waited))
+            };
+            let pause = tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
-                _ = tick.tick() => {
-                    match messenger.receive().await {
-                        Ok(messages) => print_messages(&messenger, &me, &messages),
-                        Err(e) => eprintln!("poll failed (will retry): {e}"),
+                result = round => match result {
+                    Ok((messages, waited)) => {
+                        print_messages(&messenger, &me, &messages);
+                        !waited
                     }
+                    Err(e) => {
+                        eprintln!("receiving failed (will retry): {e}");
+                        true
+                    }
+                },
+            };
+            if pause && !poll {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    () = tokio::time::sleep(Duration::from_secs(5)) => {}
                 }
             }
         }

@@ -273,6 +273,7 @@ async fn retrieve_page(
         last_hash: None,
         max_count: None,
         max_size,
+        wait_ms: None,
     })]);
     let (_, body) = client.request_node(&members[0], &request).await.unwrap();
     let page = &body["results"][0]["body"];

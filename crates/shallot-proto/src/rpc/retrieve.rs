@@ -27,6 +27,10 @@ pub struct Retrieve {
     pub max_count: Option<i64>,
     /// `max_size` as given; see [`effective_limits`].
     pub max_size: Option<i64>,
+    /// `wait_ms` (a Shallot extension, "private push"): when nothing newer than `last_hash` is
+    /// stored, the node may hold the request open for up to this many ms (it caps the value)
+    /// and answers as soon as a message arrives. Absent, 0 or negative: answer at once.
+    pub wait_ms: Option<u64>,
 }
 
 /// An authenticated retrieve's timestamp and signature.
@@ -44,6 +48,10 @@ impl Retrieve {
         let last_hash = p.string("last_hash")?;
         let max_count = p.integer("max_count")?;
         let max_size = p.integer("max_size")?;
+        let wait_ms = p
+            .integer("wait_ms")?
+            .and_then(|ms| u64::try_from(ms).ok())
+            .filter(|&ms| ms > 0);
         let namespace = p.namespace("namespace")?;
         let pubkey_alias = p.string("pubKey")?;
         let pubkey = p.string("pubkey")?;
@@ -94,6 +102,7 @@ impl Retrieve {
             last_hash,
             max_count,
             max_size,
+            wait_ms,
         })
     }
 
@@ -111,6 +120,9 @@ impl Retrieve {
         }
         if let Some(n) = self.max_size {
             out.insert("max_size".into(), n.into());
+        }
+        if let Some(ms) = self.wait_ms {
+            out.insert("wait_ms".into(), ms.into());
         }
         if let Some(auth) = &self.auth {
             out.insert("timestamp".into(), auth.timestamp.into());

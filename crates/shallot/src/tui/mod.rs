@@ -46,14 +46,50 @@ pub struct ChatArgs {
     /// A seed/directory JSON-RPC URL to fetch the node list from (repeatable)
     #[arg(long, value_name = "URL")]
     seed_url: Vec<String>,
-    /// Only poll (every 5 s); do not hold a push connection to a swarm member (a push
-    /// connection reveals our IP address together with our account to that node)
-    #[arg(long)]
+    /// Only poll (every 5 s) instead of waiting for messages through the onion path
+    #[arg(long, conflicts_with = "direct_push")]
     no_push: bool,
     /// Connect to seeds and guards through this SOCKS5 proxy (e.g. Tor's
-    /// `socks5h://127.0.0.1:9050`); push is off behind a proxy
+    /// `socks5h://127.0.0.1:9050`); `--direct-push` is off behind a proxy
     #[arg(long, value_name = "socks5h://HOST:PORT", value_parser = crate::msg_cmd::parse_proxy)]
     proxy: Option<String>,
+    /// Receive by a direct WebSocket to a swarm member instead of through the onion path. The
+    /// swarm member learns your IP address together with your account (and when you are
+    /// online); the default private push reveals neither to any single node
+    #[arg(long)]
+    direct_push: bool,
+}
+
+/// How the chat receives messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Receive {
+    /// Waiting retrieves through the onion path (the default).
+    Private,
+    /// A direct push WebSocket to a swarm member (opt-in, reveals our IP with our account).
+    Direct,
+    /// Polling every 5 s.
+    Poll,
+}
+
+impl Receive {
+    fn chosen(args: &ChatArgs) -> Self {
+        if args.direct_push {
+            Self::Direct
+        } else if args.no_push {
+            Self::Poll
+        } else {
+            Self::Private
+        }
+    }
+
+    /// Receives until the screen closes.
+    async fn run(self, m: Arc<Messenger>, identity: Option<Identity>, tx: UnboundedSender<Ui>) {
+        match self {
+            Self::Private => private_push_loop(m, tx).await,
+            Self::Direct => receive_loop(m, identity, false, tx).await,
+            Self::Poll => receive_loop(m, None, true, tx).await,
+        }
+    }
 }
 
 /// What the runtime's channel carries: screen events and the connected messenger.
@@ -159,15 +195,20 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
         "bootstrapping from seed(s)…".into()
     });
     let boot_tx = tx.clone();
-    // A direct push connection would bypass the proxy.
-    let no_push = args.no_push || args.proxy.is_some();
     let proxy = args.proxy.clone();
+    // A direct push connection would bypass the proxy: behind one, direct push becomes the
+    // private (onion) kind.
+    let mode = match Receive::chosen(args) {
+        Receive::Direct if proxy.is_some() => Receive::Private,
+        mode => mode,
+    };
     rt.spawn(async move {
         match connect(seeds, proxy, saved_pool, identity, db, &boot_tx).await {
             Ok(m) => {
                 let m = Arc::new(m);
                 let _ = boot_tx.send(Ui::Connected(Arc::clone(&m)));
-                receive_loop(m, store_identity(&store), no_push, boot_tx).await;
+                let identity = store_identity(&store);
+                mode.run(m, identity, boot_tx).await;
             }
             Err(e) => {
                 let _ = boot_tx.send(Ui::Fatal(format!("{e:#}")));
@@ -313,7 +354,35 @@ async fn retry_later(tx: &UnboundedSender<Ui>, e: &anyhow::Error) {
     tokio::time::sleep(Duration::from_secs(5)).await;
 }
 
-/// Receives by push when possible, polling every 5 s while push is not connected.
+/// Receives by waiting retrieves through the onion path ("private push"): a message shows as
+/// soon as a swarm member stores it. Pauses 5 s between requests when a node does not hold them
+/// (it does not support waiting, or is at its cap) or after an error.
+async fn private_push_loop(m: Arc<Messenger>, tx: UnboundedSender<Ui>) {
+    loop {
+        let pause = match m
+            .receive_waiting(shallot_client::messenger::PUSH_WAIT)
+            .await
+        {
+            Ok(waited) => {
+                waited.messages.into_iter().for_each(|r| forward(&tx, r));
+                !waited.waited
+            }
+            Err(e) => {
+                let _ = tx.send(Ui::App(Event::Error(error_kind(&e))));
+                true
+            }
+        };
+        if tx.is_closed() {
+            return;
+        }
+        if pause {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }
+}
+
+/// Receives by a direct push WebSocket when possible (opt-in), polling every 5 s while push is
+/// not connected; with `no_push`, only polls.
 async fn receive_loop(
     m: Arc<Messenger>,
     identity: Option<Identity>,
