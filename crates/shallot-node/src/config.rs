@@ -156,7 +156,7 @@ allow_private_targets = true
         assert!(config.rate_limit.exempt_loopback);
         assert_eq!(config.rate_limit.capacity, 600);
         assert!(config.onion.allow_private_targets);
-        assert_eq!(config.onion.max_concurrent_relays, 256);
+        assert_eq!(config.onion.max_concurrent_relays, 2048);
         assert_eq!(config.onion.max_reply_bytes, 10 * 1024 * 1024);
         assert!(!NodeConfig::default().onion.allow_private_targets);
         assert_eq!(

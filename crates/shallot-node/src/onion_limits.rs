@@ -29,7 +29,9 @@ pub struct OnionLimits {
 impl Default for OnionLimits {
     fn default() -> Self {
         Self {
-            max_concurrent_relays: 256,
+            // Each client waiting for messages (private push) holds a slot at its guard and
+            // its middle hop for up to 20 s; a slot is one pending request (memory-bound).
+            max_concurrent_relays: 2048,
             max_concurrent_proxies: 64,
             max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
             allow_private_targets: false,

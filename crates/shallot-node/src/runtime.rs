@@ -129,10 +129,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
         routes::router(node.clone()),
         config.connections,
         limiter,
-        {
-            let node = node.clone();
-            move |ip| node.is_listed_ip(ip)
-        },
+        node.clone(),
         shutdown_rx.clone(),
     ));
 

@@ -38,20 +38,17 @@ pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|&stop| stop).await;
 }
 
-/// Serves `app` on `listener` until `shutdown` becomes true, then waits up to
-/// [`timeouts::SHUTDOWN_GRACE`] for open requests to finish. Every connection takes a slot of
-/// `limiter` first and is closed when it stalls or idles past `limits`.
-pub async fn serve(
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    app: Router,
-    limits: ConnectionConfig,
-    limiter: Arc<ConnectionLimiter>,
-    is_node: impl Fn(IpAddr) -> bool,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let acceptor = TlsAcceptor::from(tls);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+/// What the listener asks of the directory view.
+pub trait Membership: Send + Sync + 'static {
+    /// Whether `ip` is the address of a listed service node (admitted over the total cap).
+    fn is_listed_ip(&self, ip: IpAddr) -> bool;
+    /// Whether `key` (proven in the TLS handshake) is an active service node: a peer, whose
+    /// connection carries many clients' relays and gets more HTTP/2 streams.
+    fn is_active_node(&self, key: &Ed25519Pub) -> bool;
+}
+
+/// The HTTP/1 and HTTP/2 settings of one kind of connection.
+fn http_builder(limits: &ConnectionConfig, h2_streams: u32) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -62,11 +59,29 @@ pub async fn serve(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_H2_STREAMS)
+        .max_concurrent_streams(h2_streams)
         .max_header_list_size(MAX_H2_HEADER_LIST)
         .keep_alive_interval(Some(limits.idle()))
         .keep_alive_timeout(limits.tls_handshake());
-    let builder = Arc::new(builder);
+    builder
+}
+
+/// Serves `app` on `listener` until `shutdown` becomes true, then waits up to
+/// [`timeouts::SHUTDOWN_GRACE`] for open requests to finish. Every connection takes a slot of
+/// `limiter` first and is closed when it stalls or idles past `limits`.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    limits: ConnectionConfig,
+    limiter: Arc<ConnectionLimiter>,
+    membership: Arc<dyn Membership>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let clients = Arc::new(http_builder(&limits, MAX_H2_STREAMS_CLIENT));
+    let peers = Arc::new(http_builder(&limits, MAX_H2_STREAMS_PEER));
     let mut backoff = AcceptBackoff::default();
     loop {
         let (tcp, remote) = tokio::select! {
@@ -82,7 +97,7 @@ pub async fn serve(
             () = stopped(&mut shutdown) => break,
         };
         backoff.reset();
-        let slot = match limiter.admit(remote.ip(), &is_node) {
+        let slot = match limiter.admit(remote.ip(), |ip| membership.is_listed_ip(ip)) {
             Ok(slot) => slot,
             Err(refusal) => {
                 // Dropping the socket closes it before any TLS work is spent on it.
@@ -93,7 +108,7 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
-        let builder = builder.clone();
+        let (clients, peers, membership) = (clients.clone(), peers.clone(), membership.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let slot = HeldSlot(Arc::new(slot));
@@ -111,6 +126,11 @@ pub async fn serve(
                 .and_then(<[_]>::first)
                 .and_then(certificate_ed25519);
             let info = ConnInfo { remote, node };
+            let builder = if node.is_some_and(|key| membership.is_active_node(&key)) {
+                peers
+            } else {
+                clients
+            };
             let body_deadline = limits.body_read();
             let requests = activity.clone();
             let service = tower::service_fn(
@@ -151,13 +171,16 @@ pub async fn serve(
     }
 }
 
-/// Concurrent streams one HTTP/2 connection may open (each is a request in progress). A peer
-/// multiplexes every relay it sends us over one connection, and hyper's client waits for a free
-/// stream rather than opening a second connection, so this must exceed the relay cap
-/// (`[onion] max_concurrent_relays`, 256): at 64, relays through a busy pair of nodes waited on
-/// each other's streams until they timed out (`shallot bench node`, onion scenarios). Work per
-/// stream stays bounded by the relay and proxy caps and the rate limit.
-const MAX_H2_STREAMS: u32 = 1024;
+/// Concurrent streams (requests in progress) of a client's HTTP/2 connection: a client has
+/// little reason for more, and one address holds at most `max_connections_per_ip` connections.
+const MAX_H2_STREAMS_CLIENT: u32 = 128;
+/// The same for an active service node's connection. A peer multiplexes every relay it sends us
+/// over one connection, and hyper's client waits for a free stream rather than opening a second
+/// connection, so this must exceed the relay cap (`[onion] max_concurrent_relays`): at 64,
+/// relays through a busy pair of nodes waited on each other's streams until they timed out
+/// (`shallot bench node`, onion scenarios). Work per stream stays bounded by the relay and proxy
+/// caps.
+const MAX_H2_STREAMS_PEER: u32 = 8192;
 /// Largest HTTP/2 header block accepted.
 const MAX_H2_HEADER_LIST: u32 = 64 * 1024;
 

@@ -60,6 +60,16 @@ pub struct Node {
     force_start: bool,
 }
 
+impl crate::server::Membership for Node {
+    fn is_listed_ip(&self, ip: std::net::IpAddr) -> bool {
+        Node::is_listed_ip(self, ip)
+    }
+
+    fn is_active_node(&self, key: &shallot_proto::Ed25519Pub) -> bool {
+        self.view().node(key).is_some_and(NodeRecord::is_active)
+    }
+}
+
 impl Node {
     /// Assembles a node; it is not ready until a network view including it is set.
     pub fn new(
