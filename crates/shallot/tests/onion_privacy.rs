@@ -138,7 +138,10 @@ async fn a_later_hops_error_is_for_the_client_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_drops_exactly_the_dead_later_hop() {
-    let mut net = Net::start(&[3, 3]).await;
+    // Four swarms, so a destination exists whose swarm holds no node of the path: paths avoid
+    // the destination's swarm, so the client would otherwise swap out such a hop before sending
+    // (the middle hop, or the dead hop without ever noticing it died).
+    let mut net = Net::start(&[3, 3, 3, 3]).await;
     // One path, so the request must take it.
     let config = ClientConfig {
         seeds: net.nodes.iter().map(|n| Seed::Node(n.addr)).collect(),
@@ -165,21 +168,21 @@ async fn our_client_drops_exactly_the_dead_later_hop() {
     let dead = before[2].clone();
     let dead_index = index(&dead);
     net.kill(dead_index);
-    let destination = (0..net.nodes.len())
-        .find(|&i| {
-            net.nodes[i].is_running()
-                && !before
-                    .iter()
-                    .any(|n| n.ed25519 == net.nodes[i].identity.ed25519_public())
-        })
-        .unwrap();
     let destination = client
         .pool_snapshot()
         .nodes
         .iter()
         .map(shallot_client::pool::SnapshotNode::to_record)
-        .find(|n| n.ed25519 == net.nodes[destination].identity.ed25519_public())
-        .unwrap();
+        .find(|n| {
+            before
+                .iter()
+                .all(|b| b.swarm_id != n.swarm_id && b.ed25519 != n.ed25519)
+                && net
+                    .nodes
+                    .iter()
+                    .any(|p| p.identity.ed25519_public() == n.ed25519 && p.is_running())
+        })
+        .expect("a live destination outside the swarms of the path's nodes");
     let (status, _) = client
         .request_node(&destination, &shallot_proto::rpc::Request::Info)
         .await
