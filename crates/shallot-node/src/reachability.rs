@@ -129,6 +129,7 @@ pub async fn run<R: Reporter>(
         for target in due {
             let passed = test_node(&http, &target).await;
             reporter.report(&target, passed).await;
+            tracing::debug!(peer = %target.ed25519, passed, "reachability test reported");
             if passed {
                 failing.remove(&target.ed25519);
             } else {

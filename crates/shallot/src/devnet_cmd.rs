@@ -290,7 +290,7 @@ fn start_node(dir: &Path, state: &DevnetState, node: &NodeEntry) -> Result<u32> 
             "--exempt-loopback".into(),
             "--allow-private-targets".into(),
             "--log".into(),
-            "warn".into(),
+            std::env::var("SHALLOT_DEVNET_NODE_LOG").unwrap_or_else(|_| "warn".into()),
         ],
         &node_dir.join("node.log"),
     )

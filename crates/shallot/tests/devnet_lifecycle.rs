@@ -352,6 +352,11 @@ impl Drop for Devnet {
     /// them). `devnet down` is idempotent: already-stopped processes are skipped.
     fn drop(&mut self) {
         let _ = shallot(&["devnet", "down", "--dir", &self.dir()]);
+        // The run's logs, kept for a look when asked (`SHALLOT_KEEP_DEVNET=1`).
+        if std::env::var_os("SHALLOT_KEEP_DEVNET").is_some() {
+            let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()).keep();
+            eprintln!("devnet kept in {}", kept.display());
+        }
     }
 }
 
@@ -742,52 +747,72 @@ async fn a_failed_node_is_decommissioned_recommissioned_then_deregistered() {
     assert_eq!(entry["active"], true, "{entry}");
     assert_ne!(entry["swarm_id"], u64::MAX, "{entry}");
     // Recommissioning needs no passed test (§4.6), so the failure streak from the kill stands
-    // until a pass resets it: wait for one, or a single late ping would deregister the node
-    // (its credit is below the minimum) in the middle of the checks below.
-    until(
+    // until a pass resets it. Until then a single failed test (one that began while the node was
+    // down, or one slowed past its 5 s timeout on a loaded host) makes it fail §4.6 at once, and
+    // with its credit below the minimum §4.8 deregisters it: allowed, and checked as the end of
+    // the scenario. Otherwise the recommissioned node serves its swarm and a second kill
+    // deregisters it.
+    let recommission_height = history[3]["height"].as_u64().unwrap();
+    let passed = until(
         Duration::from_secs(90),
         "a passed reachability report",
         || async {
-            let e = net.entry(&victim_key).await.ok_or("deregistered")?;
+            let Some(e) = net.entry(&victim_key).await else {
+                return Ok(false);
+            };
             if e["storage_server_last_reachable"].as_u64()
                 > e["storage_server_last_unreachable"].as_u64()
             {
-                Ok(())
+                Ok(true)
             } else {
                 Err(e.to_string())
             }
         },
     )
     .await;
-    net.assert_swarms_as_predicted().await;
-    // Wherever it was placed, it holds everything its swarm's accounts stored, including what
-    // arrived while it was down (pushed to it as a new member, storage RPC spec §8.6).
-    let mut served = false;
-    for account in &accounts {
-        let holders = account
-            .assert_held_by_swarm(&net, Duration::from_secs(15))
-            .await;
-        served |= holders.contains(&victim_key);
-    }
-    assert!(
-        served,
-        "the recommissioned node serves none of the accounts"
-    );
-
-    // Down again with too little credit: deregistered at once, its stake locked.
-    net.cli(&["kill-node", &victim.to_string()]);
-    until(Duration::from_secs(30), "deregistration", || async {
-        match net.entry(&victim_key).await {
-            None => Ok(()),
-            Some(e) => Err(e.to_string()),
+    if passed {
+        net.assert_swarms_as_predicted().await;
+        // Wherever it was placed, it holds everything its swarm's accounts stored, including
+        // what arrived while it was down (pushed to it as a new member, storage RPC spec §8.6).
+        let mut served = false;
+        for account in &accounts {
+            let holders = account
+                .assert_held_by_swarm(&net, Duration::from_secs(15))
+                .await;
+            served |= holders.contains(&victim_key);
         }
-    })
-    .await;
+        assert!(
+            served,
+            "the recommissioned node serves none of the accounts"
+        );
+
+        // Down again with too little credit: deregistered at once, its stake locked.
+        net.cli(&["kill-node", &victim.to_string()]);
+        until(Duration::from_secs(30), "deregistration", || async {
+            match net.entry(&victim_key).await {
+                None => Ok(()),
+                Some(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+    } else {
+        eprintln!("deregistered by a failed test before its first pass after recommission");
+    }
     let history = net.history(&victim_key).await;
+    assert_eq!(
+        history_changes(&history),
+        [
+            "registered",
+            "activated",
+            "decommissioned",
+            "recommissioned",
+            "deregistered"
+        ],
+        "{history:?}"
+    );
     let dereg = history.last().unwrap();
-    assert_eq!(dereg["change"], "deregistered", "{history:?}");
+    assert_dead_node_reasons(dereg);
     let dereg_height = dereg["height"].as_u64().unwrap();
-    let recommission_height = history[3]["height"].as_u64().unwrap();
     assert_eq!(
         dereg["credit"].as_i64().unwrap(),
         credit + earned(recommission_height, dereg_height),
