@@ -5,12 +5,14 @@
 //! Every reply is read with a deadline and a size cap ([`OnionLimits::max_reply_bytes`]),
 //! chunk by chunk: a peer or server that streams more is cut off, never buffered.
 
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use shallot_directory::NodeRecord;
-use shallot_proto::Identity;
+use shallot_proto::{Ed25519Pub, Identity};
 
 use crate::node_api;
 use crate::onion_limits::{OnionLimits, Work, WorkSlots};
@@ -152,6 +154,50 @@ pub struct PeerClient {
     proxy: reqwest::Client,
     limits: OnionLimits,
     slots: WorkSlots,
+    urls: Arc<PeerUrls>,
+}
+
+/// Most peers whose parsed base URL is kept: above any network's node count; when full, the
+/// cache starts over.
+const MAX_CACHED_URLS: usize = 8192;
+
+/// Parsed `https://<pinned host>:<port>/` base URLs of peers. A pinned host name is about 90
+/// characters, and parsing it (IDNA mapping included) on every relayed layer was a measurable
+/// share of a relay's CPU time; a cached URL costs a clone and a path.
+#[derive(Debug, Default)]
+struct PeerUrls {
+    bases: std::sync::Mutex<HashMap<(Ipv4Addr, u16, Ed25519Pub), reqwest::Url>>,
+}
+
+impl PeerUrls {
+    /// `path` on `node`, by its pinned host name.
+    fn url(&self, node: &NodeRecord, path: &str) -> Result<reqwest::Url, String> {
+        let key = (node.ip, node.https_port, node.ed25519);
+        let cached = self
+            .bases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        let mut url = if let Some(url) = cached {
+            url
+        } else {
+            let host = pinned_host(node.ip, &node.ed25519);
+            let url = reqwest::Url::parse(&format!("https://{host}:{}/", node.https_port))
+                .map_err(|e| format!("invalid peer address: {e}"))?;
+            let mut bases = self
+                .bases
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if bases.len() >= MAX_CACHED_URLS {
+                bases.clear();
+            }
+            bases.insert(key, url.clone());
+            url
+        };
+        url.set_path(path);
+        Ok(url)
+    }
 }
 
 impl PeerClient {
@@ -205,6 +251,7 @@ impl PeerClient {
             proxy,
             limits,
             slots: WorkSlots::new(&limits),
+            urls: Arc::new(PeerUrls::default()),
         })
     }
 
@@ -216,9 +263,9 @@ impl PeerClient {
         headers: &[(&'static str, String)],
         timeout: Duration,
     ) -> Result<PeerReply, ReadError> {
-        let host = pinned_host(node.ip, &node.ed25519);
-        let url = format!("https://{host}:{}{path}", node.https_port);
-        let mut request = self.nodes.post(url).timeout(timeout).body(body);
+        let url = self.urls.url(node, path).map_err(ReadError::Unreachable)?;
+        // `send_capped` bounds the whole exchange: no second (reqwest) timer per request.
+        let mut request = self.nodes.post(url).body(body);
         for (name, value) in headers {
             request = request.header(*name, value);
         }
@@ -311,5 +358,36 @@ impl PeerClient {
             .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
             .collect();
         Ok((status.as_u16(), headers, body))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shallot_proto::swarm::SwarmId;
+
+    #[test]
+    fn cached_peer_urls_match_a_fresh_parse_for_every_path() {
+        let identity = Identity::generate(&mut rand_core::OsRng);
+        let node = NodeRecord {
+            pubkey_legacy: *identity.ed25519_public().as_bytes(),
+            ed25519: identity.ed25519_public(),
+            x25519: identity.x25519_public(),
+            ip: Ipv4Addr::new(127, 0, 5, 9),
+            https_port: 4433,
+            omq_port: 0,
+            swarm_id: SwarmId(7),
+        };
+        let urls = PeerUrls::default();
+        for path in [
+            node_api::ONION_PATH,
+            node_api::FORWARD_PATH,
+            node_api::ONION_PATH,
+        ] {
+            let host = pinned_host(node.ip, &node.ed25519);
+            let fresh = reqwest::Url::parse(&format!("https://{host}:4433{path}")).unwrap();
+            assert_eq!(urls.url(&node, path).unwrap(), fresh);
+        }
+        assert_eq!(urls.bases.lock().unwrap().len(), 1);
     }
 }
