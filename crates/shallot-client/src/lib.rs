@@ -5,7 +5,8 @@
 //! - [`clock`]: network time from the `t` of node replies, so signatures are not rejected as skewed.
 //! - [`pool`]: the known service nodes, bootstrapped from a seed and refreshed by intersection.
 //! - [`paths`]: guards and 3-hop paths as a sans-I/O state machine fed request outcomes.
-//! - [`node_tls`]: the TLS check that a directly contacted node holds its listed key.
+//! - TLS to directly contacted nodes (guards, seeds) holds them to their listed keys
+//!   ([`shallot_tls`]).
 //! - [`onion_client`]: sends requests over those paths and classifies what came back.
 //! - [`swarm`]: which nodes hold an account, following 421 redirects.
 //! - [`swarm_sig`]: checking each swarm member's signature on recursive replies.
@@ -21,7 +22,6 @@ pub mod config_sync;
 pub mod db;
 pub mod error;
 pub mod messenger;
-pub mod node_tls;
 pub mod onion_client;
 pub mod paths;
 pub mod pool;

@@ -62,7 +62,7 @@ pub struct ClientConfig {
     /// A SOCKS5 proxy for every connection the client makes itself (seeds and guards; relays
     /// and swarm members are only reached through the guard): `socks5h://HOST:PORT` (host
     /// names of seed URLs are resolved by the proxy) or `socks5://HOST:PORT` (resolved here).
-    /// Nodes are addressed by IP in any case: a pinned node name ([`crate::node_tls`]) is turned
+    /// Nodes are addressed by IP in any case: a pinned node name ([`shallot_tls`]) is turned
     /// into its IP here and the proxy is asked for that IP, while TLS still checks the node's
     /// key. With a proxy, direct push ([`crate::push`]) is off. `None`: connect directly.
     pub proxy: Option<String>,
@@ -161,14 +161,12 @@ impl std::fmt::Debug for OnionClient {
 }
 
 /// The HTTPS client for nodes and seeds: rustls with ring, self-signed certificates; a node
-/// addressed by its pinned host name must prove its Ed25519 key ([`crate::node_tls`]); every
+/// addressed by its pinned host name must prove its Ed25519 key ([`shallot_tls`]); every
 /// connection through `proxy` if given (see [`ClientConfig::proxy`]).
 fn http_client(proxy: Option<&str>) -> Result<reqwest::Client, Error> {
-    // Fails only if a provider is already installed, which is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = reqwest::Client::builder()
-        .use_preconfigured_tls(crate::node_tls::client_config())
-        .dns_resolver(Arc::new(crate::node_tls::PinnedResolver))
+        .use_preconfigured_tls(shallot_tls::client_config(shallot_tls::Unpinned::Accept))
+        .dns_resolver(Arc::new(shallot_tls::PinnedResolver))
         .connect_timeout(timeouts::CONNECT)
         // Below the nodes' 20 s idle limit: a pooled connection reused just as the guard closes
         // it would fail the request and count against a healthy guard.
@@ -182,7 +180,7 @@ fn http_client(proxy: Option<&str>) -> Result<reqwest::Client, Error> {
 }
 
 /// The proxy rule for `socks5h://HOST:PORT` or `socks5://HOST:PORT`: pinned node names always
-/// go through the proxy as IPs (resolved locally by [`crate::node_tls::PinnedResolver`], which
+/// go through the proxy as IPs (resolved locally by [`shallot_tls::PinnedResolver`], which
 /// reads the IP out of the name without any lookup: the proxy could not resolve a `.snode`
 /// name); other host names as the scheme says.
 pub fn socks_proxy(proxy: &str) -> Result<reqwest::Proxy, Error> {
@@ -207,7 +205,7 @@ pub fn socks_proxy(proxy: &str) -> Result<reqwest::Proxy, Error> {
     Ok(reqwest::Proxy::custom(move |target| {
         let pinned = target
             .host_str()
-            .and_then(crate::node_tls::parse_pinned_host)
+            .and_then(shallot_tls::parse_pinned_host)
             .is_some();
         Some(if pinned {
             local.clone()
@@ -501,7 +499,7 @@ impl OnionClient {
     /// certificates are verified, else its IP address.
     fn node_url(&self, node: &NodeRecord, path: &str) -> String {
         if self.inner.config.verify_node_tls {
-            let host = crate::node_tls::pinned_host(node.ip, &node.ed25519);
+            let host = shallot_tls::pinned_host(node.ip, &node.ed25519);
             format!("https://{host}:{}{path}", node.https_port)
         } else {
             format!("https://{}{path}", node.https_addr())

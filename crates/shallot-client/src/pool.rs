@@ -255,7 +255,7 @@ impl Pool {
             Seed::PinnedNode { addr, ed25519 } => (
                 format!(
                     "https://{}:{}/storage_rpc/v1",
-                    crate::node_tls::pinned_host(*addr.ip(), ed25519),
+                    shallot_tls::pinned_host(*addr.ip(), ed25519),
                     addr.port()
                 ),
                 service_nodes_request().to_envelope(),

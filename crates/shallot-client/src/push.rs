@@ -185,11 +185,9 @@ pub fn parse_notification(value: &Value) -> Option<Notification> {
 }
 
 /// TLS for the monitor WebSocket: the member must prove its listed Ed25519 key when the URL
-/// names its pinned host ([`crate::node_tls`]); HTTP/1.1 only (WebSocket upgrade).
+/// names its pinned host ([`shallot_tls`]); HTTP/1.1 only (WebSocket upgrade).
 fn tls_connector() -> tokio_tungstenite::Connector {
-    // Fails only if a provider is already installed, which is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut config = crate::node_tls::client_config();
+    let mut config = shallot_tls::client_config(shallot_tls::Unpinned::Accept);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     tokio_tungstenite::Connector::Rustls(Arc::new(config))
 }
@@ -278,7 +276,7 @@ async fn connection(
     backoff: &mut Duration,
 ) -> End {
     let host = if client.config().verify_node_tls {
-        crate::node_tls::pinned_host(member.ip, &member.ed25519)
+        shallot_tls::pinned_host(member.ip, &member.ed25519)
     } else {
         member.ip.to_string()
     };

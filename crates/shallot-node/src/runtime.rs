@@ -300,7 +300,7 @@ async fn directory_sync(node: Arc<Node>, source: DirectorySource, mut stop: watc
 fn ping_client(local: Option<std::net::IpAddr>) -> Result<reqwest::Client, StartError> {
     tls::install_crypto_provider();
     reqwest::Client::builder()
-        .use_preconfigured_tls(crate::peer_tls::pinned_client_config())
+        .use_preconfigured_tls(shallot_tls::client_config(shallot_tls::Unpinned::Refuse))
         .dns_resolver(Arc::new(crate::peer_tls::PinnedResolver))
         .redirect(reqwest::redirect::Policy::none())
         .local_address(local)

@@ -54,10 +54,7 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
 }
 
-/// Installs the process-wide rustls crypto provider (ring). Safe to call more than once.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use shallot_tls::install_crypto_provider;
 
 /// Loads `cert.pem`/`key.pem` from `dir`, creating them on first start.
 pub fn load_or_create(

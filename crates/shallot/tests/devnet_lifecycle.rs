@@ -77,7 +77,7 @@ impl Devnet {
         time_scale: u32,
         proof_interval_ms: Option<u64>,
     ) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        shallot_node::tls::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_str().unwrap().to_owned();
         let (nodes, subnet, block, scale) = (

@@ -92,7 +92,7 @@ async fn unauthenticated_stake_changes_forged_reports_and_replays_are_refused() 
     );
     let url = format!("http://{public}/json_rpc");
     let admin_url = format!("http://{admin}/json_rpc");
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    shallot_node::tls::install_crypto_provider();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

@@ -248,7 +248,7 @@ impl Account {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oxend_and_file_wired_nodes_behave_identically() {
     let started = Instant::now();
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    shallot_node::tls::install_crypto_provider();
     let devnet = Devnet {
         dir: tempfile::tempdir().unwrap(),
     };

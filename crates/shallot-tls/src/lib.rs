@@ -1,13 +1,11 @@
-//! TLS to service nodes the client connects to directly (guards, seed nodes): the node's
-//! certificate must prove the Ed25519 key our node list gives for it.
+//! How a Shallot node is named and recognised over TLS, shared by nodes (peers, reachability
+//! testers) and clients (guards, seed nodes).
 //!
-//! Shallot nodes serve a self-signed certificate whose key is their Ed25519 node key to every TLS
-//! client that offers Ed25519 (docs/node-protocol.md). The client connects to a *pinned host*
-//! name, `<ip with dashes>.<key hex, first half>.<key hex, second half>.snode`, which
-//! [`PinnedResolver`] turns back into the IP (no DNS lookup) and [`NodeCertVerifier`] into the key
-//! the certificate must carry. Any other host name (a seed URL, or a node addressed by IP when
-//! verification is off for reference storage servers) is accepted without checks, as Session
-//! clients do. The node-side twin of this module is `shallot_node::peer_tls`.
+//! Every Shallot node serves a self-signed certificate whose key is its Ed25519 node key
+//! (docs/node-protocol.md). Whoever connects to a listed node uses a *pinned host* name,
+//! `<ip with dashes>.<key hex, first half>.<key hex, second half>.snode`: [`PinnedResolver`] turns
+//! it back into the IP (no DNS lookup) and [`PinnedVerifier`] into the key the certificate must
+//! carry. No certificate authority is involved.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -26,7 +24,18 @@ const ED25519_SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
 
-/// The pinned host name of a node at `ip` with key `key`.
+/// Installs the process-wide rustls crypto provider (ring) once; later calls do nothing.
+/// Every TLS user in Shallot calls this, so the choice of provider lives in one place.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The signature algorithms every Shallot verifier checks handshakes with.
+fn algorithms() -> WebPkiSupportedAlgorithms {
+    rustls::crypto::ring::default_provider().signature_verification_algorithms
+}
+
+/// The pinned host name of a node at `ip` with key `key` (each label at most 63 characters).
 pub fn pinned_host(ip: Ipv4Addr, key: &Ed25519Pub) -> String {
     let hex = key.to_hex();
     let [a, b, c, d] = ip.octets();
@@ -87,24 +96,35 @@ impl reqwest::dns::Resolve for PinnedResolver {
     }
 }
 
-/// For a pinned host name, accepts only an Ed25519 certificate for the key it names; for any
-/// other name, accepts any certificate (self-signed node certificates, as Session clients do).
-/// The handshake signature is always verified.
+/// What a [`PinnedVerifier`] does with a server reached by a name that pins no key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpinned {
+    /// Accept any certificate: a client reaching a seed by URL, or a reference storage server
+    /// by IP, as Session clients do.
+    Accept,
+    /// Refuse: a node talks only to listed nodes, by pinned name.
+    Refuse,
+}
+
+/// For a pinned host name, accepts only an Ed25519 certificate for the key it names; other names
+/// as [`Unpinned`] says. The handshake signature is always verified.
 #[derive(Debug)]
-pub struct NodeCertVerifier {
+pub struct PinnedVerifier {
+    unpinned: Unpinned,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl NodeCertVerifier {
-    /// A verifier using the ring provider's algorithms.
-    pub fn new() -> Arc<Self> {
+impl PinnedVerifier {
+    /// A verifier with the given policy for names that pin no key.
+    pub fn new(unpinned: Unpinned) -> Arc<Self> {
         Arc::new(Self {
-            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            unpinned,
+            algorithms: algorithms(),
         })
     }
 }
 
-impl ServerCertVerifier for NodeCertVerifier {
+impl ServerCertVerifier for PinnedVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -118,14 +138,21 @@ impl ServerCertVerifier for NodeCertVerifier {
             _ => None,
         };
         let Some((_, expected)) = expected else {
-            return Ok(ServerCertVerified::assertion());
+            return match self.unpinned {
+                Unpinned::Accept => Ok(ServerCertVerified::assertion()),
+                Unpinned::Refuse => Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForName,
+                )),
+            };
         };
-        if certificate_ed25519(end_entity) == Some(expected) {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
+        match certificate_ed25519(end_entity) {
+            Some(key) if key == expected => Ok(ServerCertVerified::assertion()),
+            Some(_) => Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::ApplicationVerificationFailure,
-            ))
+            )),
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::BadEncoding,
+            )),
         }
     }
 
@@ -148,18 +175,30 @@ impl ServerCertVerifier for NodeCertVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+        match self.unpinned {
+            // Unpinned servers may hold any kind of certificate.
+            Unpinned::Accept => self.algorithms.supported_schemes(),
+            // Only Ed25519: a node serves its Ed25519 certificate to clients that offer it alone.
+            Unpinned::Refuse => vec![SignatureScheme::ED25519],
+        }
     }
 }
 
-/// The rustls configuration of the client's HTTPS client (no client certificate).
-pub fn client_config() -> rustls::ClientConfig {
+/// A rustls client configuration (HTTP/2 and HTTP/1.1, no client certificate) that holds
+/// pinned names to their keys and treats other names as `unpinned` says.
+pub fn client_config(unpinned: Unpinned) -> rustls::ClientConfig {
+    install_crypto_provider();
     let mut config = rustls::ClientConfig::builder()
         .dangerous()
-        .with_custom_certificate_verifier(NodeCertVerifier::new())
+        .with_custom_certificate_verifier(PinnedVerifier::new(unpinned))
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn();
     config
+}
+
+/// The ALPN protocols Shallot's HTTPS clients offer: HTTP/2, then HTTP/1.1.
+pub fn alpn() -> Vec<Vec<u8>> {
+    vec![b"h2".to_vec(), b"http/1.1".to_vec()]
 }
 
 #[cfg(test)]
@@ -175,16 +214,55 @@ mod tests {
             host,
             format!("10-1-2-3.{}.{}.snode", "ab".repeat(16), "ab".repeat(16))
         );
+        assert!(host.split('.').all(|label| label.len() <= 63));
         assert!(ServerName::try_from(host.clone()).is_ok());
         assert_eq!(parse_pinned_host(&host), Some((ip, key)));
         for bad in [
             "10.1.2.3",
+            "localhost",
             "seed1.example.org",
+            "1-2-3.aa.bb.snode",
             &host.replace(".snode", ".org"),
             &host.replace("10-", "10-9-"),
+            &host.replace("10-", "300-"),
             &format!("x.{host}"),
+            &format!("{host}.x"),
+            &host[..host.len() - 7],
         ] {
             assert_eq!(parse_pinned_host(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn unpinned_names_follow_the_policy() {
+        let cert = CertificateDer::from(vec![0u8; 8]);
+        let name = ServerName::try_from("seed1.example.org").unwrap();
+        let verify = |unpinned| {
+            PinnedVerifier::new(unpinned).verify_server_cert(
+                &cert,
+                &[],
+                &name,
+                &[],
+                UnixTime::now(),
+            )
+        };
+        assert!(verify(Unpinned::Accept).is_ok());
+        assert!(verify(Unpinned::Refuse).is_err());
+        // A pinned name with a certificate that is not Ed25519: refused under either policy.
+        let pinned = ServerName::try_from(pinned_host(
+            Ipv4Addr::LOCALHOST,
+            &Ed25519Pub::from_bytes([1; 32]),
+        ))
+        .unwrap();
+        for unpinned in [Unpinned::Accept, Unpinned::Refuse] {
+            let verdict = PinnedVerifier::new(unpinned).verify_server_cert(
+                &cert,
+                &[],
+                &pinned,
+                &[],
+                UnixTime::now(),
+            );
+            assert!(verdict.is_err());
         }
     }
 }
