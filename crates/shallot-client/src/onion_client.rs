@@ -979,7 +979,7 @@ mod tests {
         let (kind, outcome) = done_err(classify_snode(500, json!("request failed"), &dest));
         assert_eq!(kind, crate::ErrorKind::NodeUnreachable);
         assert_eq!(outcome, Some(Outcome::DestinationFailure(dest.ed25519)));
-        let moved = json!({"snodes": [node(2, 2).swarm_entry_json()], "swarm": "3e8"});
+        let moved = json!({"snodes": [serde_json::to_value(node(2, 2).swarm_entry()).unwrap()], "swarm": "3e8"});
         match classify_snode(421, moved, &dest) {
             Verdict::Done(Err(Error::SwarmMoved { snodes }), _) => {
                 assert_eq!(snodes.len(), 1);

@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn parses_swarm_bodies_and_caches_per_account() {
-        let body = json!({"snodes": [node(1, 1).swarm_entry_json(), node(2, 1).swarm_entry_json(),
+        let body = json!({"snodes": [serde_json::to_value(node(1, 1).swarm_entry()).unwrap(), serde_json::to_value(node(2, 1).swarm_entry()).unwrap(),
             {"pubkey_ed25519": "zz"}], "swarm": "7d0", "t": 1});
         let members = parse_swarm(&body);
         assert_eq!(members.len(), 2);

@@ -50,9 +50,13 @@ pub enum MemberResult<T> {
 }
 
 impl<T> MemberResult<T> {
-    /// Whether the entry is a failure (has `failed`).
+    /// Whether the entry is a failure: it has `failed` (an unrecognised one included).
     pub fn is_failed(&self) -> bool {
-        matches!(self, Self::Failed(_))
+        match self {
+            Self::Failed(_) => true,
+            Self::Ok(_) => false,
+            Self::Unrecognised(value) => value.get("failed").is_some(),
+        }
     }
 
     /// The success, if the entry is one.
