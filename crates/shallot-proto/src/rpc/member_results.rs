@@ -1,5 +1,7 @@
 //! Each recursive method's per-member success (storage RPC spec §4.1, §4.3–§4.6, §4.8, §4.9),
-//! signed by the member as [`crate::signing::SignedResponse`] describes.
+//! signed by the member as [`crate::signing::SignedResponse`] describes. Fields the signature
+//! does not cover read as their default when absent, so only what is signed decides whether a
+//! result is one.
 
 use std::collections::BTreeMap;
 
@@ -20,7 +22,8 @@ pub struct Stored {
         skip_serializing_if = "is_false"
     )]
     pub already: bool,
-    /// The message's expiry as stored, ms.
+    /// The message's expiry as stored, ms (not signed: 0 when a node leaves it out).
+    #[serde(default)]
     pub expiry: u64,
     /// The message hash.
     pub hash: MessageHash,
@@ -114,7 +117,8 @@ pub struct Revoked {
 /// A member's `unrevoke_subaccount` result: `{"count", "signature"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unrevoked {
-    /// Revocations removed.
+    /// Revocations removed (not signed: 0 when a node leaves it out).
+    #[serde(default)]
     pub count: u64,
     /// The member's signature (spec §2.8).
     #[serde(with = "b64_signature")]

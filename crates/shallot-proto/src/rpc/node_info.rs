@@ -9,8 +9,10 @@ use super::Hardfork;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Info {
     /// The network's `[hardfork, snode_revision]`.
+    #[serde(default)]
     pub hf: Hardfork,
     /// The node's time, ms.
+    #[serde(default)]
     pub t: u64,
     /// The node's time again, ms.
     pub timestamp: u64,
@@ -22,9 +24,11 @@ pub struct Info {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OxendResult {
     /// The network's `[hardfork, snode_revision]`.
+    #[serde(default)]
     pub hf: Hardfork,
     /// What oxend (or the node's view of the network) answered.
     pub result: Value,
     /// The node's time, ms.
+    #[serde(default)]
     pub t: u64,
 }
