@@ -9,12 +9,14 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rand::seq::SliceRandom;
+use serde::Deserialize;
 use serde_json::Value;
 use shallot_directory::NodeRecord;
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::namespace::NamespaceSelector;
 use shallot_proto::rpc::{
-    Auth, Delete, DeleteAll, Expire, Request, Retrieve, RetrieveAuth, Store, StoreAuth,
+    Auth, BatchResults, Delete, DeleteAll, Deleted, Expire, Request, Retrieve, RetrieveAuth,
+    RetrievePage, RetrievedMessage, Store, StoreAuth, Stored, SwarmResults,
 };
 use shallot_proto::session::config_message::ConfigKind;
 use shallot_proto::session::protos::{
@@ -28,7 +30,7 @@ use crate::db::{
     ConversationState, Db, DbError, Direction, Disappearing, MessageState, StoredMessage,
 };
 use crate::error::Error;
-use crate::onion_client::OnionClient;
+use crate::onion_client::{decode_reply, OnionClient};
 use crate::paths::GuardEntry;
 use crate::pool::SnapshotNode;
 
@@ -395,7 +397,7 @@ impl Messenger {
         let items: Vec<(String, Vec<u8>)> = retrieve_results(&body, 1)?
             .into_iter()
             .flatten()
-            .flatten()
+            .flat_map(|page| page.messages)
             .filter_map(|item| config_item(&account, namespace, &item))
             .collect();
         let now = self.client.clock().now_ms();
@@ -681,7 +683,7 @@ impl Messenger {
             .chain(SYNCED_CONFIGS.iter().map(|k| k.namespace()))
             .collect();
         // (node hex, per namespace: the messages, if that retrieve succeeded) per answering node.
-        let mut answers: Vec<(String, Vec<Option<Vec<Value>>>)> = Vec::new();
+        let mut answers: Vec<(String, Vec<Option<Vec<RetrievedMessage>>>)> = Vec::new();
         let mut last_error = None;
         let mut more = false;
         let mut waited = true;
@@ -707,9 +709,13 @@ impl Messenger {
             };
             match reply {
                 Ok((_, body)) => match retrieve_results(&body, namespaces.len()) {
-                    Ok(results) => {
-                        more |= has_more(&body);
-                        waited &= was_held(&body);
+                    Ok(pages) => {
+                        more |= has_more(&pages);
+                        waited &= was_held(&pages);
+                        let results: Vec<Option<Vec<RetrievedMessage>>> = pages
+                            .into_iter()
+                            .map(|page| page.map(|p| p.messages))
+                            .collect();
                         let found = results.iter().flatten().any(|m| !m.is_empty());
                         if wait.is_some() && found {
                             *self
@@ -770,13 +776,10 @@ impl Messenger {
             let db = self.db();
             for (node, results) in &answers {
                 for (ns, messages) in namespaces.iter().zip(results) {
-                    let newest = messages
-                        .as_ref()
-                        .and_then(|m| m.last())
-                        .and_then(|m| m.get("hash"))
-                        .and_then(Value::as_str);
-                    if let Some(hash) = newest {
-                        db.set_last_hash(node, &account.to_hex(), ns.0, hash)?;
+                    let newest = messages.as_ref().and_then(|m| m.last());
+                    if let Some(newest) = newest {
+                        let hash = newest.hash.to_string();
+                        db.set_last_hash(node, &account.to_hex(), ns.0, &hash)?;
                     }
                 }
             }
@@ -791,7 +794,7 @@ impl Messenger {
     fn adopt_configs(
         &self,
         account: &AccountId,
-        answers: &[(String, Vec<Option<Vec<Value>>>)],
+        answers: &[(String, Vec<Option<Vec<RetrievedMessage>>>)],
     ) -> Result<Vec<ConfigKind>, MessengerError> {
         let mut to_push = Vec::new();
         for (index, kind) in SYNCED_CONFIGS.iter().enumerate() {
@@ -833,10 +836,12 @@ impl Messenger {
         if note.account != account || note.namespace != Namespace::DEFAULT {
             return Ok(None);
         }
-        let item = serde_json::json!({
-            "hash": note.hash,
-            "data": shallot_proto::b64::encode(data),
-        });
+        let item = RetrievedMessage {
+            data: data.clone(),
+            expiration: note.expiry_ms,
+            hash: note.hash,
+            timestamp: note.timestamp_ms,
+        };
         let mut follow = FollowUp::default();
         let shown = self.process(&account, &item, &mut HashSet::new(), &mut follow)?;
         if !follow.expire.is_empty() || !follow.delete.is_empty() {
@@ -1082,7 +1087,7 @@ impl Messenger {
 
     /// Deletes everything stored for us in our swarm (`delete_all`, every namespace). Local
     /// history is kept.
-    pub async fn wipe(&self) -> Result<Value, MessengerError> {
+    pub async fn wipe(&self) -> Result<SwarmResults<Deleted>, MessengerError> {
         let timestamp = self.client.clock().now_ms();
         let auth = self.auth(
             &SignedRequest::DeleteAll {
@@ -1098,7 +1103,7 @@ impl Messenger {
             timestamp,
         });
         let (_, body) = self.client.request_swarm(&self.account(), &request).await?;
-        Ok(body)
+        Ok(decode_reply("reading a delete_all reply", &body)?)
     }
 
     /// The hashes one swarm member currently holds in our inbox (a signed retrieve from the
@@ -1115,8 +1120,8 @@ impl Messenger {
         Ok(retrieve_results(&body, 1)?
             .into_iter()
             .flatten()
-            .flatten()
-            .filter_map(|m| m.get("hash").and_then(Value::as_str).map(str::to_owned))
+            .flat_map(|page| page.messages)
+            .map(|m| m.hash.to_string())
             .collect())
     }
 
@@ -1124,14 +1129,12 @@ impl Messenger {
     fn process(
         &self,
         account: &AccountId,
-        item: &Value,
+        item: &RetrievedMessage,
         batch_seen: &mut HashSet<String>,
         follow: &mut FollowUp,
     ) -> Result<Option<ReceivedMessage>, MessengerError> {
-        let Some(hash) = item.get("hash").and_then(Value::as_str) else {
-            tracing::warn!("dropping a retrieved item without a hash");
-            return Ok(None);
-        };
+        let hash = item.hash.to_string();
+        let hash = hash.as_str();
         if !batch_seen.insert(hash.to_owned()) || self.db().is_seen(hash)? {
             return Ok(None);
         }
@@ -1236,7 +1239,12 @@ impl Messenger {
 
     /// Decodes and opens one retrieved item (pure: no database access), with the display name
     /// its sender's profile carries (for messages from others).
-    fn open(&self, account: &AccountId, hash: &str, item: &Value) -> (Verdict, Option<String>) {
+    fn open(
+        &self,
+        account: &AccountId,
+        hash: &str,
+        item: &RetrievedMessage,
+    ) -> (Verdict, Option<String>) {
         let mut name = None;
         let verdict = self.judge(account, hash, item, &mut name);
         (verdict, name)
@@ -1247,21 +1255,14 @@ impl Messenger {
         &self,
         account: &AccountId,
         hash: &str,
-        item: &Value,
+        item: &RetrievedMessage,
         name: &mut Option<String>,
     ) -> Verdict {
-        let Some(data) = item
-            .get("data")
-            .and_then(Value::as_str)
-            .and_then(|d| shallot_proto::b64::decode(d).ok())
-        else {
-            return Verdict::Drop("no base64 data".into());
-        };
         // The hash names the data: a node cannot pass off other bytes under a known hash.
-        if MessageHash::compute(account, Namespace::DEFAULT, &data).to_string() != hash {
+        if MessageHash::compute(account, Namespace::DEFAULT, &item.data) != item.hash {
             return Verdict::Drop("hash does not match the data".into());
         }
-        let incoming = match unwrap_incoming(&self.identity, &data) {
+        let incoming = match unwrap_incoming(&self.identity, &item.data) {
             Ok(m) => m,
             Err(e) => return Verdict::Drop(format!("cannot open: {e}")),
         };
@@ -1341,30 +1342,20 @@ impl Messenger {
     }
 }
 
-/// Whether any retrieve in a batch reply says the node holds more than it returned.
-/// Whether a retrieve batch's answer was held by its node: every retrieve says it was granted
-/// a wait (`wait_ms` > 0). A node that does not know `wait_ms` leaves it out.
-fn was_held(body: &Value) -> bool {
-    body.get("results")
-        .and_then(Value::as_array)
-        .is_some_and(|results| {
-            !results.is_empty()
-                && results.iter().all(|r| {
-                    r.pointer("/body/wait_ms")
-                        .and_then(Value::as_u64)
-                        .is_some_and(|ms| ms > 0)
-                })
+/// Whether a retrieve batch's answer was held by its node: every retrieve succeeded and says
+/// it was granted a wait (`wait_ms` > 0). A node that does not know `wait_ms` leaves it out.
+fn was_held(pages: &[Option<RetrievePage>]) -> bool {
+    !pages.is_empty()
+        && pages.iter().all(|page| {
+            page.as_ref()
+                .and_then(|p| p.wait_ms)
+                .is_some_and(|ms| ms > 0)
         })
 }
 
-fn has_more(body: &Value) -> bool {
-    body.get("results")
-        .and_then(Value::as_array)
-        .is_some_and(|results| {
-            results
-                .iter()
-                .any(|r| r.pointer("/body/more").and_then(Value::as_bool) == Some(true))
-        })
+/// Whether any retrieve in a batch reply says the node holds more than it returned.
+fn has_more(pages: &[Option<RetrievePage>]) -> bool {
+    pages.iter().flatten().any(|page| page.more)
 }
 
 /// The display name a received `Content` carries (a visible message's or an approval's
@@ -1386,54 +1377,39 @@ fn profile_name(content: &Content) -> Option<String> {
 
 /// How many swarm members a `store` reply says stored the message (its `swarm` dict).
 fn count_stored(body: &Value) -> u32 {
-    body.get("swarm")
-        .and_then(Value::as_object)
-        .map_or(0, |swarm| {
-            let ok = swarm
-                .values()
-                .filter(|v| v.get("failed").is_none() && v.get("hash").is_some())
-                .count();
-            u32::try_from(ok).unwrap_or(u32::MAX)
-        })
+    SwarmResults::<Stored>::deserialize(body).map_or(0, |reply| {
+        let ok = reply.swarm.values().filter(|r| r.ok().is_some()).count();
+        u32::try_from(ok).unwrap_or(u32::MAX)
+    })
 }
 
-/// The messages of each of the `count` retrieves in a batch reply. The first (the inbox) must
+/// The page of each of the `count` retrieves in a batch reply. The first (the inbox) must
 /// succeed; a later one that failed is `None` (its cursor stays). A wrong swarm or a skewed
 /// clock anywhere fails the whole reply.
-fn retrieve_results(body: &Value, count: usize) -> Result<Vec<Option<Vec<Value>>>, Error> {
-    let results = body
-        .get("results")
-        .and_then(Value::as_array)
-        .filter(|r| r.len() >= count.max(1))
-        .ok_or_else(|| Error::protocol("reading a batch reply", "missing results"))?;
+fn retrieve_results(body: &Value, count: usize) -> Result<Vec<Option<RetrievePage>>, Error> {
+    let batch: BatchResults = decode_reply("reading a batch reply", body)?;
+    if batch.results.len() < count.max(1) {
+        return Err(Error::protocol("reading a batch reply", "missing results"));
+    }
     let mut out = Vec::with_capacity(count);
-    for (index, result) in results.iter().take(count).enumerate() {
-        let code = result.get("code").and_then(Value::as_u64).unwrap_or(0);
-        let inner = result.get("body").cloned().unwrap_or(Value::Null);
-        let error = match code {
-            200 => {
-                out.push(Some(
-                    inner
-                        .get("messages")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default(),
-                ));
-                continue;
-            }
+    for (index, result) in batch.results.iter().take(count).enumerate() {
+        let error = match result.code {
+            200 => match result.decode() {
+                Ok(page) => {
+                    out.push(Some(page));
+                    continue;
+                }
+                Err(e) => Error::protocol("reading a retrieve reply", e),
+            },
             421 => {
                 return Err(Error::SwarmMoved {
-                    snodes: crate::swarm::parse_swarm(&inner),
+                    snodes: crate::swarm::parse_swarm(&result.body),
                 })
             }
-            406 | 425 => {
-                return Err(Error::ClockSkew {
-                    status: u16::try_from(code).unwrap_or(406),
-                })
-            }
-            _ => Error::Rejected {
-                status: u16::try_from(code).unwrap_or(0),
-                body: inner.to_string(),
+            status @ (406 | 425) => return Err(Error::ClockSkew { status }),
+            status => Error::Rejected {
+                status,
+                body: result.body.to_string(),
             },
         };
         if index == 0 {
@@ -1449,18 +1425,13 @@ fn retrieve_results(body: &Value, count: usize) -> Result<Vec<Option<Vec<Value>>
 fn config_item(
     account: &AccountId,
     namespace: Namespace,
-    item: &Value,
+    item: &RetrievedMessage,
 ) -> Option<(String, Vec<u8>)> {
-    let hash = item.get("hash").and_then(Value::as_str)?;
-    let data = item
-        .get("data")
-        .and_then(Value::as_str)
-        .and_then(|d| shallot_proto::b64::decode(d).ok())?;
-    if MessageHash::compute(account, namespace, &data).to_string() != hash {
-        tracing::warn!(message = %hash, "dropping config message: hash does not match the data");
+    if MessageHash::compute(account, namespace, &item.data) != item.hash {
+        tracing::warn!(message = %item.hash, "dropping config message: hash does not match the data");
         return None;
     }
-    Some((hash.to_owned(), data))
+    Some((item.hash.to_string(), item.data.clone()))
 }
 
 #[cfg(test)]
@@ -1469,45 +1440,63 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A retrieved item whose hash names its data.
+    fn item(data: &[u8]) -> Value {
+        let account = AccountId::new(shallot_proto::AccountKind::Session, [1; 32]);
+        let hash = MessageHash::compute(&account, Namespace::DEFAULT, data);
+        json!({"data": shallot_proto::b64::encode(data), "expiration": 2, "hash": hash.to_string(),
+            "timestamp": 1})
+    }
+
+    fn held(body: &Value, count: usize) -> bool {
+        was_held(&retrieve_results(body, count).unwrap())
+    }
+
     #[test]
     fn a_reply_counts_as_held_only_when_every_retrieve_was_granted_a_wait() {
-        let held = json!({"results": [
+        let held_both = json!({"results": [
             {"code": 200, "body": {"messages": [], "wait_ms": 20000}},
             {"code": 200, "body": {"messages": [], "wait_ms": 20000}},
         ]});
-        assert!(was_held(&held));
+        assert!(held(&held_both, 2));
         // A node that does not know `wait_ms` (Session's) leaves it out; one at its cap says 0.
         let session = json!({"results": [{"code": 200, "body": {"messages": []}}]});
-        assert!(!was_held(&session));
+        assert!(!held(&session, 1));
         let capped = json!({"results": [{"code": 200, "body": {"messages": [], "wait_ms": 0}}]});
-        assert!(!was_held(&capped));
+        assert!(!held(&capped, 1));
         let partly = json!({"results": [
             {"code": 200, "body": {"messages": [], "wait_ms": 20000}},
             {"code": 200, "body": {"messages": []}},
         ]});
-        assert!(!was_held(&partly));
-        assert!(!was_held(&json!({"results": []})));
-        assert!(!was_held(&json!("text")));
+        assert!(!held(&partly, 2));
+        let failed = json!({"results": [
+            {"code": 200, "body": {"messages": [], "wait_ms": 20000}},
+            {"code": 401, "body": "no"},
+        ]});
+        assert!(!held(&failed, 2));
+        assert!(!was_held(&[]));
+        assert!(retrieve_results(&json!("text"), 1).is_err());
     }
 
     #[test]
     fn counts_members_that_stored() {
+        let hash = MessageHash::from_bytes([3; 32]).to_string();
+        let signature = shallot_proto::b64::encode([7u8; 64]);
         let body = json!({"swarm": {
-            "aa": {"hash": "h", "t": 1},
+            "aa": {"expiry": 2, "hash": hash, "signature": signature, "t": 1},
             "bb": {"failed": true, "timeout": true},
-            "cc": {"hash": "h", "already": true},
+            "cc": {"already": true, "expiry": 2, "hash": hash, "signature": signature},
+            "dd": {"failed": true, "bad_signature": true},
         }});
         assert_eq!(count_stored(&body), 2);
-        assert_eq!(count_stored(&json!({"hash": "h"})), 0);
+        assert_eq!(count_stored(&json!({"hash": hash})), 0);
     }
 
     #[test]
     fn batch_results_are_classified() {
-        let ok = json!({"results": [{"code": 200, "body": {"messages": [{"hash": "x"}]}}]});
-        assert_eq!(
-            retrieve_results(&ok, 1).unwrap()[0].as_ref().unwrap().len(),
-            1
-        );
+        let ok = json!({"results": [{"code": 200, "body": {"messages": [item(b"x")]}}]});
+        let pages = retrieve_results(&ok, 1).unwrap();
+        assert_eq!(pages[0].as_ref().unwrap().messages[0].data, b"x");
         let denied = json!({"results": [{"code": 401, "body": "bad signature"}]});
         assert!(matches!(
             retrieve_results(&denied, 1),
@@ -1520,9 +1509,16 @@ mod tests {
             {"code": 401, "body": "no"},
         ]});
         let results = retrieve_results(&mixed, 2).unwrap();
-        assert_eq!(results[0], Some(Vec::new()));
+        assert_eq!(results[0].as_ref().map(|p| p.messages.len()), Some(0));
         assert_eq!(results[1], None);
         assert!(retrieve_results(&mixed, 3).is_err());
+        // An answer that is not a page fails that retrieve like an error status.
+        let garbled = json!({"results": [
+            {"code": 200, "body": {"messages": []}},
+            {"code": 200, "body": {"messages": [{"hash": "x"}]}},
+        ]});
+        assert_eq!(retrieve_results(&garbled, 2).unwrap()[1], None);
+        assert!(retrieve_results(&garbled, 1).is_ok());
         let moved = json!({"results": [
             {"code": 200, "body": {"messages": []}},
             {"code": 421, "body": {"snodes": []}},
@@ -1531,8 +1527,13 @@ mod tests {
             retrieve_results(&moved, 2),
             Err(Error::SwarmMoved { .. })
         ));
-        assert!(!has_more(&mixed));
+        let skewed = json!({"results": [{"code": 425, "body": "Timestamp error"}]});
+        assert!(matches!(
+            retrieve_results(&skewed, 1),
+            Err(Error::ClockSkew { status: 425 })
+        ));
+        assert!(!has_more(&retrieve_results(&mixed, 2).unwrap()));
         let paged = json!({"results": [{"code": 200, "body": {"messages": [], "more": true}}]});
-        assert!(has_more(&paged));
+        assert!(has_more(&retrieve_results(&paged, 1).unwrap()));
     }
 }

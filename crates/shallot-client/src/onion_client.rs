@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rand::rngs::OsRng;
 use rand::seq::SliceRandom;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use shallot_directory::NodeRecord;
 use shallot_proto::onion::{
@@ -15,7 +16,7 @@ use shallot_proto::onion::{
     padding, BuiltOnion, EncType, NodeKeys, ResponseKey, ServerDestination, SnodeBody, V4Request,
     V4Response,
 };
-use shallot_proto::rpc::Request;
+use shallot_proto::rpc::{OxendResult, Request};
 use shallot_proto::{AccountId, AccountKind, Ed25519Pub};
 
 use crate::clock::NetworkClock;
@@ -146,7 +147,8 @@ struct Inner {
 /// let node = client.pool_snapshot().nodes[0].to_record();
 /// let (status, info) = client.request_node(&node, &Request::Info).await?;
 /// assert_eq!(status, 200);
-/// println!("network time {} (node said {})", client.clock().now_ms(), info["t"]);
+/// let info: shallot_proto::rpc::Info = shallot_client::onion_client::decode_reply("reading an info reply", &info)?;
+/// println!("network time {} (node said {})", client.clock().now_ms(), info.t);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -343,6 +345,12 @@ fn classify_snode(status: u16, body: Value, destination: &NodeRecord) -> Verdict
             )
         }
     }
+}
+
+/// Reads a reply body as a method's typed answer; `what` names the reading in the error
+/// ("reading a retrieve reply") if the body is not one.
+pub fn decode_reply<T: DeserializeOwned>(what: &'static str, body: &Value) -> Result<T, Error> {
+    T::deserialize(body).map_err(|e| Error::protocol(what, e))
 }
 
 fn body_text(body: &Value) -> String {
@@ -778,9 +786,11 @@ impl OnionClient {
     /// ```no_run
     /// # async fn demo(client: shallot_client::OnionClient, node: shallot_directory::NodeRecord,
     /// #               account: shallot_proto::AccountId) -> Result<(), shallot_client::Error> {
-    /// use shallot_proto::rpc::Request;
-    /// let (_, swarm) = client.request_node(&node, &Request::GetSwarm { account }).await?;
-    /// println!("{} members", swarm["snodes"].as_array().map_or(0, Vec::len));
+    /// use shallot_client::onion_client::decode_reply;
+    /// use shallot_proto::rpc::{Request, SwarmMembers};
+    /// let (_, body) = client.request_node(&node, &Request::GetSwarm { account }).await?;
+    /// let swarm: SwarmMembers = decode_reply("reading a get_swarm reply", &body)?;
+    /// println!("{} members", swarm.snodes.len());
     /// # Ok(()) }
     /// ```
     pub async fn request_node(
@@ -911,10 +921,8 @@ impl OnionClient {
             let (_, body) = self
                 .request_node(source, &pool::service_nodes_request())
                 .await?;
-            let result = body
-                .get("result")
-                .ok_or_else(|| Error::protocol("refreshing the pool", "no result"))?;
-            answers.push(pool::parse_service_nodes(result)?);
+            let reply: OxendResult = decode_reply("refreshing the pool", &body)?;
+            answers.push(pool::parse_service_nodes(&reply.result)?);
         }
         let common = pool::intersect(&answers, self.inner.config.min_refresh_agreement)?;
         Ok(self.install_pool(Pool::new(common), false))
@@ -955,7 +963,7 @@ mod tests {
         let dest = node(1, 1);
         let (kind, outcome) = done_err(classify_snode(
             406,
-            json!("Timestamp error: check your clock"),
+            json!(shallot_proto::rpc::Refusal::StoreClock.to_string()),
             &dest,
         ));
         assert_eq!(kind, crate::ErrorKind::ClockSkew);
@@ -977,7 +985,13 @@ mod tests {
         let (kind, outcome) = done_err(classify_snode(500, json!("request failed"), &dest));
         assert_eq!(kind, crate::ErrorKind::NodeUnreachable);
         assert_eq!(outcome, Some(Outcome::DestinationFailure(dest.ed25519)));
-        let moved = json!({"snodes": [node(2, 2).swarm_entry_json()], "swarm": "3e8"});
+        let moved = serde_json::to_value(shallot_proto::rpc::SwarmMembers {
+            hf: [19, 3],
+            snodes: vec![node(2, 2).swarm_entry()],
+            swarm: shallot_proto::swarm::SwarmId(1000),
+            t: 1,
+        })
+        .unwrap();
         match classify_snode(421, moved, &dest) {
             Verdict::Done(Err(Error::SwarmMoved { snodes }), _) => {
                 assert_eq!(snodes.len(), 1);

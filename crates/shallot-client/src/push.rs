@@ -27,10 +27,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde::Deserialize;
 use shallot_directory::NodeRecord;
+pub use shallot_proto::rpc::Notification;
+use shallot_proto::rpc::{MonitorFrame, MonitorReply, MonitorSubscription};
 use shallot_proto::signing::SignedRequest;
-use shallot_proto::{b64, AccountId, Ed25519Pub, Identity, Namespace};
+use shallot_proto::{Ed25519Pub, Identity, Namespace};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -46,34 +48,6 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Notifications buffered before the reader waits for the consumer.
 const CHANNEL_DEPTH: usize = 1024;
-
-/// One pushed message.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Notification {
-    /// The account it was stored for (ours).
-    pub account: AccountId,
-    /// Its hash (the message id on the swarm).
-    pub hash: String,
-    /// Its namespace.
-    pub namespace: Namespace,
-    /// When it was stored (ms).
-    pub timestamp_ms: u64,
-    /// When it expires (ms).
-    pub expiry_ms: u64,
-    /// The stored (still encrypted) data, if the node sent it.
-    pub data: Option<Vec<u8>>,
-}
-
-impl std::fmt::Debug for Notification {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // No data: keep it out of logs even though it is encrypted.
-        f.debug_struct("Notification")
-            .field("hash", &self.hash)
-            .field("namespace", &self.namespace.0)
-            .field("data_len", &self.data.as_ref().map(Vec::len))
-            .finish_non_exhaustive()
-    }
-}
 
 /// A running subscription; dropping it closes the connection.
 #[derive(Debug)]
@@ -147,7 +121,7 @@ pub fn subscribe(client: &OnionClient, identity: &Identity) -> PushSubscription 
 }
 
 /// The signed subscription frame: `P` (Ed25519 key), `n` [0], `d` 1, `t` seconds, `s`.
-pub fn subscription_frame(identity: &Identity, now_ms: u64) -> Value {
+pub fn subscription_frame(identity: &Identity, now_ms: u64) -> MonitorSubscription {
     let account = identity.session_id().account();
     let t = now_ms / 1000;
     let namespaces = [Namespace::DEFAULT];
@@ -160,28 +134,14 @@ pub fn subscription_frame(identity: &Identity, now_ms: u64) -> Value {
         }
         .message(),
     );
-    json!({
-        "P": identity.ed25519_public().to_hex(),
-        "n": [0],
-        "d": 1,
-        "t": t,
-        "s": b64::encode(signature.to_bytes()),
-    })
-}
-
-/// Parses a notification frame (`{"@", "h", "n", "t", "z", "~"}`); `None` if it is not one.
-pub fn parse_notification(value: &Value) -> Option<Notification> {
-    Some(Notification {
-        account: value.get("@")?.as_str()?.parse().ok()?,
-        hash: value.get("h")?.as_str()?.to_owned(),
-        namespace: Namespace(i16::try_from(value.get("n")?.as_i64()?).ok()?),
-        timestamp_ms: value.get("t").and_then(Value::as_u64).unwrap_or(0),
-        expiry_ms: value.get("z").and_then(Value::as_u64).unwrap_or(0),
-        data: match value.get("~") {
-            Some(Value::String(d)) => Some(b64::decode(d).ok()?),
-            _ => None,
-        },
-    })
+    MonitorSubscription {
+        session_ed25519: Some(identity.ed25519_public()),
+        want_data: true,
+        namespaces: namespaces.to_vec(),
+        account: None,
+        signature,
+        timestamp_s: t,
+    }
 }
 
 /// TLS for the monitor WebSocket: the member must prove its listed Ed25519 key when the URL
@@ -298,7 +258,8 @@ async fn connection(
         tokio::select! {
             _ = renew.tick() => {
                 let frame = subscription_frame(identity, client.clock().now_ms());
-                if let Err(e) = ws.send(Message::text(frame.to_string())).await {
+                let frame = serde_json::to_string(&frame).unwrap_or_default();
+                if let Err(e) = ws.send(Message::text(frame)).await {
                     return End::Retry(format!("send: {e}"));
                 }
                 awaiting_answer = true;
@@ -320,20 +281,27 @@ async fn connection(
                     Ok(Some(Ok(Message::Text(text)))) => text,
                     Ok(Some(Ok(_))) => continue,
                 };
-                let Ok(value) = serde_json::from_str::<Value>(text.as_str()) else {
+                let Ok(value) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
                     return End::Retry("unparsable frame".into());
                 };
-                if let Some(note) = parse_notification(&value) {
-                    if tx.send(note).await.is_err() {
-                        return End::Closed;
+                // Another JSON value is ignored.
+                match MonitorFrame::deserialize(&value) {
+                    Ok(MonitorFrame::Notification(note)) => {
+                        if tx.send(note).await.is_err() {
+                            return End::Closed;
+                        }
                     }
-                } else if value.get("success").is_some() {
-                    awaiting_answer = false;
-                    current.set(true);
-                    *backoff = MIN_BACKOFF;
-                } else if let Some(error) = value.get("error") {
-                    // A refused subscription (e.g. clock skew): try again later, elsewhere.
-                    return End::Retry(format!("subscription refused: {error}"));
+                    Ok(MonitorFrame::Reply(MonitorReply::Success { .. })) => {
+                        awaiting_answer = false;
+                        current.set(true);
+                        *backoff = MIN_BACKOFF;
+                    }
+                    Ok(MonitorFrame::Reply(MonitorReply::Refused { error, .. })) => {
+                        // A refused subscription (e.g. clock skew): try again later, elsewhere.
+                        return End::Retry(format!("subscription refused: {error:?}"));
+                    }
+                    // We subscribe with one object, so a list is not an answer to us.
+                    Ok(MonitorFrame::Replies(_)) | Err(_) => {}
                 }
             }
         }
@@ -344,14 +312,17 @@ async fn connection(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn frames_are_signed_and_notifications_parsed() {
         let id = Identity::from_seed([7; 32]);
         let frame = subscription_frame(&id, 1_700_000_123_456);
-        assert_eq!(frame["t"], 1_700_000_123);
-        assert_eq!(frame["n"], json!([0]));
-        let signature = b64::decode(frame["s"].as_str().unwrap()).unwrap();
+        let text = serde_json::to_value(&frame).unwrap();
+        assert_eq!(text["t"], 1_700_000_123);
+        assert_eq!(text["n"], json!([0]));
+        assert_eq!(text["d"], 1);
+        assert_eq!(text["P"], id.ed25519_public().to_hex());
         let message = SignedRequest::Monitor {
             account: &id.session_id().account(),
             timestamp_s: 1_700_000_123,
@@ -359,15 +330,21 @@ mod tests {
             namespaces: &[Namespace::DEFAULT],
         }
         .message();
-        let signature = shallot_proto::Signature::from_bytes(&signature.try_into().unwrap());
-        assert!(id.ed25519_public().verify(&message, &signature));
+        assert!(id.ed25519_public().verify(&message, &frame.signature));
 
         let account = id.session_id().account();
-        let note = parse_notification(&json!({"@": account.to_hex(), "h": "abc", "n": 0,
-            "t": 5, "z": 6, "~": b64::encode(b"xy")}))
-        .unwrap();
+        let hash = shallot_proto::message_hash::MessageHash::compute(&account, Namespace(0), b"xy");
+        let frame = json!({"@": account.to_hex(), "h": hash.to_string(), "n": 0, "t": 5, "z": 6,
+            "~": shallot_proto::b64::encode(b"xy")});
+        let Ok(MonitorFrame::Notification(note)) = MonitorFrame::deserialize(&frame) else {
+            panic!("not a notification: {frame}");
+        };
         assert_eq!(note.account, account);
+        assert_eq!(note.hash, hash);
         assert_eq!(note.data.as_deref(), Some(&b"xy"[..]));
-        assert!(parse_notification(&json!({"success": 1})).is_none());
+        assert!(matches!(
+            MonitorFrame::deserialize(&json!({"success": 1})),
+            Ok(MonitorFrame::Reply(MonitorReply::Success { .. }))
+        ));
     }
 }

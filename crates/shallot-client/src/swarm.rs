@@ -4,10 +4,10 @@
 use std::collections::{HashMap, HashSet};
 
 use rand::seq::SliceRandom;
+use serde::Deserialize;
 use serde_json::Value;
 use shallot_directory::NodeRecord;
-use shallot_proto::rpc::Request;
-use shallot_proto::swarm::SwarmId;
+use shallot_proto::rpc::{Request, SwarmMembers};
 use shallot_proto::{AccountId, Ed25519Pub};
 
 use crate::error::{Error, ErrorKind};
@@ -53,35 +53,23 @@ impl SwarmCache {
 }
 
 /// The members listed in a `get_swarm` or 421 body (`{"snodes": [...], "swarm": "<hex id>"}`);
-/// malformed entries are skipped.
+/// malformed entries, and members without an address, are skipped.
 pub fn parse_swarm(body: &Value) -> Vec<NodeRecord> {
-    let swarm_id = body
-        .get("swarm")
-        .and_then(Value::as_str)
-        .and_then(|s| u64::from_str_radix(s, 16).ok())
-        .map_or(SwarmId::INVALID, SwarmId);
-    let Some(snodes) = body.get("snodes").and_then(Value::as_array) else {
+    let Ok(members) = SwarmMembers::deserialize(body) else {
         return Vec::new();
     };
-    snodes
-        .iter()
-        .filter_map(|entry| {
-            let ed25519: Ed25519Pub = entry.get("pubkey_ed25519")?.as_str()?.parse().ok()?;
-            let port = entry
-                .get("port_https")
-                .and_then(Value::as_u64)
-                .or_else(|| entry.get("port")?.as_str()?.parse().ok())?;
-            let omq = entry.get("port_omq").and_then(Value::as_u64).unwrap_or(0);
-            let node = NodeRecord {
-                pubkey_legacy: *ed25519.as_bytes(),
-                ed25519,
-                x25519: entry.get("pubkey_x25519")?.as_str()?.parse().ok()?,
-                ip: entry.get("ip")?.as_str()?.parse().ok()?,
-                https_port: u16::try_from(port).ok()?,
-                omq_port: u16::try_from(omq).unwrap_or(0),
-                swarm_id,
-            };
-            (!node.ip.is_unspecified()).then_some(node)
+    members
+        .snodes
+        .into_iter()
+        .filter(|m| !m.ip.is_unspecified())
+        .map(|m| NodeRecord {
+            pubkey_legacy: *m.pubkey_ed25519.as_bytes(),
+            ed25519: m.pubkey_ed25519,
+            x25519: m.pubkey_x25519,
+            ip: m.ip,
+            https_port: m.port_https,
+            omq_port: m.port_omq,
+            swarm_id: members.swarm,
         })
         .collect()
 }
@@ -148,8 +136,13 @@ impl OnionClient {
     /// ```no_run
     /// # async fn demo(client: shallot_client::OnionClient, request: shallot_proto::rpc::Request,
     /// #               account: shallot_proto::AccountId) -> Result<(), shallot_client::Error> {
+    /// use shallot_client::onion_client::decode_reply;
+    /// use shallot_proto::rpc::{Stored, SwarmResults};
     /// match client.request_swarm(&account, &request).await {
-    ///     Ok((_, body)) => println!("stored: {}", body["hash"]),
+    ///     Ok((_, body)) => {
+    ///         let reply: SwarmResults<Stored> = decode_reply("reading a store reply", &body)?;
+    ///         println!("stored on {} members", reply.succeeded());
+    ///     }
     ///     Err(e) if e.kind() == shallot_client::ErrorKind::ClockSkew => eprintln!("fix the clock"),
     ///     Err(e) => return Err(e),
     /// }
@@ -237,11 +230,15 @@ mod tests {
     use super::*;
     use crate::pool::tests::node;
     use serde_json::json;
+    use shallot_proto::swarm::SwarmId;
 
     #[test]
     fn parses_swarm_bodies_and_caches_per_account() {
-        let body = json!({"snodes": [node(1, 1).swarm_entry_json(), node(2, 1).swarm_entry_json(),
-            {"pubkey_ed25519": "zz"}], "swarm": "7d0", "t": 1});
+        let entry = |i: u8| serde_json::to_value(node(i, 1).swarm_entry()).unwrap();
+        let mut unaddressed = entry(3);
+        unaddressed["ip"] = json!("0.0.0.0");
+        let body = json!({"snodes": [entry(1), entry(2), {"pubkey_ed25519": "zz"}, unaddressed],
+            "swarm": "7d0", "t": 1});
         let members = parse_swarm(&body);
         assert_eq!(members.len(), 2);
         assert_eq!(members[0].https_addr(), node(1, 1).https_addr());

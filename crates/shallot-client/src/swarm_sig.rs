@@ -9,13 +9,18 @@
 //! member that timed out.
 
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 
-use serde_json::{json, Map, Value};
-use shallot_proto::rpc::Request;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use shallot_proto::message_hash::MessageHash;
+use shallot_proto::rpc::{
+    Deleted, Expired, ExpiryValue, MemberFailure, MemberResult, Request, Revoked, Stored,
+    Unrevoked, Updated,
+};
 use shallot_proto::signing::SignedResponse;
 use shallot_proto::{Ed25519Pub, Signature};
-
-use shallot_proto::message_hash::MessageHash;
 
 /// What the member signatures of one recursive reply showed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,20 +36,107 @@ pub struct SwarmCheck {
 /// Checks every `swarm` entry of `body`, a reply to `request`, against the member keys in
 /// `members`, and rewrites the entries that do not check out as failures. `None` when `request`
 /// is not a recursive method (nothing to check).
-pub fn check_swarm_reply<S: std::hash::BuildHasher>(
+pub fn check_swarm_reply<S: BuildHasher>(
     request: &Request,
     body: &mut Value,
     members: &HashSet<Ed25519Pub, S>,
 ) -> Option<SwarmCheck> {
-    if !is_recursive(request) {
-        return None;
-    }
-    let mut check = SwarmCheck::default();
-    let Some(swarm) = body.get_mut("swarm").and_then(Value::as_object_mut) else {
-        return Some(check);
+    let swarm = body.get_mut("swarm").and_then(Value::as_object_mut);
+    let check = match request {
+        Request::Store(store) => {
+            let hash = store.hash();
+            check_entries(swarm, members, |entry: &Stored| {
+                // A valid signature over another hash is not one over ours.
+                (entry.hash == hash).then(|| {
+                    let message = SignedResponse::Store { hash: &hash }.message();
+                    (message, entry.signature)
+                })
+            })
+        }
+        Request::Delete(d) => check_entries(swarm, members, |entry: &Deleted| {
+            let message = SignedResponse::Delete {
+                account: &d.account,
+                requested: &d.messages,
+                deleted: &entry.deleted.hashes(),
+            };
+            Some((message.message(), entry.signature))
+        }),
+        Request::DeleteAll(d) => check_entries(swarm, members, |entry: &Deleted| {
+            let message = SignedResponse::DeleteAll {
+                account: &d.account,
+                timestamp: d.timestamp,
+                deleted: &entry.deleted.hashes(),
+            };
+            Some((message.message(), entry.signature))
+        }),
+        Request::DeleteBefore(d) => check_entries(swarm, members, |entry: &Deleted| {
+            let message = SignedResponse::DeleteBefore {
+                account: &d.account,
+                before: d.before,
+                deleted: &entry.deleted.hashes(),
+            };
+            Some((message.message(), entry.signature))
+        }),
+        Request::ExpireAll(e) => check_entries(swarm, members, |entry: &Updated| {
+            let message = SignedResponse::ExpireAll {
+                account: &e.account,
+                expiry: e.expiry,
+                updated: &entry.updated.hashes(),
+            };
+            Some((message.message(), entry.signature))
+        }),
+        Request::Expire(e) => check_entries(swarm, members, |entry: &Expired| {
+            let (single_expiry, updated) = applied_expiries(entry)?;
+            let unchanged = entry.unchanged.as_ref().map_or(&[][..], |u| &u.0);
+            let message = SignedResponse::Expire {
+                account: &e.account,
+                single_expiry,
+                requested: &e.messages,
+                updated: &updated,
+                unchanged,
+            };
+            Some((message.message(), entry.signature))
+        }),
+        Request::RevokeSubaccount(r) => check_entries(swarm, members, |entry: &Revoked| {
+            let message = SignedResponse::RevokeSubaccount {
+                account: &r.account,
+                timestamp: r.timestamp,
+                tokens: &r.tokens,
+            };
+            Some((message.message(), entry.signature))
+        }),
+        Request::UnrevokeSubaccount(r) => check_entries(swarm, members, |entry: &Unrevoked| {
+            let message = SignedResponse::UnrevokeSubaccount {
+                account: &r.account,
+                timestamp: r.timestamp,
+                tokens: &r.tokens,
+            };
+            Some((message.message(), entry.signature))
+        }),
+        _ => return None,
     };
+    Some(check)
+}
+
+/// Reads each entry of `swarm` as a member result of type `T` and checks the non-failed ones:
+/// `signed` gives the bytes the member signs for its result and the signature it carries, or
+/// `None` if the result contradicts the request. Entries that do not check out are rewritten as
+/// `{"failed": true, "bad_signature": true}`.
+fn check_entries<T: DeserializeOwned, S: BuildHasher>(
+    swarm: Option<&mut Map<String, Value>>,
+    members: &HashSet<Ed25519Pub, S>,
+    signed: impl Fn(&T) -> Option<(Vec<u8>, Signature)>,
+) -> SwarmCheck {
+    let mut check = SwarmCheck::default();
+    let Some(swarm) = swarm else {
+        return check;
+    };
+    let bad_signature =
+        || serde_json::to_value(MemberFailure::bad_signature()).unwrap_or(Value::Null);
     for (key, entry) in swarm.iter_mut() {
-        if entry.get("failed").is_some() {
+        let result = MemberResult::<T>::deserialize(&*entry)
+            .unwrap_or(MemberResult::Unrecognised(Value::Null));
+        if result.is_failed() {
             continue;
         }
         let node = key
@@ -53,159 +145,53 @@ pub fn check_swarm_reply<S: std::hash::BuildHasher>(
             .filter(|k| members.contains(k));
         let Some(node) = node else {
             check.unknown += 1;
-            *entry = json!({"failed": true, "bad_signature": true});
+            *entry = bad_signature();
             continue;
         };
-        if verify_entry(request, &node, entry) {
+        let valid = result
+            .ok()
+            .and_then(&signed)
+            .is_some_and(|(message, signature)| node.verify(&message, &signature));
+        if valid {
             check.valid.push(node);
         } else {
             check.forged.push(node);
-            *entry = json!({"failed": true, "bad_signature": true});
+            *entry = bad_signature();
         }
     }
-    Some(check)
+    check
 }
 
-fn is_recursive(request: &Request) -> bool {
-    matches!(
-        request,
-        Request::Store(_)
-            | Request::Delete(_)
-            | Request::DeleteAll(_)
-            | Request::DeleteBefore(_)
-            | Request::ExpireAll(_)
-            | Request::Expire(_)
-            | Request::RevokeSubaccount(_)
-            | Request::UnrevokeSubaccount(_)
-    )
-}
+/// The single applied expiry (if one), and each updated hash with its applied expiry.
+type Applied = (Option<u64>, Vec<(MessageHash, u64)>);
 
-/// Whether `entry` (one member's result) is signed by `node` for `request`.
-fn verify_entry(request: &Request, node: &Ed25519Pub, entry: &Value) -> bool {
-    let Some(signature) = entry
-        .get("signature")
-        .and_then(Value::as_str)
-        .and_then(|s| shallot_proto::b64::decode(s).ok())
-        .and_then(|bytes| Signature::from_slice(&bytes).ok())
-    else {
-        return false;
-    };
-    signed_message(request, entry).is_some_and(|message| node.verify(&message, &signature))
-}
-
-/// The bytes a member signs for `request` given what its `entry` says it did; `None` if the entry
-/// is malformed (or, for `store`, names another hash).
-fn signed_message(request: &Request, entry: &Value) -> Option<Vec<u8>> {
-    let message = match request {
-        Request::Store(store) => {
-            let hash = store.hash();
-            if entry.get("hash").and_then(Value::as_str)? != hash.to_string() {
-                return None;
-            }
-            SignedResponse::Store { hash: &hash }.message()
-        }
-        Request::Delete(d) => SignedResponse::Delete {
-            account: &d.account,
-            requested: &d.messages,
-            deleted: &hashes(entry.get("deleted")?)?,
-        }
-        .message(),
-        Request::DeleteAll(d) => SignedResponse::DeleteAll {
-            account: &d.account,
-            timestamp: d.timestamp,
-            deleted: &hashes(entry.get("deleted")?)?,
-        }
-        .message(),
-        Request::DeleteBefore(d) => SignedResponse::DeleteBefore {
-            account: &d.account,
-            before: d.before,
-            deleted: &hashes(entry.get("deleted")?)?,
-        }
-        .message(),
-        Request::ExpireAll(e) => SignedResponse::ExpireAll {
-            account: &e.account,
-            expiry: e.expiry,
-            updated: &hashes(entry.get("updated")?)?,
-        }
-        .message(),
-        Request::Expire(e) => {
-            let updated = hashes(entry.get("updated")?)?;
-            let (single_expiry, updated): (Option<u64>, Vec<(MessageHash, u64)>) = match entry
-                .get("expiry")?
-            {
-                Value::Array(expiries) => {
-                    if expiries.len() != updated.len() {
-                        return None;
-                    }
-                    let expiries: Option<Vec<u64>> = expiries.iter().map(Value::as_u64).collect();
-                    (None, updated.into_iter().zip(expiries?).collect())
-                }
-                single => {
-                    let expiry = single.as_u64()?;
-                    (
-                        Some(expiry),
-                        updated.into_iter().map(|h| (h, expiry)).collect(),
-                    )
-                }
-            };
-            let unchanged = match entry.get("unchanged") {
-                None => Vec::new(),
-                Some(map) => unchanged(map.as_object()?)?,
-            };
-            SignedResponse::Expire {
-                account: &e.account,
-                single_expiry,
-                requested: &e.messages,
-                updated: &updated,
-                unchanged: &unchanged,
-            }
-            .message()
-        }
-        Request::RevokeSubaccount(r) => SignedResponse::RevokeSubaccount {
-            account: &r.account,
-            timestamp: r.timestamp,
-            tokens: &r.tokens,
-        }
-        .message(),
-        Request::UnrevokeSubaccount(r) => SignedResponse::UnrevokeSubaccount {
-            account: &r.account,
-            timestamp: r.timestamp,
-            tokens: &r.tokens,
-        }
-        .message(),
-        _ => return None,
-    };
-    Some(message)
-}
-
-/// A list of hashes, or (for namespace `"all"`) an object of per-namespace lists, flattened.
-fn hashes(value: &Value) -> Option<Vec<MessageHash>> {
-    let parse = |list: &Vec<Value>| -> Option<Vec<MessageHash>> {
-        list.iter().map(|h| h.as_str()?.parse().ok()).collect()
-    };
-    match value {
-        Value::Array(list) => parse(list),
-        Value::Object(by_namespace) => {
-            let mut all = Vec::new();
-            for list in by_namespace.values() {
-                all.extend(parse(list.as_array()?)?);
-            }
-            Some(all)
-        }
-        _ => None,
+/// An `expire` result's applied expiries: the single one, or one per updated hash (`None` if
+/// their count does not match).
+fn applied_expiries(entry: &Expired) -> Option<Applied> {
+    match &entry.expiry {
+        ExpiryValue::Single(expiry) => Some((
+            Some(*expiry),
+            entry.updated.iter().map(|h| (*h, *expiry)).collect(),
+        )),
+        ExpiryValue::Each(expiries) if expiries.len() == entry.updated.len() => Some((
+            None,
+            entry
+                .updated
+                .iter()
+                .copied()
+                .zip(expiries.iter().copied())
+                .collect(),
+        )),
+        ExpiryValue::Each(_) => None,
     }
-}
-
-fn unchanged(map: &Map<String, Value>) -> Option<Vec<(MessageHash, u64)>> {
-    map.iter()
-        .map(|(hash, expiry)| Some((hash.parse().ok()?, expiry.as_u64()?)))
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use shallot_proto::rpc::{Delete, Store};
+    use shallot_proto::signing::ExpireMode;
     use shallot_proto::{AccountId, AccountKind, Identity};
 
     fn store_request() -> Store {
@@ -306,6 +292,120 @@ mod tests {
                 .forged
                 .len(),
             1
+        );
+    }
+
+    #[test]
+    fn expire_entries_are_checked_with_their_applied_expiries_and_unchanged_hashes() {
+        let node = Identity::from_seed([9; 32]);
+        let members: HashSet<Ed25519Pub> = [node.ed25519_public()].into();
+        let account = AccountId::new(AccountKind::Session, [1; 32]);
+        let (h1, h2) = (
+            MessageHash::from_bytes([0xb1; 32]),
+            MessageHash::from_bytes([0xc2; 32]),
+        );
+        let request = Request::Expire(shallot_proto::rpc::Expire {
+            account,
+            auth: shallot_proto::rpc::Auth {
+                signature: node.sign(b"x"),
+                pubkey_ed25519: None,
+                subaccount: None,
+            },
+            messages: vec![h1, h2],
+            expiries: vec![1_700_000_500_000, 1_700_000_600_000],
+            mode: ExpireMode::Extend,
+        });
+        let signed = SignedResponse::Expire {
+            account: &account,
+            single_expiry: None,
+            requested: &[h1, h2],
+            updated: &[(h1, 1_700_000_500_000)],
+            unchanged: &[(h2, 1_700_000_900_000)],
+        }
+        .message();
+        let entry = Expired {
+            expiry: ExpiryValue::Each(vec![1_700_000_500_000]),
+            signature: node.sign(&signed),
+            unchanged: Some(shallot_proto::rpc::Unchanged(vec![(h2, 1_700_000_900_000)])),
+            updated: vec![h1],
+        };
+        let key = node.ed25519_public().to_hex();
+        let mut body = json!({"swarm": {key.clone(): entry.clone()}});
+        assert_eq!(
+            check_swarm_reply(&request, &mut body, &members)
+                .unwrap()
+                .valid,
+            vec![node.ed25519_public()]
+        );
+        // Hiding that a hash kept its expiry, or a count of expiries that does not match.
+        for lie in [
+            Expired {
+                unchanged: None,
+                ..entry.clone()
+            },
+            Expired {
+                expiry: ExpiryValue::Each(vec![]),
+                ..entry
+            },
+        ] {
+            let mut body = json!({"swarm": {key.clone(): lie}});
+            let check = check_swarm_reply(&request, &mut body, &members).unwrap();
+            assert_eq!(check.forged.len(), 1);
+            assert_eq!(
+                body["swarm"][&key],
+                json!({"failed": true, "bad_signature": true})
+            );
+        }
+    }
+
+    #[test]
+    fn delete_all_entries_per_namespace_and_relayed_flags_are_read() {
+        let node = Identity::from_seed([9; 32]);
+        let members: HashSet<Ed25519Pub> = [node.ed25519_public()].into();
+        let account = AccountId::new(AccountKind::Session, [1; 32]);
+        let (h1, h2) = (
+            MessageHash::from_bytes([0xb1; 32]),
+            MessageHash::from_bytes([0xc2; 32]),
+        );
+        let request = Request::DeleteAll(shallot_proto::rpc::DeleteAll {
+            account,
+            auth: shallot_proto::rpc::Auth {
+                signature: node.sign(b"x"),
+                pubkey_ed25519: None,
+                subaccount: None,
+            },
+            namespace: shallot_proto::namespace::NamespaceSelector::All,
+            timestamp: 1_700_000_000_000,
+        });
+        let signed = SignedResponse::DeleteAll {
+            account: &account,
+            timestamp: 1_700_000_000_000,
+            deleted: &[h1, h2],
+        }
+        .message();
+        let key = node.ed25519_public().to_hex();
+        let mut body = json!({"swarm": {key.clone(): {
+            "deleted": {"-10": [h2.to_string()], "0": [h1.to_string()]},
+            "signature": sig(&node, &signed)}}});
+        assert_eq!(
+            check_swarm_reply(&request, &mut body, &members)
+                .unwrap()
+                .valid
+                .len(),
+            1
+        );
+
+        // A store result relayed from a reference node's bt answer says `"already": 1`.
+        let store = store_request();
+        let hash = store.hash().to_string();
+        let mut body = json!({"swarm": {key.clone(): {"already": 1, "expiry": 5, "hash": hash,
+            "signature": sig(&node, hash.as_bytes())}, "ab": {"failed": 1, "timeout": 1}}});
+        let check = check_swarm_reply(&Request::Store(store), &mut body, &members).unwrap();
+        assert_eq!((check.valid.len(), check.unknown), (1, 0));
+        assert_eq!(
+            body["swarm"][&key]["already"],
+            json!(1),
+            "valid entries stay as sent"
         );
     }
 }

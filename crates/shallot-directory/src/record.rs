@@ -3,6 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use serde_json::{json, Map, Value};
+use shallot_proto::rpc::SwarmMember;
 use shallot_proto::swarm::SwarmId;
 use shallot_proto::{Ed25519Pub, X25519Pub};
 
@@ -125,18 +126,18 @@ impl NodeRecord {
     }
 
     /// The node's entry in a `get_swarm` / 421 answer (storage RPC spec §4.10).
-    pub fn swarm_entry_json(&self) -> Value {
-        json!({
-            "address": format!("{}.snode", zbase32(&self.pubkey_legacy)),
-            "pubkey_legacy": hex::encode(self.pubkey_legacy),
-            "pubkey_x25519": self.x25519.to_hex(),
-            "pubkey_ed25519": self.ed25519.to_hex(),
-            "port": self.https_port.to_string(),
-            "port_https": self.https_port,
-            "port_omq": self.omq_port,
-            "port_quic": self.omq_port,
-            "ip": self.ip.to_string(),
-        })
+    pub fn swarm_entry(&self) -> SwarmMember {
+        SwarmMember {
+            address: format!("{}.snode", zbase32(&self.pubkey_legacy)),
+            ip: self.ip,
+            port: self.https_port,
+            port_https: self.https_port,
+            port_omq: self.omq_port,
+            port_quic: self.omq_port,
+            pubkey_ed25519: self.ed25519,
+            pubkey_legacy: self.pubkey_legacy,
+            pubkey_x25519: self.x25519,
+        }
     }
 }
 
@@ -168,7 +169,7 @@ mod tests {
         assert_eq!(record.swarm_id, SwarmId::INVALID);
         assert!(!record.is_active());
         assert_eq!(record.https_addr().to_string(), "127.0.0.2:22021");
-        let swarm = record.swarm_entry_json();
+        let swarm = serde_json::to_value(record.swarm_entry()).unwrap();
         assert_eq!(swarm["port"], "22021");
         assert_eq!(swarm["port_quic"], 22020);
         let address = swarm["address"].as_str().unwrap();

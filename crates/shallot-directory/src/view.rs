@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
+use shallot_proto::rpc::{Hardfork, SwarmMembers};
 use shallot_proto::swarm::{nearest_swarm, swarm_space, SwarmId};
 use shallot_proto::{AccountId, Ed25519Pub, X25519Pub};
 
@@ -189,14 +190,25 @@ impl NetworkView {
         Value::Object(result)
     }
 
-    /// The `get_swarm` / 421 body for an account (without `t` and `hf`, which the node adds).
-    pub fn swarm_json(&self, account: &AccountId) -> Value {
-        match self.swarm_for(account) {
-            Some(swarm) => json!({
-                "snodes": self.members(swarm).map(NodeRecord::swarm_entry_json).collect::<Vec<_>>(),
-                "swarm": format!("{:x}", swarm.0),
-            }),
-            None => json!({"snodes": [], "swarm": format!("{:x}", SwarmId::INVALID.0)}),
+    /// `[hardfork, snode_revision]`, as answers carry it in `hf`.
+    pub fn hf(&self) -> Hardfork {
+        [u16::from(self.hardfork.0), u16::from(self.hardfork.1)]
+    }
+
+    /// The `get_swarm` / 421 body for an account, at node time `t` (ms).
+    pub fn swarm_members(&self, account: &AccountId, t: u64) -> SwarmMembers {
+        let (swarm, snodes) = match self.swarm_for(account) {
+            Some(swarm) => (
+                swarm,
+                self.members(swarm).map(NodeRecord::swarm_entry).collect(),
+            ),
+            None => (SwarmId::INVALID, Vec::new()),
+        };
+        SwarmMembers {
+            hf: self.hf(),
+            snodes,
+            swarm,
+            t,
         }
     }
 }
@@ -242,9 +254,10 @@ mod tests {
 
         let account = AccountId::new(shallot_proto::AccountKind::Session, [0; 32]);
         assert_eq!(view.swarm_for(&account), Some(SwarmId(100)));
-        let body = view.swarm_json(&account);
+        let body = serde_json::to_value(view.swarm_members(&account, 7)).unwrap();
         assert_eq!(body["swarm"], "64");
         assert_eq!(body["snodes"].as_array().unwrap().len(), 1);
+        assert_eq!((&body["hf"], &body["t"]), (&json!([19, 3]), &json!(7)));
     }
 
     #[test]
@@ -279,6 +292,8 @@ mod tests {
         }))
         .unwrap();
         let account = AccountId::new(shallot_proto::AccountKind::Session, [0; 32]);
-        assert_eq!(empty.swarm_json(&account)["swarm"], "ffffffffffffffff");
+        let body = serde_json::to_value(empty.swarm_members(&account, 0)).unwrap();
+        assert_eq!(body["swarm"], "ffffffffffffffff");
+        assert_eq!(body["snodes"], json!([]));
     }
 }

@@ -1,19 +1,27 @@
 //! Runs parsed client RPC requests (storage RPC spec §3, §4): swarm checks, clock windows,
-//! signature checks, swarm replication, the store, and the exact response shapes.
+//! signature checks, swarm replication and the store, answering with the typed responses and
+//! refusals of `shallot_proto::rpc`.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::{json, Map, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 use shallot_directory::NetworkView;
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::namespace::NamespaceSelector;
-use shallot_proto::rpc::{self, IfElse, Request};
+use shallot_proto::rpc::{
+    self, BatchResults, Deleted, Expired, Expiries, ExpiryValue, HashList, IfElse, IfElseResult,
+    Info, MemberFailure, MemberResult, Method, OxendResult, Refusal, Request, RetrievePage,
+    RetrievedMessage, Revoked, Stored, SubResult, SwarmResults, Unchanged, Unrevoked, Updated,
+};
 use shallot_proto::signing::{ExpireMode, RequestAuth, SignedResponse};
 use shallot_proto::subaccount::SubaccountFlags;
-use shallot_proto::{b64, AccountId, Namespace};
+use shallot_proto::{AccountId, Namespace, Signature};
 use shallot_store::{StoreError, StoredMessage};
 
 use crate::peers::PeerError;
@@ -58,10 +66,12 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn json(status: u16, value: Value) -> Self {
+    /// A JSON reply. Written through a `Value`, so object keys come out in ascending order as
+    /// the reference writes them.
+    fn json(status: u16, body: &impl Serialize) -> Self {
         Self {
             status,
-            body: Body::Json(value),
+            body: Body::Json(serde_json::to_value(body).unwrap_or_default()),
         }
     }
 
@@ -72,6 +82,20 @@ impl Reply {
             body: Body::Text(text.into()),
         }
     }
+}
+
+impl From<Refusal> for Reply {
+    fn from(refusal: Refusal) -> Self {
+        Self::text(refusal.status(), refusal.to_string())
+    }
+}
+
+/// What a recursive request came to: the status, every member's result (this node's
+/// included), and this node's own result.
+struct Replicated<T> {
+    status: u16,
+    swarm: BTreeMap<String, MemberResult<T>>,
+    local: MemberResult<T>,
 }
 
 const SIGNATURE_WINDOW: u64 = rpc::SIGNATURE_TOLERANCE_MS;
@@ -90,55 +114,21 @@ fn too_old(expiry: u64, now: u64) -> bool {
 
 /// Whether a replicated store was refused for the inbox quota here and stored nowhere else:
 /// one clear refusal then, rather than a 500 of failures.
-fn refused_for_quota((_, swarm, local): &(u16, Map<String, Value>, Value)) -> bool {
-    local.get("quota_exceeded").is_some() && swarm.values().all(|e| e.get("failed").is_some())
+fn refused_for_quota<T>(replicated: &Replicated<T>) -> bool {
+    matches!(&replicated.local, MemberResult::Failed(f) if f.quota_exceeded)
+        && replicated.swarm.values().all(MemberResult::is_failed)
 }
 
-fn sig_b64(node: &Node, message: &[u8]) -> String {
-    b64::encode(node.identity.sign(message).to_bytes())
-}
-
-fn sorted_texts<'a>(hashes: impl IntoIterator<Item = &'a MessageHash>) -> Vec<String> {
-    let mut texts: Vec<String> = hashes.into_iter().map(ToString::to_string).collect();
-    texts.sort_unstable();
-    texts
-}
-
-/// Text of the 429 a store gets when the account's inbox holds its quota on every member.
-pub const QUOTA_REFUSAL: &str =
-    "store: the recipient's inbox is full (per-account quota of unsigned messages); try later";
-
-/// `{"failed": true, "query_failure": true}` for a local database failure;
-/// `{"failed": true, "quota_exceeded": true}` for an account over its inbox quota.
-fn query_failure(error: &StoreError) -> Value {
-    if error.is_quota() {
-        json!({"failed": true, "quota_exceeded": true, "reason": error.to_string()})
+/// This node's entry for a local database failure: `query_failure` (with the reason unless the
+/// database is full), or `quota_exceeded` for an account over its inbox quota.
+fn query_failure<T>(error: &StoreError) -> MemberResult<T> {
+    MemberResult::Failed(if error.is_quota() {
+        MemberFailure::quota_exceeded(error.to_string())
     } else if error.is_full() {
-        json!({"failed": true, "query_failure": true})
+        MemberFailure::query_failure(None)
     } else {
-        json!({"failed": true, "query_failure": true, "reason": error.to_string()})
-    }
-}
-
-/// Groups `(namespace, hash)` pairs per namespace for `"all"` answers: `{"-42": [...], "0": [...]}`.
-fn per_namespace(pairs: &[(Namespace, MessageHash)]) -> Value {
-    let mut map: Map<String, Value> = Map::new();
-    let mut grouped: std::collections::BTreeMap<i16, Vec<&MessageHash>> =
-        std::collections::BTreeMap::new();
-    for (ns, hash) in pairs {
-        grouped.entry(ns.0).or_default().push(hash);
-    }
-    for (ns, hashes) in grouped {
-        map.insert(ns.to_string(), sorted_texts(hashes).into());
-    }
-    Value::Object(map)
-}
-
-fn hash_list(selector: NamespaceSelector, pairs: &[(Namespace, MessageHash)]) -> Value {
-    match selector {
-        NamespaceSelector::All => per_namespace(pairs),
-        NamespaceSelector::One(_) => sorted_texts(pairs.iter().map(|(_, h)| h)).into(),
-    }
+        MemberFailure::query_failure(Some(error.to_string()))
+    })
 }
 
 impl Node {
@@ -162,11 +152,13 @@ impl Node {
     }
 
     /// The 421 answer: the right swarm for the account.
-    fn misdirected(&self, view: &NetworkView, account: &AccountId, now: u64) -> Reply {
-        let mut body = view.swarm_json(account);
-        body["t"] = now.into();
-        body["hf"] = json!(self.hf(view));
-        Reply::json(421, body)
+    fn misdirected(view: &NetworkView, account: &AccountId, now: u64) -> Reply {
+        Reply::json(421, &view.swarm_members(account, now))
+    }
+
+    /// This node's signature over a response (spec §2.8).
+    fn sign(&self, message: &[u8]) -> Signature {
+        self.identity.sign(message)
     }
 
     /// Checks a request signature (spec §2.5), looking up revocations in the store.
@@ -202,7 +194,7 @@ impl Node {
             if request.method().checks_swarm() {
                 if let Some(account) = request.account() {
                     if !self.serves(&view, account) {
-                        return self.misdirected(&view, account, now);
+                        return Self::misdirected(&view, account, now);
                     }
                 }
             }
@@ -245,27 +237,26 @@ impl Node {
                     self.revocation(&view, r, false, origin, now).await
                 }
                 Request::GetSwarm { account } => {
-                    let mut body = view.swarm_json(&account);
-                    body["t"] = now.into();
-                    body["hf"] = json!(self.hf(&view));
-                    Reply::json(200, body)
+                    Reply::json(200, &view.swarm_members(&account, now))
                 }
                 Request::Info => Reply::json(
                     200,
-                    json!({"version": STORAGE_SERVER_VERSION, "timestamp": now, "t": now, "hf": self.hf(&view)}),
+                    &Info {
+                        hf: view.hf(),
+                        t: now,
+                        timestamp: now,
+                        version: STORAGE_SERVER_VERSION,
+                    },
                 ),
                 Request::OxendRequest { endpoint, params } => {
-                    self.oxend_request(&view, endpoint, params.as_ref(), now)
+                    Self::oxend_request(&view, endpoint, params.as_ref(), now)
                 }
                 Request::Batch(requests) => {
                     let runs = requests
                         .into_iter()
                         .map(|r| self.execute(without_wait(r), origin));
                     let replies = futures_util::future::join_all(runs).await;
-                    Reply::json(
-                        200,
-                        json!({"results": replies.into_iter().map(result_entry).collect::<Vec<_>>()}),
-                    )
+                    batch_reply(replies)
                 }
                 Request::Sequence(requests) => {
                     let mut results = Vec::with_capacity(requests.len());
@@ -277,7 +268,7 @@ impl Node {
                             break;
                         }
                     }
-                    Reply::json(200, json!({"results": results}))
+                    Reply::json(200, &BatchResults { results })
                 }
                 Request::IfElse(r) => self.if_else(&view, *r, origin).await,
             }
@@ -320,10 +311,7 @@ impl Node {
             }
         }
         if batch {
-            Reply::json(
-                200,
-                json!({"results": replies.into_iter().map(result_entry).collect::<Vec<_>>()}),
-            )
+            batch_reply(replies)
         } else {
             replies
                 .pop()
@@ -344,19 +332,22 @@ impl Node {
     }
 
     /// Replicates a recursive request to the rest of the swarm while running it locally, and
-    /// assembles the `{"swarm": {...}}` answer (spec §3.2). Forwarded requests answer with
-    /// the local entry only.
-    async fn replicate(
+    /// gathers every member's result for the `{"swarm": {...}}` answer (spec §3.2). Forwarded
+    /// requests run locally only.
+    async fn replicate<T: DeserializeOwned + Clone>(
         self: &Arc<Self>,
         view: &NetworkView,
         request: &Request,
         origin: Origin,
-        now: u64,
-        local: impl Future<Output = Value> + Send,
-    ) -> (u16, Map<String, Value>, Value) {
+        local: impl Future<Output = MemberResult<T>> + Send,
+    ) -> Replicated<T> {
         if origin == Origin::Peer {
-            let entry = local.await;
-            return (200, Map::new(), entry);
+            let local = local.await;
+            return Replicated {
+                status: 200,
+                swarm: BTreeMap::new(),
+                local,
+            };
         }
         let me = self.identity.ed25519_public();
         let peers: Vec<_> = self
@@ -376,55 +367,62 @@ impl Node {
                 (peer.ed25519, result)
             }
         });
-        let (mut entry, results) =
+        let (local, results) =
             futures_util::future::join(local, futures_util::future::join_all(forwards)).await;
-        let mut swarm = Map::new();
-        if let Some(obj) = entry.as_object_mut() {
-            if request.method() == rpc::Method::Store && !obj.contains_key("failed") {
-                obj.insert("t".into(), now.into());
-            }
-        }
-        swarm.insert(me.to_hex(), entry.clone());
+        let mut swarm = BTreeMap::new();
+        swarm.insert(me.to_hex(), local.clone());
         for (key, result) in results {
-            let value = match result {
-                Ok(reply) if reply.status == 200 => serde_json::from_slice::<Value>(&reply.body)
-                    .ok()
-                    .filter(Value::is_object)
-                    .unwrap_or_else(|| json!({"failed": true, "bad_peer_response": true})),
-                Ok(reply) => json!({
-                    "failed": true,
-                    "code": reply.status.to_string(),
-                    "reason": String::from_utf8_lossy(&reply.body),
-                }),
+            let entry = match result {
+                // An object of neither shape is relayed as the peer wrote it.
+                Ok(reply) if reply.status == 200 => {
+                    match serde_json::from_slice::<MemberResult<T>>(&reply.body) {
+                        Ok(MemberResult::Unrecognised(value)) if !value.is_object() => {
+                            MemberResult::Failed(MemberFailure::bad_peer_response())
+                        }
+                        Ok(entry) => entry,
+                        Err(_) => MemberResult::Failed(MemberFailure::bad_peer_response()),
+                    }
+                }
+                Ok(reply) => MemberResult::Failed(MemberFailure::status(
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body),
+                )),
                 Err(PeerError::Timeout | PeerError::Unreachable(_)) => {
                     self.metrics.count_peer_failure();
-                    json!({"failed": true, "timeout": true})
+                    MemberResult::Failed(MemberFailure::timeout())
                 }
             };
-            swarm.insert(key.to_hex(), value);
+            swarm.insert(key.to_hex(), entry);
         }
-        let any_ok = swarm.values().any(|v| v.get("failed").is_none());
-        (if any_ok { 200 } else { 500 }, swarm, entry)
+        let any_ok = swarm.values().any(|entry| !entry.is_failed());
+        Replicated {
+            status: if any_ok { 200 } else { 500 },
+            swarm,
+            local,
+        }
     }
 
-    /// Finishes a recursive answer: per-node entry for peers, swarm dict plus extras for clients.
-    fn recursive_reply(
-        &self,
+    /// Finishes a recursive answer: this node's own entry for a peer, every member's for a
+    /// client (with `hash` for a store this node stored).
+    fn recursive_reply<T: Serialize>(
         view: &NetworkView,
         origin: Origin,
         now: u64,
-        (status, swarm, entry): (u16, Map<String, Value>, Value),
-        extras: impl FnOnce(&mut Map<String, Value>),
+        replicated: Replicated<T>,
+        hash: Option<MessageHash>,
     ) -> Reply {
         if origin == Origin::Peer {
-            return Reply::json(200, entry);
+            return Reply::json(200, &replicated.local);
         }
-        let mut body = Map::new();
-        body.insert("swarm".into(), Value::Object(swarm));
-        extras(&mut body);
-        body.insert("t".into(), now.into());
-        body.insert("hf".into(), json!(self.hf(view)));
-        Reply::json(status, Value::Object(body))
+        Reply::json(
+            replicated.status,
+            &SwarmResults {
+                hash,
+                hf: view.hf(),
+                swarm: replicated.swarm,
+                t: now,
+            },
+        )
     }
 
     async fn store(
@@ -442,29 +440,23 @@ impl Node {
         };
         let ttl_ok = u64::try_from(ttl).is_ok_and(|ttl| (rpc::TTL_MIN_MS..=max_ttl).contains(&ttl));
         if !ttl_ok {
-            return Reply::text(403, "Provided expiry/TTL is not valid.");
+            return Refusal::InvalidTtl.into();
         }
         let (Ok(timestamp), Ok(expiry)) = (u64::try_from(r.timestamp), u64::try_from(r.expiry))
         else {
-            return Reply::text(406, "Timestamp error: check your clock");
+            return Refusal::StoreClock.into();
         };
         if timestamp > now + STORE_TOLERANCE || expiry + STORE_TOLERANCE < now {
-            return Reply::text(406, "Timestamp error: check your clock");
+            return Refusal::StoreClock.into();
         }
         if !r.namespace.is_public_inbox() {
             let Some(auth) = &r.auth else {
-                return Reply::text(
-                    401,
-                    format!(
-                        "store: signature required to store to namespace {}",
-                        r.namespace
-                    ),
-                );
+                return Refusal::StoreUnsigned(r.namespace).into();
             };
             let sig_ok =
                 u64::try_from(auth.sig_timestamp).is_ok_and(|t| within(now, t, SIGNATURE_WINDOW));
             if !sig_ok {
-                return Reply::text(406, "store signature timestamp too far from current time");
+                return Refusal::StaleTimestamp(Method::Store).into();
             }
             let required = if r.namespace.is_public_outbox() {
                 SubaccountFlags::WRITE | SubaccountFlags::DELETE
@@ -473,10 +465,10 @@ impl Node {
             };
             let message = r.signed_message().unwrap_or_default();
             let Some(request_auth) = r.request_auth() else {
-                return Reply::text(401, "store signature verification failed");
+                return Refusal::BadSignature(Method::Store).into();
             };
             if !self.verify(request_auth, &message, required, true).await {
-                return Reply::text(401, "store signature verification failed");
+                return Refusal::BadSignature(Method::Store).into();
             }
         }
         let hash = r.hash();
@@ -503,15 +495,14 @@ impl Node {
                         shallot_store::StoreOutcome::Extended { expiry }
                         | shallot_store::StoreOutcome::Exists { expiry } => expiry,
                     };
-                    let mut entry = json!({
-                        "hash": hash.to_string(),
-                        "signature": sig_b64(self, &SignedResponse::Store { hash: &hash }.message()),
-                        "expiry": stored_expiry,
-                    });
-                    if outcome.already() {
-                        entry["already"] = true.into();
-                    }
-                    entry
+                    MemberResult::Ok(Stored {
+                        already: outcome.already(),
+                        expiry: stored_expiry,
+                        hash,
+                        signature: self.sign(&SignedResponse::Store { hash: &hash }.message()),
+                        // The entry node's own entry says its time too.
+                        t: (origin == Origin::Client).then_some(now),
+                    })
                 }
                 Err(error) if error.is_quota() => query_failure(&error),
                 Err(error) => {
@@ -520,25 +511,21 @@ impl Node {
                 }
             }
         };
-        let result = self.replicate(view, &request, origin, now, local).await;
-        if origin == Origin::Client && refused_for_quota(&result) {
-            return Reply::text(429, QUOTA_REFUSAL);
+        let replicated = self.replicate(view, &request, origin, local).await;
+        if origin == Origin::Client && refused_for_quota(&replicated) {
+            return Refusal::InboxFull.into();
         }
-        let stored = result.2.get("failed").is_none();
-        self.recursive_reply(view, origin, now, result, |body| {
-            if stored {
-                body.insert("hash".into(), hash.to_string().into());
-            }
-        })
+        let stored = (!replicated.local.is_failed()).then_some(hash);
+        Self::recursive_reply(view, origin, now, replicated, stored)
     }
 
     async fn retrieve(self: &Arc<Self>, view: &NetworkView, r: rpc::Retrieve, now: u64) -> Reply {
         let no_auth_ns = r.namespace.is_public_retrieve();
         match (&r.auth, no_auth_ns) {
-            (None, false) => return Reply::text(401, "retrieve: request signature required"),
+            (None, false) => return Refusal::RetrieveUnsigned.into(),
             (Some(auth), _) => {
                 if !within(now, auth.timestamp, SIGNATURE_WINDOW) {
-                    return Reply::text(406, "retrieve timestamp too far from current time");
+                    return Refusal::StaleTimestamp(Method::Retrieve).into();
                 }
                 let message = r.signed_message().unwrap_or_default();
                 let ok = match r.request_auth() {
@@ -554,7 +541,7 @@ impl Node {
                     None => false,
                 };
                 if !ok {
-                    return Reply::text(401, "retrieve signature verification failed");
+                    return Refusal::BadSignature(Method::Retrieve).into();
                 }
             }
             (None, true) => {}
@@ -569,34 +556,30 @@ impl Node {
         match result {
             Ok(page) => {
                 self.metrics.count_retrieve(page.messages.len());
-                let messages: Vec<Value> = page
+                let messages = page
                     .messages
-                    .iter()
-                    .map(|m| {
-                        json!({
-                            "hash": m.hash.to_string(),
-                            "timestamp": m.timestamp,
-                            "expiration": m.expiry,
-                            "data": b64::encode(&m.data),
-                        })
+                    .into_iter()
+                    .map(|m| RetrievedMessage {
+                        data: m.data,
+                        expiration: m.expiry,
+                        hash: m.hash,
+                        timestamp: m.timestamp,
                     })
                     .collect();
                 Reply::json(
                     200,
-                    json!({"messages": messages, "more": page.more, "t": now, "hf": self.hf(view)}),
+                    &RetrievePage {
+                        hf: view.hf(),
+                        messages,
+                        more: page.more,
+                        t: now,
+                        wait_ms: None,
+                    },
                 )
             }
             Err(error) => {
                 tracing::warn!(%error, "retrieve failed");
-                let key = r.account.to_bytes();
-                Reply::text(
-                    500,
-                    format!(
-                        "Internal Server Error. Could not retrieve messages for {}…{}",
-                        hex::encode(&key[..2]),
-                        hex::encode(&key[32..])
-                    ),
-                )
+                Refusal::RetrieveFailed(r.account).into()
             }
         }
     }
@@ -617,7 +600,7 @@ impl Node {
             )
             .await
         {
-            return Reply::text(401, "delete_msgs signature verification failed");
+            return Refusal::BadSignature(Method::Delete).into();
         }
         let request = Request::Delete(r.clone());
         let local = async {
@@ -629,24 +612,26 @@ impl Node {
                         requested: &r.messages,
                         deleted: &deleted,
                     };
-                    json!({"deleted": sorted_texts(&deleted), "signature": sig_b64(self, &signed.message())})
+                    let signature = self.sign(&signed.message());
+                    MemberResult::Ok(Deleted {
+                        deleted: HashList::sorted(deleted),
+                        signature,
+                    })
                 }
                 Err(error) => query_failure(&error),
             }
         };
-        let mut result = self.replicate(view, &request, origin, now, local).await;
-        if r.required && origin == Origin::Client && result.0 == 200 {
-            let none_deleted = result.1.values().all(|entry| {
-                entry
-                    .get("deleted")
-                    .and_then(Value::as_array)
-                    .is_none_or(Vec::is_empty)
-            });
+        let mut replicated = self.replicate(view, &request, origin, local).await;
+        if r.required && origin == Origin::Client && replicated.status == 200 {
+            let none_deleted = replicated
+                .swarm
+                .values()
+                .all(|entry| entry.ok().is_none_or(|d| d.deleted.is_empty()));
             if none_deleted {
-                result.0 = 404;
+                replicated.status = 404;
             }
         }
-        self.recursive_reply(view, origin, now, result, |_| {})
+        Self::recursive_reply(view, origin, now, replicated, None)
     }
 
     /// `delete_all`, `delete_before` and `expire_all`: a clock check, a Delete-permission
@@ -660,31 +645,60 @@ impl Node {
         now: u64,
     ) -> Reply {
         if let Some(refusal) = op.clock_refusal(now, origin) {
-            return refusal;
+            return refusal.into();
         }
         let (auth, message) = op.auth();
         if !self
             .verify(auth, &message, SubaccountFlags::DELETE, true)
             .await
         {
-            return Reply::text(401, format!("{} signature verification failed", op.name()));
+            return Refusal::BadSignature(op.method()).into();
         }
+        match op {
+            NamespaceOp::ExpireAll(_) => {
+                self.run_by_namespace(view, &op, origin, now, |updated, signature| Updated {
+                    signature,
+                    updated,
+                })
+                .await
+            }
+            NamespaceOp::DeleteAll(_) | NamespaceOp::DeleteBefore(_) => {
+                self.run_by_namespace(view, &op, origin, now, |deleted, signature| Deleted {
+                    deleted,
+                    signature,
+                })
+                .await
+            }
+        }
+    }
+
+    /// Runs a checked [`NamespaceOp`] here and on the swarm; `entry` shapes this node's result
+    /// from the affected hashes and its signature over them.
+    async fn run_by_namespace<T: Serialize + DeserializeOwned + Clone>(
+        self: &Arc<Self>,
+        view: &NetworkView,
+        op: &NamespaceOp,
+        origin: Origin,
+        now: u64,
+        entry: impl FnOnce(HashList, Signature) -> T + Send,
+    ) -> Reply {
         let request = op.request();
         let local = async {
             let run = op.clone();
             match self.blocking(move |s| run.apply(s)).await {
                 Ok(pairs) => {
                     let hashes: Vec<MessageHash> = pairs.iter().map(|(_, h)| *h).collect();
-                    json!({
-                        op.result_key(): hash_list(op.selector(), &pairs),
-                        "signature": sig_b64(self, &op.signed_response(&hashes)),
-                    })
+                    let signature = self.sign(&op.signed_response(&hashes));
+                    MemberResult::Ok(entry(
+                        HashList::for_selector(op.selector(), &pairs),
+                        signature,
+                    ))
                 }
                 Err(error) => query_failure(&error),
             }
         };
-        let result = self.replicate(view, &request, origin, now, local).await;
-        self.recursive_reply(view, origin, now, result, |_| {})
+        let replicated = self.replicate(view, &request, origin, local).await;
+        Self::recursive_reply(view, origin, now, replicated, None)
     }
 
     async fn expire(
@@ -695,13 +709,10 @@ impl Node {
         now: u64,
     ) -> Reply {
         if r.expiries.iter().any(|&e| too_old(e, now)) {
-            return Reply::text(401, "expire: timestamp should be >= current time");
+            return Refusal::ExpiryInPast.into();
         }
         if r.single_expiry().is_none() && view.hardfork < MULTI_EXPIRY_HARDFORK {
-            return Reply::text(
-                403,
-                "expire: multi-expiry requests are not yet active on the network",
-            );
+            return Refusal::MultiExpiryInactive.into();
         }
         if !self
             .verify(
@@ -712,16 +723,13 @@ impl Node {
             )
             .await
         {
-            return Reply::text(401, "expire: signature verification failed");
+            return Refusal::BadSignature(Method::Expire).into();
         }
         let mut mode = r.mode;
         if let Some(sub) = &r.auth.subaccount {
             if !sub.token.flags().contains(SubaccountFlags::DELETE) {
                 if mode == ExpireMode::Shorten {
-                    return Reply::text(
-                        400,
-                        "expire: shorten parameter cannot be used with this subaccount token (missing delete access)",
-                    );
+                    return Refusal::ShortenWithoutDelete.into();
                 }
                 mode = ExpireMode::Extend;
             }
@@ -765,38 +773,30 @@ impl Node {
                         updated: &result.updated,
                         unchanged,
                     };
-                    let mut entry = json!({
-                        "updated": result.updated.iter().map(|(h, _)| h.to_string()).collect::<Vec<_>>(),
-                        "signature": sig_b64(self, &signed.message()),
-                    });
-                    entry["expiry"] = match single {
-                        Some(expiry) => expiry.into(),
-                        None => result
-                            .updated
-                            .iter()
-                            .map(|(_, e)| *e)
-                            .collect::<Vec<_>>()
-                            .into(),
-                    };
-                    if r.mode != ExpireMode::Set {
-                        let map: Map<String, Value> = unchanged
-                            .iter()
-                            .map(|(h, e)| (h.to_string(), Value::from(*e)))
-                            .collect();
-                        entry["unchanged"] = Value::Object(map);
-                    }
-                    entry
+                    let signature = self.sign(&signed.message());
+                    MemberResult::Ok(Expired {
+                        expiry: match single {
+                            Some(expiry) => ExpiryValue::Single(expiry),
+                            None => {
+                                ExpiryValue::Each(result.updated.iter().map(|(_, e)| *e).collect())
+                            }
+                        },
+                        signature,
+                        unchanged: (r.mode != ExpireMode::Set)
+                            .then(|| Unchanged(unchanged.to_vec())),
+                        updated: result.updated.iter().map(|(h, _)| *h).collect(),
+                    })
                 }
                 Err(error) => query_failure(&error),
             }
         };
-        let result = self.replicate(view, &request, origin, now, local).await;
-        self.recursive_reply(view, origin, now, result, |_| {})
+        let replicated = self.replicate(view, &request, origin, local).await;
+        Self::recursive_reply(view, origin, now, replicated, None)
     }
 
     async fn get_expiries(self: &Arc<Self>, r: rpc::GetExpiries, now: u64) -> Reply {
         if !within(now, r.timestamp, SIGNATURE_WINDOW) {
-            return Reply::text(406, "get_expiries timestamp too far from current time");
+            return Refusal::StaleTimestamp(Method::GetExpiries).into();
         }
         if !self
             .verify(
@@ -807,19 +807,20 @@ impl Node {
             )
             .await
         {
-            return Reply::text(401, "get_expiries signature verification failed");
+            return Refusal::BadSignature(Method::GetExpiries).into();
         }
         let (account, hashes) = (r.account, r.messages.clone());
         match self
             .blocking(move |s| s.get_expiries(&account, &hashes))
             .await
         {
-            Ok(found) => {
-                let map: Map<String, Value> =
-                    found.into_iter().map(|(h, e)| (h, e.into())).collect();
-                Reply::json(200, json!({"expiries": map}))
-            }
-            Err(error) => Reply::text(500, format!("request failed: {error}")),
+            Ok(found) => Reply::json(
+                200,
+                &Expiries {
+                    expiries: found.into_iter().collect(),
+                },
+            ),
+            Err(error) => Refusal::RequestFailed(error.to_string()).into(),
         }
     }
 
@@ -831,13 +832,13 @@ impl Node {
         origin: Origin,
         now: u64,
     ) -> Reply {
-        let name = if revoke {
-            "revoke_subaccount"
+        let method = if revoke {
+            Method::RevokeSubaccount
         } else {
-            "unrevoke_subaccount"
+            Method::UnrevokeSubaccount
         };
         if !within(now, r.timestamp, SIGNATURE_WINDOW) {
-            return Reply::text(406, format!("{name} timestamp too far from current time"));
+            return Refusal::StaleTimestamp(method).into();
         }
         let message = if revoke {
             r.revoke_message()
@@ -854,50 +855,51 @@ impl Node {
             )
             .await
         {
-            return Reply::text(401, format!("{name} signature verification failed"));
+            return Refusal::BadSignature(method).into();
         }
-        let request = if revoke {
-            Request::RevokeSubaccount(r.clone())
-        } else {
-            Request::UnrevokeSubaccount(r.clone())
-        };
-        let local = async {
-            let (account, tokens) = (r.account, r.tokens.clone());
-            let signed = if revoke {
-                SignedResponse::RevokeSubaccount {
-                    account: &r.account,
-                    timestamp: r.timestamp,
-                    tokens: &r.tokens,
-                }
-            } else {
-                SignedResponse::UnrevokeSubaccount {
-                    account: &r.account,
-                    timestamp: r.timestamp,
-                    tokens: &r.tokens,
-                }
+        let (account, tokens) = (r.account, r.tokens.clone());
+        if revoke {
+            let signed = SignedResponse::RevokeSubaccount {
+                account: &r.account,
+                timestamp: r.timestamp,
+                tokens: &r.tokens,
             };
-            let signature = sig_b64(self, &signed.message());
-            if revoke {
+            let signature = self.sign(&signed.message());
+            let local = async {
                 match self
                     .blocking(move |s| s.revoke(&account, &tokens, now))
                     .await
                 {
-                    Ok(()) => json!({"signature": signature}),
+                    Ok(()) => MemberResult::Ok(Revoked { signature }),
                     Err(error) => query_failure(&error),
                 }
-            } else {
+            };
+            let request = Request::RevokeSubaccount(r.clone());
+            let replicated = self.replicate(view, &request, origin, local).await;
+            Self::recursive_reply(view, origin, now, replicated, None)
+        } else {
+            let signed = SignedResponse::UnrevokeSubaccount {
+                account: &r.account,
+                timestamp: r.timestamp,
+                tokens: &r.tokens,
+            };
+            let signature = self.sign(&signed.message());
+            let local = async {
                 match self.blocking(move |s| s.unrevoke(&account, &tokens)).await {
-                    Ok(count) => json!({"count": count, "signature": signature}),
+                    Ok(count) => MemberResult::Ok(Unrevoked {
+                        count: u64::try_from(count).unwrap_or(u64::MAX),
+                        signature,
+                    }),
                     Err(error) => query_failure(&error),
                 }
-            }
-        };
-        let result = self.replicate(view, &request, origin, now, local).await;
-        self.recursive_reply(view, origin, now, result, |_| {})
+            };
+            let request = Request::UnrevokeSubaccount(r.clone());
+            let replicated = self.replicate(view, &request, origin, local).await;
+            Self::recursive_reply(view, origin, now, replicated, None)
+        }
     }
 
     fn oxend_request(
-        &self,
         view: &NetworkView,
         endpoint: rpc::OxendEndpoint,
         params: Option<&Value>,
@@ -908,12 +910,14 @@ impl Node {
                 let result = view.to_get_service_nodes(params);
                 Reply::json(
                     200,
-                    json!({"result": result, "t": now, "hf": self.hf(view)}),
+                    &OxendResult {
+                        hf: view.hf(),
+                        result,
+                        t: now,
+                    },
                 )
             }
-            rpc::OxendEndpoint::OnsResolve => {
-                Reply::text(400, "ons_resolve is not supported on this network")
-            }
+            rpc::OxendEndpoint::OnsResolve => Refusal::OnsUnsupported.into(),
         }
     }
 
@@ -923,11 +927,22 @@ impl Node {
         let height = i64::try_from(view.height).unwrap_or(i64::MAX);
         let condition = r.condition.evaluate(hf, version, height);
         let branch = if condition { r.then } else { r.otherwise };
-        let mut body = json!({"hf": self.hf(view), "v": STORAGE_SERVER_VERSION, "height": view.height, "condition": condition});
-        if let Some(request) = branch {
-            body["result"] = result_entry(self.execute(without_wait(request), origin).await);
-        }
-        Reply::json(200, body)
+        let result = match branch {
+            Some(request) => Some(result_entry(
+                self.execute(without_wait(request), origin).await,
+            )),
+            None => None,
+        };
+        Reply::json(
+            200,
+            &IfElseResult {
+                condition,
+                height: view.height,
+                hf: view.hf(),
+                result,
+                v: STORAGE_SERVER_VERSION,
+            },
+        )
     }
 }
 
@@ -940,44 +955,33 @@ enum NamespaceOp {
 }
 
 impl NamespaceOp {
-    fn name(&self) -> &'static str {
+    fn method(&self) -> Method {
         match self {
-            Self::DeleteAll(_) => "delete_all",
-            Self::DeleteBefore(_) => "delete_before",
-            Self::ExpireAll(_) => "expire_all",
+            Self::DeleteAll(_) => Method::DeleteAll,
+            Self::DeleteBefore(_) => Method::DeleteBefore,
+            Self::ExpireAll(_) => Method::ExpireAll,
         }
     }
 
     /// The method's own clock rule (spec §4.4–§4.6); forwarded requests get the wider window.
-    fn clock_refusal(&self, now: u64, origin: Origin) -> Option<Reply> {
+    fn clock_refusal(&self, now: u64, origin: Origin) -> Option<Refusal> {
         let window = if origin == Origin::Peer {
             FORWARDED_WINDOW
         } else {
             SIGNATURE_WINDOW
         };
         match self {
-            Self::DeleteAll(r) if !within(now, r.timestamp, window) => Some(Reply::text(
-                406,
-                "delete_all timestamp too far from current time",
-            )),
+            Self::DeleteAll(r) if !within(now, r.timestamp, window) => {
+                Some(Refusal::StaleTimestamp(Method::DeleteAll))
+            }
             // The reference applies the same 60 s to forwarded requests here, and answers 401.
-            Self::DeleteBefore(r) if r.before > now + SIGNATURE_WINDOW => Some(Reply::text(
-                401,
-                "delete_before timestamp too far in the future",
-            )),
-            Self::ExpireAll(r) if r.expiry.saturating_add(window) < now => Some(Reply::text(
-                406,
-                "expire_all timestamp should be >= current time",
-            )),
+            Self::DeleteBefore(r) if r.before > now + SIGNATURE_WINDOW => {
+                Some(Refusal::BeforeInFuture)
+            }
+            Self::ExpireAll(r) if r.expiry.saturating_add(window) < now => {
+                Some(Refusal::ExpireAllInPast)
+            }
             _ => None,
-        }
-    }
-
-    /// `deleted` or `updated`: the key of the per-node result.
-    fn result_key(&self) -> &'static str {
-        match self {
-            Self::DeleteAll(_) | Self::DeleteBefore(_) => "deleted",
-            Self::ExpireAll(_) => "updated",
         }
     }
 
@@ -1065,8 +1069,17 @@ fn found_nothing(reply: &Reply) -> bool {
 }
 
 /// A `batch`/`sequence`/`ifelse` result entry: `{"code": n, "body": …}`.
-fn result_entry(reply: Reply) -> Value {
-    json!({"code": reply.status, "body": reply.body.into_json()})
+fn result_entry(reply: Reply) -> SubResult {
+    SubResult {
+        body: reply.body.into_json(),
+        code: reply.status,
+    }
+}
+
+/// A `batch` answer: every subrequest's result, in order.
+fn batch_reply(replies: Vec<Reply>) -> Reply {
+    let results = replies.into_iter().map(result_entry).collect();
+    Reply::json(200, &BatchResults { results })
 }
 
 #[cfg(test)]

@@ -237,6 +237,17 @@ pub struct Received {
     pub not_ours: usize,
 }
 
+impl From<&Received> for crate::node_api::HandoffDone {
+    fn from(done: &Received) -> Self {
+        Self {
+            expired: done.expired,
+            inserted: done.inserted,
+            refused: done.refused,
+            revocations: done.revocations,
+        }
+    }
+}
+
 /// Checks and stores a handoff batch from `sender` (already proven an active node by its TLS
 /// certificate). Each item is kept only if its account maps to our swarm in the current view,
 /// the sender may hand it over (a member of our current or previous swarm, or of the swarm

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 
-use serde_json::{json, Value};
+use serde_json::Value;
+use shallot_proto::rpc::{MonitorFrame, MonitorReply, Notification};
 use shallot_proto::signing::{RequestAuth, SignedRequest, SignedSubaccount};
 use shallot_proto::subaccount::{SubaccountFlags, SubaccountToken};
 use shallot_proto::{b64, AccountId, AccountKind, Ed25519Pub, Namespace, Signature};
@@ -536,17 +537,15 @@ impl MonitorHub {
                 &mut plain
             };
             let text = slot.get_or_insert_with(|| {
-                let mut note = json!({
-                    "@": message.account.to_hex(),
-                    "h": message.hash.to_string(),
-                    "n": message.namespace.0,
-                    "t": message.timestamp,
-                    "z": message.expiry,
-                });
-                if sub.want_data {
-                    note["~"] = b64::encode(&message.data).into();
-                }
-                note.to_string()
+                let note = Notification {
+                    account: message.account,
+                    hash: message.hash,
+                    namespace: message.namespace,
+                    timestamp_ms: message.timestamp,
+                    expiry_ms: message.expiry,
+                    data: sub.want_data.then(|| message.data.clone()),
+                };
+                serde_json::to_string(&note).unwrap_or_default()
             });
             // A full queue means the client is not reading; it will find the message by polling.
             let _ = sub.tx.try_send(text.clone());
@@ -560,19 +559,25 @@ impl MonitorHub {
         tx: &mpsc::Sender<String>,
         frame: &str,
         now_s: u64,
-    ) -> Value {
+    ) -> MonitorFrame {
         let answer = |value: &Value| match parse_subscription(value, now_s)
             .and_then(|sub| self.subscribe(connection, tx, sub))
         {
-            Ok(()) => json!({"success": 1}),
-            Err(e) => json!({"errcode": e.code, "error": e.text}),
+            Ok(()) => MonitorReply::SUCCESS,
+            Err(e) => MonitorReply::Refused {
+                errcode: e.code,
+                error: e.text,
+            },
         };
         match serde_json::from_str::<Value>(frame) {
-            Ok(Value::Array(items)) => Value::Array(items.iter().map(answer).collect()),
-            Ok(value @ Value::Object(_)) => answer(&value),
-            _ => {
-                json!({"errcode": 1, "error": "Invalid arguments: monitor request takes a single JSON object or list parameter"})
-            }
+            Ok(Value::Array(items)) => MonitorFrame::Replies(items.iter().map(answer).collect()),
+            Ok(value @ Value::Object(_)) => MonitorFrame::Reply(answer(&value)),
+            _ => MonitorFrame::Reply(MonitorReply::Refused {
+                errcode: 1,
+                error: "Invalid arguments: monitor request takes a single JSON object or list \
+                        parameter"
+                    .into(),
+            }),
         }
     }
 }
@@ -597,7 +602,8 @@ pub async fn serve(node: Arc<Node>, mut socket: WebSocket, connected: Connected)
                     Some(Ok(Message::Text(frame))) => {
                         let now_s = node.clock.now_ms() / 1000;
                         let answer = node.monitor.handle_frame(connection, &tx, frame.as_str(), now_s);
-                        let reply = Message::Text(answer.to_string().into());
+                        let answer = serde_json::to_string(&answer).unwrap_or_default();
+                        let reply = Message::Text(answer.into());
                         if !send(&mut socket, reply, limits.idle_timeout()).await {
                             break;
                         }
@@ -641,7 +647,9 @@ async fn send(socket: &mut WebSocket, message: Message, limit: Duration) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use shallot_proto::message_hash::MessageHash;
+    use shallot_proto::rpc::MonitorSubscription;
     use shallot_proto::Identity;
 
     fn request(id: &Identity, t: u64, namespaces: &[i16], data: bool) -> Value {
@@ -654,8 +662,26 @@ mod tests {
             namespaces: &ns,
         }
         .message();
-        json!({"P": id.ed25519_public().to_hex(), "n": namespaces, "d": u8::from(data), "t": t,
-               "s": b64::encode(id.sign(&msg).to_bytes())})
+        serde_json::to_value(MonitorSubscription {
+            session_ed25519: Some(id.ed25519_public()),
+            want_data: data,
+            namespaces: ns,
+            account: None,
+            signature: id.sign(&msg),
+            timestamp_s: t,
+        })
+        .unwrap()
+    }
+
+    /// The hub's answer to a frame, as the JSON the client reads.
+    fn answer(
+        hub: &MonitorHub,
+        conn: u64,
+        tx: &mpsc::Sender<String>,
+        frame: &str,
+        now: u64,
+    ) -> Value {
+        serde_json::to_value(hub.handle_frame(conn, tx, frame, now)).unwrap()
     }
 
     #[tokio::test]
@@ -664,7 +690,8 @@ mod tests {
         let id = Identity::from_seed([8; 32]);
         let now = 1_700_000_000;
         let (conn, tx, mut rx) = hub.connect().unwrap();
-        let reply = hub.handle_frame(
+        let reply = answer(
+            &hub,
             conn,
             &tx,
             &request(&id, now, &[0, 5], true).to_string(),
@@ -699,7 +726,7 @@ mod tests {
         let id = Identity::from_seed([8; 32]);
         let now = 1_700_000_000;
         let (conn, tx, _rx) = hub.connect().unwrap();
-        let code = |v: Value| hub.handle_frame(conn, &tx, &v.to_string(), now)["errcode"].clone();
+        let code = |v: Value| answer(&hub, conn, &tx, &v.to_string(), now)["errcode"].clone();
         assert_eq!(code(request(&id, now - 15 * 86_400, &[0], false)), 4);
         assert_eq!(code(request(&id, now + 2 * 86_400, &[0], false)), 4);
         assert_eq!(code(request(&id, now, &[5, 0], false)), 3);
@@ -707,7 +734,8 @@ mod tests {
         forged["t"] = json!(now + 1);
         assert_eq!(code(forged), 5);
         assert_eq!(code(json!({"n": [0]})), 1);
-        let list = hub.handle_frame(
+        let list = answer(
+            &hub,
             conn,
             &tx,
             &json!([request(&id, now, &[0], false), {"n": [0]}]).to_string(),
@@ -715,7 +743,7 @@ mod tests {
         );
         assert_eq!(list[0], json!({"success": 1}));
         assert_eq!(list[1]["errcode"], 1);
-        assert_eq!(hub.handle_frame(conn, &tx, "not json", now)["errcode"], 1);
+        assert_eq!(answer(&hub, conn, &tx, "not json", now)["errcode"], 1);
     }
 
     #[test]
@@ -724,7 +752,8 @@ mod tests {
         let id = Identity::from_seed([8; 32]);
         let (conn, tx, _rx) = hub.connect().unwrap();
         for t in [u64::MAX, u64::MAX - 1, i64::MAX as u64] {
-            let reply = hub.handle_frame(
+            let reply = answer(
+                &hub,
                 conn,
                 &tx,
                 &request(&id, t, &[0], false).to_string(),
@@ -732,7 +761,8 @@ mod tests {
             );
             assert_eq!(reply["errcode"], 4, "t = {t}: {reply}");
             // A clock at the end of time must not overflow either.
-            let reply = hub.handle_frame(
+            let reply = answer(
+                &hub,
                 conn,
                 &tx,
                 &request(&id, t, &[0], false).to_string(),
@@ -740,7 +770,8 @@ mod tests {
             );
             assert_ne!(reply["errcode"], 1, "t = {t}: {reply}");
         }
-        let reply = hub.handle_frame(
+        let reply = answer(
+            &hub,
             conn,
             &tx,
             &request(&id, 0, &[0], false).to_string(),
@@ -763,32 +794,32 @@ mod tests {
         let (a, tx_a, _rx_a) = hub.connect().unwrap();
         let (b, tx_b, _rx_b) = hub.connect().unwrap();
         assert_eq!(
-            hub.handle_frame(a, &tx_a, &frame(0), now),
+            answer(&hub, a, &tx_a, &frame(0), now),
             json!({"success": 1})
         );
         assert_eq!(
-            hub.handle_frame(a, &tx_a, &frame(1), now),
+            answer(&hub, a, &tx_a, &frame(1), now),
             json!({"success": 1})
         );
-        let refused = hub.handle_frame(a, &tx_a, &frame(2), now);
+        let refused = answer(&hub, a, &tx_a, &frame(2), now);
         assert_eq!(refused["errcode"], ERRCODE_LIMIT, "{refused}");
         // Renewing an existing subscription is not a new one.
         assert_eq!(
-            hub.handle_frame(a, &tx_a, &frame(1), now),
+            answer(&hub, a, &tx_a, &frame(1), now),
             json!({"success": 1})
         );
         assert_eq!(
-            hub.handle_frame(b, &tx_b, &frame(2), now),
+            answer(&hub, b, &tx_b, &frame(2), now),
             json!({"success": 1})
         );
-        let refused = hub.handle_frame(b, &tx_b, &frame(3), now);
+        let refused = answer(&hub, b, &tx_b, &frame(3), now);
         assert_eq!(refused["errcode"], ERRCODE_LIMIT, "total cap: {refused}");
         assert_eq!(hub.len(), 3);
         // A disconnect frees exactly that connection's subscriptions.
         hub.disconnect(a);
         assert_eq!(hub.len(), 1);
         assert_eq!(
-            hub.handle_frame(b, &tx_b, &frame(3), now),
+            answer(&hub, b, &tx_b, &frame(3), now),
             json!({"success": 1})
         );
         assert_eq!(hub.len(), 2);
@@ -807,18 +838,12 @@ mod tests {
         let (a, tx_a, rx_a) = hub.connect().unwrap();
         let alice = Identity::from_seed([1; 32]);
         let frame = request(&alice, now, &[0], false).to_string();
-        assert_eq!(
-            hub.handle_frame(a, &tx_a, &frame, now),
-            json!({"success": 1})
-        );
+        assert_eq!(answer(&hub, a, &tx_a, &frame, now), json!({"success": 1}));
         // The connection's task ended without calling disconnect: its queue is closed.
         drop(rx_a);
         let (b, tx_b, _rx_b) = hub.connect().unwrap();
         std::thread::sleep(Duration::from_millis(1_100));
-        assert_eq!(
-            hub.handle_frame(b, &tx_b, &frame, now),
-            json!({"success": 1})
-        );
+        assert_eq!(answer(&hub, b, &tx_b, &frame, now), json!({"success": 1}));
         assert_eq!(hub.len(), 1);
     }
 
@@ -837,35 +862,35 @@ mod tests {
         let (a, tx_a, _rx_a) = hub.connect_from(attacker).unwrap();
         let (b, tx_b, _rx_b) = hub.connect_from(attacker).unwrap();
         assert_eq!(
-            hub.handle_frame(a, &tx_a, &frame(0), now),
+            answer(&hub, a, &tx_a, &frame(0), now),
             json!({"success": 1})
         );
         assert_eq!(
-            hub.handle_frame(a, &tx_a, &frame(1), now),
+            answer(&hub, a, &tx_a, &frame(1), now),
             json!({"success": 1})
         );
         assert_eq!(
-            hub.handle_frame(b, &tx_b, &frame(2), now),
+            answer(&hub, b, &tx_b, &frame(2), now),
             json!({"success": 1})
         );
-        let refused = hub.handle_frame(b, &tx_b, &frame(3), now);
+        let refused = answer(&hub, b, &tx_b, &frame(3), now);
         assert_eq!(refused["errcode"], ERRCODE_LIMIT, "{refused}");
         // IPv4-mapped IPv6 is the same address.
         let (c, tx_c, _rx_c) = hub
             .connect_from("::ffff:10.0.0.1".parse().unwrap())
             .unwrap();
         assert_eq!(
-            hub.handle_frame(c, &tx_c, &frame(3), now)["errcode"],
+            answer(&hub, c, &tx_c, &frame(3), now)["errcode"],
             ERRCODE_LIMIT
         );
         let (d, tx_d, _rx_d) = hub.connect_from(IpAddr::from([10, 0, 0, 2])).unwrap();
         assert_eq!(
-            hub.handle_frame(d, &tx_d, &frame(3), now),
+            answer(&hub, d, &tx_d, &frame(3), now),
             json!({"success": 1})
         );
         hub.disconnect(a);
         assert_eq!(
-            hub.handle_frame(c, &tx_c, &frame(4), now),
+            answer(&hub, c, &tx_c, &frame(4), now),
             json!({"success": 1})
         );
     }

@@ -120,6 +120,19 @@ pub struct HandoffBatch {
     pub revocations: Vec<HandoffRevocation>,
 }
 
+/// The answer to an accepted handoff batch: what the receiver did with its items.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffDone {
+    /// Messages already expired (dropped quietly).
+    pub expired: usize,
+    /// New messages stored.
+    pub inserted: usize,
+    /// Items left out: forged, not ours, untrusted, over quota.
+    pub refused: usize,
+    /// Revocations recorded.
+    pub revocations: usize,
+}
+
 impl From<shallot_store::Revocation> for HandoffRevocation {
     fn from(r: shallot_store::Revocation) -> Self {
         Self {

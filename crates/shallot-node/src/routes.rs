@@ -12,13 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
-use shallot_proto::rpc::{Envelope, RpcError};
+use shallot_proto::rpc::{Envelope, Refusal, RpcError};
 
 use crate::account_limits::PeerRejections;
 use crate::connections::HeldSlot;
 use crate::exec::{Body, Origin, Reply};
 use crate::handoff::HandoffRefusal;
-use crate::node_api::{self, HandoffBatch, OnionHop};
+use crate::node_api::{self, HandoffBatch, HandoffDone, OnionHop};
 use crate::server::ConnInfo;
 use crate::state::Node;
 
@@ -36,6 +36,10 @@ type Shared = State<Arc<Node>>;
 fn text(status: u16, body: impl Into<String>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, [("content-type", "text/plain")], body.into()).into_response()
+}
+
+fn refused(refusal: &Refusal) -> Response {
+    text(refusal.status(), refusal.to_string())
 }
 
 fn reply(reply: Reply) -> Response {
@@ -121,16 +125,13 @@ async fn storage_rpc_inner(
     body: HttpBody,
 ) -> Response {
     if let Err(reasons) = node.readiness() {
-        return text(503, format!("Service node is not ready: {reasons}\n"));
+        return refused(&Refusal::NotReady(reasons));
     }
     if let Some(refusal) = rate_limited(node, &conn) {
         return refusal;
     }
     if headers.contains_key("x-loki-long-poll") {
-        return text(
-            410,
-            "long polling is no longer supported, client upgrade required",
-        );
+        return refused(&Refusal::LongPolling);
     }
     let body = match read_body(body).await {
         Ok(body) => body,
@@ -154,7 +155,7 @@ fn rate_limited(node: &Node, conn: &ConnInfo) -> Option<Response> {
         None
     } else {
         node.metrics.count_rate_limited();
-        Some(text(429, "Too Many Requests\n"))
+        Some(refused(&Refusal::RateLimited))
     }
 }
 
@@ -247,10 +248,7 @@ async fn peer_forward(
     };
     match Envelope::parse(&body).and_then(|envelope| envelope.request()) {
         Ok(request) if request.is_recursive() => reply(node.execute(request, Origin::Peer).await),
-        Ok(_) => text(
-            400,
-            "invalid request: received invalid forwarded non-forwardable request",
-        ),
+        Ok(_) => refused(&Refusal::NotForwardable),
         Err(error @ RpcError::InvalidRequest(_)) => text(400, error.to_string()),
         Err(error) => text(error.status(), error.to_string()),
     }
@@ -321,13 +319,7 @@ async fn peer_handoff(
                 done.not_ours
             ),
         ),
-        Ok(done) => axum::Json(serde_json::json!({
-            "inserted": done.inserted,
-            "revocations": done.revocations,
-            "refused": done.refused,
-            "expired": done.expired,
-        }))
-        .into_response(),
+        Ok(done) => axum::Json(HandoffDone::from(&done)).into_response(),
         Err(refusal @ HandoffRefusal::NotInSwarm) => text(503, refusal.to_string()),
         Err(refusal @ HandoffRefusal::Untrusted(_)) => text(403, refusal.to_string()),
         Err(refusal @ HandoffRefusal::Store(_)) => text(500, refusal.to_string()),

@@ -215,11 +215,6 @@ impl Node {
             Err(reasons.join("; "))
         }
     }
-
-    /// `[hardfork, revision]` for the `hf` response field.
-    pub fn hf(&self, view: &NetworkView) -> [u8; 2] {
-        [view.hardfork.0, view.hardfork.1]
-    }
 }
 
 /// Whether two views put the same nodes in the same swarms.

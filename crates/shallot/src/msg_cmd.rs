@@ -343,16 +343,11 @@ pub fn wipe(args: &WipeArgs, dir: &Path) -> Result<()> {
     }
     runtime()?.block_on(async {
         let messenger = connect(dir, &args.net).await?;
-        let body = messenger
+        let nodes = messenger
             .wipe()
             .await
-            .context("could not delete your messages")?;
-        let nodes = body
-            .get("swarm")
-            .and_then(serde_json::Value::as_object)
-            .map_or(0, |s| {
-                s.values().filter(|v| v.get("failed").is_none()).count()
-            });
+            .context("could not delete your messages")?
+            .succeeded();
         println!("Deleted everything stored for your account ({nodes} node(s) confirmed).");
         Ok(())
     })

@@ -39,7 +39,7 @@ async fn pushed_message_arrives_and_decrypts() {
         .await
         .expect("a notification within 10 s")
         .unwrap();
-    assert_eq!(note.hash, sent.hash);
+    assert_eq!(note.hash.to_string(), sent.hash);
     assert_eq!(note.account, bob_sid.account());
     assert_eq!(note.namespace.0, 0);
     let got = bob.accept_pushed(&note).unwrap().expect("a new message");

@@ -47,7 +47,7 @@ async fn push_failover_dead_guards_and_unsend_across_devices() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(note.hash, sent.hash);
+    assert_eq!(note.hash.to_string(), sent.hash);
     assert_eq!(
         bob.accept_pushed(&note).unwrap().unwrap().body,
         "hello",
@@ -76,7 +76,7 @@ async fn push_failover_dead_guards_and_unsend_across_devices() {
         .await
         .expect("a notification from the new subscription node")
         .unwrap();
-    assert_eq!(note.hash, sent.hash);
+    assert_eq!(note.hash.to_string(), sent.hash);
     assert!(bob.accept_pushed(&note).unwrap().is_some());
     // Already shown by push: a poll does not show them again.
     assert!(bob.receive().await.unwrap().is_empty());

@@ -1,6 +1,6 @@
-//! The storage server's client RPC wire format (storage RPC spec §1.1, §2, §4, §13): the JSON
-//! request envelope, every method's params as typed requests, and the exact error texts the
-//! reference node answers with.
+//! The storage server's client RPC wire format (storage RPC spec §1.1, §2–§4, §6, §13): the JSON
+//! request envelope, every method's params as typed requests, every answer as a typed response,
+//! and the exact error texts the reference node answers with.
 //!
 //! Parsing follows the reference's order of checks, so the first error reported for a bad
 //! request is the same: fields are read (and type-checked) in ascending key order, then required
@@ -11,35 +11,64 @@
 //! - [`Envelope`] / [`parse_body`]: the outer `{"method", "params"}` object.
 //! - [`Request`]: one variant per method, with [`Method`] naming them.
 //! - [`RpcError`] / [`ParamError`]: `Display` is the response body (status 400).
+//! - Responses, each one type that nodes encode and clients decode: [`SwarmResults`] of
+//!   [`MemberResult`]s ([`Stored`], [`Deleted`], [`Updated`], [`Expired`], [`Revoked`],
+//!   [`Unrevoked`]) for the recursive methods, [`RetrievePage`], [`Expiries`], [`SwarmMembers`],
+//!   [`Info`], [`OxendResult`], [`BatchResults`], [`IfElseResult`], and the monitor frames.
+//!   Field names and order, omitted fields and number types are the reference's: JSON objects
+//!   are written with their keys in ascending order, as its sorted maps are.
+//! - [`Refusal`]: the node's other error texts, with their statuses.
 
 mod auth;
+mod batch_results;
 mod bulk;
 mod delete;
 mod envelope;
 mod error;
 mod expire;
 mod fields;
+mod member_results;
 mod meta;
 mod method;
+mod monitor;
+mod node_info;
 mod oxend;
+mod refusal;
 mod request;
 mod retrieve;
+mod retrieved;
 mod revoke;
 mod store;
+mod swarm_members;
+mod swarm_results;
+mod wire;
 
 pub use auth::{Auth, SignedToken};
+pub use batch_results::{BatchResults, IfElseResult, SubResult};
 pub use bulk::{DeleteAll, DeleteBefore, ExpireAll};
 pub use delete::Delete;
 pub use envelope::{parse_body, Envelope};
 pub use error::{Branch, Expected, ParamError, RpcError, TokenList};
 pub use expire::{Expire, GetExpiries};
+pub use member_results::{
+    Deleted, Expired, ExpiryValue, HashList, Revoked, Stored, Unchanged, Unrevoked, Updated,
+};
 pub use meta::{IfCondition, IfElse};
 pub use method::Method;
+pub use monitor::{MonitorFrame, MonitorReply, MonitorSubscription, Notification};
+pub use node_info::{Info, OxendResult};
 pub use oxend::OxendEndpoint;
+pub use refusal::Refusal;
 pub use request::Request;
 pub use retrieve::{effective_limits, Retrieve, RetrieveAuth};
+pub use retrieved::{Expiries, RetrievePage, RetrievedMessage};
 pub use revoke::Revocation;
 pub use store::{Store, StoreAuth};
+pub use swarm_members::{SwarmMember, SwarmMembers};
+pub use swarm_results::{Failed, MemberFailure, MemberResult, SwarmResults};
+
+/// `hf` in answers: the network's `[hardfork, snode_revision]`.
+pub type Hardfork = [u16; 2];
 
 /// Largest message a `store` accepts, in bytes.
 pub const MAX_MESSAGE_DATA: usize = 76_800;
