@@ -12,7 +12,7 @@ use rand::seq::SliceRandom;
 use serde::Deserialize;
 use serde_json::Value;
 use shallot_directory::NodeRecord;
-use shallot_proto::message_hash::MessageHash;
+use shallot_proto::message_hash::{MessageHash, RequestedHash};
 use shallot_proto::namespace::NamespaceSelector;
 use shallot_proto::rpc::{
     Auth, BatchResults, Delete, DeleteAll, Deleted, Expire, Request, Retrieve, RetrieveAuth,
@@ -872,7 +872,7 @@ impl Messenger {
 
     /// A signed `delete` of `hashes` (invalid ones skipped) from our swarm.
     fn delete_request(&self, hashes: &[String]) -> Option<Request> {
-        let messages: Vec<MessageHash> = hashes.iter().filter_map(|h| h.parse().ok()).collect();
+        let messages = canonical_hashes(hashes);
         if messages.is_empty() {
             return None;
         }
@@ -892,7 +892,7 @@ impl Messenger {
 
     /// A signed `expire` (shorten only) of `hashes` in our swarm to `expiry`.
     fn expire_request(&self, hashes: &[String], expiry: u64) -> Option<Request> {
-        let messages: Vec<MessageHash> = hashes.iter().filter_map(|h| h.parse().ok()).collect();
+        let messages = canonical_hashes(hashes);
         if messages.is_empty() {
             return None;
         }
@@ -1344,6 +1344,15 @@ impl Messenger {
 
 /// Whether a retrieve batch's answer was held by its node: every retrieve succeeded and says
 /// it was granted a wait (`wait_ms` > 0). A node that does not know `wait_ms` leaves it out.
+/// The valid, canonical hashes among `hashes` (ours always are), for a delete or expire.
+fn canonical_hashes(hashes: &[String]) -> Vec<RequestedHash> {
+    hashes
+        .iter()
+        .filter_map(|h| h.parse::<MessageHash>().ok())
+        .map(RequestedHash::from)
+        .collect()
+}
+
 fn was_held(pages: &[Option<RetrievePage>]) -> bool {
     !pages.is_empty()
         && pages.iter().all(|page| {

@@ -264,12 +264,12 @@ mod tests {
                 pubkey_ed25519: None,
                 subaccount: None,
             },
-            messages: vec![h2, h1],
+            messages: vec![h2.into(), h1.into()],
             required: false,
         });
         let signed = SignedResponse::Delete {
             account: &account,
-            requested: &[h2, h1],
+            requested: &[h2.into(), h1.into()],
             deleted: &[h1],
         }
         .message();
@@ -311,14 +311,14 @@ mod tests {
                 pubkey_ed25519: None,
                 subaccount: None,
             },
-            messages: vec![h1, h2],
+            messages: vec![h1.into(), h2.into()],
             expiries: vec![1_700_000_500_000, 1_700_000_600_000],
             mode: ExpireMode::Extend,
         });
         let signed = SignedResponse::Expire {
             account: &account,
             single_expiry: None,
-            requested: &[h1, h2],
+            requested: &[h1.into(), h2.into()],
             updated: &[(h1, 1_700_000_500_000)],
             unchanged: &[(h2, 1_700_000_900_000)],
         }

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use shallot_directory::NetworkView;
-use shallot_proto::message_hash::MessageHash;
+use shallot_proto::message_hash::{MessageHash, RequestedHash};
 use shallot_proto::namespace::NamespaceSelector;
 use shallot_proto::rpc::{
     self, BatchResults, Deleted, Expired, Expiries, ExpiryValue, HashList, IfElse, IfElseResult,
@@ -604,7 +604,14 @@ impl Node {
         }
         let request = Request::Delete(r.clone());
         let local = async {
-            let (account, hashes) = (r.account, r.messages.clone());
+            // A non-canonical spelling names no message (the reference compares hash text).
+            let hashes: Vec<MessageHash> = r
+                .messages
+                .iter()
+                .filter_map(RequestedHash::hash)
+                .copied()
+                .collect();
+            let account = r.account;
             match self.blocking(move |s| s.delete(&account, &hashes)).await {
                 Ok(deleted) => {
                     let signed = SignedResponse::Delete {
@@ -737,12 +744,17 @@ impl Node {
         let cap = now + EXPIRE_CAP;
         let single = r.single_expiry().map(|e| e.min(cap));
         let updates: Vec<(MessageHash, u64)> = match single {
-            Some(expiry) => r.messages.iter().map(|h| (*h, expiry)).collect(),
+            // A non-canonical spelling names no message (the reference compares hash text).
+            Some(expiry) => r
+                .messages
+                .iter()
+                .filter_map(|h| Some((*h.hash()?, expiry)))
+                .collect(),
             None => r
                 .messages
                 .iter()
                 .zip(&r.expiries)
-                .map(|(h, e)| (*h, (*e).min(cap)))
+                .filter_map(|(h, e)| Some((*h.hash()?, (*e).min(cap))))
                 .collect(),
         };
         let store_mode = match mode {

@@ -6,7 +6,7 @@
 //! hashes that the spec calls "sorted" are sorted here, by their text, so callers cannot forget.
 
 use crate::identity::{AccountId, AccountKind, Ed25519Pub, Signature};
-use crate::message_hash::MessageHash;
+use crate::message_hash::{MessageHash, RequestedHash};
 use crate::namespace::{Namespace, NamespaceSelector};
 use crate::subaccount::{SubaccountFlags, SubaccountToken};
 
@@ -52,7 +52,7 @@ pub enum SignedRequest<'a> {
     /// `"delete" ‖ hashes…` in request order.
     Delete {
         /// Hashes as sent.
-        messages: &'a [MessageHash],
+        messages: &'a [RequestedHash],
     },
     /// `"delete_all" ‖ NSV ‖ timestamp`.
     DeleteAll {
@@ -82,7 +82,7 @@ pub enum SignedRequest<'a> {
         /// One expiry, or one per message (concatenated without separator).
         expiries: &'a [u64],
         /// Hashes as sent.
-        messages: &'a [MessageHash],
+        messages: &'a [RequestedHash],
     },
     /// `"get_expiries" ‖ timestamp ‖ hashes…` (hashes are not validated by this method).
     GetExpiries {
@@ -118,7 +118,7 @@ pub enum SignedRequest<'a> {
     },
 }
 
-fn push_hashes(out: &mut Vec<u8>, hashes: &[MessageHash]) {
+fn push_hashes(out: &mut Vec<u8>, hashes: &[RequestedHash]) {
     for hash in hashes {
         out.extend_from_slice(hash.to_string().as_bytes());
     }
@@ -243,8 +243,8 @@ pub enum SignedResponse<'a> {
     Delete {
         /// Account.
         account: &'a AccountId,
-        /// Hashes in request order.
-        requested: &'a [MessageHash],
+        /// Hashes in request order, as sent.
+        requested: &'a [RequestedHash],
         /// Hashes actually deleted (any order; sorted here).
         deleted: &'a [MessageHash],
     },
@@ -282,8 +282,8 @@ pub enum SignedResponse<'a> {
         /// For a single-expiry request, the applied (clamped) expiry; `None` for a per-message
         /// request, where EXP' is the applied expiries of `updated` in hash-sorted order.
         single_expiry: Option<u64>,
-        /// Hashes in request order.
-        requested: &'a [MessageHash],
+        /// Hashes in request order, as sent.
+        requested: &'a [RequestedHash],
         /// Updated hashes with their applied expiry (any order; sorted here).
         updated: &'a [(MessageHash, u64)],
         /// Unchanged hashes with their current expiry (any order; sorted here).

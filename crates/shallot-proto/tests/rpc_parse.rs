@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use shallot_proto::message_hash::MessageHash;
+use shallot_proto::message_hash::{MessageHash, RequestedHash};
 use shallot_proto::namespace::{Namespace, NamespaceSelector};
 use shallot_proto::rpc::{
     effective_limits, parse_body, Envelope, IfCondition, Method, OxendEndpoint, Request, RpcError,
@@ -921,9 +921,24 @@ fn delete_errors() {
     let Request::Delete(del) = d(json!({"messages": H1})).unwrap() else {
         panic!()
     };
-    assert_eq!(del.messages, vec![H1.parse::<MessageHash>().unwrap()]);
+    assert_eq!(
+        del.messages,
+        vec![RequestedHash::Canonical(H1.parse::<MessageHash>().unwrap())]
+    );
     assert!(!del.required);
     assert_eq!(del.signed_message(), format!("delete{H1}").into_bytes());
+    // Non-zero trailing bits: accepted as the reference does (it compares hash text), naming no
+    // message, and signed as sent.
+    let odd = "/".repeat(43);
+    let Request::Delete(del) = d(json!({"messages": [H1, odd]})).unwrap() else {
+        panic!()
+    };
+    assert_eq!(del.messages[1], RequestedHash::NonCanonical(odd.clone()));
+    assert_eq!(del.messages[1].hash(), None);
+    assert_eq!(
+        del.signed_message(),
+        format!("delete{H1}{odd}").into_bytes()
+    );
     let Request::Delete(del) = d(json!({"messages": [H1, H2], "required": true})).unwrap() else {
         panic!()
     };

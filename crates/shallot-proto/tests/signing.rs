@@ -2,7 +2,7 @@
 //! verification algorithm's accept/reject paths.
 #![allow(clippy::unwrap_used, clippy::too_many_lines)] // Test code: a panic is a failed test.
 
-use shallot_proto::message_hash::MessageHash;
+use shallot_proto::message_hash::{MessageHash, RequestedHash};
 use shallot_proto::namespace::NamespaceSelector;
 use shallot_proto::signing::{
     AuthError, ExpireMode, RequestAuth, SignedRequest, SignedResponse, SignedSubaccount,
@@ -25,6 +25,7 @@ fn text(bytes: Vec<u8>) -> String {
 #[test]
 fn request_messages_are_exact() {
     let hs = hashes();
+    let rs: Vec<RequestedHash> = hs.iter().copied().map(RequestedHash::from).collect();
     let cases: Vec<(SignedRequest<'_>, String)> = vec![
         (
             SignedRequest::Retrieve {
@@ -48,7 +49,7 @@ fn request_messages_are_exact() {
             "store31700000000000".into(),
         ),
         (
-            SignedRequest::Delete { messages: &hs[..2] },
+            SignedRequest::Delete { messages: &rs[..2] },
             format!("delete{H1}{H2}"),
         ),
         (
@@ -83,7 +84,7 @@ fn request_messages_are_exact() {
             SignedRequest::Expire {
                 mode: ExpireMode::Shorten,
                 expiries: &[100],
-                messages: &hs[..1],
+                messages: &rs[..1],
             },
             format!("expireshorten100{H1}"),
         ),
@@ -91,7 +92,7 @@ fn request_messages_are_exact() {
             SignedRequest::Expire {
                 mode: ExpireMode::Set,
                 expiries: &[100, 200],
-                messages: &hs[..2],
+                messages: &rs[..2],
             },
             format!("expire100200{H1}{H2}"),
         ),
@@ -138,11 +139,12 @@ fn response_messages_sort_hashes_by_text() {
     let account: AccountId = format!("03{}", "cd".repeat(32)).parse().unwrap();
     let hex = account.to_hex();
     let hs = hashes();
+    let rs: Vec<RequestedHash> = hs.iter().copied().map(RequestedHash::from).collect();
     // ASCII order of the texts: "33a…" < "IMR…" < "RJl…" (digits sort before capitals).
     let deleted = [hs[1], hs[0], hs[2]];
     let delete = SignedResponse::Delete {
         account: &account,
-        requested: &[hs[1], hs[0]],
+        requested: &[rs[1].clone(), rs[0].clone()],
         deleted: &deleted,
     };
     assert_eq!(text(delete.message()), format!("{hex}{H2}{H1}{H3}{H1}{H2}"));
@@ -160,7 +162,7 @@ fn response_messages_sort_hashes_by_text() {
     let expire = SignedResponse::Expire {
         account: &account,
         single_expiry: None,
-        requested: &[hs[0], hs[1], hs[2]],
+        requested: &rs[..3],
         updated: &[(hs[1], 20), (hs[2], 30)],
         unchanged: &[(hs[0], 10)],
     };
@@ -173,7 +175,7 @@ fn response_messages_sort_hashes_by_text() {
     let single = SignedResponse::Expire {
         account: &account,
         single_expiry: Some(99),
-        requested: &[hs[0]],
+        requested: &rs[..1],
         updated: &[(hs[0], 99)],
         unchanged: &[],
     };

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use shallot_client::{ClientConfig, Db, ErrorKind, Messenger, NetworkClock, OnionClient, Seed};
 use shallot_directory::NodeRecord;
-use shallot_proto::message_hash::MessageHash;
+use shallot_proto::message_hash::RequestedHash;
 use shallot_proto::rpc::Request;
 use shallot_proto::signing::{ExpireMode, SignedRequest};
 use shallot_proto::{AccountId, Ed25519Pub, Identity, Namespace};
@@ -290,7 +290,7 @@ async fn a_node_an_hour_ahead_does_not_push_requests_into_406() {
     assert!(clock.offset_ms().abs() < 5_000, "{}", clock.offset_ms());
 
     // Shortening and deleting them: every member's signed result checks out at the client.
-    let hashes: Vec<MessageHash> = got["messages"]
+    let hashes: Vec<RequestedHash> = got["messages"]
         .as_array()
         .unwrap()
         .iter()

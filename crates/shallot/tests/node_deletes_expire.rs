@@ -854,17 +854,41 @@ async fn expire_shorten_extend() {
     // get_expiries with a single hash. (The reference test expects exp_30s here, which
     // contradicts its own retrieve just before: message 0 was extended to 45 s.)
     assert_eq!(*e[10], json!({"expiries": {&h[0]: exp_45s}}));
+}
 
-    // Where we differ from the reference: a 43-character hash with non-zero trailing bits
-    // (the reference test's own "do not exist" values) is not a valid hash for our nodes.
-    let bogus = "///////////////////////////////////////////";
+/// A 43-character hash with non-zero trailing bits (the reference test's own "do not exist"
+/// spelling) is accepted in `expire` and `delete` as the reference does, names no message, and
+/// every member signs the text as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_canonical_hashes_name_no_message() {
+    let net = Net::start(&[3]).await;
+    let u = User::session();
+    let node = net.swarm_of(&u.account)[1];
+    let exp_45s = now_ms() + 45_000;
+    let bogus = "/".repeat(43);
     let params = u.params(
         json!({"messages": [bogus], "expiry": exp_45s, "shorten": true,
         "signature": u.sign(&format!("expireshorten{exp_45s}{bogus}"))}),
     );
     let (status, body) = net.rpc(node, "expire", params).await;
-    let text = format!("invalid request: invalid message hash: {bogus}");
-    assert_eq!((status, body), (400, json!(text)));
+    assert_eq!(status, 200, "{body}");
+    check_mode_expire(
+        &net,
+        &u,
+        &body,
+        exp_45s,
+        std::slice::from_ref(&bogus),
+        &[],
+        &[],
+    );
+    // And in a delete: nothing deleted, signed as sent.
+    let params = u.params(json!({"messages": [bogus],
+        "signature": u.sign(&format!("delete{bogus}"))}));
+    let (status, body) = net.rpc(node, "delete", params).await;
+    assert_eq!(status, 200, "{body}");
+    for entry in body["swarm"].as_object().unwrap().values() {
+        assert_eq!(entry["deleted"], json!([]), "{body}");
+    }
 }
 
 /// test_expire::test_expire_multi: one expiry per message; the answer is exactly

@@ -6,7 +6,7 @@ use super::auth::{load_auth, Auth};
 use super::error::ParamError;
 use super::fields::{parse_hash, require, Params};
 use crate::identity::AccountId;
-use crate::message_hash::MessageHash;
+use crate::message_hash::RequestedHash;
 use crate::signing::{RequestAuth, SignedRequest};
 
 /// A parsed `delete` request.
@@ -17,7 +17,7 @@ pub struct Delete {
     /// The signature fields.
     pub auth: Auth,
     /// Hashes to delete, in request order (never empty).
-    pub messages: Vec<MessageHash>,
+    pub messages: Vec<RequestedHash>,
     /// Answer 404 if nothing was deleted anywhere.
     pub required: bool,
 }
@@ -81,6 +81,6 @@ impl Delete {
 }
 
 /// Hashes as a JSON array of their 43-character texts.
-pub(crate) fn hash_list(hashes: &[MessageHash]) -> Value {
+pub(crate) fn hash_list(hashes: &[RequestedHash]) -> Value {
     hashes.iter().map(|h| Value::from(h.to_string())).collect()
 }

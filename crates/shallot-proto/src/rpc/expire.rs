@@ -8,7 +8,7 @@ use super::delete::hash_list;
 use super::error::ParamError;
 use super::fields::{parse_hash, require, Params};
 use crate::identity::AccountId;
-use crate::message_hash::MessageHash;
+use crate::message_hash::RequestedHash;
 use crate::signing::{ExpireMode, RequestAuth, SignedRequest};
 
 /// A parsed `expire` request.
@@ -19,7 +19,7 @@ pub struct Expire {
     /// The signature fields.
     pub auth: Auth,
     /// Hashes to update, in request order (never empty).
-    pub messages: Vec<MessageHash>,
+    pub messages: Vec<RequestedHash>,
     /// Requested expiries in ms: one for all messages, or one per message.
     pub expiries: Vec<u64>,
     /// Shorten only, extend only, or set.

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::error::{Expected, ParamError};
 use super::MIN_TIMESTAMP_MS;
 use crate::identity::{AccountId, Ed25519Pub, Signature};
-use crate::message_hash::MessageHash;
+use crate::message_hash::RequestedHash;
 use crate::namespace::{Namespace, NamespaceSelector};
 
 /// Largest timestamp the reference can represent (it reads timestamps as signed 64-bit).
@@ -308,9 +308,9 @@ pub(crate) fn parse_ed25519(text: &str) -> Result<Ed25519Pub, ParamError> {
     }
 }
 
-/// A `delete`/`expire` message hash: exactly 43 base64 characters. Non-canonical encodings
-/// (non-zero trailing bits) are refused too: they can never name a stored message.
-pub(crate) fn parse_hash(text: &str) -> Result<MessageHash, ParamError> {
+/// A `delete`/`expire` message hash: exactly 43 base64 characters. A non-canonical spelling
+/// (non-zero trailing bits) is accepted, as the reference does, and names no message.
+pub(crate) fn parse_hash(text: &str) -> Result<RequestedHash, ParamError> {
     text.parse()
         .map_err(|_| ParamError::MessageHash(text.to_owned()))
 }
