@@ -18,6 +18,9 @@ use shallot_proto::{AccountId, Identity, Namespace};
 pub enum Scenario {
     /// Direct `store` RPCs of unique messages to one node (a one-member swarm: no replication)
     Store,
+    /// The same to a member of a three-member swarm, which replicates each store to the other two
+    /// before it answers (node CPU counts all three)
+    StoreSwarm,
     /// Signed `retrieve` RPCs returning a page of messages
     Retrieve,
     /// Onion requests: relay hops through the nodes, then `info` at the destination
@@ -34,7 +37,7 @@ pub struct BenchNodeArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "store,retrieve,onion,onion-store"
+        default_value = "store,store-swarm,retrieve,onion,onion-store"
     )]
     scenario: Vec<Scenario>,
     /// Seconds per scenario
@@ -55,6 +58,8 @@ pub struct BenchNodeArgs {
 struct Outcome {
     ok: u64,
     failed: u64,
+    /// What the first failed request got, to say why requests fail.
+    first_failure: Option<String>,
     elapsed: Duration,
     latencies_us: Vec<u32>,
     node_cpu: Duration,
@@ -93,8 +98,8 @@ fn process_cpu(pid: u32) -> Duration {
     };
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the command.
     let total = ticks(11) + ticks(12);
-    // Linux reports in clock ticks of 1/100 s on every mainstream configuration.
-    Duration::from_millis(total * 10)
+    let ticks_per_second = rustix::param::clock_ticks_per_second().max(1);
+    Duration::from_micros(total.saturating_mul(1_000_000) / ticks_per_second)
 }
 
 /// Resident memory of a process in KiB, from /proc.
@@ -125,12 +130,12 @@ fn keys(net: &LocalNet, i: usize) -> NodeKeys {
     }
 }
 
-/// A fresh account whose swarm is node 0's.
-fn account_on_node0(net: &LocalNet) -> (Identity, AccountId) {
+/// A fresh account whose swarm is made of exactly these nodes.
+fn account_on(net: &LocalNet, nodes: &[usize]) -> (Identity, AccountId) {
     loop {
         let id = Identity::generate(&mut rand::rngs::OsRng);
         let account: AccountId = id.session_id().into();
-        if net.swarm_of(&account) == [0] {
+        if net.swarm_of(&account) == nodes {
             return (id, account);
         }
     }
@@ -158,10 +163,10 @@ pub fn run(args: &BenchNodeArgs) -> Result<()> {
 
 async fn run_async(args: &BenchNodeArgs) -> Result<()> {
     let binary = std::env::current_exe().context("cannot find the shallot binary")?;
-    eprintln!("starting 2 local nodes (two single-member swarms) …");
+    eprintln!("starting 5 local nodes (two single-member swarms and one of three) …");
     let net = LocalNet::start(NetOptions {
         binary,
-        swarms: vec![1, 1],
+        swarms: vec![1, 1, 3],
         subnet: 200,
         log: "error".into(),
         node_args: Vec::new(),
@@ -199,7 +204,7 @@ fn report(scenario: Scenario, args: &BenchNodeArgs, o: &Outcome) {
     // Work units per request: layers peeled for onion scenarios, one for direct RPCs.
     let units = match scenario {
         Scenario::Onion | Scenario::OnionStore => args.hops + 1,
-        Scenario::Store | Scenario::Retrieve => 1,
+        Scenario::Store | Scenario::StoreSwarm | Scenario::Retrieve => 1,
     };
     #[allow(clippy::cast_precision_loss)]
     let per_core = if o.node_cpu.is_zero() {
@@ -222,6 +227,9 @@ fn report(scenario: Scenario, args: &BenchNodeArgs, o: &Outcome) {
         o.rss_mib.0,
         o.rss_mib.1,
     );
+    if let Some(failure) = &o.first_failure {
+        println!("  first failure: {failure}");
+    }
 }
 
 /// Builds the body of one request of a scenario (fresh each time: unique data, fresh onion keys).
@@ -234,14 +242,20 @@ fn request_body(
 ) -> (usize, Vec<u8>) {
     let junk = "x".repeat(args.payload);
     match scenario {
-        Scenario::Store => {
-            let account = ctx.accounts[usize::try_from(n).unwrap_or(0) % ctx.accounts.len()];
+        Scenario::Store | Scenario::StoreSwarm => {
+            let (target, accounts) = if scenario == Scenario::Store {
+                (0, &ctx.accounts)
+            } else {
+                (SWARM_MEMBER, &ctx.swarm_accounts)
+            };
+            let account = accounts[usize::try_from(n).unwrap_or(0) % accounts.len()];
             let data = format!("{n:016}{junk}");
             let body = json!({"method": "store", "params": {"pubkey": account.to_hex(), "timestamp": now_ms(),
                 "ttl": 3_600_000, "data": shallot_proto::b64::encode(&data.as_bytes()[..args.payload.max(16)])}});
-            (0, body.to_string().into_bytes())
+            (target, body.to_string().into_bytes())
         }
-        Scenario::Retrieve => (0, ctx.retrieve.clone()),
+        // Signed afresh for every request, as a client does.
+        Scenario::Retrieve => (0, retrieve_body(&ctx.reader, &ctx.inbox)),
         Scenario::Onion | Scenario::OnionStore => {
             // Alternate hops between the two nodes, ending at node 0.
             let path: Vec<NodeKeys> = (0..args.hops)
@@ -272,14 +286,40 @@ fn request_body(
 
 /// Per-scenario fixed inputs.
 struct Context2 {
+    /// Accounts of node 0's one-member swarm.
     accounts: Vec<AccountId>,
-    retrieve: Vec<u8>,
+    /// Accounts of the three-member swarm.
+    swarm_accounts: Vec<AccountId>,
+    /// The owner of `inbox`, which holds 100 messages to page through.
+    reader: Identity,
+    inbox: AccountId,
+}
+
+/// The node the store-swarm scenario sends to: the first member of the three-member swarm.
+const SWARM_MEMBER: usize = 2;
+
+/// A signed `retrieve` of the first page of `account`'s inbox, signed now.
+fn retrieve_body(reader: &Identity, account: &AccountId) -> Vec<u8> {
+    let ts = now_ms();
+    let sig = reader.sign(
+        &SignedRequest::Retrieve {
+            namespace: Namespace(0),
+            timestamp: ts,
+        }
+        .message(),
+    );
+    let retrieve = json!({"method": "retrieve", "params": {"pubkey": account.to_hex(),
+        "pubkey_ed25519": reader.ed25519_public().to_hex(), "timestamp": ts,
+        "signature": shallot_proto::b64::encode(sig.to_bytes()), "max_count": 10}});
+    retrieve.to_string().into_bytes()
 }
 
 async fn prepare(net: &LocalNet, args: &BenchNodeArgs) -> Result<Context2> {
-    let accounts: Vec<AccountId> = (0..16).map(|_| account_on_node0(net).1).collect();
+    let accounts: Vec<AccountId> = (0..16).map(|_| account_on(net, &[0]).1).collect();
+    let swarm: Vec<usize> = (SWARM_MEMBER..SWARM_MEMBER + 3).collect();
+    let swarm_accounts: Vec<AccountId> = (0..16).map(|_| account_on(net, &swarm).1).collect();
     // One account with 100 stored messages to page through.
-    let (reader, account) = account_on_node0(net);
+    let (reader, account) = account_on(net, &[0]);
     for i in 0..100 {
         let body = json!({"method": "store", "params": {"pubkey": account.to_hex(), "timestamp": now_ms(), "ttl": 3_600_000,
             "data": shallot_proto::b64::encode(format!("{i:08}{}", "r".repeat(args.payload)))}});
@@ -296,20 +336,11 @@ async fn prepare(net: &LocalNet, args: &BenchNodeArgs) -> Result<Context2> {
             );
         }
     }
-    let ts = now_ms();
-    let sig = reader.sign(
-        &SignedRequest::Retrieve {
-            namespace: Namespace(0),
-            timestamp: ts,
-        }
-        .message(),
-    );
-    let retrieve = json!({"method": "retrieve", "params": {"pubkey": account.to_hex(),
-        "pubkey_ed25519": reader.ed25519_public().to_hex(), "timestamp": ts,
-        "signature": shallot_proto::b64::encode(sig.to_bytes()), "max_count": 10}});
     Ok(Context2 {
         accounts,
-        retrieve: retrieve.to_string().into_bytes(),
+        swarm_accounts,
+        reader,
+        inbox: account,
     })
 }
 
@@ -318,60 +349,115 @@ async fn run_scenario(net: &LocalNet, args: &BenchNodeArgs, scenario: Scenario) 
     let stop = Arc::new(AtomicBool::new(false));
     let counter = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let path = if matches!(scenario, Scenario::Store | Scenario::Retrieve) {
+    let path = if matches!(
+        scenario,
+        Scenario::Store | Scenario::StoreSwarm | Scenario::Retrieve
+    ) {
         "/storage_rpc/v1"
     } else {
         "/onion_req/v2"
     };
-    let cpu_before = nodes_cpu(net);
+    // Requests started during the warm-up (connections opened, caches filled) are not counted;
+    // the clock, the counters and the nodes' CPU time start when it ends.
+    let measuring = Arc::new(AtomicBool::new(false));
+    let first_failure = Arc::new(std::sync::Mutex::new(None::<String>));
     let rss_before = nodes_rss_mib(net);
-    let started = Instant::now();
     let tasks = (0..args.concurrency).map(|_| {
-        let (stop, counter, failed, ctx) =
-            (stop.clone(), counter.clone(), failed.clone(), ctx.clone());
+        let (stop, counter, failed, ctx, measuring, first_failure) = (
+            stop.clone(),
+            counter.clone(),
+            failed.clone(),
+            ctx.clone(),
+            measuring.clone(),
+            first_failure.clone(),
+        );
         async move {
+            // Every counted request's latency, failed ones included.
             let mut latencies = Vec::new();
+            let mut ok = 0u64;
             while !stop.load(Ordering::Relaxed) {
+                let counted = measuring.load(Ordering::Relaxed);
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 let (target, body) = request_body(net, args, scenario, &ctx, n);
                 let sent = Instant::now();
-                let result = net
-                    .http
-                    .post(net.nodes[target].url(path))
-                    .body(body)
-                    .send()
-                    .await;
-                let ok = match result {
-                    Ok(response) => response.status() == 200 && response.bytes().await.is_ok(),
-                    Err(_) => false,
-                };
-                if ok {
-                    latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
+                let failure = send(net, target, path, body).await;
+                let success = failure.is_none();
+                if let Some(failure) = failure {
+                    first_failure
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .get_or_insert(failure);
+                }
+                if !counted {
+                    continue;
+                }
+                latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
+                if success {
+                    ok += 1;
                 } else {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            latencies
+            (ok, latencies)
         }
     });
-    let timer = async {
+    let measured = async {
+        tokio::time::sleep(WARM_UP).await;
+        let cpu_before = nodes_cpu(net);
+        let started = Instant::now();
+        measuring.store(true, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(args.duration)).await;
         stop.store(true, Ordering::Relaxed);
+        (cpu_before, started)
     };
-    let (results, ()) =
-        futures_util::future::join(futures_util::future::join_all(tasks), timer).await;
+    let (results, (cpu_before, started)) =
+        futures_util::future::join(futures_util::future::join_all(tasks), measured).await;
+    // Requests still in flight at the stop finish before this; they count, so the window
+    // reaches to the last of them.
     let elapsed = started.elapsed();
     let node_cpu = nodes_cpu(net).saturating_sub(cpu_before);
-    let latencies_us: Vec<u32> = results.into_iter().flatten().collect();
+    let ok = results.iter().map(|(ok, _)| ok).sum();
+    let latencies_us: Vec<u32> = results.into_iter().flat_map(|(_, l)| l).collect();
+    let first_failure = first_failure
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
     Ok(Outcome {
-        ok: latencies_us.len() as u64,
+        ok,
         failed: failed.load(Ordering::Relaxed),
+        first_failure,
         elapsed,
         latencies_us,
         node_cpu,
         rss_mib: (rss_before, nodes_rss_mib(net)),
     })
 }
+
+/// Sends one request; `None` if it got a 200 and its whole body, else what went wrong.
+async fn send(net: &LocalNet, target: usize, path: &str, body: Vec<u8>) -> Option<String> {
+    let response = match net
+        .http
+        .post(net.nodes[target].url(path))
+        .body(body)
+        .send()
+        .await
+    {
+        Ok(response) => response,
+        Err(error) => return Some(error.to_string()),
+    };
+    let status = response.status();
+    match response.bytes().await {
+        Ok(_) if status == 200 => None,
+        Ok(body) => Some(format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        )),
+        Err(error) => Some(format!("HTTP {status}, body lost: {error}")),
+    }
+}
+
+/// Not measured at the start of each scenario.
+const WARM_UP: Duration = Duration::from_millis(500);
 
 /// Flags of `shallot bench e2e`.
 #[derive(Args, Debug)]

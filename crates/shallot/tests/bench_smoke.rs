@@ -1,0 +1,36 @@
+//! The benchmarks run once, briefly, so a change that breaks one is caught by the test run
+//! (their figures are not checked here: speed targets live in the benches themselves).
+
+mod support;
+
+use support::shallot;
+
+/// `shallot bench node` for one second per scenario: every scenario completes with requests
+/// answered and none failed, on real node processes.
+#[test]
+fn bench_node_runs_every_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().to_str().unwrap();
+    let (ok, out) = shallot(&[
+        "bench",
+        "node",
+        "--duration",
+        "1",
+        "--concurrency",
+        "8",
+        "--data-dir",
+        home,
+    ]);
+    assert!(ok, "{out}");
+    for scenario in ["store", "storeswarm", "retrieve", "onion", "onionstore"] {
+        let row = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(scenario))
+            .unwrap_or_else(|| panic!("no {scenario} row in:\n{out}"));
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        let answered: u64 = fields[1].parse().unwrap();
+        let failed: u64 = fields[2].parse().unwrap();
+        assert!(answered > 0, "{row}");
+        assert_eq!(failed, 0, "{row}");
+    }
+}
