@@ -39,6 +39,13 @@ fn keys(net: &ConfigNet, i: usize) -> NodeKeys {
     }
 }
 
+/// How `{:?}` shows the first 12 bytes of `bytes` (as in a `Vec<u8>` or `[u8; N]` field), open
+/// at the end so it matches any longer run.
+fn bytes_debug(bytes: &[u8]) -> String {
+    let shown = format!("{:?}", &bytes[..12]);
+    shown.trim_end_matches(']').to_owned()
+}
+
 /// Message data that can be recognised wherever it turns up: a marker and 16 random bytes.
 fn secret(label: &str) -> String {
     format!(
@@ -385,6 +392,10 @@ async fn a_debug_log_holds_no_message_data_keys_or_client_next_to_account() {
             b64(s).trim_end_matches('=').to_owned(),
         ));
         forbidden.push((format!("message data {s} in hex"), hex::encode(s)));
+        forbidden.push((
+            format!("message data {s} as bytes"),
+            bytes_debug(s.as_bytes()),
+        ));
     }
     let mut identities: Vec<(String, &Identity)> =
         vec![("alice".into(), &c.alice), ("subaccount".into(), &sub)];
@@ -401,6 +412,7 @@ async fn a_debug_log_holds_no_message_data_keys_or_client_next_to_account() {
             format!("{who}'s X25519 secret"),
             hex::encode(id.x25519_secret().to_bytes()),
         ));
+        forbidden.push((format!("{who}'s seed as bytes"), bytes_debug(id.seed())));
     }
     for (i, node) in net.nodes.iter().enumerate() {
         let pem = std::fs::read_to_string(node.data_dir.join("key.pem")).unwrap();
