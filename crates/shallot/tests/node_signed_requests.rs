@@ -635,8 +635,9 @@ async fn peer_windows_and_hop_limit(net: &Net) {
         )
     );
 
-    // Onion hops: the same valid layer for node 0 is served at hop 15 and refused at 16.
-    for (hop_no, expected) in [(15, 200), (16, 400)] {
+    // Onion hops (1–15; below 1 reads as 1): the same valid layer for node 0 is served at hops
+    // 0 and 15 and refused at 16.
+    for (hop_no, expected) in [(0, 200), (15, 200), (16, 400)] {
         let node = &net.nodes[0];
         let ephemeral = X25519Keypair::generate(&mut rand::rngs::OsRng);
         let key = ResponseKey::derive(EncType::AesGcm, &ephemeral, &node.identity.x25519_public())
@@ -656,7 +657,7 @@ async fn peer_windows_and_hop_limit(net: &Net) {
             "hop {hop_no}: {}",
             String::from_utf8_lossy(&body)
         );
-        if hop_no == 15 {
+        if expected == 200 {
             let reply = decode_snode_response(&key, &body).unwrap();
             assert_eq!(reply.status, 200);
             assert!(reply.body.to_json().unwrap()["version"].is_array());
