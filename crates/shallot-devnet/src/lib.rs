@@ -4,7 +4,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -34,7 +34,7 @@ pub enum NetError {
         index: usize,
         /// How long we waited.
         seconds: u64,
-        /// The node's stderr so far.
+        /// The node's output so far.
         log: String,
     },
     /// The HTTP client could not be built.
@@ -191,7 +191,8 @@ impl LocalNet {
             .args(&self.options.node_args)
             .args(self.extra_args.get(&i).into_iter().flatten())
             .env_remove("SHALLOT_HOME")
-            .stdout(Stdio::null())
+            // The node logs to stdout: both streams go to node.log, or its log is lost.
+            .stdout(log.try_clone().map_err(io("open node.log"))?)
             .stderr(log)
             .spawn()
             .map_err(io(format!("start {}", self.options.binary.display())))?;
@@ -255,7 +256,7 @@ impl LocalNet {
         }
     }
 
-    /// Node `i`'s stderr so far.
+    /// Node `i`'s output (its log and any panic) so far.
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.nodes[i].dir.join("node.log")).unwrap_or_default()
     }

@@ -3,6 +3,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod attack;
+pub mod clients;
+pub mod config_net;
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU8, Ordering};
