@@ -349,6 +349,8 @@ fn serve(args: DirectoryArgs) -> Result<()> {
             tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?,
         )
         .with_target(false)
+        // Colour codes only on a terminal: not in log files, journald or pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let mut config = ChainConfig {
         block_time: Duration::from_millis(args.block_time_ms.max(10)),

@@ -105,6 +105,8 @@ pub fn run(args: NodeArgs, data_dir: &Path) -> Result<()> {
             tracing_subscriber::EnvFilter::try_new(&config.log).context("invalid --log filter")?,
         )
         .with_target(false)
+        // Colour codes only on a terminal: not in log files, journald or pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     if config.directory.is_none() && !config.force_start {
         tracing::warn!(
