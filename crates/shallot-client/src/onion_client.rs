@@ -67,6 +67,10 @@ pub struct ClientConfig {
     /// into its IP here and the proxy is asked for that IP, while TLS still checks the node's
     /// key. With a proxy, direct push ([`crate::push`]) is off. `None`: connect directly.
     pub proxy: Option<String>,
+    /// The local address every connection the client opens is bound to (seeds, guards, the
+    /// proxy, direct push): a machine with several addresses chooses which one nodes see. Devnet
+    /// audits give each client its own loopback address (127.0.200.N). `None`: the system's.
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 impl Default for ClientConfig {
@@ -83,6 +87,7 @@ impl Default for ClientConfig {
             verify_node_tls: true,
             padding: true,
             proxy: None,
+            source_ip: None,
         }
     }
 }
@@ -118,6 +123,21 @@ pub(crate) struct State {
     pub(crate) next_route: u64,
     /// When the pool was last re-fetched from a seed (see [`OnionClient::reseed`]).
     pub(crate) last_reseed: Option<std::time::Instant>,
+    /// Our own account and those we talk to (see [`OnionClient::set_private_accounts`]).
+    pub(crate) private_accounts: Vec<AccountId>,
+}
+
+impl State {
+    /// Tells the path manager the swarms of the private accounts in the current pool.
+    fn update_private_swarms(&mut self) {
+        let ids = self.pool.swarm_ids();
+        let swarms = self
+            .private_accounts
+            .iter()
+            .filter_map(|account| shallot_proto::swarm::swarm_for(&ids, account))
+            .collect();
+        self.paths.set_private_swarms(swarms);
+    }
 }
 
 /// Shortest time between two re-fetches of the pool from a seed.
@@ -164,16 +184,17 @@ impl std::fmt::Debug for OnionClient {
 
 /// The HTTPS client for nodes and seeds: rustls with ring, self-signed certificates; a node
 /// addressed by its pinned host name must prove its Ed25519 key ([`shallot_tls`]); every
-/// connection through `proxy` if given (see [`ClientConfig::proxy`]).
-fn http_client(proxy: Option<&str>) -> Result<reqwest::Client, Error> {
+/// connection through `proxy` if given (see [`ClientConfig::proxy`]) and from `source_ip` if given.
+fn http_client(config: &ClientConfig) -> Result<reqwest::Client, Error> {
     let mut builder = reqwest::Client::builder()
         .use_preconfigured_tls(shallot_tls::client_config(shallot_tls::Unpinned::Accept))
         .dns_resolver(Arc::new(shallot_tls::PinnedResolver))
         .connect_timeout(timeouts::CONNECT)
         // Below the nodes' 20 s idle limit: a pooled connection reused just as the guard closes
         // it would fail the request and count against a healthy guard.
-        .pool_idle_timeout(std::time::Duration::from_secs(10));
-    if let Some(proxy) = proxy {
+        .pool_idle_timeout(std::time::Duration::from_secs(10))
+        .local_address(config.source_ip);
+    if let Some(proxy) = &config.proxy {
         builder = builder.proxy(socks_proxy(proxy)?);
     }
     builder
@@ -379,7 +400,7 @@ impl OnionClient {
         let paths = PathManager::new(config.paths);
         Ok(Self {
             inner: Arc::new(Inner {
-                http: http_client(config.proxy.as_deref())?,
+                http: http_client(&config)?,
                 config,
                 clock,
                 state: Mutex::new(State {
@@ -389,6 +410,7 @@ impl OnionClient {
                     routes: std::collections::VecDeque::new(),
                     next_route: 0,
                     last_reseed: None,
+                    private_accounts: Vec::new(),
                 }),
                 building: tokio::sync::Mutex::new(()),
             }),
@@ -397,7 +419,7 @@ impl OnionClient {
 
     /// A client whose pool comes from the configured seeds (all raced, first answer wins).
     pub async fn bootstrap(config: ClientConfig, clock: NetworkClock) -> Result<Self, Error> {
-        let http = http_client(config.proxy.as_deref())?;
+        let http = http_client(&config)?;
         let pool = Pool::bootstrap(&http, &config.seeds).await?;
         Self::new(config, pool, clock)
     }
@@ -447,6 +469,18 @@ impl OnionClient {
         let mut state = self.state();
         state.paths.set_now(self.unix_now());
         state.paths.restore_guards(entries);
+    }
+
+    /// Names our own account and the accounts we exchange messages with: nodes that see our IP
+    /// (guard candidates, and guards when another is available) are kept out of their swarms
+    /// (see [`crate::paths`]). The [`crate::Messenger`] keeps this up to date; call it before
+    /// the first [`Self::ensure_paths`] so the first guards are chosen with it.
+    pub fn set_private_accounts(&self, accounts: Vec<AccountId>) {
+        let mut state = self.state();
+        if state.private_accounts != accounts {
+            state.private_accounts = accounts;
+            state.update_private_swarms();
+        }
     }
 
     /// Number of nodes in the pool.
@@ -597,7 +631,9 @@ impl OnionClient {
         for node in &effects.dropped_nodes {
             swarms.forget_node(node);
         }
-        pool.len()
+        let len = pool.len();
+        state.update_private_swarms();
+        len
     }
 
     /// One round of [`Self::ensure_paths`]: guard tests, then path building.
@@ -605,7 +641,7 @@ impl OnionClient {
         for _ in 0..6 {
             let candidates = {
                 let mut state = self.state();
-                let needed = state.paths.guards_needed();
+                let needed = state.paths.guards_to_find(&state.pool);
                 state.paths.set_now(self.unix_now());
                 if needed == 0 {
                     break;
@@ -946,7 +982,11 @@ mod tests {
     fn only_socks5_proxies_with_host_and_port_are_accepted() {
         for good in ["socks5h://127.0.0.1:9050", "socks5://localhost:1080"] {
             assert!(socks_proxy(good).is_ok(), "{good}");
-            assert!(http_client(Some(good)).is_ok(), "{good}");
+            let config = ClientConfig {
+                proxy: Some(good.to_owned()),
+                ..ClientConfig::default()
+            };
+            assert!(http_client(&config).is_ok(), "{good}");
         }
         for bad in [
             "http://127.0.0.1:8080",

@@ -32,6 +32,11 @@ pub struct NetArgs {
     /// behind a proxy
     #[arg(long, value_name = "socks5h://HOST:PORT", value_parser = parse_proxy)]
     proxy: Option<String>,
+    /// Open every connection (seeds, guards, the proxy) from this local address, on a machine
+    /// with several; on a devnet, give each client its own loopback address (127.0.200.N) so
+    /// `shallot audit` can tell them apart
+    #[arg(long, value_name = "IP")]
+    source_ip: Option<std::net::IpAddr>,
 }
 
 /// Checks a `--proxy` value (`socks5h://HOST:PORT` or `socks5://HOST:PORT`).
@@ -231,7 +236,7 @@ pub enum ContactAction {
 pub fn contact(action: ContactAction, args: &ContactArgs, dir: &Path) -> Result<()> {
     let contact = parse_sid(&args.contact)?;
     runtime()?.block_on(async {
-        let messenger = connect(dir, &args.net).await?;
+        let messenger = connect_for(dir, &args.net, Some(&contact)).await?;
         match action {
             ContactAction::Accept => {
                 messenger
@@ -266,7 +271,7 @@ pub fn disappear(args: &DisappearArgs, dir: &Path) -> Result<()> {
         Some(secs) => Disappearing::AfterSend(secs),
     };
     runtime()?.block_on(async {
-        let messenger = connect(dir, &args.net).await?;
+        let messenger = connect_for(dir, &args.net, Some(&contact)).await?;
         let stored = messenger
             .set_disappearing(&contact, setting)
             .await
@@ -363,6 +368,12 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Loads the account, opens the database, bootstraps the node pool and builds onion paths.
 async fn connect(dir: &Path, net: &NetArgs) -> Result<Messenger> {
+    connect_for(dir, net, None).await
+}
+
+/// [`connect`] for a command that will write to `peer`: its swarm is kept clear of the nodes
+/// that see our IP from the first guard on.
+async fn connect_for(dir: &Path, net: &NetArgs, peer: Option<&SessionId>) -> Result<Messenger> {
     let store = AccountStore::new(dir);
     if !store.exists() {
         bail!(
@@ -381,6 +392,7 @@ async fn connect(dir: &Path, net: &NetArgs) -> Result<Messenger> {
     let config = ClientConfig {
         seeds,
         proxy: net.proxy.clone(),
+        source_ip: net.source_ip,
         ..ClientConfig::default()
     };
     let client = if config.seeds.is_empty() {
@@ -400,6 +412,7 @@ async fn connect(dir: &Path, net: &NetArgs) -> Result<Messenger> {
     // The messenger restores the saved guards: paths are built only after that, so every run
     // uses the same entry nodes.
     let messenger = Messenger::new(identity, client, db);
+    messenger.note_correspondents(peer);
     let client = messenger.client();
     eprintln!("Building onion paths…");
     client
@@ -488,7 +501,7 @@ pub fn network(args: &NetworkArgs, dir: &Path) -> Result<()> {
 pub fn send(args: &SendArgs, dir: &Path) -> Result<()> {
     let recipient = parse_sid(&args.recipient)?;
     runtime()?.block_on(async {
-        let messenger = connect(dir, &args.net).await?;
+        let messenger = connect_for(dir, &args.net, Some(&recipient)).await?;
         let sent = messenger
             .send(&recipient, &args.text)
             .await

@@ -53,6 +53,10 @@ pub struct ChatArgs {
     /// `socks5h://127.0.0.1:9050`); `--direct-push` is off behind a proxy
     #[arg(long, value_name = "socks5h://HOST:PORT", value_parser = crate::msg_cmd::parse_proxy)]
     proxy: Option<String>,
+    /// Open every connection (seeds, guards, the proxy, direct push) from this local address;
+    /// on a devnet, each client its own loopback address (127.0.200.N)
+    #[arg(long, value_name = "IP")]
+    source_ip: Option<std::net::IpAddr>,
     /// Receive by a direct WebSocket to a swarm member instead of through the onion path. The
     /// swarm member learns your IP address together with your account (and when you are
     /// online); the default private push reveals neither to any single node
@@ -195,15 +199,20 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
         "bootstrapping from seed(s)…".into()
     });
     let boot_tx = tx.clone();
-    let proxy = args.proxy.clone();
+    let config = ClientConfig {
+        seeds,
+        proxy: args.proxy.clone(),
+        source_ip: args.source_ip,
+        ..ClientConfig::default()
+    };
     // A direct push connection would bypass the proxy: behind one, direct push becomes the
     // private (onion) kind.
     let mode = match Receive::chosen(args) {
-        Receive::Direct if proxy.is_some() => Receive::Private,
+        Receive::Direct if config.proxy.is_some() => Receive::Private,
         mode => mode,
     };
     rt.spawn(async move {
-        match connect(seeds, proxy, saved_pool, identity, db, &boot_tx).await {
+        match connect(config, saved_pool, identity, db, &boot_tx).await {
             Ok(m) => {
                 let m = Arc::new(m);
                 let _ = boot_tx.send(Ui::Connected(Arc::clone(&m)));
@@ -298,18 +307,12 @@ async fn event_loop(
 /// Bootstraps (or loads the saved pool) and builds paths, retrying every 5 s until it works;
 /// then makes the messenger.
 async fn connect(
-    seeds: Vec<Seed>,
-    proxy: Option<String>,
+    config: ClientConfig,
     saved_pool: Option<shallot_client::PoolSnapshot>,
     identity: Identity,
     db: Db,
     tx: &UnboundedSender<Ui>,
 ) -> Result<Messenger> {
-    let config = ClientConfig {
-        seeds,
-        proxy,
-        ..ClientConfig::default()
-    };
     let client = loop {
         let attempt = match &saved_pool {
             Some(pool) => OnionClient::new(
