@@ -66,6 +66,15 @@ pub struct ClientConfig {
     /// into its IP here and the proxy is asked for that IP, while TLS still checks the node's
     /// key. With a proxy, direct push ([`crate::push`]) is off. `None`: connect directly.
     pub proxy: Option<String>,
+    /// Timing defence: before a message to another account leaves, wait a random time drawn
+    /// uniformly from zero to this ([`crate::timing`]). The message's timestamp, which the
+    /// recipient's swarm reads in plaintext, is taken before the wait, so it no longer says when
+    /// the onion reached the guard. Zero: send at once.
+    pub send_jitter: Duration,
+    /// Timing defence: dummy sends per minute at random (Poisson) times, once
+    /// [`OnionClient::start_cover`] is called ([`crate::timing`]). Each is two padded requests
+    /// over our paths, as a real send is (the message, then its sync copy). 0: none.
+    pub cover_per_minute: f64,
 }
 
 impl Default for ClientConfig {
@@ -82,6 +91,8 @@ impl Default for ClientConfig {
             verify_node_tls: true,
             padding: true,
             proxy: None,
+            send_jitter: crate::timing::DEFAULT_SEND_JITTER,
+            cover_per_minute: crate::timing::DEFAULT_COVER_PER_MINUTE,
         }
     }
 }
@@ -790,15 +801,42 @@ impl OnionClient {
         destination: &NodeRecord,
         request: &Request,
     ) -> Result<(u16, Value), Error> {
+        let pad = self.inner.config.padding;
+        self.node_request(destination, request, true, pad).await
+    }
+
+    /// One dummy request of cover traffic ([`crate::timing`]): an `info` to a random pool node
+    /// over one of our paths, always padded, so that its guard sees the sizes of a real send.
+    /// Not recorded in [`Self::recent_routes`].
+    pub async fn send_dummy(&self) -> Result<(), Error> {
+        let destination = self
+            .state()
+            .pool
+            .nodes()
+            .choose(&mut rand::thread_rng())
+            .cloned()
+            .ok_or_else(|| Error::NoPath("the node pool is empty".into()))?;
+        self.node_request(&destination, &Request::Info, false, true)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Self::request_node`], recording the route if `record`, padded if `pad`.
+    async fn node_request(
+        &self,
+        destination: &NodeRecord,
+        request: &Request,
+        record: bool,
+        pad: bool,
+    ) -> Result<(u16, Value), Error> {
         let payload = serde_json::to_vec(&request.to_envelope())
             .map_err(|e| Error::protocol("encoding a request", e))?;
         let enc_type = self.inner.config.enc_type;
-        let pad = self.inner.config.padding;
         let dest_keys = node_keys(destination);
         let clock = &self.inner.clock;
         self.attempt_loop(
             Some(destination),
-            Some((request.method_name(), destination)),
+            record.then(|| (request.method_name(), destination)),
             |path| {
                 let keys = path.keys();
                 let onion = if pad {
