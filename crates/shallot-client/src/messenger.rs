@@ -224,12 +224,34 @@ impl Messenger {
             }
         }
         Self::restore_guards(&client, &db);
-        Self {
+        let messenger = Self {
             identity,
             client,
             db: Mutex::new(db),
             wait_member: Mutex::new(None),
+        };
+        messenger.note_correspondents(None);
+        messenger
+    }
+
+    /// Tells the client our account, every account we have a conversation with and `also`
+    /// (someone we are about to write to), so that nodes that see our IP stay out of their
+    /// swarms ([`OnionClient::set_private_accounts`]). Called on creation and before each send
+    /// and receive; a command that knows its recipient calls it before building paths.
+    pub fn note_correspondents(&self, also: Option<&SessionId>) {
+        let own = self.account();
+        let mut accounts = vec![own];
+        accounts.extend(also.map(SessionId::account).filter(|a| *a != own));
+        match self.db().conversations() {
+            Ok(conversations) => accounts.extend(
+                conversations
+                    .iter()
+                    .map(|c| c.id.account())
+                    .filter(|a| *a != own),
+            ),
+            Err(e) => tracing::debug!("could not list conversations: {e}"),
         }
+        self.client.set_private_accounts(accounts);
     }
 
     /// Hands the guard set saved in `db` to `client` ([`OnionClient::restore_guards`]).
@@ -497,6 +519,7 @@ impl Messenger {
                 db.set_expires(&hash, at)?;
             }
         }
+        self.note_correspondents(None);
 
         // The timestamp is taken: the jitter separates it from the moment the onion leaves.
         let delayed = self.client.send_delay();
@@ -671,6 +694,7 @@ impl Messenger {
     ) -> Result<(Vec<ReceivedMessage>, bool, bool), MessengerError> {
         let account = self.account();
         self.db().delete_expired(self.client.clock().now_ms())?;
+        self.note_correspondents(None);
         let mut members = self.client.swarm(&account).await?;
         members.shuffle(&mut rand::thread_rng());
         let sticky = if wait.is_some() {
@@ -945,6 +969,7 @@ impl Messenger {
         let timestamp = content.sig_timestamp.unwrap_or(0);
         let store = self.store_request(to, &content, timestamp, MESSAGE_TTL_MS)?;
         self.db().mark_seen(&store.hash().to_string(), None)?;
+        self.note_correspondents(None);
         let delay = self.client.send_delay();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;

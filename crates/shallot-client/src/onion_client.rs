@@ -66,6 +66,10 @@ pub struct ClientConfig {
     /// into its IP here and the proxy is asked for that IP, while TLS still checks the node's
     /// key. With a proxy, direct push ([`crate::push`]) is off. `None`: connect directly.
     pub proxy: Option<String>,
+    /// The local address every connection the client opens is bound to (seeds, guards, the
+    /// proxy, direct push): a machine with several addresses chooses which one nodes see. Devnet
+    /// audits give each client its own loopback address (127.0.200.N). `None`: the system's.
+    pub source_ip: Option<std::net::IpAddr>,
     /// Timing defence: before a message to another account leaves, wait a random time drawn
     /// uniformly from zero to this ([`crate::timing`]). The message's timestamp, which the
     /// recipient's swarm reads in plaintext, is taken before the wait, so it no longer says when
@@ -91,6 +95,7 @@ impl Default for ClientConfig {
             verify_node_tls: true,
             padding: true,
             proxy: None,
+            source_ip: None,
             send_jitter: crate::timing::DEFAULT_SEND_JITTER,
             cover_per_minute: crate::timing::DEFAULT_COVER_PER_MINUTE,
         }
@@ -128,6 +133,21 @@ pub(crate) struct State {
     pub(crate) next_route: u64,
     /// When the pool was last re-fetched from a seed (see [`OnionClient::reseed`]).
     pub(crate) last_reseed: Option<std::time::Instant>,
+    /// Our own account and those we talk to (see [`OnionClient::set_private_accounts`]).
+    pub(crate) private_accounts: Vec<AccountId>,
+}
+
+impl State {
+    /// Tells the path manager the swarms of the private accounts in the current pool.
+    fn update_private_swarms(&mut self) {
+        let ids = self.pool.swarm_ids();
+        let swarms = self
+            .private_accounts
+            .iter()
+            .filter_map(|account| shallot_proto::swarm::swarm_for(&ids, account))
+            .collect();
+        self.paths.set_private_swarms(swarms);
+    }
 }
 
 /// Shortest time between two re-fetches of the pool from a seed.
@@ -173,8 +193,8 @@ impl std::fmt::Debug for OnionClient {
 
 /// The HTTPS client for nodes and seeds: rustls with ring, self-signed certificates; a node
 /// addressed by its pinned host name must prove its Ed25519 key ([`crate::node_tls`]); every
-/// connection through `proxy` if given (see [`ClientConfig::proxy`]).
-fn http_client(proxy: Option<&str>) -> Result<reqwest::Client, Error> {
+/// connection through `proxy` if given (see [`ClientConfig::proxy`]) and from `source_ip` if given.
+fn http_client(config: &ClientConfig) -> Result<reqwest::Client, Error> {
     // Fails only if a provider is already installed, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = reqwest::Client::builder()
@@ -183,8 +203,9 @@ fn http_client(proxy: Option<&str>) -> Result<reqwest::Client, Error> {
         .connect_timeout(timeouts::CONNECT)
         // Below the nodes' 20 s idle limit: a pooled connection reused just as the guard closes
         // it would fail the request and count against a healthy guard.
-        .pool_idle_timeout(std::time::Duration::from_secs(10));
-    if let Some(proxy) = proxy {
+        .pool_idle_timeout(std::time::Duration::from_secs(10))
+        .local_address(config.source_ip);
+    if let Some(proxy) = &config.proxy {
         builder = builder.proxy(socks_proxy(proxy)?);
     }
     builder
@@ -384,7 +405,7 @@ impl OnionClient {
         let paths = PathManager::new(config.paths);
         Ok(Self {
             inner: Arc::new(Inner {
-                http: http_client(config.proxy.as_deref())?,
+                http: http_client(&config)?,
                 config,
                 clock,
                 state: Mutex::new(State {
@@ -394,6 +415,7 @@ impl OnionClient {
                     routes: std::collections::VecDeque::new(),
                     next_route: 0,
                     last_reseed: None,
+                    private_accounts: Vec::new(),
                 }),
                 building: tokio::sync::Mutex::new(()),
             }),
@@ -402,7 +424,7 @@ impl OnionClient {
 
     /// A client whose pool comes from the configured seeds (all raced, first answer wins).
     pub async fn bootstrap(config: ClientConfig, clock: NetworkClock) -> Result<Self, Error> {
-        let http = http_client(config.proxy.as_deref())?;
+        let http = http_client(&config)?;
         let pool = Pool::bootstrap(&http, &config.seeds).await?;
         Self::new(config, pool, clock)
     }
@@ -452,6 +474,18 @@ impl OnionClient {
         let mut state = self.state();
         state.paths.set_now(self.unix_now());
         state.paths.restore_guards(entries);
+    }
+
+    /// Names our own account and the accounts we exchange messages with: nodes that see our IP
+    /// (guard candidates, and guards when another is available) are kept out of their swarms
+    /// (see [`crate::paths`]). The [`crate::Messenger`] keeps this up to date; call it before
+    /// the first [`Self::ensure_paths`] so the first guards are chosen with it.
+    pub fn set_private_accounts(&self, accounts: Vec<AccountId>) {
+        let mut state = self.state();
+        if state.private_accounts != accounts {
+            state.private_accounts = accounts;
+            state.update_private_swarms();
+        }
     }
 
     /// Number of nodes in the pool.
@@ -602,7 +636,9 @@ impl OnionClient {
         for node in &effects.dropped_nodes {
             swarms.forget_node(node);
         }
-        pool.len()
+        let len = pool.len();
+        state.update_private_swarms();
+        len
     }
 
     /// One round of [`Self::ensure_paths`]: guard tests, then path building.
@@ -610,7 +646,7 @@ impl OnionClient {
         for _ in 0..6 {
             let candidates = {
                 let mut state = self.state();
-                let needed = state.paths.guards_needed();
+                let needed = state.paths.guards_to_find(&state.pool);
                 state.paths.set_now(self.unix_now());
                 if needed == 0 {
                     break;
@@ -978,7 +1014,11 @@ mod tests {
     fn only_socks5_proxies_with_host_and_port_are_accepted() {
         for good in ["socks5h://127.0.0.1:9050", "socks5://localhost:1080"] {
             assert!(socks_proxy(good).is_ok(), "{good}");
-            assert!(http_client(Some(good)).is_ok(), "{good}");
+            let config = ClientConfig {
+                proxy: Some(good.to_owned()),
+                ..ClientConfig::default()
+            };
+            assert!(http_client(&config).is_ok(), "{good}");
         }
         for bad in [
             "http://127.0.0.1:8080",

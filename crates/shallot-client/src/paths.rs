@@ -30,6 +30,17 @@
 //! and, milliseconds later, the replicated message). Guards are chosen from distinct swarms, so
 //! with two working guards one is always outside any given swarm; see [`PathManager::select`] for
 //! the fallbacks.
+//!
+//! **Guards outside our own and our correspondents' swarms.** A guard in our own swarm sees our
+//! IP and, as a replica, every message stored for us (and our waiting requests return through it
+//! the moment one arrives); a guard in a correspondent's swarm sees our IP and the message we just
+//! sent them, or their sync copy as our wait returns. The client names these *private swarms*
+//! ([`PathManager::set_private_swarms`]: its own account's, and those of the accounts it talks
+//! to). Guard candidates, which see our IP in their test, come from outside them whenever enough
+//! nodes do; and every request prefers a path whose guard is outside them, so a guard that turns
+//! out to be in a new correspondent's swarm is kept (stable guards) but left idle while another
+//! guard works. Found by `shallot audit`: before, a guard candidate in our own swarm saw our IP
+//! and, tens of milliseconds later, our device's config message.
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -205,6 +216,8 @@ pub struct PathManager {
     benched: HashSet<Ed25519Pub>,
     /// Unix seconds, for guard lifetimes (set by [`Self::set_now`]).
     now: u64,
+    /// Swarms a node that sees our IP should not be in (see the module doc).
+    private_swarms: HashSet<SwarmId>,
 }
 
 fn subnet(ip: Ipv4Addr) -> [u8; 3] {
@@ -257,6 +270,47 @@ impl PathManager {
         self.config.paths.saturating_sub(self.guards.len() + held)
     }
 
+    /// How many guard candidates' worth of guards to look for now: [`Self::guards_needed`], or
+    /// one when every working guard is in a private swarm and a usable node outside them is
+    /// free: that guard is then replaced by one outside them ([`Self::accept_tested`]), since
+    /// it would see our IP and, as we wait or send, our correspondents' messages.
+    pub fn guards_to_find(&self, pool: &Pool) -> usize {
+        let needed = self.guards_needed();
+        if needed > 0 || !self.private_replacement_needed(pool) {
+            return needed;
+        }
+        1
+    }
+
+    /// Whether every working guard is in a private swarm while a free usable node is not.
+    fn private_replacement_needed(&self, pool: &Pool) -> bool {
+        let private_guard = |g: &Ed25519Pub| pool.get(g).is_some_and(|n| self.is_private(n));
+        !self.guards.is_empty()
+            && self.guards.iter().all(private_guard)
+            && pool.nodes().iter().any(|n| {
+                self.usable(n)
+                    && !self.is_private(n)
+                    && !self.guards.contains(&n.ed25519)
+                    && !self.in_any_path(&n.ed25519)
+            })
+    }
+
+    /// Stops using a working guard in a private swarm, for good: its paths go and it leaves the
+    /// saved set (it stays in the pool, usable as a relay).
+    fn retire_private_guard(&mut self, pool: &Pool) {
+        let private = self
+            .guards
+            .iter()
+            .copied()
+            .find(|g| pool.get(g).is_some_and(|n| self.is_private(n)));
+        if let Some(guard) = private {
+            tracing::debug!(%guard, "replacing a guard in a private swarm");
+            self.guards.retain(|g| *g != guard);
+            self.paths.retain(|p| p.guard().ed25519 != guard);
+            self.saved.retain(|e| e.ed25519 != guard);
+        }
+    }
+
     /// Whether `node` may be a guard candidate or relay now: not at the failure threshold, and
     /// not a saved guard benched for this run (a node list from a seed forgives failure counts,
     /// but a guard that failed stays out until the next run, or it would fail again as a relay
@@ -268,6 +322,17 @@ impl PathManager {
 
     fn in_any_path(&self, node: &Ed25519Pub) -> bool {
         self.paths.iter().any(|p| p.contains(node))
+    }
+
+    /// Sets the swarms of our own account and of the accounts we talk to: guard candidates come
+    /// from outside them when possible, and paths through a guard outside them are preferred.
+    pub fn set_private_swarms(&mut self, swarms: HashSet<SwarmId>) {
+        self.private_swarms = swarms;
+    }
+
+    /// Whether `node` is in one of the private swarms.
+    fn is_private(&self, node: &NodeRecord) -> bool {
+        node.is_active() && self.private_swarms.contains(&node.swarm_id)
     }
 
     /// Sets the wall-clock time (Unix seconds) used for guard lifetimes.
@@ -302,7 +367,8 @@ impl PathManager {
     /// Up to `count` guard candidates to test, in random order: usable pool nodes that are not
     /// already guards or hops. While saved guards remain untested this run, only they are
     /// offered; new candidates only when the saved guards cannot fill the slots. New candidates
-    /// come from swarms and /24s no current guard is in, when possible.
+    /// come from outside the private swarms when at least `count` nodes are, and from swarms
+    /// and /24s no current guard is in, when possible.
     pub fn guard_candidates<R: Rng + ?Sized>(
         &self,
         pool: &Pool,
@@ -327,10 +393,15 @@ impl PathManager {
         let guard_nodes: Vec<&NodeRecord> =
             self.guards.iter().filter_map(|g| pool.get(g)).collect();
         let mut candidates: Vec<&NodeRecord> = pool.nodes().iter().filter(fresh).collect();
+        if candidates.iter().filter(|n| !self.is_private(n)).count() >= count {
+            candidates.retain(|n| !self.is_private(n));
+        }
         candidates.shuffle(rng);
-        // Stable sort: swarms, then /24s no guard is in first; random order within each group.
+        // Stable sort: outside the private swarms, then swarms and /24s no guard is in first;
+        // random order within each group.
         candidates.sort_by_key(|n| {
             (
+                self.is_private(n),
                 guard_nodes.iter().any(|g| g.swarm_id == n.swarm_id),
                 guard_nodes.iter().any(|g| subnet(g.ip) == subnet(n.ip)),
             )
@@ -353,8 +424,10 @@ impl PathManager {
     }
 
     /// Applies the results of guard tests (`(node, passed)`): passing saved guards are accepted
-    /// (their failure count reset), then passing new candidates, preferring one whose swarm no
-    /// guard is in; failing ones are rejected ([`Self::reject_guard_candidate`]).
+    /// (their failure count reset), then passing new candidates, preferring one outside the
+    /// private swarms, then one whose swarm no guard is in; failing ones are rejected
+    /// ([`Self::reject_guard_candidate`]). When the candidates were tested to replace a guard in
+    /// a private swarm ([`Self::guards_to_find`]), one outside them takes its place.
     pub fn accept_tested(&mut self, pool: &Pool, mut results: Vec<(Ed25519Pub, bool)>) {
         let swarm = |n: &Ed25519Pub| pool.get(n).map(|r| r.swarm_id);
         results.sort_by_key(|(node, _)| !self.is_saved_guard(node));
@@ -369,13 +442,29 @@ impl PathManager {
             .filter(|(_, good)| *good)
             .map(|(n, _)| n)
             .collect();
-        while self.guards_needed() > 0 && !good.is_empty() {
+        while !good.is_empty() {
+            let replace = self.guards_needed() == 0;
+            if replace && !self.private_replacement_needed(pool) {
+                break;
+            }
             let guard_swarms: Vec<Option<SwarmId>> = self.guards.iter().map(swarm).collect();
+            let private = |n: &Ed25519Pub| pool.get(n).is_some_and(|r| self.is_private(r));
             let index = good
                 .iter()
                 .position(|n| self.is_saved_guard(n))
+                .or_else(|| {
+                    good.iter()
+                        .position(|n| !private(n) && !guard_swarms.contains(&swarm(n)))
+                })
+                .or_else(|| good.iter().position(|n| !private(n)))
                 .or_else(|| good.iter().position(|n| !guard_swarms.contains(&swarm(n))))
                 .unwrap_or(0);
+            if replace {
+                if private(&good[index]) {
+                    break;
+                }
+                self.retire_private_guard(pool);
+            }
             let node = good.remove(index);
             self.add_guard(node);
         }
@@ -533,11 +622,13 @@ impl PathManager {
     /// A path for a request to `destination` (`None`: a request to a server).
     ///
     /// In order of preference:
-    /// 1. a random path with no node in the destination's swarm ([`Self::swarm_of`]);
-    /// 2. a path whose guard is outside the swarm, its relays in the swarm replaced by relays
-    ///    outside it (relays never see our IP, so changing them costs nothing);
-    /// 3. only if every guard is in the swarm (one guard left, or swarms changed after the
-    ///    guards were chosen): a path through such a guard that does not contain the
+    /// 1. a random path with no node in the destination's swarm ([`Self::swarm_of`]) whose
+    ///    guard is outside the private swarms ([`Self::set_private_swarms`]);
+    /// 2. a path whose guard is outside both, its relays in the destination's swarm replaced by
+    ///    relays outside it (relays never see our IP, so changing them costs nothing);
+    /// 3. the same through a guard in a private swarm (no other guard works);
+    /// 4. only if every guard is in the destination's swarm (one guard left, or swarms changed
+    ///    after the guards were chosen): a path through such a guard that does not contain the
     ///    destination itself. We accept that this guard, which sees our IP, also receives
     ///    the replicated message, rather than connect to a new node: testing one would show our
     ///    IP to one more node for every such contact, and over many contacts to most of the
@@ -549,29 +640,27 @@ impl PathManager {
         destination: Option<&NodeRecord>,
         rng: &mut R,
     ) -> Result<Path, PathError> {
+        let mut order: Vec<usize> = (0..self.paths.len()).collect();
+        order.shuffle(rng);
         let Some(destination) = destination else {
-            return self
-                .paths
-                .choose(rng)
-                .cloned()
+            order.sort_by_key(|&i| self.is_private(self.paths[i].guard()));
+            return order
+                .first()
+                .map(|&i| self.paths[i].clone())
                 .ok_or(PathError::NoPathAvoiding);
         };
         let swarm = Self::swarm_of(pool, destination);
-        let clean: Vec<&Path> = self
-            .paths
-            .iter()
-            .filter(|p| !p.nodes.iter().any(|n| swarm.contains(&n.ed25519)))
-            .collect();
-        if let Some(path) = clean.choose(rng) {
-            return Ok((*path).clone());
-        }
-        // Paths whose guard is outside the swarm first, then (fallback 3) any guard but the
-        // destination; the relays in the swarm are replaced in either case if possible.
-        let mut order: Vec<usize> = (0..self.paths.len())
-            .filter(|&i| self.paths[i].guard().ed25519 != destination.ed25519)
-            .collect();
-        order.shuffle(rng);
-        order.sort_by_key(|&i| swarm.contains(&self.paths[i].guard().ed25519));
+        order.retain(|&i| self.paths[i].guard().ed25519 != destination.ed25519);
+        // Guards outside the destination's swarm first, then outside the private swarms; within
+        // each group, a path already clear of the swarm before one whose relays must change.
+        order.sort_by_key(|&i| {
+            let path = &self.paths[i];
+            (
+                swarm.contains(&path.guard().ed25519),
+                self.is_private(path.guard()),
+                path.nodes.iter().any(|n| swarm.contains(&n.ed25519)),
+            )
+        });
         for &index in &order {
             if self.replace_relays(index, pool, &swarm, rng) {
                 return Ok(self.paths[index].clone());
@@ -1136,6 +1225,96 @@ mod tests {
                 assert!(!chosen.contains(&hop.ed25519));
             }
         }
+    }
+
+    /// 16 nodes in four swarms (`i % 4`), each in its own /24.
+    fn four_swarm_pool() -> Pool {
+        Pool::new((1..=16).map(|i| {
+            let mut n = node(i, i);
+            n.swarm_id = SwarmId(u64::from(i % 4) * 1000);
+            n
+        }))
+    }
+
+    #[test]
+    fn nodes_that_see_our_ip_stay_out_of_private_swarms() {
+        let pool = four_swarm_pool();
+        let swarm = |key: &Ed25519Pub| pool.get(key).unwrap().swarm_id;
+        let private: HashSet<SwarmId> = [SwarmId(0), SwarmId(1000)].into();
+        for seed in 0..30 {
+            let mut r = StdRng::seed_from_u64(seed);
+            let mut manager = PathManager::new(PathConfig::default());
+            manager.set_private_swarms(private.clone());
+            // Guard candidates see our IP in their test: none from a private swarm.
+            let candidates = manager.guard_candidates(&pool, 4, &mut r);
+            assert_eq!(candidates.len(), 4);
+            assert!(candidates.iter().all(|n| !private.contains(&n.swarm_id)));
+            let results = candidates.iter().map(|c| (c.ed25519, true)).collect();
+            manager.accept_tested(&pool, results);
+            manager.build_paths(&pool, &mut r).unwrap();
+            let guards = manager.guards().to_vec();
+            assert_eq!(guards.len(), 2);
+            assert_ne!(swarm(&guards[0]), swarm(&guards[1]));
+            // A new correspondent lives in the first guard's swarm: the guard stays, idle
+            // while the other one can carry the request.
+            let mut more = private.clone();
+            more.insert(swarm(&guards[0]));
+            manager.set_private_swarms(more);
+            for destination in pool.nodes() {
+                if guards.contains(&destination.ed25519) {
+                    continue;
+                }
+                let path = manager.select(&pool, Some(destination), &mut r).unwrap();
+                if swarm(&guards[1]) != destination.swarm_id {
+                    assert_eq!(path.guard().ed25519, guards[1]);
+                }
+            }
+            assert_eq!(
+                manager.select(&pool, None, &mut r).unwrap().guard().ed25519,
+                guards[1]
+            );
+            assert_eq!(
+                manager.guards_to_find(&pool),
+                0,
+                "a guard outside works: no new one"
+            );
+        }
+    }
+
+    #[test]
+    fn a_guard_in_a_private_swarm_is_replaced_when_no_other_guard_works() {
+        let pool = four_swarm_pool();
+        let now = 1_000 * DAY;
+        let mut r = rng();
+        let (first, _) = run(&pool, Vec::new(), now, &|_| true, &mut r);
+        let saved = first.guard_entries().to_vec();
+        let (kept, lost) = (saved[0].ed25519, saved[1].ed25519);
+        // Next run the second guard is down: it keeps its slot, benched for the run.
+        let (mut manager, _) = run(&pool, saved, now, &|n| *n != lost, &mut r);
+        assert_eq!(manager.guards(), &[kept]);
+        assert_eq!(manager.guards_to_find(&pool), 0);
+        // Then the working guard turns out to be in a correspondent's swarm.
+        let private = pool.get(&kept).unwrap().swarm_id;
+        manager.set_private_swarms(HashSet::from([private]));
+        assert_eq!(manager.guards_to_find(&pool), 1);
+        let candidates = manager.guard_candidates(&pool, 2, &mut r);
+        assert!(candidates.iter().all(|n| n.swarm_id != private));
+        let results = candidates.iter().map(|c| (c.ed25519, true)).collect();
+        manager.accept_tested(&pool, results);
+        manager.build_paths(&pool, &mut r).unwrap();
+        assert_eq!(manager.guards().len(), 1);
+        let new = manager.guards()[0];
+        assert_ne!(pool.get(&new).unwrap().swarm_id, private);
+        assert!(
+            !manager.is_saved_guard(&kept),
+            "the private guard left the saved set"
+        );
+        assert!(
+            manager.is_saved_guard(&lost),
+            "the benched guard keeps its slot"
+        );
+        assert!(manager.paths().iter().all(|p| p.guard().ed25519 == new));
+        assert_eq!(manager.guards_to_find(&pool), 0);
     }
 
     #[test]

@@ -284,7 +284,11 @@ async fn connection(
     };
     let url = format!("wss://{host}:{}/monitor/v1", member.https_port);
     let connect = async {
-        let tcp = tokio::net::TcpStream::connect(member.https_addr()).await?;
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        if let Some(ip) = client.config().source_ip {
+            socket.bind(std::net::SocketAddr::new(ip, 0))?;
+        }
+        let tcp = socket.connect(member.https_addr()).await?;
         // Nagle off: the renewal frames are small and latency matters more than packet count.
         tcp.set_nodelay(true)?;
         tokio_tungstenite::client_async_tls_with_config(url, tcp, None, Some(tls_connector())).await

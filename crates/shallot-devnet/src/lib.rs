@@ -106,6 +106,8 @@ pub struct LocalNet {
     height: u64,
     /// Extra arguments per node index (see [`LocalNet::restart_with_args`]).
     extra_args: std::collections::HashMap<usize, Vec<String>>,
+    /// Whether nodes keep an observation log (see [`LocalNet::start_observed`]).
+    observed: bool,
 }
 
 fn free_port(ip: Ipv4Addr) -> Result<u16, NetError> {
@@ -120,6 +122,22 @@ impl LocalNet {
     /// Creates keys and the directory for the network, starts every node, and waits until all
     /// serve clients.
     pub async fn start(options: NetOptions) -> Result<Self, NetError> {
+        Self::start_inner(options, false).await
+    }
+
+    /// [`Self::start`] with every node keeping an observation log (what it saw of each request:
+    /// client addresses next to accounts; devnets and audits only) at
+    /// [`Self::observation_log`].
+    pub async fn start_observed(options: NetOptions) -> Result<Self, NetError> {
+        Self::start_inner(options, true).await
+    }
+
+    /// Node `i`'s observation log (written only by a network from [`Self::start_observed`]).
+    pub fn observation_log(&self, i: usize) -> PathBuf {
+        self.nodes[i].dir.join("observations.jsonl")
+    }
+
+    async fn start_inner(options: NetOptions, observed: bool) -> Result<Self, NetError> {
         shallot_node::tls::install_crypto_provider();
         let dir = tempfile::Builder::new()
             .prefix("shallot-net-")
@@ -161,6 +179,7 @@ impl LocalNet {
             options,
             height: 1,
             extra_args: std::collections::HashMap::new(),
+            observed,
         };
         net.write_directory()?;
         for i in 0..net.nodes.len() {
@@ -176,6 +195,9 @@ impl LocalNet {
         let node = &self.nodes[i];
         let log =
             std::fs::File::create(node.dir.join("node.log")).map_err(io("create node.log"))?;
+        let observe = self
+            .observed
+            .then(|| ["--observation-log".into(), self.observation_log(i)]);
         let child = Command::new(&self.options.binary)
             .arg("node")
             .arg("--node-dir")
@@ -190,6 +212,7 @@ impl LocalNet {
             .arg(&self.options.log)
             .args(&self.options.node_args)
             .args(self.extra_args.get(&i).into_iter().flatten())
+            .args(observe.iter().flatten())
             .env_remove("SHALLOT_HOME")
             .stdout(Stdio::null())
             .stderr(log)

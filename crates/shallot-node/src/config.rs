@@ -63,6 +63,11 @@ pub struct NodeConfig {
     pub account_limits: AccountLimits,
     /// Caps on waiting retrieves, the private push (`[wait]`).
     pub wait: WaitLimits,
+    /// DEVNETS ONLY: append what the node sees of each request (client addresses next to
+    /// accounts) to this JSON-lines file, for `shallot audit`. Refused unless
+    /// `onion.allow_private_targets` is set (see [`crate::observe`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observation_log: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -81,6 +86,7 @@ impl Default for NodeConfig {
             log: "info".to_owned(),
             account_limits: AccountLimits::default(),
             wait: WaitLimits::default(),
+            observation_log: None,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod handoff;
 pub mod metrics;
 pub mod monitor;
 pub mod node_api;
+pub mod observe;
 pub mod onion;
 pub mod onion_limits;
 pub mod oxend;

@@ -26,6 +26,8 @@ use shallot_store::StoredMessage;
 use tokio::sync::mpsc;
 
 use crate::account_limits::AccountLimits;
+use crate::observe::{Role, Seen};
+use crate::server::ConnInfo;
 use crate::state::Node;
 
 /// How long a subscription lasts without being renewed (spec §13).
@@ -80,6 +82,25 @@ fn decode_signature(text: Option<&Value>, what: &str) -> Result<Option<Signature
         )
     })?;
     Ok(Some(Signature::from_bytes(&bytes)))
+}
+
+/// The accounts a subscription frame names (`p`, or the Session ID of `P`), signed or not:
+/// what the node reads of it (for the observation log).
+pub fn frame_accounts(frame: &str) -> Vec<AccountId> {
+    let items = match serde_json::from_str::<Value>(frame) {
+        Ok(Value::Array(items)) => items,
+        Ok(value) => vec![value],
+        Err(_) => return Vec::new(),
+    };
+    let account = |item: &Value| -> Option<AccountId> {
+        if let Some(p) = item.get("p") {
+            return p.as_str()?.parse().ok();
+        }
+        let ed: Ed25519Pub = item.get("P")?.as_str()?.parse().ok()?;
+        let x = ed.to_x25519().ok()?;
+        Some(AccountId::new(AccountKind::Session, *x.as_bytes()))
+    };
+    items.iter().filter_map(account).collect()
 }
 
 /// Validates one subscription object at time `now_s` (seconds).
@@ -580,7 +601,7 @@ impl MonitorHub {
 /// Serves one `/monitor/v1` WebSocket: subscription frames in, notifications out, a ping every
 /// [`AccountLimits::ping_interval`], and a close once the client has been silent (no frame, no
 /// pong) for [`AccountLimits::idle_timeout`].
-pub async fn serve(node: Arc<Node>, mut socket: WebSocket, connected: Connected) {
+pub async fn serve(node: Arc<Node>, mut socket: WebSocket, connected: Connected, conn: ConnInfo) {
     let limits = node.account_limits;
     let (connection, tx, mut rx) = connected;
     let mut ping = tokio::time::interval_at(
@@ -595,9 +616,11 @@ pub async fn serve(node: Arc<Node>, mut socket: WebSocket, connected: Connected)
                 last_heard = tokio::time::Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(frame))) => {
-                        let now_s = node.clock.now_ms() / 1000;
-                        let answer = node.monitor.handle_frame(connection, &tx, frame.as_str(), now_s);
-                        let reply = Message::Text(answer.to_string().into());
+                        let at_ms = node.clock.now_ms();
+                        let answer = node.monitor.handle_frame(connection, &tx, frame.as_str(), at_ms / 1000);
+                        let reply = answer.to_string();
+                        observe_frame(&node, &conn, at_ms, frame.as_str(), reply.len());
+                        let reply = Message::Text(reply.into());
                         if !send(&mut socket, reply, limits.idle_timeout()).await {
                             break;
                         }
@@ -627,6 +650,19 @@ pub async fn serve(node: Arc<Node>, mut socket: WebSocket, connected: Connected)
         }
     }
     node.monitor.disconnect(connection);
+}
+
+/// Records a subscription frame in the observation log (if the node keeps one).
+fn observe_frame(node: &Node, conn: &ConnInfo, at_ms: u64, frame: &str, reply_bytes: usize) {
+    let mut seen = Seen::new(node, Role::Push);
+    if !seen.is_on() {
+        return;
+    }
+    seen.request_bytes(frame.len());
+    for account in frame_accounts(frame) {
+        seen.account(account);
+    }
+    crate::observe::record(node, conn, at_ms, seen, 200, reply_bytes as u64);
 }
 
 /// Sends one frame, giving up after `limit` (a client that does not read must not pin the

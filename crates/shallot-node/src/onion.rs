@@ -20,12 +20,13 @@ use shallot_proto::onion::{
     decrypt_layer, encode_hop_error, encode_snode_response, parse_onion_request, EncType, HopKey,
     Layer, PeelError, ReplyBody, ReplyFormat, MAX_ONION_HOPS,
 };
-use shallot_proto::rpc::Envelope;
+use shallot_proto::rpc::{Envelope, Request};
 use shallot_proto::X25519Pub;
 
 use crate::exec::{Body, Origin};
 use crate::metrics::OnionKind;
 use crate::node_api::OnionHop;
+use crate::observe::{NextHop, Role, Seen};
 use crate::onion_limits::Work;
 use crate::peers::HopError;
 use crate::state::Node;
@@ -66,7 +67,8 @@ enum Position {
 }
 
 /// Handles `POST /onion_req/v2`: the outer request from a client to its guard.
-pub async fn entry(node: Arc<Node>, body: Bytes) -> Response {
+pub async fn entry(node: Arc<Node>, body: Bytes, seen: &mut Seen) -> Response {
+    seen.request_bytes(body.len());
     if node.readiness().is_err() {
         return plain(
             503,
@@ -83,19 +85,31 @@ pub async fn entry(node: Arc<Node>, body: Bytes) -> Response {
         enc_type: request.enc_type,
         hop_no: request.hop_no,
     };
-    process(node, hop, ciphertext, Position::Guard).await
+    process(node, hop, ciphertext, Position::Guard, seen).await
 }
 
 /// Handles a layer relayed by the previous hop (`/snode/v1/onion`).
-pub async fn relayed(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes) -> Response {
+pub async fn relayed(
+    node: Arc<Node>,
+    hop: OnionHop,
+    ciphertext: Bytes,
+    seen: &mut Seen,
+) -> Response {
+    seen.request_bytes(ciphertext.len());
     if hop.hop_no > u32::try_from(MAX_ONION_HOPS).unwrap_or(u32::MAX) {
         return plain(400, "onion request max path length exceeded");
     }
-    process(node, hop, ciphertext, Position::Later).await
+    process(node, hop, ciphertext, Position::Later, seen).await
 }
 
-/// Decrypts and acts on one layer.
-async fn process(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes, at: Position) -> Response {
+/// Decrypts and acts on one layer, noting in `seen` what the layer showed this node.
+async fn process(
+    node: Arc<Node>,
+    hop: OnionHop,
+    ciphertext: Bytes,
+    at: Position,
+    seen: &mut Seen,
+) -> Response {
     let layer = match decrypt_layer(
         &node.onion_keys,
         &ciphertext,
@@ -119,7 +133,15 @@ async fn process(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes, at: Position
                 return encrypted(layer.reply_key(), 503, ReplyBody::Text(&text), format);
             }
             let reply = match Envelope::parse(request.request).and_then(|e| e.request()) {
-                Ok(rpc) => node.execute(rpc, Origin::Client).await,
+                Ok(rpc) => {
+                    seen.role(if waits(&rpc) {
+                        Role::OnionWait
+                    } else {
+                        Role::OnionExit
+                    });
+                    seen.request(&rpc);
+                    node.execute(rpc, Origin::Client).await
+                }
                 Err(error) => crate::exec::Reply::text(error.status(), error.to_string()),
             };
             let key = layer.reply_key();
@@ -130,10 +152,17 @@ async fn process(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes, at: Position
         }
         Layer::Proxy(proxy) => {
             node.metrics.count_onion(OnionKind::Proxy);
+            seen.role(Role::OnionProxy);
             let url = match proxy.url() {
                 Ok(url) => url,
                 Err(error) => return peel_error(layer.reply_key(), &error),
             };
+            if let Some(host) = reqwest::Url::parse(&url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+            {
+                seen.next(NextHop::Server(host));
+            }
             let payload = Bytes::copy_from_slice(proxy.payload);
             match node.peers.proxy(&url, payload).await {
                 Ok((status, headers, body)) => {
@@ -168,9 +197,10 @@ async fn process(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes, at: Position
         }
         Layer::Relay(relay) => {
             node.metrics.count_onion(OnionKind::Relay);
+            seen.next(NextHop::Node(relay.destination));
             relay_to(
                 &node,
-                (at, layer.reply_key()),
+                (at, layer.reply_key(), seen),
                 relay.destination,
                 relay.ephemeral_key,
                 relay.enc_type,
@@ -184,7 +214,7 @@ async fn process(node: Arc<Node>, hop: OnionHop, ciphertext: Bytes, at: Position
 
 async fn relay_to(
     node: &Node,
-    (at, key): (Position, &HopKey),
+    (at, key, seen): (Position, &HopKey, &mut Seen),
     destination: shallot_proto::Ed25519Pub,
     ephemeral_key: X25519Pub,
     enc_type: EncType,
@@ -206,6 +236,7 @@ async fn relay_to(
         .await
     {
         Ok(reply) => {
+            seen.reply(&reply.body);
             let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
             (status, reply.body).into_response()
         }
@@ -223,6 +254,15 @@ async fn relay_to(
             502,
             format!("Next node reply larger than {cap} bytes: {destination}"),
         ),
+    }
+}
+
+/// Whether a storage RPC waits for messages (a waiting retrieve, alone or in a batch).
+fn waits(request: &Request) -> bool {
+    match request {
+        Request::Retrieve(r) => r.wait_ms.is_some(),
+        Request::Batch(subs) => subs.iter().any(waits),
+        _ => false,
     }
 }
 

@@ -19,6 +19,7 @@ use crate::connections::HeldSlot;
 use crate::exec::{Body, Origin, Reply};
 use crate::handoff::HandoffRefusal;
 use crate::node_api::{self, HandoffBatch, OnionHop};
+use crate::observe::{self, Recorder, Role, Seen};
 use crate::server::ConnInfo;
 use crate::state::Node;
 
@@ -108,9 +109,11 @@ async fn storage_rpc(
     request: Request,
 ) -> Response {
     let started = Instant::now();
-    let response = storage_rpc_inner(&node, conn, &headers, request.into_body()).await;
+    let mut seen = Recorder::new(&node, conn, Role::StorageRpc);
+    let response = storage_rpc_inner(&node, conn, &headers, request.into_body(), seen.seen()).await;
     node.metrics
         .observe_http("storage_rpc", response.status().as_u16(), started.elapsed());
+    seen.finish(&response);
     response
 }
 
@@ -119,6 +122,7 @@ async fn storage_rpc_inner(
     conn: ConnInfo,
     headers: &HeaderMap,
     body: HttpBody,
+    seen: &mut Seen,
 ) -> Response {
     if let Err(reasons) = node.readiness() {
         return text(503, format!("Service node is not ready: {reasons}\n"));
@@ -136,8 +140,12 @@ async fn storage_rpc_inner(
         Ok(body) => body,
         Err(response) => return response,
     };
+    seen.request_bytes(body.len());
     match Envelope::parse(&body).and_then(|envelope| envelope.request()) {
-        Ok(request) => reply(node.execute(request, Origin::Client).await),
+        Ok(request) => {
+            seen.request(&request);
+            reply(node.execute(request, Origin::Client).await)
+        }
         Err(error) => text(error.status(), error.to_string()),
     }
 }
@@ -167,16 +175,18 @@ async fn onion_entry(
     request: Request,
 ) -> Response {
     let started = Instant::now();
+    let mut seen = Recorder::new(&node, conn, Role::OnionGuard);
     let response = if let Some(refusal) = rate_limited(&node, &conn) {
         refusal
     } else {
         match read_body(request.into_body()).await {
-            Ok(body) => crate::onion::entry(node.clone(), body).await,
+            Ok(body) => crate::onion::entry(node.clone(), body, seen.seen()).await,
             Err(response) => response,
         }
     };
     node.metrics
         .observe_http("onion", response.status().as_u16(), started.elapsed());
+    seen.finish(&response);
     response
 }
 
@@ -204,7 +214,7 @@ async fn monitor(
         .on_upgrade(move |socket| async move {
             // The listener's connection slot stays taken while the WebSocket lives.
             let _slot = slot;
-            crate::monitor::serve(node, socket, connected).await;
+            crate::monitor::serve(node, socket, connected, conn).await;
         })
 }
 
@@ -241,19 +251,27 @@ async fn peer_forward(
             format!("node-to-node route: {key} is not a member of this swarm"),
         );
     }
+    let at_ms = node.clock.now_ms();
     let body = match read_body(request.into_body()).await {
         Ok(body) => body,
         Err(response) => return response,
     };
-    match Envelope::parse(&body).and_then(|envelope| envelope.request()) {
-        Ok(request) if request.is_recursive() => reply(node.execute(request, Origin::Peer).await),
+    let mut seen = Seen::new(&node, Role::Replica);
+    seen.request_bytes(body.len());
+    let response = match Envelope::parse(&body).and_then(|envelope| envelope.request()) {
+        Ok(request) if request.is_recursive() => {
+            seen.request(&request);
+            reply(node.execute(request, Origin::Peer).await)
+        }
         Ok(_) => text(
             400,
             "invalid request: received invalid forwarded non-forwardable request",
         ),
         Err(error @ RpcError::InvalidRequest(_)) => text(400, error.to_string()),
         Err(error) => text(error.status(), error.to_string()),
-    }
+    };
+    observe::record_response(&node, &conn, at_ms, seen, &response);
+    response
 }
 
 async fn peer_onion(
@@ -270,12 +288,14 @@ async fn peer_onion(
         Ok(hop) => hop,
         Err(error) => return text(400, error.to_string()),
     };
+    let mut seen = Recorder::new(&node, conn, Role::OnionRelay);
     let response = match read_body(request.into_body()).await {
-        Ok(body) => crate::onion::relayed(node.clone(), hop, body).await,
+        Ok(body) => crate::onion::relayed(node.clone(), hop, body, seen.seen()).await,
         Err(response) => response,
     };
     node.metrics
         .observe_http("onion", response.status().as_u16(), started.elapsed());
+    seen.finish(&response);
     response
 }
 
@@ -287,6 +307,7 @@ async fn peer_handoff(
     if let Some(refusal) = refuse_non_peer(&node, &conn) {
         return refusal;
     }
+    let at_ms = node.clock.now_ms();
     let body = match read_body(request.into_body()).await {
         Ok(body) => body,
         Err(response) => return response,
@@ -304,7 +325,26 @@ async fn peer_handoff(
     let Some(sender) = conn.node else {
         return text(403, "node-to-node route: no node certificate");
     };
-    match crate::handoff::receive(&node, sender, batch).await {
+    let mut seen = Seen::new(&node, Role::Handoff);
+    if seen.is_on() {
+        seen.request_bytes(body.len());
+        let accounts = batch.messages.iter().map(|m| m.pubkey);
+        for account in accounts.chain(batch.revocations.iter().map(|r| r.pubkey)) {
+            seen.account(account);
+        }
+    }
+    let response = handoff_answer(&node, sender, batch).await;
+    observe::record_response(&node, &conn, at_ms, seen, &response);
+    response
+}
+
+/// Stores a handoff batch and answers how it went.
+async fn handoff_answer(
+    node: &Arc<Node>,
+    sender: shallot_proto::Ed25519Pub,
+    batch: HandoffBatch,
+) -> Response {
+    match crate::handoff::receive(node, sender, batch).await {
         // Partly refused: the valid items are stored; a non-200 makes the sender retry once
         // views have settled (a lagging view is the usual cause).
         Ok(done) if done.untrusted > 0 => text(

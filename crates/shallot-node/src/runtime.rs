@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use crate::clock::Clock;
 use crate::config::{DirectorySource, NodeConfig};
 use crate::connections;
+use crate::observe::ObservationLog;
 use crate::oxend::{OxendClient, SignedReporter};
 use crate::peers::PeerClient;
 use crate::rate_limit::RateLimiter;
@@ -37,6 +38,21 @@ pub enum StartError {
     /// TLS setup failed.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// An observation log was asked for without devnet settings.
+    #[error(
+        "observation_log is for devnets and audits only: it records client addresses next to \
+         accounts; it needs allow_private_targets (devnet settings)"
+    )]
+    ObservationLogNeedsDevnet,
+    /// The observation log could not be opened.
+    #[error("could not open the observation log {path}")]
+    ObservationLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// A listener could not be bound.
     #[error("could not listen on {addr}")]
     Bind {
@@ -91,25 +107,28 @@ fn open_store(config: &NodeConfig) -> Result<Arc<Store>, StartError> {
 /// Starts a node: binds its listeners and spawns its tasks. Returns once it accepts connections
 /// (it becomes *ready* once the directory lists it in a swarm).
 pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNode, StartError> {
+    let observations = observation_log(&config)?;
     let identity = load_or_create_identity(&config)?;
     let limiter = connections::limiter_for(&config.connections);
     let store = open_store(&config)?;
     let tls = tls::server_config(&config.data_dir, &identity)?;
     let bind_ip = Some(config.bind.ip()).filter(|ip| !ip.is_unspecified());
     let peers = PeerClient::new(&identity, config.onion, bind_ip)?;
-    let node = Arc::new(
-        Node::new(
-            identity,
-            clock,
-            store,
-            RateLimiter::new(config.rate_limit),
-            peers,
-            config.force_start,
-        )
-        .with_account_limits(config.account_limits)
-        .with_connection_limiter(limiter.clone())
-        .with_wait_limits(config.wait),
-    );
+    let mut node = Node::new(
+        identity,
+        clock,
+        store,
+        RateLimiter::new(config.rate_limit),
+        peers,
+        config.force_start,
+    )
+    .with_account_limits(config.account_limits)
+    .with_connection_limiter(limiter.clone())
+    .with_wait_limits(config.wait);
+    if let Some(log) = observations {
+        node = node.with_observation_log(log);
+    }
+    let node = Arc::new(node);
     let listener = TcpListener::bind(config.bind)
         .await
         .map_err(|source| StartError::Bind {
@@ -180,6 +199,27 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningN
         shutdown,
         tasks,
     })
+}
+
+/// Opens the configured observation log, refusing it outside devnets (it writes client
+/// addresses next to accounts: see [`crate::observe`]).
+fn observation_log(config: &NodeConfig) -> Result<Option<ObservationLog>, StartError> {
+    let Some(path) = &config.observation_log else {
+        return Ok(None);
+    };
+    if !config.onion.allow_private_targets {
+        return Err(StartError::ObservationLogNeedsDevnet);
+    }
+    let log = ObservationLog::open(path).map_err(|source| StartError::ObservationLog {
+        path: path.clone(),
+        source,
+    })?;
+    tracing::warn!(
+        path = %path.display(),
+        "OBSERVATION LOG ON (devnets and audits only): every request's client address, accounts \
+         and next hop are written to this file"
+    );
+    Ok(Some(log))
 }
 
 /// Binds the plain-HTTP admin listener (`/metrics`) and serves it until shutdown.

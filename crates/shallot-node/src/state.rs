@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::connections::{ConnectionConfig, ConnectionLimiter};
 use crate::metrics::Metrics;
 use crate::monitor::MonitorHub;
+use crate::observe::ObservationLog;
 use crate::peers::PeerClient;
 use crate::rate_limit::RateLimiter;
 use crate::waiters::{WaitLimits, Waiters};
@@ -52,6 +53,8 @@ pub struct Node {
     pub peer_rejections: PeerRejections,
     /// Open connections of the HTTPS listener (counted for `/metrics`).
     pub connections: Arc<ConnectionLimiter>,
+    /// What this node saw of each request, for devnet audits only (`None`: off, the default).
+    pub observations: Option<ObservationLog>,
     view: RwLock<Arc<NetworkView>>,
     /// The last view whose swarm membership differed from the current one: peers of our
     /// previous swarm may still forward or hand off to us while the views settle.
@@ -96,6 +99,7 @@ impl Node {
                 ConnectionConfig::default().max_connections,
                 ConnectionConfig::default().max_connections_per_ip,
             ),
+            observations: None,
             view: RwLock::new(Arc::new(NetworkView::default())),
             previous_view: RwLock::new(Arc::new(NetworkView::default())),
             shutting_down: AtomicBool::new(false),
@@ -137,6 +141,14 @@ impl Node {
     pub fn with_account_limits(mut self, limits: AccountLimits) -> Self {
         self.monitor = MonitorHub::new(&limits);
         self.account_limits = limits;
+        self
+    }
+
+    /// Records what the node sees of each request in `log` (devnets only: see
+    /// [`crate::observe`]).
+    #[must_use]
+    pub fn with_observation_log(mut self, log: ObservationLog) -> Self {
+        self.observations = Some(log);
         self
     }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde_json::json;
+use shallot_client::Seed;
 use shallot_devnet::{LocalNet, NetOptions};
 use shallot_proto::onion::{build_to_node, EncType, NodeKeys};
 use shallot_proto::signing::SignedRequest;
@@ -514,6 +515,18 @@ async fn private_push_run(
 }
 
 /// Runs `shallot bench e2e`.
+/// An account of the bench in `net`'s directory, bootstrapped from `seed`.
+async fn bench_account(
+    net: &crate::demo_cmd::TempDevnet,
+    name: &str,
+    identity: Identity,
+    seed: Seed,
+    nodes: usize,
+) -> Result<shallot_client::Messenger> {
+    let dir = net.dir().join(name);
+    crate::demo_cmd::new_account(&dir, identity, seed, (nodes, None), None).await
+}
+
 pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
     use shallot_client::push;
     use std::sync::Arc;
@@ -522,8 +535,8 @@ pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
         bail!("--messages must be at least 1");
     }
     eprintln!("starting a devnet of {} nodes …", args.nodes);
-    let net = crate::demo_cmd::TempDevnet::start(args.nodes, args.subnet, false)?;
-    let seed = *net.node_addrs()?.first().context("no nodes")?;
+    let net = crate::demo_cmd::TempDevnet::start(args.nodes, args.subnet, false, false)?;
+    let seed = Seed::Node(*net.node_addrs()?.first().context("no nodes")?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -531,12 +544,8 @@ pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
     let result: Result<()> = runtime.block_on(async {
         let new = || Identity::generate(&mut rand::rngs::OsRng);
         let bob_id = new();
-        let alice =
-            crate::demo_cmd::new_account(&net.dir().join("alice"), new(), seed, args.nodes).await?;
-        let bob = Arc::new(
-            crate::demo_cmd::new_account(&net.dir().join("bob"), bob_id.clone(), seed, args.nodes)
-                .await?,
-        );
+        let alice = bench_account(&net, "alice", new(), seed.clone(), args.nodes).await?;
+        let bob = Arc::new(bench_account(&net, "bob", bob_id.clone(), seed, args.nodes).await?);
         let bob_sid = bob.session_id();
 
         // (a) Private push: Bob waits through his onion path.

@@ -1,26 +1,29 @@
 //! `shallot devnet demo`: a throwaway devnet, two new accounts exchanging a message each way
 //! through 3-hop onion paths, and, for every node on those paths, what it learned about who
-//! talks to whom — taken from the routes the client library actually used.
+//! talks to whom — read from the nodes' own observation logs (as `shallot audit` does).
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use shallot_client::{
-    AccountStore, ClientConfig, Db, Messenger, NetworkClock, OnionClient, ReceivedMessage, Route,
-    Seed,
+    AccountStore, ClientConfig, Db, Messenger, NetworkClock, OnionClient, ReceivedMessage, Seed,
 };
+use shallot_node::clock::{Clock, SystemClock};
 use shallot_proto::{Identity, SessionId};
 
 use crate::devnet_cmd::{self, DevnetConfig};
+use crate::observations::{Client, MessageCase, NodeInfo, World};
 
 /// Flags of `shallot devnet demo`.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Number of nodes (14 gives two swarms of 7)
-    #[arg(long, default_value_t = 14)]
+    /// Number of nodes (21 gives three swarms of 7: enough for the nodes that see each client's
+    /// address to stay out of both accounts' swarms; with two swarms they cannot)
+    #[arg(long, default_value_t = 21)]
     pub nodes: usize,
     /// Third octet of the nodes' 127.0.N.x addresses
     #[arg(long, default_value_t = 78)]
@@ -28,6 +31,9 @@ pub struct DemoArgs {
     /// Keep the devnet's data directory afterwards (its processes are stopped either way)
     #[arg(long)]
     pub keep: bool,
+    /// Third octet of the clients' addresses: Alice connects from 127.0.N.1, Bob from .2
+    #[arg(long, default_value_t = 200)]
+    pub client_subnet: u8,
 }
 
 /// A devnet in a fresh temporary directory; dropping it stops every process (`devnet down`)
@@ -38,8 +44,14 @@ pub(crate) struct TempDevnet {
 }
 
 impl TempDevnet {
-    /// Starts a devnet of `nodes` nodes on 127.0.`subnet`.x (the `devnet up` code path).
-    pub(crate) fn start(nodes: usize, subnet: u8, keep: bool) -> Result<Self> {
+    /// Starts a devnet of `nodes` nodes on 127.0.`subnet`.x (the `devnet up` code path), whose
+    /// nodes keep observation logs if `observation_logs`.
+    pub(crate) fn start(
+        nodes: usize,
+        subnet: u8,
+        keep: bool,
+        observation_logs: bool,
+    ) -> Result<Self> {
         let stamp: u64 = rand::random();
         let dir =
             std::env::temp_dir().join(format!("shallot-devnet-{}-{stamp:x}", std::process::id()));
@@ -51,6 +63,7 @@ impl TempDevnet {
             &DevnetConfig {
                 nodes,
                 subnet,
+                observation_logs,
                 ..DevnetConfig::default()
             },
             &net.dir,
@@ -81,29 +94,37 @@ impl Drop for TempDevnet {
     }
 }
 
-/// A client account in its own data directory (like `shallot account new`).
+/// A client account in its own data directory (like `shallot account new`), connecting from
+/// `source_ip` (on a devnet, each client its own loopback address), that will write to
+/// `contact` (like `shallot send`: its swarm is kept clear of our guards from the start).
 pub(crate) async fn new_account(
     dir: &Path,
     identity: Identity,
-    seed: SocketAddr,
-    nodes: usize,
+    seed: Seed,
+    (nodes, source_ip): (usize, Option<IpAddr>),
+    contact: Option<&SessionId>,
 ) -> Result<Messenger> {
     std::fs::create_dir_all(dir)?;
     AccountStore::new(dir).save(&identity, false)?;
     let db = Db::open_in_dir(dir, &identity).context("could not open the local database")?;
     let config = ClientConfig {
-        seeds: vec![Seed::Node(seed)],
+        seeds: vec![seed],
         min_refresh_agreement: nodes,
+        source_ip,
         ..ClientConfig::default()
     };
     let client = OnionClient::bootstrap(config, NetworkClock::default())
         .await
         .context("could not get the node list")?;
-    client
+    // The messenger first: guards are then chosen knowing our own swarm and the contact's.
+    let messenger = Messenger::new(identity, client, db);
+    messenger.note_correspondents(contact);
+    messenger
+        .client()
         .ensure_paths()
         .await
         .context("could not build onion paths")?;
-    Ok(Messenger::new(identity, client, db))
+    Ok(messenger)
 }
 
 /// Polls until a message arrives (replication is immediate, but be patient on a busy machine).
@@ -123,112 +144,27 @@ fn short(id: &SessionId) -> String {
     format!("{}…{}", &text[..10], &text[text.len() - 6..])
 }
 
-/// The IP address this machine uses to reach `addr` (what the guard sees as our address).
-fn our_ip_towards(addr: SocketAddr) -> String {
-    UdpSocket::bind((IpAddr::from([0, 0, 0, 0]), 0))
-        .and_then(|s| s.connect(addr).and_then(|()| s.local_addr()))
-        .map_or_else(|_| "this machine".to_owned(), |a| a.ip().to_string())
-}
-
-/// What one node on a route learned.
-struct Hop {
-    role: String,
-    node: String,
-    from: String,
-    to: String,
-    account: String,
-    saw_client: bool,
-    saw_account: bool,
-}
-
-/// The per-node view of `route`, taken by a client at `client_ip` for `account_owner`'s account.
-fn hops(route: &Route, client_ip: &str, account_owner: &str) -> Vec<Hop> {
-    let n = route.path.len();
-    let mut rows: Vec<Hop> = route
-        .path
-        .iter()
-        .enumerate()
-        .map(|(i, node)| Hop {
-            role: if i == 0 {
-                "1 guard".to_owned()
-            } else {
-                format!("{} relay", i + 1)
-            },
-            node: node.https_addr().to_string(),
-            from: if i == 0 {
-                format!("{client_ip} (the client)")
-            } else {
-                route.path[i - 1].https_addr().to_string()
-            },
-            to: if i + 1 < n {
-                route.path[i + 1].https_addr().to_string()
-            } else {
-                format!("{} (dest.)", route.destination.https_addr())
-            },
-            account: "no (encrypted)".to_owned(),
-            saw_client: i == 0,
-            saw_account: false,
-        })
-        .collect();
-    rows.push(Hop {
-        role: "destination".to_owned(),
-        node: route.destination.https_addr().to_string(),
-        from: route
-            .path
-            .last()
-            .map_or_else(String::new, |l| l.https_addr().to_string()),
-        to: "-".to_owned(),
-        account: format!("yes: {account_owner}'s"),
-        saw_client: false,
-        saw_account: true,
-    });
-    rows
-}
-
-fn print_hops(title: &str, rows: &[Hop]) {
-    println!("  {title}");
-    println!(
-        "    {:<12} {:<21}  {:<28} {:<28} account id seen",
-        "hop", "node", "heard from", "passed on to"
-    );
-    for r in rows {
-        println!(
-            "    {:<12} {:<21}  {:<28} {:<28} {}",
-            r.role, r.node, r.from, r.to, r.account
-        );
-    }
-}
-
-/// The first successful `method` route recorded since `mark`.
-fn route_since(client: &OnionClient, mark: u64, method: &str) -> Result<Route> {
-    client
-        .recent_routes()
-        .into_iter()
-        .find(|r| r.seq >= mark && r.method == method)
-        .with_context(|| format!("the client recorded no {method} route"))
-}
-
-/// Sends `text` from `from` to `to`, fetches it at `to`, prints both and returns the routes used
-/// (the send, then the fetch) with each route's node views.
+/// Sends `text` from client `from` to client `to`, fetches it at `to`, and returns the message
+/// for the report (who sent it when, who had it when).
 async fn exchange(
-    from: (&str, &Messenger),
-    to: (&str, &Messenger),
+    (from, sender): (usize, &Messenger),
+    (to, recipient): (usize, &Messenger),
+    names: [&str; 2],
     text: &str,
-) -> Result<Vec<(String, Vec<Hop>)>> {
-    let ((from_name, sender), (to_name, recipient)) = (from, to);
-    let mark = sender.client().next_route_seq();
+) -> Result<MessageCase> {
+    let (from_name, to_name) = (names[from], names[to]);
+    let t0 = SystemClock.now_ms();
     let sent = sender
         .send(&recipient.session_id(), text)
         .await
         .context("sending failed")?;
+    let t1 = SystemClock.now_ms();
     println!(
         "  {from_name} sent {text:?}: stored on {} node(s) of {to_name}'s swarm",
         sent.stored_on
     );
-    let send_route = route_since(sender.client(), mark, "store")?;
-
-    let mark = recipient.client().next_route_seq();
     let got = fetch(recipient).await?;
+    let received = SystemClock.now_ms();
     let Some(m) = got.iter().find(|m| m.hash == sent.hash) else {
         bail!("{to_name} fetched messages, but not the one {from_name} sent");
     };
@@ -242,69 +178,125 @@ async fn exchange(
         },
         short(&m.sender)
     );
-    let fetch_route = route_since(recipient.client(), mark, "batch")?;
-
-    let sender_ip = our_ip_towards(send_route.path[0].https_addr());
-    let recipient_ip = our_ip_towards(fetch_route.path[0].https_addr());
-    Ok(vec![
-        (
-            format!("{from_name}'s send (store into {to_name}'s inbox):"),
-            hops(&send_route, &sender_ip, to_name),
-        ),
-        (
-            format!("{to_name}'s fetch (retrieve from {to_name}'s inbox):"),
-            hops(&fetch_route, &recipient_ip, to_name),
-        ),
-    ])
+    Ok(MessageCase {
+        label: format!("{from_name} -> {to_name}"),
+        sender: from,
+        recipient: recipient.session_id().account(),
+        sent: (t0, t1),
+        received: vec![(to, received)],
+    })
 }
 
-async fn demo(net: &TempDevnet, nodes: usize) -> Result<()> {
+async fn demo(net: &TempDevnet, nodes: usize, clients: u8) -> Result<()> {
     let addrs = net.node_addrs()?;
-    let seed = *addrs.first().context("the devnet has no nodes")?;
+    // The clients bootstrap from the directory, as Session's do from seed servers that are not
+    // service nodes: a seed node in a client's swarm would see its address and, seconds later,
+    // its messages.
+    let seed = Seed::JsonRpc(devnet_cmd::directory_url(net.dir())?);
+    let ip = |k: u8| IpAddr::V4(Ipv4Addr::new(127, 0, clients, k));
 
-    println!("\n== 2. Two accounts, each with its own node list and onion paths ==");
+    println!(
+        "\n== 2. Two accounts that exchanged Session IDs, each with its own node list, onion \
+         paths and address =="
+    );
     let new = || Identity::generate(&mut rand::rngs::OsRng);
-    let alice = new_account(&net.dir().join("alice"), new(), seed, nodes).await?;
-    let bob = new_account(&net.dir().join("bob"), new(), seed, nodes).await?;
-    for (name, who) in [("Alice", &alice), ("Bob", &bob)] {
+    let (alice_id, bob_id) = (new(), new());
+    let (alice_sid, bob_sid) = (alice_id.session_id(), bob_id.session_id());
+    let (alice_dir, bob_dir) = (net.dir().join("alice"), net.dir().join("bob"));
+    let alice = new_account(
+        &alice_dir,
+        alice_id,
+        seed.clone(),
+        (nodes, Some(ip(1))),
+        Some(&bob_sid),
+    );
+    let alice = alice.await?;
+    let bob = new_account(
+        &bob_dir,
+        bob_id,
+        seed,
+        (nodes, Some(ip(2))),
+        Some(&alice_sid),
+    )
+    .await?;
+    for (name, who, k) in [("Alice", &alice, 1), ("Bob", &bob, 2)] {
         println!(
-            "  {name:<6} {}  ({} known nodes, {} paths of 3 hops)",
+            "  {name:<6} {}  from {}  ({} known nodes, {} paths of 3 hops)",
             who.session_id(),
+            ip(k),
             who.client().pool_len(),
             who.client().paths().len()
         );
     }
+    let names = ["Alice", "Bob"];
+    // Every node, for the tables (before failures drop any from the clients' pools).
+    let pool = alice.client().pool_snapshot();
 
     println!("\n== 3. Alice -> Bob ==");
-    let mut tables = exchange(("Alice", &alice), ("Bob", &bob), "Hi Bob, it's Alice!").await?;
+    let mut cases = vec![exchange((0, &alice), (1, &bob), names, "Hi Bob, it's Alice!").await?];
     println!("\n== 4. Bob -> Alice ==");
-    tables.extend(exchange(("Bob", &bob), ("Alice", &alice), "Hi Alice, got it. Bob").await?);
+    cases.push(exchange((1, &bob), (0, &alice), names, "Hi Alice, got it. Bob").await?);
 
-    println!("\n== 5. What each node on those paths learned ==");
-    for (title, rows) in &tables {
-        print_hops(title, rows);
+    println!("\n== 5. What each node on those paths saw (from the nodes' observation logs) ==");
+    let (a, b) = (alice.session_id().account(), bob.session_id().account());
+    let nodes_seen: HashMap<_, _> = pool
+        .nodes
+        .iter()
+        .map(|n| {
+            let addr = SocketAddr::from((n.ip, n.https_port));
+            (
+                n.ed25519,
+                NodeInfo {
+                    addr,
+                    swarm: n.swarm_id,
+                },
+            )
+        })
+        .collect();
+    let logs: Vec<_> = (1..=addrs.len())
+        .map(|i| devnet_cmd::observation_log(net.dir(), i))
+        .collect();
+    let clients = vec![Client::new("Alice", ip(1), a), Client::new("Bob", ip(2), b)];
+    let people = HashMap::from([(a, "Alice".to_owned()), (b, "Bob".to_owned())]);
+    // Records of the replies are written as the replies leave: give the last ones a moment.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let world = World::load(&logs, nodes_seen, clients, people, &[(a, b)])?;
+    report(&world, &cases)
+}
+
+/// Prints what each node saw of each message and the verdict; fails if a node could link a
+/// client's address to an account.
+fn report(world: &World, cases: &[MessageCase]) -> Result<()> {
+    for case in cases {
+        print!("{}", world.message_report(case));
         println!();
     }
-    let both: Vec<&Hop> = tables
-        .iter()
-        .flat_map(|(_, rows)| rows)
-        .filter(|h| h.saw_client && h.saw_account)
-        .collect();
-    if !both.is_empty() {
+    let findings = world.findings(DEMO_WINDOW_MS);
+    for f in &findings {
+        println!("  VIOLATION: {}", world.describe(f));
+    }
+    if !findings.is_empty() {
         bail!(
-            "{} node(s) saw both a client's address and its account",
-            both.len()
+            "{} node(s) could link a client's address to an account",
+            findings.len()
         );
     }
-    println!("Conclusion: no node saw both the sender's address and the recipient.");
-    println!("  The guard knows who you are (your IP) but not whom you write to: the onion it");
-    println!("  relays is encrypted. The destination knows the recipient's account but only");
-    println!("  the previous relay's address. The relays in between know neither.");
+    println!("Conclusion, from what the nodes logged: no node saw a client's address together");
+    println!("  with its account or its correspondent's, in one request or within");
+    println!(
+        "  {DEMO_WINDOW_MS} ms (replicas counted). The guard knows who you are (your address)"
+    );
+    println!("  but not whom you write to: the onion it relays is encrypted. The last hop and");
+    println!("  the swarm members know the recipient's account but only the previous relay's");
+    println!("  address. The relays in between know neither.");
     println!(
         "  (The message itself is end-to-end encrypted: no node can read it or see its sender.)"
     );
     Ok(())
 }
+
+/// The timing window of the demo's check (as `shallot audit`'s default).
+const DEMO_WINDOW_MS: u64 = 3000;
 
 /// Runs `shallot devnet demo`.
 pub fn run(args: &DemoArgs) -> Result<()> {
@@ -313,7 +305,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         "== 1. Start a devnet: {} nodes on 127.0.{}.x ==",
         args.nodes, args.subnet
     );
-    let net = TempDevnet::start(args.nodes, args.subnet, args.keep)?;
+    let net = TempDevnet::start(args.nodes, args.subnet, args.keep, true)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -321,7 +313,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         .context("could not start the async runtime")?;
     let result = runtime.block_on(async {
         tokio::select! {
-            result = demo(&net, args.nodes) => result,
+            result = demo(&net, args.nodes, args.client_subnet) => result,
             _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
         }
     });

@@ -77,6 +77,10 @@ pub struct UpArgs {
     /// Third octet of the nodes' 127.0.N.x addresses [default: 77]
     #[arg(long)]
     pub subnet: Option<u8>,
+    /// Every node appends what it sees of each request (client addresses next to accounts) to
+    /// <dir>/node<N>/observations.jsonl, for `shallot audit`-style checks; devnets only
+    #[arg(long)]
+    pub observation_logs: bool,
     #[command(flatten)]
     pub dir: DirArgs,
 }
@@ -96,6 +100,9 @@ pub struct DevnetConfig {
     pub proof_interval_ms: Option<u64>,
     /// Third octet of the nodes' addresses.
     pub subnet: u8,
+    /// Whether every node keeps an observation log (`node<N>/observations.jsonl`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub observation_logs: bool,
 }
 
 impl Default for DevnetConfig {
@@ -106,6 +113,7 @@ impl Default for DevnetConfig {
             time_scale: 60,
             proof_interval_ms: None,
             subnet: 77,
+            observation_logs: false,
         }
     }
 }
@@ -143,6 +151,7 @@ impl UpArgs {
         if let Some(subnet) = self.subnet {
             config.subnet = subnet;
         }
+        config.observation_logs |= self.observation_logs;
         Ok(config)
     }
 }
@@ -164,6 +173,9 @@ struct DevnetState {
     admin_addr: Option<SocketAddr>,
     directory_pid: Option<u32>,
     subnet: u8,
+    /// Whether nodes keep observation logs (older devnet.json files: no).
+    #[serde(default)]
+    observation_logs: bool,
     nodes: Vec<NodeEntry>,
 }
 
@@ -276,24 +288,31 @@ fn rpc_with(
     })
 }
 
+/// Node `index`'s observation log (written when the devnet keeps them).
+pub(crate) fn observation_log(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("node{index}")).join("observations.jsonl")
+}
+
 fn start_node(dir: &Path, state: &DevnetState, node: &NodeEntry) -> Result<u32> {
     let node_dir = dir.join(format!("node{}", node.index));
-    spawn_detached(
-        &[
-            "node".into(),
-            "--node-dir".into(),
-            node_dir.display().to_string(),
-            "--bind".into(),
-            node.addr.to_string(),
-            "--oxend".into(),
-            format!("http://{}/json_rpc", state.directory_addr),
-            "--exempt-loopback".into(),
-            "--allow-private-targets".into(),
-            "--log".into(),
-            std::env::var("SHALLOT_DEVNET_NODE_LOG").unwrap_or_else(|_| "warn".into()),
-        ],
-        &node_dir.join("node.log"),
-    )
+    let mut args: Vec<String> = vec![
+        "node".into(),
+        "--node-dir".into(),
+        node_dir.display().to_string(),
+        "--bind".into(),
+        node.addr.to_string(),
+        "--oxend".into(),
+        format!("http://{}/json_rpc", state.directory_addr),
+        "--exempt-loopback".into(),
+        "--allow-private-targets".into(),
+        "--log".into(),
+        std::env::var("SHALLOT_DEVNET_NODE_LOG").unwrap_or_else(|_| "warn".into()),
+    ];
+    if state.observation_logs {
+        args.push("--observation-log".into());
+        args.push(observation_log(dir, node.index).display().to_string());
+    }
+    spawn_detached(&args, &node_dir.join("node.log"))
 }
 
 /// Creates node `index`'s key and registers it with a full stake.
@@ -344,12 +363,17 @@ fn create_and_register(dir: &Path, state: &DevnetState, index: usize) -> Result<
     })
 }
 
-async fn wait_ready(nodes: &[NodeEntry], limit: Duration) -> Result<()> {
-    let http = reqwest::Client::builder()
+/// An HTTPS client for the devnet's nodes (self-signed certificates).
+fn node_http() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
         .use_rustls_tls()
         .danger_accept_invalid_certs(true)
         .timeout(Duration::from_secs(2))
-        .build()?;
+        .build()?)
+}
+
+async fn wait_ready(nodes: &[NodeEntry], limit: Duration) -> Result<()> {
+    let http = node_http()?;
     let deadline = Instant::now() + limit;
     let mut ready = vec![false; nodes.len()];
     loop {
@@ -375,6 +399,56 @@ async fn wait_ready(nodes: &[NodeEntry], limit: Duration) -> Result<()> {
             bail!(
                 "only {count} of {} nodes became ready within {} s; see node*/node.log",
                 nodes.len(),
+                limit.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits until every node puts a few sample accounts in the same swarm with the same members:
+/// while nodes register, swarms split and form, and a node whose view lags still replicates to
+/// the old members (a node a client chose as a guard outside the swarm would get the message).
+async fn wait_settled(nodes: &[NodeEntry], limit: Duration) -> Result<()> {
+    let http = node_http()?;
+    let samples: Vec<String> = ["00", "55", "aa", "ff"]
+        .iter()
+        .map(|b| format!("05{}", b.repeat(32)))
+        .collect();
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut views = std::collections::HashSet::new();
+        for node in nodes {
+            let mut view = Vec::new();
+            for account in &samples {
+                let body = json!({"method": "get_swarm", "params": {"pubkey": account}});
+                let answer: Option<Value> = match http
+                    .post(format!("https://{}/storage_rpc/v1", node.addr))
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(response) => response.json().await.ok(),
+                    Err(_) => None,
+                };
+                let mut members: Vec<String> = answer
+                    .as_ref()
+                    .and_then(|a| a["snodes"].as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|n| n["pubkey_ed25519"].as_str().map(str::to_owned))
+                    .collect();
+                members.sort();
+                view.push(members);
+            }
+            views.insert(view);
+        }
+        if views.len() == 1 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the nodes' views of the swarms still differ after {} s",
                 limit.as_secs()
             );
         }
@@ -497,6 +571,12 @@ pub fn run(command: DevnetCommand, data_dir: &Path) -> Result<()> {
     }
 }
 
+/// The JSON-RPC URL of the devnet directory in `dir` (a seed that is not a service node, as
+/// Session's seed servers are not).
+pub(crate) fn directory_url(dir: &Path) -> Result<String> {
+    Ok(format!("http://{}/json_rpc", load(dir)?.directory_addr))
+}
+
 /// The nodes' HTTPS addresses of the devnet in `dir`.
 pub(crate) fn node_addrs(dir: &Path) -> Result<Vec<SocketAddr>> {
     Ok(load(dir)?.nodes.iter().map(|n| n.addr).collect())
@@ -572,6 +652,7 @@ fn start_all(args: &DevnetConfig, dir: &Path) -> Result<()> {
         admin_addr: Some(admin_addr),
         directory_pid: Some(directory_pid),
         subnet: args.subnet,
+        observation_logs: args.observation_logs,
         nodes: Vec::new(),
     };
     save(dir, &state)?;
@@ -592,7 +673,10 @@ fn start_all(args: &DevnetConfig, dir: &Path) -> Result<()> {
         state.nodes.push(node);
         save(dir, &state)?;
     }
-    tokio::runtime::Runtime::new()?.block_on(wait_ready(&state.nodes, Duration::from_secs(120)))?;
+    tokio::runtime::Runtime::new()?.block_on(async {
+        wait_ready(&state.nodes, Duration::from_secs(120)).await?;
+        wait_settled(&state.nodes, Duration::from_secs(30)).await
+    })?;
     eprintln!("devnet up in {:.1} s", started.elapsed().as_secs_f64());
     print_table(dir, &state)
 }
@@ -636,6 +720,7 @@ mod tests {
             time_scale: None,
             proof_interval_ms,
             subnet: None,
+            observation_logs: false,
             dir: DirArgs { dir: None },
         }
     }

@@ -9,12 +9,14 @@ use clap::{Args, Parser, Subcommand};
 use shallot_client::AccountStore;
 use shallot_proto::{mnemonic, Identity};
 
+mod audit_cmd;
 mod bench_cmd;
 mod demo_cmd;
 mod devnet_cmd;
 mod directory_cmd;
 mod msg_cmd;
 mod node_cmd;
+mod observations;
 mod tui;
 
 /// Shallot: metadata-private messaging on the Session network.
@@ -72,6 +74,10 @@ enum Command {
     Wipe(msg_cmd::WipeArgs),
     /// Show the node pool, your swarm, the onion paths and guards, and the clock offset
     Network(msg_cmd::NetworkArgs),
+    /// Metadata audit: start a devnet whose nodes log what they observe, run messaging through
+    /// it with each client on its own address, and check that no node could link a client's
+    /// address to its account or its correspondent's (exits non-zero if one could)
+    Audit(audit_cmd::AuditArgs),
 }
 
 #[derive(Subcommand)]
@@ -150,6 +156,7 @@ fn main() -> Result<()> {
         Command::Unsend(args) => msg_cmd::unsend(&args, &dir),
         Command::Wipe(args) => msg_cmd::wipe(&args, &dir),
         Command::Network(args) => msg_cmd::network(&args, &dir),
+        Command::Audit(args) => audit_cmd::run(&args),
     }
 }
 

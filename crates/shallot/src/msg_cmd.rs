@@ -32,6 +32,11 @@ pub struct NetArgs {
     /// behind a proxy
     #[arg(long, value_name = "socks5h://HOST:PORT", value_parser = parse_proxy)]
     proxy: Option<String>,
+    /// Open every connection (seeds, guards, the proxy) from this local address, on a machine
+    /// with several; on a devnet, give each client its own loopback address (127.0.200.N) so
+    /// `shallot audit` can tell them apart
+    #[arg(long, value_name = "IP")]
+    source_ip: Option<std::net::IpAddr>,
     /// Before a message leaves, wait a random time up to this many ms, so its timestamp (which
     /// the recipient's swarm reads) does not tell when it reached your guard: a timing defence
     /// that works together with relay delays (README, "Privacy") [default: 0]
@@ -263,7 +268,7 @@ pub enum ContactAction {
 pub fn contact(action: ContactAction, args: &ContactArgs, dir: &Path) -> Result<()> {
     let contact = parse_sid(&args.contact)?;
     runtime()?.block_on(async {
-        let messenger = connect(dir, &args.net).await?;
+        let messenger = connect_for(dir, &args.net, Some(&contact)).await?;
         match action {
             ContactAction::Accept => {
                 messenger
@@ -298,7 +303,7 @@ pub fn disappear(args: &DisappearArgs, dir: &Path) -> Result<()> {
         Some(secs) => Disappearing::AfterSend(secs),
     };
     runtime()?.block_on(async {
-        let messenger = connect(dir, &args.net).await?;
+        let messenger = connect_for(dir, &args.net, Some(&contact)).await?;
         let stored = messenger
             .set_disappearing(&contact, setting)
             .await
@@ -400,11 +405,28 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Loads the account, opens the database, bootstraps the node pool and builds onion paths.
 async fn connect(dir: &Path, net: &NetArgs) -> Result<Messenger> {
-    connect_with(dir, net, shallot_client::timing::DEFAULT_COVER_PER_MINUTE).await
+    connect_for(dir, net, None).await
 }
 
-/// [`connect`] with a cover traffic rate for [`shallot_client::OnionClient::start_cover`].
-async fn connect_with(dir: &Path, net: &NetArgs, cover_per_minute: f64) -> Result<Messenger> {
+/// [`connect`] for a command that will write to `peer`: its swarm is kept clear of the nodes
+/// that see our IP from the first guard on.
+async fn connect_for(dir: &Path, net: &NetArgs, peer: Option<&SessionId>) -> Result<Messenger> {
+    connect_with(
+        dir,
+        net,
+        peer,
+        shallot_client::timing::DEFAULT_COVER_PER_MINUTE,
+    )
+    .await
+}
+
+/// [`connect_for`] with a cover traffic rate for [`shallot_client::OnionClient::start_cover`].
+async fn connect_with(
+    dir: &Path,
+    net: &NetArgs,
+    peer: Option<&SessionId>,
+    cover_per_minute: f64,
+) -> Result<Messenger> {
     let store = AccountStore::new(dir);
     if !store.exists() {
         bail!(
@@ -423,6 +445,7 @@ async fn connect_with(dir: &Path, net: &NetArgs, cover_per_minute: f64) -> Resul
     let config = ClientConfig {
         seeds,
         proxy: net.proxy.clone(),
+        source_ip: net.source_ip,
         send_jitter: net.send_jitter(),
         cover_per_minute,
         ..ClientConfig::default()
@@ -444,6 +467,7 @@ async fn connect_with(dir: &Path, net: &NetArgs, cover_per_minute: f64) -> Resul
     // The messenger restores the saved guards: paths are built only after that, so every run
     // uses the same entry nodes.
     let messenger = Messenger::new(identity, client, db);
+    messenger.note_correspondents(peer);
     let client = messenger.client();
     eprintln!("Building onion paths…");
     client
@@ -532,7 +556,7 @@ pub fn network(args: &NetworkArgs, dir: &Path) -> Result<()> {
 pub fn send(args: &SendArgs, dir: &Path) -> Result<()> {
     let recipient = parse_sid(&args.recipient)?;
     runtime()?.block_on(async {
-        let messenger = connect(dir, &args.net).await?;
+        let messenger = connect_for(dir, &args.net, Some(&recipient)).await?;
         let sent = messenger
             .send(&recipient, &args.text)
             .await
@@ -560,7 +584,7 @@ pub fn inbox(args: &InboxArgs, dir: &Path) -> Result<()> {
         let cover = args
             .cover_per_minute
             .unwrap_or(shallot_client::timing::DEFAULT_COVER_PER_MINUTE);
-        let messenger = connect_with(dir, &args.net, cover).await?;
+        let messenger = connect_with(dir, &args.net, None, cover).await?;
         let me = messenger.session_id();
         if !args.watch {
             let messages = messenger

@@ -55,6 +55,11 @@ pub struct NodeArgs {
     /// timestamp check and every `t` the node reports uses the shifted clock.
     #[arg(long, hide = true, value_name = "MS", allow_hyphen_values = true)]
     test_clock_offset_ms: Option<i64>,
+    /// DEVNETS AND AUDITS ONLY (hidden): append what this node sees of each request (client
+    /// addresses next to accounts) to this JSON-lines file, for `shallot audit`. Refused
+    /// without --allow-private-targets
+    #[arg(long, hide = true, value_name = "FILE")]
+    observation_log: Option<PathBuf>,
     /// Log filter, e.g. info or shallot_node=debug [default: info]
     #[arg(long, value_name = "FILTER", env = "SHALLOT_LOG")]
     log: Option<String>,
@@ -96,6 +101,9 @@ impl NodeArgs {
             config.onion.relay_delay_ms = ms;
         }
         config.force_start |= self.force_start;
+        if self.observation_log.is_some() {
+            config.observation_log = self.observation_log;
+        }
         if let Some(log) = self.log {
             config.log = log;
         }

@@ -53,6 +53,10 @@ pub struct ChatArgs {
     /// `socks5h://127.0.0.1:9050`); `--direct-push` is off behind a proxy
     #[arg(long, value_name = "socks5h://HOST:PORT", value_parser = crate::msg_cmd::parse_proxy)]
     proxy: Option<String>,
+    /// Open every connection (seeds, guards, the proxy, direct push) from this local address;
+    /// on a devnet, each client its own loopback address (127.0.200.N)
+    #[arg(long, value_name = "IP")]
+    source_ip: Option<std::net::IpAddr>,
     /// Receive by a direct WebSocket to a swarm member instead of through the onion path. The
     /// swarm member learns your IP address together with your account (and when you are
     /// online); the default private push reveals neither to any single node
@@ -238,6 +242,7 @@ fn client_config(args: &ChatArgs, seeds: Vec<Seed>) -> ClientConfig {
     ClientConfig {
         seeds,
         proxy: args.proxy.clone(),
+        source_ip: args.source_ip,
         send_jitter: args.send_jitter_ms.map_or(
             shallot_client::timing::DEFAULT_SEND_JITTER,
             Duration::from_millis,
