@@ -5,10 +5,12 @@
 
 mod support;
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use shallot_client::{ClientConfig, Db, Messenger, NetworkClock, OnionClient, Seed};
+use shallot_node::observe::Role;
 use shallot_proto::onion::{build_to_node, decode_snode_response, EncType, NodeKeys};
 use shallot_proto::Identity;
 use support::{user, Net};
@@ -77,11 +79,12 @@ async fn relays_wait_a_random_bounded_time_before_relaying() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jittered_sends_wait_before_leaving_and_cover_traffic_flows() {
-    let net = Net::start(&[3, 3]).await;
+async fn jittered_sends_wait_and_dummies_look_like_sends_at_the_guard() {
+    let net = Net::start_observed(&[3, 3]).await;
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let (alice_id, bob_id) = (user(), user());
     let bob_sid = bob_id.session_id();
+    let (alice_ip, bob_ip): (IpAddr, IpAddr) = ([127, 0, 207, 1].into(), [127, 0, 207, 2].into());
     let jitter = Duration::from_millis(300);
     let alice = messenger_with(
         &net,
@@ -89,17 +92,19 @@ async fn jittered_sends_wait_before_leaving_and_cover_traffic_flows() {
         dirs[0].path(),
         ClientConfig {
             send_jitter: jitter,
+            source_ip: Some(alice_ip),
             ..ClientConfig::default()
         },
     )
     .await;
-    // Bob sends dummies at 600 a minute (about ten a second) while Alice sends.
+    // Bob does nothing but send dummies, at 600 a minute (about ten a second).
     let bob = messenger_with(
         &net,
         bob_id,
         dirs[1].path(),
         ClientConfig {
             cover_per_minute: 600.0,
+            source_ip: Some(bob_ip),
             ..ClientConfig::default()
         },
     )
@@ -112,6 +117,7 @@ async fn jittered_sends_wait_before_leaving_and_cover_traffic_flows() {
     );
 
     let mut waited = Duration::ZERO;
+    let mut timestamps = Vec::new();
     for i in 0..10 {
         let started = Instant::now();
         let sent = alice
@@ -122,17 +128,46 @@ async fn jittered_sends_wait_before_leaving_and_cover_traffic_flows() {
         assert!(sent.delayed <= jitter, "{:?}", sent.delayed);
         assert!(started.elapsed() >= sent.delayed);
         waited += sent.delayed;
+        timestamps.push((sent.timestamp, sent.delayed));
     }
     // Ten waits uniform in 0–300 ms: below 300 ms in total with probability 1/10! < 3e-7.
     assert!(waited >= jitter, "{waited:?}");
-    let got = bob.receive().await.unwrap();
-    assert_eq!(got.len(), 10, "every jittered message arrives");
-
     // A second at ten dummy sends a second (two requests each) leaves no dummy unsent with
-    // probability e^-10 per second; the sends above took at least that long.
+    // probability e^-10; the sends above took at least that long.
     support::until(Duration::from_secs(10), "dummy requests", || {
         let sent = cover.sent();
         async move { (sent >= 4).then_some(()).ok_or(format!("{sent} sent")) }
     })
     .await;
+    drop(cover);
+    let got = bob.receive().await.unwrap();
+    assert_eq!(got.len(), 10, "every jittered message arrives");
+
+    let observations = net.observations();
+    // The swarm read each message's timestamp, and Alice's guard heard from her only after
+    // the jitter: at least `delayed` after the timestamp.
+    for (timestamp, delayed) in timestamps {
+        let delayed = u64::try_from(delayed.as_millis()).unwrap();
+        assert!(observations
+            .iter()
+            .any(|o| o.role == Role::OnionExit && o.store_timestamps.contains(&timestamp)));
+        assert!(
+            observations.iter().any(|o| o.role == Role::OnionGuard
+                && o.peer_ip == alice_ip
+                && o.at_ms >= timestamp + delayed),
+            "no request at Alice's guard {delayed} ms after {timestamp}"
+        );
+    }
+    // What Bob's guard saw of his dummies is what Alice's saw of her sends: same request and
+    // reply sizes (the smallest padding classes).
+    let sizes = |ip: IpAddr| -> std::collections::BTreeSet<(u64, u64)> {
+        observations
+            .iter()
+            .filter(|o| o.role == Role::OnionGuard && o.peer_ip == ip && o.status == 200)
+            .map(|o| (o.request_bytes, o.reply_bytes))
+            .collect()
+    };
+    let classes = [(4096, 16384)].into_iter().collect();
+    assert_eq!(sizes(bob_ip), classes, "Bob's dummies");
+    assert_eq!(sizes(alice_ip), classes, "Alice's sends");
 }
