@@ -14,6 +14,7 @@
 //! - [`messenger`]: sending and receiving 1:1 messages on top of all of the above.
 //! - [`config_sync`]: the profile and contacts shared by an account's devices (namespaces 2, 3).
 //! - [`push`]: opt-in push notifications over a swarm member's monitor WebSocket.
+//! - [`timing`]: send jitter and cover traffic, defences against timing correlation.
 //!
 //! Every failure is an [`Error`] whose [`Error::kind`] says what the caller should do.
 
@@ -29,6 +30,7 @@ pub mod push;
 pub mod swarm;
 pub mod swarm_sig;
 pub mod timeouts;
+pub mod timing;
 
 pub use clock::{NetworkClock, SystemTimeSource, TimeSource};
 pub use db::{
@@ -41,3 +43,4 @@ pub use paths::{GuardEntry, PathConfig, PathId, PathManager};
 pub use pool::{Pool, PoolSnapshot, Seed};
 pub use shallot_keys::{AccountStore, KeystoreError};
 pub use swarm::SwarmCache;
+pub use timing::CoverTraffic;

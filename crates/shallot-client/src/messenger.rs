@@ -111,6 +111,8 @@ pub struct SentMessage {
     pub stored_on: u32,
     /// Whether the sync copy reached our own swarm (for our other devices).
     pub synced: bool,
+    /// How long the message waited before leaving ([`crate::ClientConfig::send_jitter`]).
+    pub delayed: Duration,
 }
 
 /// A message [`Messenger::receive`] saw for the first time.
@@ -473,7 +475,8 @@ impl Messenger {
 
     /// Sends `text` to `recipient`: stored in their swarm's inbox (ns 0, 14-day TTL), and a sync
     /// copy (`syncTarget` = recipient) in ours for our other devices. The message is recorded
-    /// before sending and its state updated with how many swarm members stored it.
+    /// before sending and its state updated with how many swarm members stored it. With
+    /// [`crate::ClientConfig::send_jitter`] set, it waits a random time before leaving.
     pub async fn send(
         &self,
         recipient: &SessionId,
@@ -520,6 +523,11 @@ impl Messenger {
         }
         self.note_correspondents(None);
 
+        // The timestamp is taken: the jitter separates it from the moment the onion leaves.
+        let delayed = self.client.send_delay();
+        if !delayed.is_zero() {
+            tokio::time::sleep(delayed).await;
+        }
         let stored_on = match self
             .client
             .request_swarm(&recipient.account(), &Request::Store(store))
@@ -568,6 +576,7 @@ impl Messenger {
             timestamp,
             stored_on,
             synced,
+            delayed,
         })
     }
 
@@ -966,6 +975,10 @@ impl Messenger {
         let store = self.store_request(to, &content, timestamp, MESSAGE_TTL_MS)?;
         self.db().mark_seen(&store.hash().to_string(), None)?;
         self.note_correspondents(None);
+        let delay = self.client.send_delay();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let (_, body) = self
             .client
             .request_swarm(&to.account(), &Request::Store(store))

@@ -71,6 +71,15 @@ pub struct ClientConfig {
     /// proxy, direct push): a machine with several addresses chooses which one nodes see. Devnet
     /// audits give each client its own loopback address (127.0.200.N). `None`: the system's.
     pub source_ip: Option<std::net::IpAddr>,
+    /// Timing defence: before a message to another account leaves, wait a random time drawn
+    /// uniformly from zero to this ([`crate::timing`]). The message's timestamp, which the
+    /// recipient's swarm reads in plaintext, is taken before the wait, so it no longer says when
+    /// the onion reached the guard. Zero: send at once.
+    pub send_jitter: Duration,
+    /// Timing defence: dummy sends per minute at random (Poisson) times, once
+    /// [`OnionClient::start_cover`] is called ([`crate::timing`]). Each is two padded requests
+    /// over our paths, as a real send is (the message, then its sync copy). 0: none.
+    pub cover_per_minute: f64,
 }
 
 impl Default for ClientConfig {
@@ -88,6 +97,8 @@ impl Default for ClientConfig {
             padding: true,
             proxy: None,
             source_ip: None,
+            send_jitter: crate::timing::DEFAULT_SEND_JITTER,
+            cover_per_minute: crate::timing::DEFAULT_COVER_PER_MINUTE,
         }
     }
 }
@@ -834,15 +845,42 @@ impl OnionClient {
         destination: &NodeRecord,
         request: &Request,
     ) -> Result<(u16, Value), Error> {
+        let pad = self.inner.config.padding;
+        self.node_request(destination, request, true, pad).await
+    }
+
+    /// One dummy request of cover traffic ([`crate::timing`]): an `info` to a random pool node
+    /// over one of our paths, always padded, so that its guard sees the sizes of a real send.
+    /// Not recorded in [`Self::recent_routes`].
+    pub async fn send_dummy(&self) -> Result<(), Error> {
+        let destination = self
+            .state()
+            .pool
+            .nodes()
+            .choose(&mut rand::thread_rng())
+            .cloned()
+            .ok_or_else(|| Error::NoPath("the node pool is empty".into()))?;
+        self.node_request(&destination, &Request::Info, false, true)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Self::request_node`], recording the route if `record`, padded if `pad`.
+    async fn node_request(
+        &self,
+        destination: &NodeRecord,
+        request: &Request,
+        record: bool,
+        pad: bool,
+    ) -> Result<(u16, Value), Error> {
         let payload = serde_json::to_vec(&request.to_envelope())
             .map_err(|e| Error::protocol("encoding a request", e))?;
         let enc_type = self.inner.config.enc_type;
-        let pad = self.inner.config.padding;
         let dest_keys = node_keys(destination);
         let clock = &self.inner.clock;
         self.attempt_loop(
             Some(destination),
-            Some((request.method_name(), destination)),
+            record.then(|| (request.method_name(), destination)),
             |path| {
                 let keys = path.keys();
                 let onion = if pad {

@@ -154,6 +154,7 @@ file = { path = "nodes.json" }
 exempt_loopback = true
 [onion]
 allow_private_targets = true
+relay_delay_ms = 150
 "#,
         )
         .unwrap();
@@ -163,6 +164,8 @@ allow_private_targets = true
         assert_eq!(config.rate_limit.capacity, 600);
         assert!(config.onion.allow_private_targets);
         assert_eq!(config.onion.max_concurrent_relays, 2048);
+        assert_eq!(config.onion.relay_delay_ms, 150);
+        assert_eq!(NodeConfig::default().onion.relay_delay_ms, 0);
         assert_eq!(config.onion.max_reply_bytes, 10 * 1024 * 1024);
         assert!(!NodeConfig::default().onion.allow_private_targets);
         assert_eq!(

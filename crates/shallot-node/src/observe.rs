@@ -88,6 +88,10 @@ pub struct Observation {
     /// Accounts in plaintext: in the request it read, or in a reply it passed back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accounts: Vec<AccountId>,
+    /// The plaintext `timestamp` of each message the request stores (ms): what a swarm member
+    /// can compare with when a client's guard saw traffic (`shallot bench timing`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub store_timestamps: Vec<u64>,
     /// Node keys named in plaintext in the reply it passed back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reply_nodes: Vec<Ed25519Pub>,
@@ -109,6 +113,7 @@ pub struct Seen {
     method: Option<&'static str>,
     writes: bool,
     accounts: Vec<AccountId>,
+    store_timestamps: Vec<u64>,
     reply_nodes: Vec<Ed25519Pub>,
     request_bytes: usize,
 }
@@ -130,6 +135,7 @@ impl Seen {
             method: None,
             writes: false,
             accounts: Vec::new(),
+            store_timestamps: Vec::new(),
             reply_nodes: Vec::new(),
             request_bytes: 0,
         }
@@ -157,7 +163,8 @@ impl Seen {
         self.request_bytes = bytes;
     }
 
-    /// The method and every account of a storage RPC request (sub-requests included).
+    /// The method, every account and every stored message's timestamp of a storage RPC request
+    /// (sub-requests included).
     pub fn request(&mut self, request: &Request) {
         if !self.on {
             return;
@@ -170,6 +177,11 @@ impl Seen {
                 self.account(*account);
             }
             match request {
+                Request::Store(store) => {
+                    if let Ok(timestamp) = u64::try_from(store.timestamp) {
+                        self.store_timestamps.push(timestamp);
+                    }
+                }
                 Request::Batch(subs) | Request::Sequence(subs) => stack.extend(subs),
                 Request::IfElse(r) => stack.extend(r.then.iter().chain(&r.otherwise)),
                 _ => {}
@@ -358,6 +370,7 @@ pub fn record(node: &Node, conn: &ConnInfo, at_ms: u64, seen: Seen, status: u16,
         method: seen.method.map(str::to_owned),
         writes: seen.writes,
         accounts: seen.accounts,
+        store_timestamps: seen.store_timestamps,
         reply_nodes: seen.reply_nodes,
         status,
         request_bytes: seen.request_bytes as u64,
@@ -404,6 +417,7 @@ mod tests {
             method: Some("store".into()),
             writes: true,
             accounts: vec![format!("05{}", "cd".repeat(32)).parse().unwrap()],
+            store_timestamps: vec![1_700_000_000_000],
             reply_nodes: Vec::new(),
             status: 200,
             request_bytes: 10,

@@ -293,8 +293,9 @@ impl PeerClient {
         .map_err(PeerError::from)
     }
 
-    /// Relays an onion layer to the next hop; [`HopError::Busy`] at once when
-    /// [`OnionLimits::max_concurrent_relays`] relays are in flight.
+    /// Relays an onion layer to the next hop, after the random [`OnionLimits::relay_delay`];
+    /// [`HopError::Busy`] at once when [`OnionLimits::max_concurrent_relays`] relays are in
+    /// flight.
     pub async fn relay_onion(
         &self,
         node: &NodeRecord,
@@ -302,6 +303,11 @@ impl PeerClient {
         ciphertext: Bytes,
     ) -> Result<PeerReply, HopError> {
         let _slot = self.slots.try_acquire(Work::Relay).ok_or(HopError::Busy)?;
+        // The timing defence waits with the slot held: delayed layers count against the cap.
+        let delay = self.limits.relay_delay(&mut rand::thread_rng());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         self.post(
             node,
             node_api::ONION_PATH,

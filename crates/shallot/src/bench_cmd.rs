@@ -67,17 +67,22 @@ struct Outcome {
     rss_mib: (u64, u64),
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
+/// The index of the `p` quantile (0–1) in a sorted, non-empty list of `len` values.
+pub(crate) fn quantile_index(len: usize, p: f64) -> usize {
     #[allow(
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss,
         clippy::cast_precision_loss
     )]
-    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-    f64::from(sorted[index]) / 1000.0
+    let index = (len.saturating_sub(1) as f64 * p).round() as usize;
+    index.min(len.saturating_sub(1))
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    f64::from(sorted[quantile_index(sorted.len(), p)]) / 1000.0
 }
 
 /// CPU time (user + system) a process has used so far, from /proc.
@@ -475,7 +480,7 @@ pub struct BenchE2eArgs {
 }
 
 /// "model (N cores)" of this machine, from /proc/cpuinfo.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()

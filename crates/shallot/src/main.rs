@@ -11,12 +11,14 @@ use shallot_proto::{mnemonic, Identity};
 
 mod audit_cmd;
 mod bench_cmd;
+mod bench_timing;
 mod demo_cmd;
 mod devnet_cmd;
 mod directory_cmd;
 mod msg_cmd;
 mod node_cmd;
 mod observations;
+mod timing_attack;
 mod tui;
 
 /// Shallot: metadata-private messaging on the Session network.
@@ -88,6 +90,10 @@ enum BenchCommand {
     /// Start a devnet and time messages from send until visible at the recipient, with push
     /// notifications and with polling: p50/p95/p99 and mean
     E2e(bench_cmd::BenchE2eArgs),
+    /// Start a devnet whose nodes log what they see, run 20 users sending to each other, and
+    /// measure how often nodes that watch guards and swarms can tell who sent each message, with
+    /// and without the timing defences (send jitter, relay delay, cover traffic)
+    Timing(bench_timing::BenchTimingArgs),
 }
 
 #[derive(Subcommand)]
@@ -142,6 +148,7 @@ fn main() -> Result<()> {
         Command::Node(args) => node_cmd::run(args, &dir),
         Command::Bench(BenchCommand::Node(args)) => bench_cmd::run(&args),
         Command::Bench(BenchCommand::E2e(args)) => bench_cmd::run_e2e(&args),
+        Command::Bench(BenchCommand::Timing(args)) => bench_timing::run(&args),
         Command::Directory(command) => directory_cmd::run(command),
         Command::Devnet(command) => devnet_cmd::run(command, &dir),
         Command::Send(args) => msg_cmd::send(&args, &dir),

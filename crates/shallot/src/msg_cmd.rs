@@ -37,6 +37,33 @@ pub struct NetArgs {
     /// `shallot audit` can tell them apart
     #[arg(long, value_name = "IP")]
     source_ip: Option<std::net::IpAddr>,
+    /// Before a message leaves, wait a random time up to this many ms, so its timestamp (which
+    /// the recipient's swarm reads) does not tell when it reached your guard: a timing defence
+    /// that works together with relay delays (README, "Privacy") [default: 0]
+    #[arg(long, value_name = "MS")]
+    send_jitter_ms: Option<u64>,
+}
+
+impl NetArgs {
+    /// The send jitter asked for, else the library's default.
+    fn send_jitter(&self) -> Duration {
+        self.send_jitter_ms.map_or(
+            shallot_client::timing::DEFAULT_SEND_JITTER,
+            Duration::from_millis,
+        )
+    }
+}
+
+/// Checks a `--cover-per-minute` value: a rate from 0 to
+/// [`shallot_client::timing::MAX_COVER_PER_MINUTE`].
+pub(crate) fn parse_cover_rate(text: &str) -> Result<f64, String> {
+    let max = shallot_client::timing::MAX_COVER_PER_MINUTE;
+    match text.parse::<f64>() {
+        Ok(rate) if (0.0..=max).contains(&rate) => Ok(rate),
+        _ => Err(format!(
+            "expected a number of dummy sends a minute from 0 to {max}"
+        )),
+    }
 }
 
 /// Checks a `--proxy` value (`socks5h://HOST:PORT` or `socks5://HOST:PORT`).
@@ -77,6 +104,11 @@ pub struct InboxArgs {
     /// With --watch: poll every 5 seconds instead of waiting through the onion path
     #[arg(long, requires = "watch")]
     poll: bool,
+    /// With --watch: send this many dummy messages a minute at random times, padded like real
+    /// ones, so your guard cannot tell when you really send (cover traffic; about 40 KiB each;
+    /// README, "Privacy") [default: 0]
+    #[arg(long, value_name = "N", requires = "watch", value_parser = parse_cover_rate)]
+    cover_per_minute: Option<f64>,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -374,6 +406,22 @@ async fn connect(dir: &Path, net: &NetArgs) -> Result<Messenger> {
 /// [`connect`] for a command that will write to `peer`: its swarm is kept clear of the nodes
 /// that see our IP from the first guard on.
 async fn connect_for(dir: &Path, net: &NetArgs, peer: Option<&SessionId>) -> Result<Messenger> {
+    connect_with(
+        dir,
+        net,
+        peer,
+        shallot_client::timing::DEFAULT_COVER_PER_MINUTE,
+    )
+    .await
+}
+
+/// [`connect_for`] with a cover traffic rate for [`shallot_client::OnionClient::start_cover`].
+async fn connect_with(
+    dir: &Path,
+    net: &NetArgs,
+    peer: Option<&SessionId>,
+    cover_per_minute: f64,
+) -> Result<Messenger> {
     let store = AccountStore::new(dir);
     if !store.exists() {
         bail!(
@@ -393,6 +441,8 @@ async fn connect_for(dir: &Path, net: &NetArgs, peer: Option<&SessionId>) -> Res
         seeds,
         proxy: net.proxy.clone(),
         source_ip: net.source_ip,
+        send_jitter: net.send_jitter(),
+        cover_per_minute,
         ..ClientConfig::default()
     };
     let client = if config.seeds.is_empty() {
@@ -526,7 +576,10 @@ pub fn send(args: &SendArgs, dir: &Path) -> Result<()> {
 /// Runs `shallot inbox`.
 pub fn inbox(args: &InboxArgs, dir: &Path) -> Result<()> {
     runtime()?.block_on(async {
-        let messenger = connect(dir, &args.net).await?;
+        let cover = args
+            .cover_per_minute
+            .unwrap_or(shallot_client::timing::DEFAULT_COVER_PER_MINUTE);
+        let messenger = connect_with(dir, &args.net, None, cover).await?;
         let me = messenger.session_id();
         if !args.watch {
             let messages = messenger
@@ -559,6 +612,8 @@ pub fn inbox(args: &InboxArgs, dir: &Path) -> Result<()> {
                 guards.join(", ")
             );
         }
+        // Runs until the watch ends (dropped with it).
+        let _cover = messenger.client().start_cover();
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         let poll = args.poll;
         loop {

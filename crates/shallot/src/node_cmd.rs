@@ -43,6 +43,10 @@ pub struct NodeArgs {
     /// node must never be steered into its operator's own network)
     #[arg(long)]
     allow_private_targets: bool,
+    /// Before relaying each onion layer, wait a random time from 0 to this many ms (at most
+    /// 1000): a timing defence (README, "Privacy"); overrides `[onion] relay_delay_ms`
+    #[arg(long, value_name = "MS")]
+    relay_delay_ms: Option<u64>,
     /// Serve even when not in any swarm (testing only)
     #[arg(long)]
     force_start: bool,
@@ -93,6 +97,9 @@ impl NodeArgs {
         }
         config.rate_limit.exempt_loopback |= self.exempt_loopback;
         config.onion.allow_private_targets |= self.allow_private_targets;
+        if let Some(ms) = self.relay_delay_ms {
+            config.onion.relay_delay_ms = ms;
+        }
         config.force_start |= self.force_start;
         if self.observation_log.is_some() {
             config.observation_log = self.observation_log;

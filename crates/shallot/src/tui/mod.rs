@@ -62,6 +62,14 @@ pub struct ChatArgs {
     /// online); the default private push reveals neither to any single node
     #[arg(long)]
     direct_push: bool,
+    /// Before a message leaves, wait a random time up to this many ms (a timing defence; see
+    /// `shallot send --help`) [default: 0]
+    #[arg(long, value_name = "MS")]
+    send_jitter_ms: Option<u64>,
+    /// Send this many dummy messages a minute at random times, padded like real ones, so your
+    /// guard cannot tell when you really send (cover traffic; about 40 KiB each) [default: 0]
+    #[arg(long, value_name = "N", value_parser = crate::msg_cmd::parse_cover_rate)]
+    cover_per_minute: Option<f64>,
 }
 
 /// How the chat receives messages.
@@ -199,12 +207,7 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
         "bootstrapping from seed(s)…".into()
     });
     let boot_tx = tx.clone();
-    let config = ClientConfig {
-        seeds,
-        proxy: args.proxy.clone(),
-        source_ip: args.source_ip,
-        ..ClientConfig::default()
-    };
+    let config = client_config(args, seeds);
     // A direct push connection would bypass the proxy: behind one, direct push becomes the
     // private (onion) kind.
     let mode = match Receive::chosen(args) {
@@ -217,6 +220,8 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
                 let m = Arc::new(m);
                 let _ = boot_tx.send(Ui::Connected(Arc::clone(&m)));
                 let identity = store_identity(&store);
+                // Runs as long as the chat receives.
+                let _cover = m.client().start_cover();
                 mode.run(m, identity, boot_tx).await;
             }
             Err(e) => {
@@ -230,6 +235,23 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
     drop(guard);
     rt.shutdown_timeout(Duration::from_secs(1));
     result
+}
+
+/// The client policy the chat's flags ask for.
+fn client_config(args: &ChatArgs, seeds: Vec<Seed>) -> ClientConfig {
+    ClientConfig {
+        seeds,
+        proxy: args.proxy.clone(),
+        source_ip: args.source_ip,
+        send_jitter: args.send_jitter_ms.map_or(
+            shallot_client::timing::DEFAULT_SEND_JITTER,
+            Duration::from_millis,
+        ),
+        cover_per_minute: args
+            .cover_per_minute
+            .unwrap_or(shallot_client::timing::DEFAULT_COVER_PER_MINUTE),
+        ..ClientConfig::default()
+    }
 }
 
 fn store_identity(store: &AccountStore) -> Option<Identity> {
@@ -304,8 +326,8 @@ async fn event_loop(
     }
 }
 
-/// Bootstraps (or loads the saved pool) and builds paths, retrying every 5 s until it works;
-/// then makes the messenger.
+/// Bootstraps from `config`'s seeds (or loads the saved pool) and builds paths, retrying every
+/// 5 s until it works; then makes the messenger.
 async fn connect(
     config: ClientConfig,
     saved_pool: Option<shallot_client::PoolSnapshot>,

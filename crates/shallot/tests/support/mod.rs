@@ -39,6 +39,26 @@ impl Net {
         Self::start_with(swarms, &[]).await
     }
 
+    /// [`Net::start`] with every node keeping an observation log
+    /// ([`LocalNet::observation_log`]).
+    pub async fn start_observed(swarms: &[usize]) -> Self {
+        let options = NetOptions {
+            binary: env!("CARGO_BIN_EXE_shallot").into(),
+            swarms: swarms.to_vec(),
+            subnet: NEXT_SUBNET.fetch_add(1, Ordering::SeqCst),
+            log: "warn".into(),
+            node_args: Vec::new(),
+        };
+        Self(LocalNet::start_observed(options).await.unwrap())
+    }
+
+    /// Every observation of every node so far.
+    pub fn observations(&self) -> Vec<shallot_node::observe::Observation> {
+        (0..self.nodes.len())
+            .flat_map(|i| shallot_node::observe::read_log(&self.observation_log(i)).unwrap())
+            .collect()
+    }
+
     /// [`Net::start`] with extra `shallot node` flags for every node (e.g. `--config FILE`).
     pub async fn start_with(swarms: &[usize], node_args: &[&str]) -> Self {
         let options = NetOptions {
