@@ -732,6 +732,16 @@ impl Db {
         )
     }
 
+    /// The timestamp of the latest message of a conversation (ms), if it has any.
+    pub fn latest_timestamp(&self, conversation: &SessionId) -> Result<Option<u64>, DbError> {
+        let latest: Option<i64> = self.conn.query_row(
+            "SELECT max(timestamp) FROM messages WHERE conversation = ?1",
+            params![conversation.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(latest.map(to_u64))
+    }
+
     /// Every message, oldest first.
     pub fn all_messages(&self) -> Result<Vec<StoredMessage>, DbError> {
         self.query_messages("ORDER BY timestamp, id", params![])

@@ -476,13 +476,22 @@ impl Messenger {
     /// Sends `text` to `recipient`: stored in their swarm's inbox (ns 0, 14-day TTL), and a sync
     /// copy (`syncTarget` = recipient) in ours for our other devices. The message is recorded
     /// before sending and its state updated with how many swarm members stored it. With
-    /// [`crate::ClientConfig::send_jitter`] set, it waits a random time before leaving.
+    /// [`crate::ClientConfig::send_jitter`] set, it waits a random time before leaving; with
+    /// [`crate::ClientConfig::backdate`], its timestamp is a random time in the past.
     pub async fn send(
         &self,
         recipient: &SessionId,
         text: &str,
     ) -> Result<SentMessage, MessengerError> {
-        let timestamp = self.client.clock().now_ms();
+        // Backdated, but after the conversation's latest message: a reply never shows above
+        // the message it answers.
+        let latest = self.db().latest_timestamp(recipient)?.unwrap_or(0);
+        let timestamp = crate::timing::backdated(
+            self.client.clock().now_ms(),
+            self.client.config().backdate,
+            latest,
+            &mut rand::thread_rng(),
+        );
         let mut content = Content::text(text, timestamp);
         if let Some(data) = content.data_message.as_mut() {
             data.profile = self.profile()?;

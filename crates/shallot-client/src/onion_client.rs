@@ -76,6 +76,11 @@ pub struct ClientConfig {
     /// recipient's swarm reads in plaintext, is taken before the wait, so it no longer says when
     /// the onion reached the guard. Zero: send at once.
     pub send_jitter: Duration,
+    /// Timing defence at no cost in latency: a message's timestamp is set a random time drawn
+    /// uniformly from zero to this *before* the moment it is sent (kept increasing from one
+    /// message to the next), so, as with [`Self::send_jitter`], the recipient's swarm cannot
+    /// read from it when the onion reached the guard ([`crate::timing`]). Zero: the send time.
+    pub backdate: Duration,
     /// Timing defence: dummy sends per minute at random (Poisson) times, once
     /// [`OnionClient::start_cover`] is called ([`crate::timing`]). Each is two padded requests
     /// over our paths, as a real send is (the message, then its sync copy). 0: none.
@@ -98,6 +103,7 @@ impl Default for ClientConfig {
             proxy: None,
             source_ip: None,
             send_jitter: crate::timing::DEFAULT_SEND_JITTER,
+            backdate: crate::timing::DEFAULT_BACKDATE,
             cover_per_minute: crate::timing::DEFAULT_COVER_PER_MINUTE,
         }
     }

@@ -5,6 +5,8 @@
 //! - **send jitter** ([`crate::ClientConfig::send_jitter`]): a message to another account waits a
 //!   random time after its timestamp is taken and before it leaves, so the plaintext timestamp
 //!   the recipient's swarm reads no longer pins when the onion reached the guard;
+//! - **backdating** ([`crate::ClientConfig::backdate`]): the same effect on the timestamp
+//!   without the wait — the timestamp is set a random time in the past instead;
 //! - **cover traffic** ([`crate::ClientConfig::cover_per_minute`], [`OnionClient::start_cover`]):
 //!   dummy sends at Poisson times, each two requests padded like a real send's (the message,
 //!   then its sync copy) over the client's own paths, so the guard sees requests at times when
@@ -24,6 +26,9 @@ use crate::onion_client::OnionClient;
 /// Default [`crate::ClientConfig::send_jitter`]: none (see README, "Privacy", for the measurements
 /// behind it).
 pub const DEFAULT_SEND_JITTER: Duration = Duration::ZERO;
+
+/// Default [`crate::ClientConfig::backdate`]: none.
+pub const DEFAULT_BACKDATE: Duration = Duration::ZERO;
 
 /// Default [`crate::ClientConfig::cover_per_minute`]: none.
 pub const DEFAULT_COVER_PER_MINUTE: f64 = 0.0;
@@ -46,6 +51,16 @@ pub fn jitter(max: Duration, rng: &mut impl Rng) -> Duration {
         return Duration::ZERO;
     }
     Duration::from_micros(rng.gen_range(0..=max_us))
+}
+
+/// A message timestamp for a send at `now_ms`: up to `backdate` earlier (uniform), but after
+/// `previous` (the conversation's latest message), so messages keep the order they were sent
+/// in; never after `now_ms`.
+pub fn backdated(now_ms: u64, backdate: Duration, previous: u64, rng: &mut impl Rng) -> u64 {
+    let back = u64::try_from(jitter(backdate, rng).as_millis()).unwrap_or(u64::MAX);
+    now_ms
+        .saturating_sub(back)
+        .max(previous.saturating_add(1).min(now_ms))
 }
 
 /// The wait before the next event of a Poisson process of `per_minute` events a minute
@@ -149,6 +164,34 @@ mod tests {
         assert!(draws.iter().all(|d| *d <= max));
         let low = draws.iter().filter(|d| **d < max / 2).count();
         assert!((900..1100).contains(&low), "{low} of 2000 below the middle");
+    }
+
+    #[test]
+    fn backdated_timestamps_are_earlier_bounded_and_increasing() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let max = Duration::from_secs(2);
+        assert_eq!(backdated(10_000, Duration::ZERO, 0, &mut rng), 10_000);
+        let mut previous = 0;
+        let mut backs = Vec::new();
+        for step in 0..500u64 {
+            // Sends 50 ms apart: closer than the backdating.
+            let now = 1_000_000 + 50 * step;
+            let stamp = backdated(now, max, previous, &mut rng);
+            assert!(stamp <= now && stamp + 2000 >= now, "{stamp} for {now}");
+            assert!(stamp > previous, "order kept");
+            backs.push(now - stamp);
+            previous = stamp;
+        }
+        // Far apart, the full range is used.
+        let spread: Vec<u64> = (0..500u64)
+            .map(|i| {
+                let now = 1_000_000 + 10_000 * i;
+                now - backdated(now, max, 0, &mut rng)
+            })
+            .collect();
+        assert!(spread.iter().any(|&b| b > 1500) && spread.iter().any(|&b| b < 500));
+        // A clock that went back never yields a timestamp after now.
+        assert_eq!(backdated(5, max, 100, &mut rng), 5);
     }
 
     #[test]

@@ -29,6 +29,8 @@ use crate::timing_attack::{attack, GuardSeen, Score, Sent, StoreSeen};
 pub struct Setting {
     /// Client send jitter, ms (upper bound).
     pub jitter_ms: u64,
+    /// Client timestamp backdating, ms (upper bound).
+    pub backdate_ms: u64,
     /// Node relay delay per hop, ms (upper bound).
     pub relay_ms: u64,
     /// Client dummy sends per minute.
@@ -40,6 +42,9 @@ impl std::fmt::Display for Setting {
         let mut parts = Vec::new();
         if self.jitter_ms > 0 {
             parts.push(format!("jitter={}", self.jitter_ms));
+        }
+        if self.backdate_ms > 0 {
+            parts.push(format!("backdate={}", self.backdate_ms));
         }
         if self.relay_ms > 0 {
             parts.push(format!("relay={}", self.relay_ms));
@@ -58,10 +63,11 @@ impl std::fmt::Display for Setting {
 impl FromStr for Setting {
     type Err = String;
 
-    /// `none`, or `+`-joined `jitter=MS`, `relay=MS`, `cover=PER_MINUTE`.
+    /// `none`, or `+`-joined `jitter=MS`, `backdate=MS`, `relay=MS`, `cover=PER_MINUTE`.
     fn from_str(text: &str) -> Result<Self, String> {
         let mut setting = Self {
             jitter_ms: 0,
+            backdate_ms: 0,
             relay_ms: 0,
             cover_per_minute: 0.0,
         };
@@ -69,10 +75,13 @@ impl FromStr for Setting {
             return Ok(setting);
         }
         for part in text.split('+') {
-            let bad = || format!("{part:?}: expected jitter=MS, relay=MS or cover=PER_MINUTE");
+            let bad = || {
+                format!("{part:?}: expected jitter=MS, backdate=MS, relay=MS or cover=PER_MINUTE")
+            };
             let (key, value) = part.split_once('=').ok_or_else(bad)?;
             match key {
                 "jitter" => setting.jitter_ms = value.parse().map_err(|_| bad())?,
+                "backdate" => setting.backdate_ms = value.parse().map_err(|_| bad())?,
                 "relay" => setting.relay_ms = value.parse().map_err(|_| bad())?,
                 "cover" => setting.cover_per_minute = crate::msg_cmd::parse_cover_rate(value)?,
                 _ => return Err(bad()),
@@ -96,12 +105,14 @@ pub struct BenchTimingArgs {
     #[arg(long, default_value_t = 10.0)]
     pub interval_secs: f64,
     /// Settings to measure, in order: `none`, or `+`-joined `jitter=MS` (client send jitter up
-    /// to MS), `relay=MS` (each relay waits up to MS), `cover=N` (N dummy sends a minute per
-    /// client)
+    /// to MS), `backdate=MS` (message timestamps up to MS in the past), `relay=MS` (each relay
+    /// waits up to MS), `cover=N` (N dummy sends a minute per client)
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "none,jitter=1000,relay=200,jitter=1000+relay=200,cover=12,jitter=1000+relay=200+cover=12"
+        default_value = "none,jitter=2000,relay=100,relay=300,cover=6,cover=30,relay=300+cover=30,\
+                         jitter=2000+relay=100,jitter=2000+relay=300,jitter=2000+relay=300+cover=6,\
+                         jitter=2000+relay=300+cover=30"
     )]
     pub settings: Vec<Setting>,
     /// Members of each swarm of the devnet
@@ -188,6 +199,7 @@ fn json_line(o: &Outcome) -> serde_json::Value {
     serde_json::json!({
         "setting": o.setting.to_string(),
         "jitter_ms": o.setting.jitter_ms,
+        "backdate_ms": o.setting.backdate_ms,
         "relay_ms": o.setting.relay_ms,
         "cover_per_minute": o.setting.cover_per_minute,
         "messages": o.score.messages,
@@ -290,6 +302,7 @@ async fn start_users(
             min_refresh_agreement: net.nodes.len(),
             source_ip: Some(ip),
             send_jitter: Duration::from_millis(setting.jitter_ms),
+            backdate: Duration::from_millis(setting.backdate_ms),
             cover_per_minute: setting.cover_per_minute,
             ..ClientConfig::default()
         };
@@ -534,16 +547,19 @@ mod tests {
 
     #[test]
     fn settings_parse_and_print() {
-        let s: Setting = "jitter=1000+relay=200+cover=12".parse().unwrap();
+        let s: Setting = "jitter=1000+backdate=500+relay=200+cover=12"
+            .parse()
+            .unwrap();
         assert_eq!(
             s,
             Setting {
                 jitter_ms: 1000,
+                backdate_ms: 500,
                 relay_ms: 200,
                 cover_per_minute: 12.0
             }
         );
-        assert_eq!(s.to_string(), "jitter=1000+relay=200+cover=12");
+        assert_eq!(s.to_string(), "jitter=1000+backdate=500+relay=200+cover=12");
         assert_eq!("none".parse::<Setting>().unwrap().to_string(), "none");
         for bad in ["", "jitter", "jitter=x", "speed=3", "cover=-1"] {
             assert!(bad.parse::<Setting>().is_err(), "{bad}");

@@ -42,6 +42,11 @@ pub struct NetArgs {
     /// that works together with relay delays (README, "Privacy") [default: 0]
     #[arg(long, value_name = "MS")]
     send_jitter_ms: Option<u64>,
+    /// Give a message a timestamp a random time up to this many ms in the past (after the
+    /// conversation's latest message): the same timing defence as --send-jitter-ms without
+    /// making you wait (README, "Privacy") [default: 0]
+    #[arg(long, value_name = "MS")]
+    backdate_ms: Option<u64>,
 }
 
 impl NetArgs {
@@ -49,6 +54,14 @@ impl NetArgs {
     fn send_jitter(&self) -> Duration {
         self.send_jitter_ms.map_or(
             shallot_client::timing::DEFAULT_SEND_JITTER,
+            Duration::from_millis,
+        )
+    }
+
+    /// The backdating asked for, else the library's default.
+    fn backdate(&self) -> Duration {
+        self.backdate_ms.map_or(
+            shallot_client::timing::DEFAULT_BACKDATE,
             Duration::from_millis,
         )
     }
@@ -442,6 +455,7 @@ async fn connect_with(
         proxy: net.proxy.clone(),
         source_ip: net.source_ip,
         send_jitter: net.send_jitter(),
+        backdate: net.backdate(),
         cover_per_minute,
         ..ClientConfig::default()
     };

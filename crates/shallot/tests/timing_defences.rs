@@ -1,6 +1,6 @@
 //! The timing defences against real node processes: relays that wait a random time before
-//! relaying (`[onion] relay_delay_ms`), client send jitter, and cover traffic (dummy sends over
-//! the client's paths). How much each one helps is measured by `shallot bench timing`.
+//! relaying (`[onion] relay_delay_ms`), client send jitter and backdated timestamps, and cover
+//! traffic (dummy sends over the client's paths). How much each one helps is measured by `shallot bench timing`.
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
 
 mod support;
@@ -79,7 +79,7 @@ async fn relays_wait_a_random_bounded_time_before_relaying() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jittered_sends_wait_and_dummies_look_like_sends_at_the_guard() {
+async fn jitter_waits_backdating_keeps_order_and_dummies_look_like_sends() {
     let net = Net::start_observed(&[3, 3]).await;
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let (alice_id, bob_id) = (user(), user());
@@ -97,13 +97,14 @@ async fn jittered_sends_wait_and_dummies_look_like_sends_at_the_guard() {
         },
     )
     .await;
-    // Bob does nothing but send dummies, at 600 a minute (about ten a second).
+    // Bob sends dummies, at 600 a minute (about ten a second), and backdates his messages.
     let bob = messenger_with(
         &net,
         bob_id,
         dirs[1].path(),
         ClientConfig {
             cover_per_minute: 600.0,
+            backdate: Duration::from_secs(2),
             source_ip: Some(bob_ip),
             ..ClientConfig::default()
         },
@@ -142,6 +143,15 @@ async fn jittered_sends_wait_and_dummies_look_like_sends_at_the_guard() {
     drop(cover);
     let got = bob.receive().await.unwrap();
     assert_eq!(got.len(), 10, "every jittered message arrives");
+    let latest = got.iter().map(|m| m.timestamp).max().unwrap();
+
+    // Bob answers at once: his timestamp goes back in time, but not to before the message he
+    // answers, and never after now.
+    let before = bob.client().clock().now_ms();
+    let reply = bob.send(&alice.session_id(), "backdated").await.unwrap();
+    assert!(reply.timestamp > latest && reply.timestamp <= bob.client().clock().now_ms());
+    assert!(reply.timestamp + 2000 >= before);
+    assert_eq!(reply.delayed, Duration::ZERO, "backdating does not wait");
 
     let observations = net.observations();
     // The swarm read each message's timestamp, and Alice's guard heard from her only after
@@ -158,8 +168,8 @@ async fn jittered_sends_wait_and_dummies_look_like_sends_at_the_guard() {
             "no request at Alice's guard {delayed} ms after {timestamp}"
         );
     }
-    // What Bob's guard saw of his dummies is what Alice's saw of her sends: same request and
-    // reply sizes (the smallest padding classes).
+    // What Bob's guard saw of his dummies (and one send) is what Alice's saw of her sends:
+    // same request and reply sizes (the smallest padding classes).
     let sizes = |ip: IpAddr| -> std::collections::BTreeSet<(u64, u64)> {
         observations
             .iter()
@@ -168,6 +178,6 @@ async fn jittered_sends_wait_and_dummies_look_like_sends_at_the_guard() {
             .collect()
     };
     let classes = [(4096, 16384)].into_iter().collect();
-    assert_eq!(sizes(bob_ip), classes, "Bob's dummies");
+    assert_eq!(sizes(bob_ip), classes, "Bob's dummies and reply");
     assert_eq!(sizes(alice_ip), classes, "Alice's sends");
 }

@@ -66,6 +66,10 @@ pub struct ChatArgs {
     /// `shallot send --help`) [default: 0]
     #[arg(long, value_name = "MS")]
     send_jitter_ms: Option<u64>,
+    /// Give a message a timestamp a random time up to this many ms in the past (the same
+    /// defence without the wait; see `shallot send --help`) [default: 0]
+    #[arg(long, value_name = "MS")]
+    backdate_ms: Option<u64>,
     /// Send this many dummy messages a minute at random times, padded like real ones, so your
     /// guard cannot tell when you really send (cover traffic; about 40 KiB each) [default: 0]
     #[arg(long, value_name = "N", value_parser = crate::msg_cmd::parse_cover_rate)]
@@ -245,6 +249,10 @@ fn client_config(args: &ChatArgs, seeds: Vec<Seed>) -> ClientConfig {
         source_ip: args.source_ip,
         send_jitter: args.send_jitter_ms.map_or(
             shallot_client::timing::DEFAULT_SEND_JITTER,
+            Duration::from_millis,
+        ),
+        backdate: args.backdate_ms.map_or(
+            shallot_client::timing::DEFAULT_BACKDATE,
             Duration::from_millis,
         ),
         cover_per_minute: args
