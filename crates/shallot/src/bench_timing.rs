@@ -216,7 +216,7 @@ fn json_line(o: &Outcome) -> serde_json::Value {
 
 fn print_table(outcomes: &[Outcome]) {
     println!(
-        "\n{:<28} {:>5} {:>8} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>9} {:>6}",
+        "\n{:<34} {:>5} {:>8} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>9} {:>6}",
         "setting",
         "msgs",
         "arrival",
@@ -250,7 +250,7 @@ fn print_table(outcomes: &[Outcome]) {
             "-".into()
         };
         println!(
-            "{:<28} {:>5} {:>8.3} {:>6.3} {:>6.1} {:>7} {:>7} {:>+7} {:>+7} {:>9.0} {:>6}",
+            "{:<34} {:>5} {:>8.3} {:>6.3} {:>6.1} {:>7} {:>7} {:>+7} {:>+7} {:>9.0} {:>6}",
             o.setting.to_string(),
             o.score.messages,
             o.score.arrival,
@@ -265,7 +265,7 @@ fn print_table(outcomes: &[Outcome]) {
         );
         if o.lost > 0 || o.score.unmatched > 0 {
             println!(
-                "{:<28} ({} messages not delivered, {} not matched to a store)",
+                "{:<34} ({} messages not delivered, {} not matched to a store)",
                 "", o.lost, o.score.unmatched
             );
         }
