@@ -14,11 +14,12 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::subaccount::{SubaccountFlags, SubaccountToken};
 use shallot_proto::{AccountId, AccountKind, Identity, Namespace};
+use support::clients::next_json;
 use support::{b64, now_ms, user, Net};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -41,19 +42,6 @@ async fn connect(net: &Net, i: usize) -> Ws {
     .await
     .unwrap();
     ws
-}
-
-/// The next JSON text frame, or `None` if nothing arrives within `wait`.
-async fn next_json(ws: &mut Ws, wait: Duration) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, ws.next()).await.ok()?;
-        match frame.unwrap().unwrap() {
-            Message::Text(text) => return Some(serde_json::from_str(text.as_str()).unwrap()),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
 }
 
 /// Sends one subscription frame and returns the node's answer.

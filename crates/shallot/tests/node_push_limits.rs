@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use shallot_proto::{AccountId, Identity};
+use support::clients::next_json;
 use support::{b64, now_ms, user, Net};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -43,19 +44,6 @@ async fn try_connect_from(
     )
     .await?;
     Ok(ws)
-}
-
-/// The next JSON text frame (answering pings meanwhile), or `None` within `wait`.
-async fn next_json(ws: &mut Ws, wait: Duration) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, ws.next()).await.ok()?;
-        match frame.unwrap().unwrap() {
-            Message::Text(text) => return Some(serde_json::from_str(text.as_str()).unwrap()),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
 }
 
 /// A subscription to `id`'s Session account, namespace 0, signed by it (spec §6.1).
