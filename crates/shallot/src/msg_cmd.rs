@@ -44,7 +44,7 @@ pub struct NetArgs {
     send_jitter_ms: Option<u64>,
     /// Give a message a timestamp a random time up to this many ms in the past (after the
     /// conversation's latest message): the same timing defence as --send-jitter-ms without
-    /// making you wait (README, "Privacy") [default: 0]
+    /// making you wait (README, "Privacy") [default: 2000; 0 turns it off]
     #[arg(long, value_name = "MS")]
     backdate_ms: Option<u64>,
 }

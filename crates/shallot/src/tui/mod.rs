@@ -67,7 +67,7 @@ pub struct ChatArgs {
     #[arg(long, value_name = "MS")]
     send_jitter_ms: Option<u64>,
     /// Give a message a timestamp a random time up to this many ms in the past (the same
-    /// defence without the wait; see `shallot send --help`) [default: 0]
+    /// defence without the wait; see `shallot send --help`) [default: 2000; 0 turns it off]
     #[arg(long, value_name = "MS")]
     backdate_ms: Option<u64>,
     /// Send this many dummy messages a minute at random times, padded like real ones, so your
