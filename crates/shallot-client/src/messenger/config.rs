@@ -22,7 +22,7 @@ use crate::error::Error;
 /// The retrieved config versions of each node that answered, per namespace (`None`: that
 /// retrieve failed), keyed by the node's Ed25519 key.
 /// Config versions as (storage hash, sealed data), the form [`config_sync::adopt`] takes.
-type Versions = Vec<(String, Vec<u8>)>;
+type Versions = Vec<(MessageHash, Vec<u8>)>;
 
 pub(super) type Answers = [(
     shallot_proto::Ed25519Pub,
@@ -113,19 +113,14 @@ impl Messenger {
             .into());
         }
         let head = config_sync::Head {
-            storage_hash: Some(hash.to_string()),
+            storage_hash: Some(hash),
             ..push.head
         };
         self.db
             .call(move |db| config_sync::record_push(db, kind, head))
             .await?;
         tracing::debug!(?kind, seqno = push.seqno, "pushed a config version");
-        let replaced: Vec<MessageHash> = push
-            .replaces
-            .iter()
-            .filter_map(|h| h.parse().ok())
-            .filter(|h| *h != hash)
-            .collect();
+        let replaced: Vec<MessageHash> = push.replaces.into_iter().filter(|h| *h != hash).collect();
         if let Some(request) = self.delete_request(&replaced) {
             if let Err(e) = self.client.request_swarm(&account, &request).await {
                 tracing::warn!("could not delete the replaced config versions: {e}");
@@ -218,10 +213,10 @@ fn config_item(
     account: &AccountId,
     namespace: Namespace,
     item: &RetrievedMessage,
-) -> Option<(String, Vec<u8>)> {
+) -> Option<(MessageHash, Vec<u8>)> {
     if MessageHash::compute(account, namespace, &item.data) != item.hash {
         tracing::warn!(message = %item.hash, "dropping config message: hash does not match the data");
         return None;
     }
-    Some((item.hash.to_string(), item.data.clone()))
+    Some((item.hash, item.data.clone()))
 }
