@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use shallot_proto::message_hash::MessageHash;
 use shallot_proto::session::config_merge::{apply_diff, current_versions, next_base, NextBase};
 use shallot_proto::session::config_message::{
     diff, open_config_full, prune, seal_config, ConfigKind, ConfigMessage, Contacts, Dict,
@@ -34,7 +35,7 @@ pub struct Head {
     #[serde(with = "hex_bytes")]
     pub message: Vec<u8>,
     /// Its message hash on our swarm, once known, so the version replacing it can delete it.
-    pub storage_hash: Option<String>,
+    pub storage_hash: Option<MessageHash>,
 }
 
 /// What this device knows of one config kind.
@@ -82,10 +83,10 @@ impl ConfigState {
     }
 
     /// The storage hashes of the current versions, which a new version replaces.
-    fn storage_hashes(&self) -> Vec<String> {
+    fn storage_hashes(&self) -> Vec<MessageHash> {
         self.heads
             .iter()
-            .filter_map(|head| head.storage_hash.clone())
+            .filter_map(|head| head.storage_hash)
             .collect()
     }
 }
@@ -160,7 +161,7 @@ pub struct PreparedPush {
     /// Its seqno.
     pub seqno: i64,
     /// The storage hashes of the versions it replaces, to delete after the push.
-    pub replaces: Vec<String>,
+    pub replaces: Vec<MessageHash>,
 }
 
 /// The next version of `kind` if there is something to push: the local database differs from
@@ -239,7 +240,7 @@ pub fn adopt(
     db: &Db,
     identity: &Identity,
     kind: ConfigKind,
-    items: &[(String, Vec<u8>)],
+    items: &[(MessageHash, Vec<u8>)],
     now_ms: u64,
 ) -> Result<Adoption, DbError> {
     let state = load_state(db, kind)?;
@@ -249,7 +250,7 @@ pub fn adopt(
         match open_config_full(data, identity.seed(), kind) {
             Ok(opened) => heads.push(Head {
                 message: opened.plaintext,
-                storage_hash: Some(storage_hash.clone()),
+                storage_hash: Some(*storage_hash),
             }),
             Err(e) => tracing::warn!(message = %storage_hash, "dropping config message: {e}"),
         }
@@ -358,14 +359,24 @@ mod tests {
 
     /// Pushes `db`'s pending version of `kind` as if a swarm member stored it under
     /// `storage_hash`; returns the stored item.
-    fn push(db: &Db, me: &Identity, kind: ConfigKind, storage_hash: &str) -> (String, Vec<u8>) {
+    fn push(
+        db: &Db,
+        me: &Identity,
+        kind: ConfigKind,
+        storage_hash: MessageHash,
+    ) -> (MessageHash, Vec<u8>) {
         let push = prepare_push(db, me, kind, 5000).unwrap().unwrap();
         let head = Head {
-            storage_hash: Some(storage_hash.to_owned()),
+            storage_hash: Some(storage_hash),
             ..push.head
         };
         record_push(db, kind, head).unwrap();
-        (storage_hash.to_owned(), push.sealed)
+        (storage_hash, push.sealed)
+    }
+
+    /// A distinct storage hash per `n`.
+    fn hash(n: u8) -> MessageHash {
+        MessageHash::from_bytes([n; 32])
     }
 
     fn adopted(seqno: i64, needs_push: bool) -> Adoption {
@@ -397,7 +408,7 @@ mod tests {
 
         let mut profile_v1 = None;
         for kind in [ConfigKind::UserProfile, ConfigKind::Contacts] {
-            let item = push(&first, &me, kind, "hash1");
+            let item = push(&first, &me, kind, hash(1));
             if kind == ConfigKind::UserProfile {
                 profile_v1 = Some(item.clone());
             }
@@ -437,8 +448,8 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(prepared.seqno, 2);
-        assert_eq!(prepared.replaces, vec!["hash1".to_owned()]);
-        let item = push(&second, &me, ConfigKind::UserProfile, "hash2");
+        assert_eq!(prepared.replaces, vec![hash(1)]);
+        let item = push(&second, &me, ConfigKind::UserProfile, hash(2));
         assert_eq!(
             adopt(&first, &me, ConfigKind::UserProfile, &[item], 8000).unwrap(),
             adopted(2, false)
@@ -468,7 +479,7 @@ mod tests {
         first
             .set_conversation_state(&bob, ConversationState::Accepted, 1000)
             .unwrap();
-        let v1 = push(&first, &me, kind, "v1");
+        let v1 = push(&first, &me, kind, hash(11));
         adopt(&second, &me, kind, &[v1], 2000).unwrap();
 
         // Both change the contact list before seeing the other's change: two versions 2.
@@ -478,8 +489,8 @@ mod tests {
         second
             .set_conversation_state(&erin, ConversationState::Accepted, 3000)
             .unwrap();
-        let a2 = push(&first, &me, kind, "a2");
-        let b2 = push(&second, &me, kind, "b2");
+        let a2 = push(&first, &me, kind, hash(12));
+        let b2 = push(&second, &me, kind, hash(13));
 
         // Each sees the other's: both changes apply, and each wants to push the merge.
         assert_eq!(
@@ -511,10 +522,10 @@ mod tests {
         assert_eq!(merge_first.sealed, merge_second.sealed);
         let mut replaced = merge_first.replaces.clone();
         replaced.sort();
-        assert_eq!(replaced, vec!["a2".to_owned(), "b2".to_owned()]);
+        assert_eq!(replaced, vec![hash(12), hash(13)]);
 
         // Once it is pushed, both devices hold that one version and nothing more to push.
-        let v3 = push(&first, &me, kind, "v3");
+        let v3 = push(&first, &me, kind, hash(14));
         assert_eq!(
             adopt(&second, &me, kind, &[v3], 7000).unwrap(),
             adopted(3, false)
@@ -533,7 +544,7 @@ mod tests {
         let first = Db::open(&dir.path().join("a.db"), &me).unwrap();
         let second = Db::open(&dir.path().join("b.db"), &me).unwrap();
         let kind = ConfigKind::Contacts;
-        let v1 = push(&first, &me, kind, "v1");
+        let v1 = push(&first, &me, kind, hash(11));
         adopt(&second, &me, kind, &[v1], 1000).unwrap();
 
         // The first device blocks Frank, but its push fails (offline).
@@ -544,7 +555,7 @@ mod tests {
         second
             .set_conversation_state(&erin, ConversationState::Accepted, 2000)
             .unwrap();
-        let v2 = push(&second, &me, kind, "v2");
+        let v2 = push(&second, &me, kind, hash(15));
 
         assert_eq!(
             adopt(&first, &me, kind, &[v2], 3000).unwrap(),
@@ -558,7 +569,7 @@ mod tests {
             first.conversation_state(&erin).unwrap(),
             Some(ConversationState::Accepted)
         );
-        let v3 = push(&first, &me, kind, "v3");
+        let v3 = push(&first, &me, kind, hash(14));
         assert_eq!(load_state(&first, kind).unwrap().seqno(), 3);
         adopt(&second, &me, kind, &[v3], 4000).unwrap();
         assert_eq!(
@@ -579,9 +590,9 @@ mod tests {
             .unwrap()
             .unwrap();
         let items = [
-            ("h1".to_owned(), push.sealed),
-            ("h2".to_owned(), b"garbage".to_vec()),
-            ("h3".to_owned(), Vec::new()),
+            (hash(1), push.sealed),
+            (hash(2), b"garbage".to_vec()),
+            (hash(3), Vec::new()),
         ];
         assert_eq!(
             adopt(&db, &me, ConfigKind::UserProfile, &items, 2).unwrap(),

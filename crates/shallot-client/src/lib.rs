@@ -10,7 +10,7 @@
 //! - [`onion_client`]: sends requests over those paths and classifies what came back.
 //! - [`swarm`]: which nodes hold an account, following 421 redirects.
 //! - [`swarm_sig`]: checking each swarm member's signature on recursive replies.
-//! - [`db`]: local state in SQLite, personal fields sealed per row.
+//! - [`db`]: local state in SQLite, personal fields sealed per row, on a thread of its own.
 //! - [`messenger`]: sending and receiving 1:1 messages on top of all of the above.
 //! - [`config_sync`]: the profile and contacts shared by an account's devices (namespaces 2, 3).
 //! - [`push`]: opt-in push notifications over a swarm member's monitor WebSocket.
@@ -34,7 +34,7 @@ pub mod timing;
 
 pub use clock::{NetworkClock, SystemTimeSource, TimeSource};
 pub use db::{
-    ConversationState, Db, DbError, Direction, Disappearing, MessageState, StoredMessage,
+    ConversationState, Db, DbError, DbHandle, Direction, Disappearing, MessageState, StoredMessage,
 };
 pub use error::{Error, ErrorKind};
 pub use messenger::{Messenger, MessengerError, ReceivedMessage, SentMessage, Waited};

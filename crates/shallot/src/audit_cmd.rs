@@ -86,9 +86,11 @@ async fn client(
         Some(contact),
     )
     .await?;
+    let (contact, now) = (*contact, now_ms());
     messenger
         .db()
-        .set_conversation_state(contact, ConversationState::Accepted, now_ms())?;
+        .call(move |db| db.set_conversation_state(&contact, ConversationState::Accepted, now))
+        .await?;
     Ok(messenger)
 }
 
@@ -303,10 +305,10 @@ async fn audit(args: &AuditArgs) -> Result<usize> {
 
     println!("\n== 5. Alice unsends m1 ==");
     let t0 = now_ms();
-    alice.unsend(&m1.hash).await?;
+    alice.unsend(&m1.hash.to_string()).await?;
     let t1 = now_ms();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while bob.db().message(&m1.hash)?.is_some() {
+    while bob.db().message(&m1.hash).await?.is_some() {
         if Instant::now() > deadline {
             bail!("Bob still has m1 10 s after Alice unsent it");
         }

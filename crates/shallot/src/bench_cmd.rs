@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 use shallot_client::Seed;
 use shallot_devnet::{LocalNet, NetOptions};
+use shallot_proto::message_hash::MessageHash;
 use shallot_proto::onion::{build_to_node, EncType, NodeKeys};
 use shallot_proto::signing::SignedRequest;
 use shallot_proto::{AccountId, Identity, Namespace};
@@ -494,7 +495,7 @@ pub(crate) fn machine() -> String {
 }
 
 /// When each hash became visible to Bob.
-type Arrivals = std::sync::Mutex<std::collections::HashMap<String, Instant>>;
+type Arrivals = std::sync::Mutex<std::collections::HashMap<MessageHash, Instant>>;
 
 /// Sends `count` messages one after another and returns each one's send-start → visible time
 /// (µs), waiting up to 10 s per message; the second value counts messages never seen.
@@ -654,7 +655,7 @@ pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
             let (bob, arrivals) = (Arc::clone(&bob), Arc::clone(&arrivals));
             tokio::spawn(async move {
                 while let Some(note) = subscription.next().await {
-                    if let Ok(Some(m)) = bob.accept_pushed(&note) {
+                    if let Ok(Some(m)) = bob.accept_pushed(&note).await {
                         let at = Instant::now();
                         arrivals
                             .lock()

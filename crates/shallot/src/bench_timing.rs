@@ -20,6 +20,7 @@ use shallot_client::{ClientConfig, Db, Messenger, NetworkClock, OnionClient, See
 use shallot_devnet::{LocalNet, NetOptions};
 use shallot_node::clock::{Clock, SystemClock};
 use shallot_node::observe::{read_log, Observation, Role};
+use shallot_proto::message_hash::MessageHash;
 use shallot_proto::{AccountId, Identity, SessionId};
 
 use crate::timing_attack::{attack, GuardSeen, Score, Sent, StoreSeen};
@@ -286,7 +287,7 @@ struct User {
 }
 
 /// When each message became visible at its recipient (ms), by hash.
-type Arrivals = Arc<Mutex<HashMap<String, u64>>>;
+type Arrivals = Arc<Mutex<HashMap<MessageHash, u64>>>;
 
 async fn start_users(
     net: &LocalNet,
@@ -364,7 +365,7 @@ fn start_waiters(users: &[User], arrivals: &Arrivals) -> Vec<tokio::task::JoinHa
 /// A message sent: the ground truth, its hash and when it started.
 struct Record {
     sent: Sent,
-    hash: String,
+    hash: MessageHash,
 }
 
 /// Sends `args.messages` messages from random users to random others at Poisson times (each

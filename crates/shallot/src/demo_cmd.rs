@@ -118,7 +118,7 @@ pub(crate) async fn new_account(
         .context("could not get the node list")?;
     // The messenger first: guards are then chosen knowing our own swarm and the contact's.
     let messenger = Messenger::new(identity, client, db);
-    messenger.note_correspondents(contact);
+    messenger.note_correspondents(contact).await;
     messenger
         .client()
         .ensure_paths()

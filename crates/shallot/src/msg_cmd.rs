@@ -238,7 +238,8 @@ pub fn requests(args: &RequestsArgs, dir: &Path) -> Result<()> {
         {
             let db = messenger.db();
             let pending: Vec<_> = db
-                .conversations()?
+                .conversations()
+                .await?
                 .into_iter()
                 .filter(|c| c.state == ConversationState::Requested)
                 .collect();
@@ -246,9 +247,9 @@ pub fn requests(args: &RequestsArgs, dir: &Path) -> Result<()> {
                 println!("No message requests.");
             }
             for c in pending {
-                let messages = db.messages(&c.id)?;
+                let messages = db.messages(&c.id).await?;
                 // The name the request's messages carried, as `inbox` shows it.
-                let from = match db.contact_name(&c.id)? {
+                let from = match db.contact_name(&c.id).await? {
                     Some(name) => format!("{name} ({})", c.id),
                     None => c.id.to_string(),
                 };
@@ -291,7 +292,7 @@ pub fn contact(action: ContactAction, args: &ContactArgs, dir: &Path) -> Result<
                 println!("Accepted {contact}: their messages now show as a conversation.");
             }
             ContactAction::Decline => {
-                messenger.decline(&contact)?;
+                messenger.decline(&contact).await?;
                 println!("Declined the message request from {contact}.");
             }
             ContactAction::Block => {
@@ -353,7 +354,7 @@ pub fn profile(args: &ProfileArgs, dir: &Path) -> Result<()> {
                  and your other devices on their next poll."
             );
         } else {
-            match messenger.display_name()? {
+            match messenger.display_name().await? {
                 Some(name) => println!("Display name: {name}"),
                 None => println!("No display name set (use `shallot profile --name NAME`)."),
             }
@@ -476,7 +477,7 @@ async fn connect_with(
     // The messenger restores the saved guards: paths are built only after that, so every run
     // uses the same entry nodes.
     let messenger = Messenger::new(identity, client, db);
-    messenger.note_correspondents(peer);
+    messenger.note_correspondents(peer).await;
     let client = messenger.client();
     eprintln!("Building onion paths…");
     client
@@ -600,7 +601,7 @@ pub fn inbox(args: &InboxArgs, dir: &Path) -> Result<()> {
                 .receive()
                 .await
                 .context("could not fetch messages")?;
-            print_messages(&messenger, &me, &messages);
+            print_messages(&messenger, &me, &messages).await;
             if messages.is_empty() {
                 println!("No new messages.");
             }
@@ -645,7 +646,7 @@ pub fn inbox(args: &InboxArgs, dir: &Path) -> Result<()> {
                 _ = tokio::signal::ctrl_c() => break,
                 result = round => match result {
                     Ok((messages, waited)) => {
-                        print_messages(&messenger, &me, &messages);
+                        print_messages(&messenger, &me, &messages).await;
                         !waited
                     }
                     Err(e) => {
@@ -668,34 +669,34 @@ pub fn inbox(args: &InboxArgs, dir: &Path) -> Result<()> {
     })
 }
 
-fn print_messages(messenger: &Messenger, me: &SessionId, messages: &[ReceivedMessage]) {
+async fn print_messages(messenger: &Messenger, me: &SessionId, messages: &[ReceivedMessage]) {
     for m in messages {
         let request = m.direction == Direction::Incoming
             && matches!(
-                messenger.db().conversation_state(&m.conversation),
+                messenger.db().conversation_state(&m.conversation).await,
                 Ok(Some(ConversationState::Requested))
             );
         if request {
             println!(
                 "{}  [message request] {} → you: {}",
                 utc(m.timestamp),
-                who(messenger, &m.sender),
+                who(messenger, &m.sender).await,
                 m.body
             );
             continue;
         }
         let (from, to) = match m.direction {
-            Direction::Incoming => (who(messenger, &m.sender), "you".to_owned()),
+            Direction::Incoming => (who(messenger, &m.sender).await, "you".to_owned()),
             Direction::Outgoing if m.conversation == *me => ("you".into(), "yourself".into()),
-            Direction::Outgoing => ("you".into(), who(messenger, &m.conversation)),
+            Direction::Outgoing => ("you".into(), who(messenger, &m.conversation).await),
         };
         println!("{}  {from} → {to}: {}", utc(m.timestamp), m.body);
     }
 }
 
 /// A contact as printed: `Name (05…)` when their profile gave a name, else the Session ID.
-fn who(messenger: &Messenger, id: &SessionId) -> String {
-    match messenger.db().contact_name(id) {
+async fn who(messenger: &Messenger, id: &SessionId) -> String {
+    match messenger.db().contact_name(id).await {
         Ok(Some(name)) => format!("{name} ({id})"),
         _ => id.to_string(),
     }

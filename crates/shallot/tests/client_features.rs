@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use assert_cmd::Command;
 use shallot_client::{ConversationState, Disappearing, Messenger};
 use shallot_devnet::{LocalNet, NetOptions};
+use shallot_proto::message_hash::MessageHash;
 use shallot_proto::{Identity, SessionId};
 use support::{messenger, user};
 
@@ -19,7 +20,7 @@ fn bodies(messages: &[shallot_client::ReceivedMessage]) -> Vec<&str> {
 }
 
 /// Whether any member of `m`'s swarm still holds `hash` (signed retrieves from each one).
-async fn held_anywhere(m: &Messenger, hash: &str) -> bool {
+async fn held_anywhere(m: &Messenger, hash: &MessageHash) -> bool {
     let members = m.client().swarm(&m.session_id().account()).await.unwrap();
     assert!(!members.is_empty());
     for member in &members {
@@ -30,8 +31,8 @@ async fn held_anywhere(m: &Messenger, hash: &str) -> bool {
     false
 }
 
-fn state(m: &Messenger, who: &SessionId) -> Option<ConversationState> {
-    m.db().conversation_state(who).unwrap()
+async fn state(m: &Messenger, who: &SessionId) -> Option<ConversationState> {
+    m.db().conversation_state(who).await.unwrap()
 }
 
 fn shallot(dir: &Path) -> Command {
@@ -84,11 +85,17 @@ async fn requests_disappearing_unsend_and_wipe() {
         "Alice ✨"
     );
     assert!(alice.set_display_name(&"x".repeat(101)).await.is_err());
-    assert_eq!(alice.display_name().unwrap().as_deref(), Some("Alice ✨"));
+    assert_eq!(
+        alice.display_name().await.unwrap().as_deref(),
+        Some("Alice ✨")
+    );
     alice.send(&bob_sid, "hi bob").await.unwrap();
     carol.send(&bob_sid, "buy my stuff").await.unwrap();
     dave.send(&bob_sid, "spam 1").await.unwrap();
-    assert_eq!(state(alice, &bob_sid), Some(ConversationState::Accepted));
+    assert_eq!(
+        state(alice, &bob_sid).await,
+        Some(ConversationState::Accepted)
+    );
     let mut got = bodies(&bob.receive().await.unwrap())
         .into_iter()
         .map(str::to_owned)
@@ -96,35 +103,47 @@ async fn requests_disappearing_unsend_and_wipe() {
     got.sort();
     assert_eq!(got, ["buy my stuff", "hi bob", "spam 1"]);
     for who in [&alice_sid, &carol_sid, &dave_sid] {
-        assert_eq!(state(bob, who), Some(ConversationState::Requested));
+        assert_eq!(state(bob, who).await, Some(ConversationState::Requested));
     }
     assert_eq!(
-        bob.db().contact_name(&alice_sid).unwrap().as_deref(),
+        bob.db().contact_name(&alice_sid).await.unwrap().as_deref(),
         Some("Alice ✨")
     );
-    assert_eq!(bob.db().contact_name(&carol_sid).unwrap(), None);
+    assert_eq!(bob.db().contact_name(&carol_sid).await.unwrap(), None);
     // Bob's name reaches Alice with his acceptance.
     bob.set_display_name("Bob").await.unwrap();
     bob.accept(&alice_sid).await.unwrap();
-    assert_eq!(state(bob, &alice_sid), Some(ConversationState::Accepted));
+    assert_eq!(
+        state(bob, &alice_sid).await,
+        Some(ConversationState::Accepted)
+    );
     assert!(
         alice.receive().await.unwrap().is_empty(),
         "the approval is not a visible message"
     );
     assert_eq!(
-        alice.db().contact_name(&bob_sid).unwrap().as_deref(),
+        alice.db().contact_name(&bob_sid).await.unwrap().as_deref(),
         Some("Bob")
     );
-    bob.decline(&carol_sid).unwrap();
-    assert_eq!(state(bob, &carol_sid), Some(ConversationState::Declined));
-    assert!(bob.db().messages(&carol_sid).unwrap().is_empty());
+    bob.decline(&carol_sid).await.unwrap();
+    assert_eq!(
+        state(bob, &carol_sid).await,
+        Some(ConversationState::Declined)
+    );
+    assert!(bob.db().messages(&carol_sid).await.unwrap().is_empty());
     bob.block(&dave_sid).await.unwrap();
     dave.send(&bob_sid, "spam 2").await.unwrap();
     carol.send(&bob_sid, "please?").await.unwrap();
     assert_eq!(bodies(&bob.receive().await.unwrap()), ["please?"]);
-    assert!(bob.db().messages(&dave_sid).unwrap().is_empty());
-    assert_eq!(state(bob, &dave_sid), Some(ConversationState::Blocked));
-    assert_eq!(state(bob, &carol_sid), Some(ConversationState::Requested));
+    assert!(bob.db().messages(&dave_sid).await.unwrap().is_empty());
+    assert_eq!(
+        state(bob, &dave_sid).await,
+        Some(ConversationState::Blocked)
+    );
+    assert_eq!(
+        state(bob, &carol_sid).await,
+        Some(ConversationState::Requested)
+    );
 
     // 2. Disappearing after read (10 s, the network minimum TTL).
     // Setting the timer tells Bob's client, which adopts it for the messages Bob sends.
@@ -137,11 +156,11 @@ async fn requests_disappearing_unsend_and_wipe() {
     let got = bob.receive().await.unwrap();
     assert_eq!(bodies(&got), ["self-destructs"], "the update is not shown");
     assert_eq!(
-        bob.db().disappearing(&alice_sid).unwrap(),
+        bob.db().disappearing(&alice_sid).await.unwrap(),
         Disappearing::AfterRead(10)
     );
     let read_at = Instant::now();
-    assert!(bob.db().expires(&secret.hash).unwrap().is_some());
+    assert!(bob.db().expires(&secret.hash).await.unwrap().is_some());
     assert!(
         held_anywhere(bob, &secret.hash).await,
         "still there before the timer"
@@ -153,9 +172,9 @@ async fn requests_disappearing_unsend_and_wipe() {
         .unwrap();
     let brief = alice.send(&bob_sid, "brief").await.unwrap();
     assert_eq!(bodies(&bob.receive().await.unwrap()), ["brief"]);
-    assert!(bob.db().expires(&brief.hash).unwrap().is_some());
+    assert!(bob.db().expires(&brief.hash).await.unwrap().is_some());
     assert_eq!(
-        bob.db().disappearing(&alice_sid).unwrap(),
+        bob.db().disappearing(&alice_sid).await.unwrap(),
         Disappearing::AfterSend(10)
     );
     alice
@@ -164,7 +183,7 @@ async fn requests_disappearing_unsend_and_wipe() {
         .unwrap();
     assert!(bob.receive().await.unwrap().is_empty());
     assert_eq!(
-        bob.db().disappearing(&alice_sid).unwrap(),
+        bob.db().disappearing(&alice_sid).await.unwrap(),
         Disappearing::Off
     );
     // A stranger's timer update creates nothing.
@@ -172,26 +191,26 @@ async fn requests_disappearing_unsend_and_wipe() {
         .await
         .unwrap();
     assert!(carol.receive().await.unwrap().is_empty());
-    assert_eq!(state(carol, &dave_sid), None);
+    assert_eq!(state(carol, &dave_sid).await, None);
 
     // 3. Unsend, while the timer runs.
     let oops = alice.send(&bob_sid, "oops").await.unwrap();
     assert_eq!(bodies(&bob.receive().await.unwrap()), ["oops"]);
-    let sync = alice.db().sync_hash(&oops.hash).unwrap().unwrap();
+    let sync = alice.db().sync_hash(&oops.hash).await.unwrap().unwrap();
     assert!(held_anywhere(alice, &sync).await);
-    let unsent = alice.unsend(&oops.hash[..12]).await.unwrap();
+    let unsent = alice.unsend(&oops.hash.to_string()[..12]).await.unwrap();
     assert_eq!(unsent.id, oops.hash);
-    assert!(alice.db().message(&oops.hash).unwrap().is_none());
+    assert!(alice.db().message(&oops.hash).await.unwrap().is_none());
     assert!(!held_anywhere(alice, &sync).await, "sync copy deleted");
     assert!(bob.receive().await.unwrap().is_empty(), "nothing shown");
-    assert!(bob.db().message(&oops.hash).unwrap().is_none());
+    assert!(bob.db().message(&oops.hash).await.unwrap().is_none());
     assert!(
         !held_anywhere(bob, &oops.hash).await,
         "recipient copy deleted"
     );
     // Only the author can unsend: Bob cannot unsend Alice's message.
     bob.send(&alice_sid, "ok").await.unwrap();
-    assert!(bob.unsend(&secret.hash).await.is_err());
+    assert!(bob.unsend(&secret.hash.to_string()).await.is_err());
 
     // CLI: duration parsing and requests, while the timer runs.
     let seed = net.nodes[1].addr.to_string();
@@ -235,7 +254,12 @@ async fn requests_disappearing_unsend_and_wipe() {
     assert!(out.contains("Unsent"), "{out}");
     assert!(carol.receive().await.unwrap().is_empty());
     assert!(
-        carol.db().message(id).unwrap().is_none(),
+        carol
+            .db()
+            .message(&id.parse().unwrap())
+            .await
+            .unwrap()
+            .is_none(),
         "unsent via the CLI"
     );
     shallot(cli_dir.path())
@@ -256,9 +280,9 @@ async fn requests_disappearing_unsend_and_wipe() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     bob.receive().await.unwrap();
-    assert!(bob.db().message(&secret.hash).unwrap().is_none());
-    assert!(bob.db().message(&brief.hash).unwrap().is_none());
-    let secret_sync = alice.db().sync_hash(&secret.hash).unwrap().unwrap();
+    assert!(bob.db().message(&secret.hash).await.unwrap().is_none());
+    assert!(bob.db().message(&brief.hash).await.unwrap().is_none());
+    let secret_sync = alice.db().sync_hash(&secret.hash).await.unwrap().unwrap();
     assert!(!held_anywhere(alice, &secret_sync).await);
 
     // Wipe: nothing left in Bob's swarm.

@@ -60,10 +60,11 @@ async fn a_forged_unsend_deletes_nothing() {
     let received = bob.receive().await.unwrap();
     assert_eq!(received.len(), 1, "{received:?}");
     let from_bob = bob.send(&alice_sid, "from bob").await.unwrap();
-    let bob_has = |bob: &shallot_client::Messenger| {
+    let bob_has = async |bob: &shallot_client::Messenger| {
         let mut bodies: Vec<String> = bob
             .db()
             .messages(&alice_sid)
+            .await
             .unwrap()
             .into_iter()
             .map(|m| m.body)
@@ -71,7 +72,7 @@ async fn a_forged_unsend_deletes_nothing() {
         bodies.sort();
         bodies
     };
-    assert_eq!(bob_has(&bob), ["from alice", "from bob"]);
+    assert_eq!(bob_has(&bob).await, ["from alice", "from bob"]);
 
     // Mallory names Alice as the author of Alice's message, and Bob as the author of Bob's.
     forged_unsend(&net, &mallory, &bob_sid, &alice_sid, from_alice.timestamp).await;
@@ -79,19 +80,22 @@ async fn a_forged_unsend_deletes_nothing() {
     let shown = bob.receive().await.unwrap();
     assert!(shown.is_empty(), "{shown:?}");
     assert_eq!(
-        bob_has(&bob),
+        bob_has(&bob).await,
         ["from alice", "from bob"],
         "a forged unsend deleted a message"
     );
     assert_eq!(
-        bob.db().conversation_state(&mallory.session_id()).unwrap(),
+        bob.db()
+            .conversation_state(&mallory.session_id())
+            .await
+            .unwrap(),
         None,
         "the forged requests made Mallory a conversation"
     );
 
     // The author's own unsend of the same message works.
-    alice.unsend(&from_alice.hash).await.unwrap();
+    alice.unsend(&from_alice.hash.to_string()).await.unwrap();
     assert!(bob.receive().await.unwrap().is_empty());
-    assert_eq!(bob_has(&bob), ["from bob"]);
+    assert_eq!(bob_has(&bob).await, ["from bob"]);
     eprintln!("forged unsend scenario: {:?}", started.elapsed());
 }

@@ -60,7 +60,7 @@ async fn alice_and_bob_exchange_messages_across_devices() {
     let sent = alice.send(&bob_sid, "hello bob").await.unwrap();
     assert_eq!(sent.stored_on, 3);
     assert!(sent.synced);
-    let stored = alice.db().message(&sent.hash).unwrap().unwrap();
+    let stored = alice.db().message(&sent.hash).await.unwrap().unwrap();
     assert_eq!(stored.state, MessageState::Stored(3));
     assert_eq!(stored.direction, Direction::Outgoing);
 
@@ -103,7 +103,7 @@ async fn alice_and_bob_exchange_messages_across_devices() {
     assert!(bob.receive().await.unwrap().is_empty(), "junk is dropped");
     alice.send(&bob_sid, "after the junk").await.unwrap();
     assert_eq!(bodies(&bob.receive().await.unwrap()), ["after the junk"]);
-    assert_eq!(bob.db().messages(&alice_sid).unwrap().len(), 6);
+    assert_eq!(bob.db().messages(&alice_sid).await.unwrap().len(), 6);
 
     // Alice's profile and contact list go to her swarm's config namespaces (2 and 3).
     alice.set_display_name("Alice").await.unwrap();
@@ -136,16 +136,23 @@ async fn alice_and_bob_exchange_messages_across_devices() {
         assert_eq!(m.direction, expected, "{}", m.body);
     }
     assert!(alice2.receive().await.unwrap().is_empty());
-    let convo = alice2.db().messages(&bob_sid).unwrap();
+    let convo = alice2.db().messages(&bob_sid).await.unwrap();
     assert_eq!(convo.len(), 6);
     assert_eq!(convo[0].body, "hello bob");
-    assert_eq!(alice2.display_name().unwrap().as_deref(), Some("Alice"));
     assert_eq!(
-        alice2.db().conversation_state(&carol.session_id()).unwrap(),
+        alice2.display_name().await.unwrap().as_deref(),
+        Some("Alice")
+    );
+    assert_eq!(
+        alice2
+            .db()
+            .conversation_state(&carol.session_id())
+            .await
+            .unwrap(),
         Some(ConversationState::Blocked)
     );
     assert_eq!(
-        alice2.db().conversation_state(&bob_sid).unwrap(),
+        alice2.db().conversation_state(&bob_sid).await.unwrap(),
         Some(ConversationState::Accepted)
     );
 
@@ -153,13 +160,13 @@ async fn alice_and_bob_exchange_messages_across_devices() {
     alice2.set_display_name("Alice (laptop)").await.unwrap();
     assert!(alice.receive().await.unwrap().is_empty());
     assert_eq!(
-        alice.display_name().unwrap().as_deref(),
+        alice.display_name().await.unwrap().as_deref(),
         Some("Alice (laptop)")
     );
     alice.send(&bob_sid, "renamed").await.unwrap();
     assert_eq!(bodies(&bob.receive().await.unwrap()), ["renamed"]);
     assert_eq!(
-        bob.db().contact_name(&alice_sid).unwrap().as_deref(),
+        bob.db().contact_name(&alice_sid).await.unwrap().as_deref(),
         Some("Alice (laptop)")
     );
     // A restart keeps the same guards (saved with the node pool and the swarm).
@@ -192,7 +199,7 @@ async fn alice_and_bob_exchange_messages_across_devices() {
             (&bob_sid, ConversationState::Accepted),
         ] {
             assert_eq!(
-                device.db().conversation_state(who).unwrap(),
+                device.db().conversation_state(who).await.unwrap(),
                 Some(state),
                 "{who} on the {name} device"
             );
@@ -214,14 +221,14 @@ async fn alice_and_bob_exchange_messages_across_devices() {
     let frank = user().session_id();
     alice3.block(&frank).await.unwrap();
     assert_eq!(
-        alice3.db().conversation_state(&dave).unwrap(),
+        alice3.db().conversation_state(&dave).await.unwrap(),
         Some(ConversationState::Blocked),
         "the restored device took the current list"
     );
     alice.receive().await.unwrap();
     for who in [&frank, &dave, &erin] {
         assert_eq!(
-            alice.db().conversation_state(who).unwrap(),
+            alice.db().conversation_state(who).await.unwrap(),
             Some(ConversationState::Blocked),
             "{who}"
         );

@@ -39,13 +39,17 @@ async fn pushed_message_arrives_and_decrypts() {
         .await
         .expect("a notification within 10 s")
         .unwrap();
-    assert_eq!(note.hash.to_string(), sent.hash);
+    assert_eq!(note.hash, sent.hash);
     assert_eq!(note.account, bob_sid.account());
     assert_eq!(note.namespace.0, 0);
-    let got = bob.accept_pushed(&note).unwrap().expect("a new message");
+    let got = bob
+        .accept_pushed(&note)
+        .await
+        .unwrap()
+        .expect("a new message");
     assert_eq!(got.body, "pushed to bob");
     assert_eq!(got.sender, alice.session_id());
     // Already seen: neither a repeated notification nor the poll shows it again.
-    assert!(bob.accept_pushed(&note).unwrap().is_none());
+    assert!(bob.accept_pushed(&note).await.unwrap().is_none());
     assert!(bob.receive().await.unwrap().is_empty());
 }

@@ -47,9 +47,9 @@ async fn push_failover_dead_guards_and_unsend_across_devices() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(note.hash.to_string(), sent.hash);
+    assert_eq!(note.hash, sent.hash);
     assert_eq!(
-        bob.accept_pushed(&note).unwrap().unwrap().body,
+        bob.accept_pushed(&note).await.unwrap().unwrap().body,
         "hello",
         "shown once, from the push"
     );
@@ -76,8 +76,8 @@ async fn push_failover_dead_guards_and_unsend_across_devices() {
         .await
         .expect("a notification from the new subscription node")
         .unwrap();
-    assert_eq!(note.hash.to_string(), sent.hash);
-    assert!(bob.accept_pushed(&note).unwrap().is_some());
+    assert_eq!(note.hash, sent.hash);
+    assert!(bob.accept_pushed(&note).await.unwrap().is_some());
     // Already shown by push: a poll does not show them again.
     assert!(bob.receive().await.unwrap().is_empty());
 
@@ -115,13 +115,14 @@ async fn push_failover_dead_guards_and_unsend_across_devices() {
     let mut seen = Vec::new();
     if let Ok(Some(note)) = tokio::time::timeout(Duration::from_secs(3), subscription.next()).await
     {
-        seen.extend(bob.accept_pushed(&note).unwrap().map(|m| m.body));
+        seen.extend(bob.accept_pushed(&note).await.unwrap().map(|m| m.body));
     }
     seen.extend(bob.receive().await.unwrap().into_iter().map(|m| m.body));
     assert_eq!(seen, ["after the guards died"]);
     let texts: Vec<String> = bob
         .db()
         .messages(&alice_sid)
+        .await
         .unwrap()
         .into_iter()
         .map(|m| m.body)
@@ -131,7 +132,7 @@ async fn push_failover_dead_guards_and_unsend_across_devices() {
         ["hello", "after the push node died", "after the guards died"]
     );
     // Alice's own database holds each sent message once, stored.
-    assert_eq!(alice.db().messages(&bob_sid).unwrap().len(), 3);
+    assert_eq!(alice.db().messages(&bob_sid).await.unwrap().len(), 3);
 
     // 3. Unsend on one device: gone on Alice's other device and on Bob's.
     let got = alice2.receive().await.unwrap();
@@ -140,21 +141,23 @@ async fn push_failover_dead_guards_and_unsend_across_devices() {
     let hello = alice
         .db()
         .messages(&bob_sid)
+        .await
         .unwrap()
         .into_iter()
         .find(|m| m.body == "hello")
         .unwrap();
-    alice.unsend(&hello.id).await.unwrap();
+    alice.unsend(&hello.id.to_string()).await.unwrap();
     assert!(alice2.receive().await.unwrap().is_empty());
     let left: Vec<String> = alice2
         .db()
         .messages(&bob_sid)
+        .await
         .unwrap()
         .into_iter()
         .map(|m| m.body)
         .collect();
     assert_eq!(left, ["after the push node died", "after the guards died"]);
     assert!(bob.receive().await.unwrap().is_empty());
-    assert!(bob.db().message(&hello.id).unwrap().is_none());
-    assert_eq!(bob.db().messages(&alice_sid).unwrap().len(), 2);
+    assert!(bob.db().message(&hello.id).await.unwrap().is_none());
+    assert_eq!(bob.db().messages(&alice_sid).await.unwrap().len(), 2);
 }

@@ -23,7 +23,7 @@ pub struct Msg {
 impl From<&StoredMessage> for Msg {
     fn from(m: &StoredMessage) -> Self {
         Self {
-            id: m.id.clone(),
+            id: m.id.to_string(),
             outgoing: m.direction == Direction::Outgoing,
             timestamp: m.timestamp,
             body: m.body.clone(),

@@ -317,7 +317,7 @@ async fn event_loop(
                             let result = m
                                 .send(&to, &text)
                                 .await
-                                .map(|s| (s.hash, s.stored_on))
+                                .map(|s| (s.hash.to_string(), s.stored_on))
                                 .map_err(|e| error_kind(&e));
                             let _ = tx.send(Ui::App(Event::SendDone { token, result }));
                         });
@@ -436,7 +436,7 @@ async fn receive_loop(
         };
         tokio::select! {
             note = pushed => match note {
-                Some(note) => match m.accept_pushed(&note) {
+                Some(note) => match m.accept_pushed(&note).await {
                     Ok(Some(r)) => forward(&tx, r),
                     Ok(None) => {}
                     Err(e) => { let _ = tx.send(Ui::App(Event::Error(error_kind(&e)))); }
@@ -464,7 +464,7 @@ fn forward(tx: &UnboundedSender<Ui>, r: ReceivedMessage) {
     let _ = tx.send(Ui::App(Event::Incoming {
         conversation: r.conversation,
         msg: Msg {
-            id: r.hash,
+            id: r.hash.to_string(),
             outgoing,
             timestamp: r.timestamp,
             body: r.body,

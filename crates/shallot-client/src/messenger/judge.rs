@@ -1,0 +1,401 @@
+//! What one item retrieved from our inbox is, decided from its bytes alone: no database,
+//! clock or network, so every decision is unit-tested here.
+
+use shallot_proto::rpc::RetrievedMessage;
+use shallot_proto::session::protos::{Content, DataMessage, ExpirationType};
+use shallot_proto::session::unwrap_incoming;
+use shallot_proto::{Identity, Namespace, SessionId};
+
+use super::clean_display_name;
+use crate::db::{Direction, Disappearing, MessageState, StoredMessage};
+use shallot_proto::message_hash::MessageHash;
+
+/// What one retrieved item turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// A visible message to keep and show, with the disappearing setting it carries.
+    Show(StoredMessage, Disappearing),
+    /// The sender approved our message request.
+    Approved(SessionId),
+    /// The author asks everyone to delete their message with this timestamp.
+    Unsend { author: SessionId, timestamp: u64 },
+    /// The other party (or we, from another device) changed the conversation's timer.
+    Timer {
+        conversation: SessionId,
+        setting: Disappearing,
+        from_us: bool,
+    },
+    /// Nothing to show or do; the reason is logged (with the hash only).
+    Drop(String),
+}
+
+/// A [`Verdict`] and the display name the sender's profile carried (others' messages only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Judged {
+    pub verdict: Verdict,
+    pub name: Option<String>,
+}
+
+impl From<Verdict> for Judged {
+    fn from(verdict: Verdict) -> Self {
+        Self {
+            verdict,
+            name: None,
+        }
+    }
+}
+
+/// Judges `item`, retrieved from `me`'s inbox: its hash must name its data (a node cannot pass
+/// off other bytes under a known hash), it must open for `me`, and its content decides.
+pub(super) fn judge(me: &Identity, item: &RetrievedMessage) -> Judged {
+    let own = me.session_id();
+    if MessageHash::compute(&own.account(), Namespace::DEFAULT, &item.data) != item.hash {
+        return Verdict::Drop("hash does not match the data".into()).into();
+    }
+    let incoming = match unwrap_incoming(me, &item.data) {
+        Ok(m) => m,
+        Err(e) => return Verdict::Drop(format!("cannot open: {e}")).into(),
+    };
+    let name = (incoming.sender != own)
+        .then(|| profile_name(&incoming.content))
+        .flatten();
+    let verdict = classify(
+        &own,
+        item.hash,
+        incoming.sender,
+        incoming.envelope_timestamp,
+        incoming.content,
+    );
+    Judged { verdict, name }
+}
+
+/// The verdict on an opened message from `sender` to `me`.
+fn classify(
+    me: &SessionId,
+    hash: MessageHash,
+    sender: SessionId,
+    timestamp: u64,
+    content: Content,
+) -> Verdict {
+    let from_us = sender == *me;
+    if let Some(unsend) = &content.unsend_request {
+        return match (unsend.timestamp, unsend.author.as_deref().map(str::parse)) {
+            // Only the author may unsend (us included, from another device).
+            (Some(timestamp), Some(Ok(author))) if author == sender => {
+                Verdict::Unsend { author, timestamp }
+            }
+            _ => Verdict::Drop("unsend request not from the author".into()),
+        };
+    }
+    if let Some(response) = &content.message_request_response {
+        return if response.is_approved == Some(true) && !from_us {
+            Verdict::Approved(sender)
+        } else {
+            Verdict::Drop("message request response not approving".into())
+        };
+    }
+    let disappearing = content_disappearing(&content);
+    if let Some(update) = content
+        .data_message
+        .as_ref()
+        .filter(|d| d.flags.unwrap_or(0) & DataMessage::FLAG_EXPIRATION_TIMER_UPDATE != 0)
+    {
+        let conversation = if from_us {
+            match update.sync_target.as_deref().map(str::parse::<SessionId>) {
+                Some(Ok(target)) => target,
+                _ => return Verdict::Drop("timer update without a valid syncTarget".into()),
+            }
+        } else {
+            sender
+        };
+        return Verdict::Timer {
+            conversation,
+            setting: disappearing,
+            from_us,
+        };
+    }
+    let Some(data_message) = content.data_message else {
+        return Verdict::Drop("not a visible message".into());
+    };
+    let Some(body) = data_message.body else {
+        return Verdict::Drop("no text body".into());
+    };
+    let (conversation, direction) = if from_us {
+        match data_message
+            .sync_target
+            .as_deref()
+            .map(str::parse::<SessionId>)
+        {
+            Some(Ok(target)) => (target, Direction::Outgoing),
+            Some(Err(_)) => return Verdict::Drop("invalid syncTarget".into()),
+            // Note to self.
+            None => (*me, Direction::Outgoing),
+        }
+    } else {
+        (sender, Direction::Incoming)
+    };
+    Verdict::Show(
+        StoredMessage {
+            id: hash,
+            conversation,
+            direction,
+            sender,
+            timestamp,
+            body,
+            state: MessageState::Received,
+        },
+        disappearing,
+    )
+}
+
+/// The disappearing setting a received `Content` carries.
+fn content_disappearing(content: &Content) -> Disappearing {
+    let secs = content.expiration_timer.unwrap_or(0);
+    match content.expiration_type.map(ExpirationType::try_from) {
+        _ if secs == 0 => Disappearing::Off,
+        Some(Ok(ExpirationType::DeleteAfterRead)) => Disappearing::AfterRead(secs),
+        Some(Ok(ExpirationType::DeleteAfterSend)) => Disappearing::AfterSend(secs),
+        _ => Disappearing::Off,
+    }
+}
+
+/// The display name a received `Content` carries (a visible message's or an approval's
+/// profile), cleaned for showing.
+fn profile_name(content: &Content) -> Option<String> {
+    content
+        .data_message
+        .as_ref()
+        .and_then(|d| d.profile.as_ref())
+        .or_else(|| {
+            content
+                .message_request_response
+                .as_ref()
+                .and_then(|r| r.profile.as_ref())
+        })
+        .and_then(|p| p.display_name.as_deref())
+        .and_then(clean_display_name)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::super::testing::{approval, item, named, text, timer, unsend, user, with_timer, T};
+    use super::*;
+
+    #[test]
+    fn a_message_from_someone_else_is_shown_as_incoming_in_their_conversation() {
+        let (me, alice) = (user(), user());
+        let it = item(&me, &alice, &text("hi", T));
+        let judged = judge(&me, &it);
+        let expected = StoredMessage {
+            id: it.hash,
+            conversation: alice.session_id(),
+            direction: Direction::Incoming,
+            sender: alice.session_id(),
+            timestamp: T,
+            body: "hi".into(),
+            state: MessageState::Received,
+        };
+        assert_eq!(judged.verdict, Verdict::Show(expected, Disappearing::Off));
+        assert_eq!(judged.name, None, "no profile, no name");
+    }
+
+    #[test]
+    fn the_senders_display_name_is_taken_cleaned_and_only_from_others() {
+        let (me, alice) = (user(), user());
+        let judged = judge(
+            &me,
+            &item(&me, &alice, &named(text("hi", T), " Alice\u{7} ")),
+        );
+        assert_eq!(judged.name.as_deref(), Some("Alice"));
+        // An approval carries the approver's name too.
+        let judged = judge(&me, &item(&me, &alice, &named(approval(true, T), "Al")));
+        assert_eq!(judged.name.as_deref(), Some("Al"));
+        // A name too long or empty once cleaned is not taken.
+        let long = named(text("hi", T), &"x".repeat(101));
+        assert_eq!(judge(&me, &item(&me, &alice, &long)).name, None);
+        assert_eq!(
+            judge(&me, &item(&me, &alice, &named(text("hi", T), "\u{7} "))).name,
+            None
+        );
+        // Our own sync copies do not rename anyone.
+        let mut sync = named(text("hi", T), "Me");
+        sync.data_message.as_mut().unwrap().sync_target = Some(alice.session_id().to_string());
+        assert_eq!(judge(&me, &item(&me, &me, &sync)).name, None);
+    }
+
+    #[test]
+    fn our_sync_copy_is_outgoing_in_its_target_conversation_and_without_target_a_note_to_self() {
+        let (me, bob) = (user(), user());
+        let mut sync = text("to bob", T);
+        sync.data_message.as_mut().unwrap().sync_target = Some(bob.session_id().to_string());
+        let Verdict::Show(m, _) = judge(&me, &item(&me, &me, &sync)).verdict else {
+            panic!("a sync copy is shown");
+        };
+        assert_eq!(
+            (m.conversation, m.direction, m.sender),
+            (bob.session_id(), Direction::Outgoing, me.session_id())
+        );
+        let Verdict::Show(m, _) = judge(&me, &item(&me, &me, &text("memo", T))).verdict else {
+            panic!("a note to self is shown");
+        };
+        assert_eq!(m.conversation, me.session_id());
+        assert_eq!(m.direction, Direction::Outgoing);
+        let mut bad = text("?", T);
+        bad.data_message.as_mut().unwrap().sync_target = Some("05nothex".into());
+        assert!(matches!(
+            judge(&me, &item(&me, &me, &bad)).verdict,
+            Verdict::Drop(_)
+        ));
+    }
+
+    #[test]
+    fn forged_hashes_foreign_data_and_invisible_content_are_dropped() {
+        let (me, alice, eve) = (user(), user(), user());
+        // A node passing off other bytes under a known hash.
+        let mut swapped = item(&me, &alice, &text("hi", T));
+        swapped.hash = item(&me, &alice, &text("other", T)).hash;
+        assert_eq!(
+            judge(&me, &swapped).verdict,
+            Verdict::Drop("hash does not match the data".into())
+        );
+        // Bytes that are not an envelope, hashed correctly.
+        let mut junk = item(&me, &alice, &text("hi", T));
+        junk.data = b"not a message".to_vec();
+        junk.hash =
+            MessageHash::compute(&me.session_id().account(), Namespace::DEFAULT, &junk.data);
+        assert!(matches!(judge(&me, &junk).verdict, Verdict::Drop(_)));
+        // A message for someone else, stored (hash and all) in our inbox.
+        let mut theirs = item(&eve, &alice, &text("hi", T));
+        theirs.hash =
+            MessageHash::compute(&me.session_id().account(), Namespace::DEFAULT, &theirs.data);
+        assert!(matches!(judge(&me, &theirs).verdict, Verdict::Drop(_)));
+        // No text: neither shown nor acted on.
+        let empty = Content {
+            data_message: Some(DataMessage::default()),
+            sig_timestamp: Some(T),
+            ..Content::default()
+        };
+        assert_eq!(
+            judge(&me, &item(&me, &alice, &empty)).verdict,
+            Verdict::Drop("no text body".into())
+        );
+        let nothing = Content {
+            sig_timestamp: Some(T),
+            ..Content::default()
+        };
+        assert_eq!(
+            judge(&me, &item(&me, &alice, &nothing)).verdict,
+            Verdict::Drop("not a visible message".into())
+        );
+    }
+
+    #[test]
+    fn only_the_author_may_unsend() {
+        let (me, alice, mallory) = (user(), user(), user());
+        let own = unsend(&alice.session_id(), 42, T);
+        assert_eq!(
+            judge(&me, &item(&me, &alice, &own)).verdict,
+            Verdict::Unsend {
+                author: alice.session_id(),
+                timestamp: 42
+            }
+        );
+        // We may unsend our own message from another device.
+        let ours = unsend(&me.session_id(), 7, T);
+        assert_eq!(
+            judge(&me, &item(&me, &me, &ours)).verdict,
+            Verdict::Unsend {
+                author: me.session_id(),
+                timestamp: 7
+            }
+        );
+        // Mallory naming Alice (or us) as the author is forged.
+        for victim in [alice.session_id(), me.session_id()] {
+            let forged = unsend(&victim, 42, T);
+            assert_eq!(
+                judge(&me, &item(&me, &mallory, &forged)).verdict,
+                Verdict::Drop("unsend request not from the author".into())
+            );
+        }
+        let mut no_timestamp = unsend(&alice.session_id(), 42, T);
+        no_timestamp.unsend_request.as_mut().unwrap().timestamp = None;
+        assert!(matches!(
+            judge(&me, &item(&me, &alice, &no_timestamp)).verdict,
+            Verdict::Drop(_)
+        ));
+    }
+
+    #[test]
+    fn only_an_approving_response_from_someone_else_approves() {
+        let (me, alice) = (user(), user());
+        assert_eq!(
+            judge(&me, &item(&me, &alice, &approval(true, T))).verdict,
+            Verdict::Approved(alice.session_id())
+        );
+        assert!(matches!(
+            judge(&me, &item(&me, &alice, &approval(false, T))).verdict,
+            Verdict::Drop(_)
+        ));
+        assert!(matches!(
+            judge(&me, &item(&me, &me, &approval(true, T))).verdict,
+            Verdict::Drop(_)
+        ));
+    }
+
+    #[test]
+    fn messages_carry_their_disappearing_setting() {
+        let (me, alice) = (user(), user());
+        let cases = [
+            (
+                Some(ExpirationType::DeleteAfterSend),
+                30,
+                Disappearing::AfterSend(30),
+            ),
+            (
+                Some(ExpirationType::DeleteAfterRead),
+                60,
+                Disappearing::AfterRead(60),
+            ),
+            (Some(ExpirationType::DeleteAfterRead), 0, Disappearing::Off),
+            (None, 30, Disappearing::Off),
+            (Some(ExpirationType::Unknown), 30, Disappearing::Off),
+        ];
+        for (kind, secs, expected) in cases {
+            let content = with_timer(text("tick", T), kind, secs);
+            let Verdict::Show(_, setting) = judge(&me, &item(&me, &alice, &content)).verdict else {
+                panic!("shown");
+            };
+            assert_eq!(setting, expected, "{kind:?} {secs}");
+        }
+    }
+
+    #[test]
+    fn timer_updates_name_their_conversation() {
+        let (me, alice, bob) = (user(), user(), user());
+        let theirs = timer(Some(ExpirationType::DeleteAfterSend), 30, None, T);
+        assert_eq!(
+            judge(&me, &item(&me, &alice, &theirs)).verdict,
+            Verdict::Timer {
+                conversation: alice.session_id(),
+                setting: Disappearing::AfterSend(30),
+                from_us: false
+            }
+        );
+        // From our other device, for the conversation its syncTarget names.
+        let ours = timer(None, 0, Some(bob.session_id()), T);
+        assert_eq!(
+            judge(&me, &item(&me, &me, &ours)).verdict,
+            Verdict::Timer {
+                conversation: bob.session_id(),
+                setting: Disappearing::Off,
+                from_us: true
+            }
+        );
+        let untargeted = timer(None, 0, None, T);
+        assert!(matches!(
+            judge(&me, &item(&me, &me, &untargeted)).verdict,
+            Verdict::Drop(_)
+        ));
+    }
+}
