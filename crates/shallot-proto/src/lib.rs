@@ -2,6 +2,7 @@
 //! computed without touching a socket, a file or a clock.
 //!
 //! Each wire format lives in exactly one module:
+//! - [`bencode`]: canonical bencode values, encoder and strict parser.
 //! - [`identity`]: Ed25519/X25519 keys, Session IDs and other account IDs.
 //! - [`mnemonic`]: the 13-word recovery phrase.
 //! - [`namespace`]: storage namespaces and their access classes.
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod b64;
+pub mod bencode;
 pub mod identity;
 pub mod json_limit;
 pub mod message_hash;
