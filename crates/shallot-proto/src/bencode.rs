@@ -212,6 +212,38 @@ impl From<Dict> for Value {
     }
 }
 
+/// One top-level entry of a dict read by [`decode_dict_entries`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DictEntry {
+    /// Offset of the entry's key in the input: the bytes before it are what a signature stored
+    /// under this key covers.
+    pub offset: usize,
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value.
+    pub value: Value,
+}
+
+/// Parses a canonical bencoded dict filling all of `bytes`, keeping each top-level key's offset
+/// (for formats whose last key signs everything before it).
+pub fn decode_dict_entries(bytes: &[u8]) -> Result<Vec<DictEntry>, BencodeError> {
+    let mut parser = Parser::new(bytes);
+    parser.expect(b'd')?;
+    let mut entries: Vec<DictEntry> = Vec::new();
+    while parser.peek()? != b'e' {
+        let (offset, key) = parser.key(entries.last().map(|e| e.key.as_slice()))?;
+        let value = parser.value(1)?;
+        entries.push(DictEntry {
+            offset,
+            key: key.to_vec(),
+            value,
+        });
+    }
+    parser.pos += 1;
+    parser.finish()?;
+    Ok(entries)
+}
+
 /// The canonical bencoding of a dict.
 pub fn encode_dict(dict: &Dict) -> Vec<u8> {
     let mut out = Vec::new();

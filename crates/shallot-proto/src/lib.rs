@@ -3,6 +3,7 @@
 //!
 //! Each wire format lives in exactly one module:
 //! - [`bencode`]: canonical bencode values, encoder and strict parser.
+//! - [`group`]: Session's "03" groups: identity, member auth, group keys, configs, messages.
 //! - [`identity`]: Ed25519/X25519 keys, Session IDs and other account IDs.
 //! - [`mnemonic`]: the 13-word recovery phrase.
 //! - [`namespace`]: storage namespaces and their access classes.
@@ -17,6 +18,7 @@
 
 pub mod b64;
 pub mod bencode;
+pub mod group;
 pub mod identity;
 pub mod json_limit;
 pub mod message_hash;

@@ -11,22 +11,22 @@ use crate::identity::{SessionId, X25519Pub};
 /// Length of a profile picture's encryption key.
 pub const PROFILE_PICTURE_KEY_LEN: usize = 32;
 
-fn get_bytes<'a>(dict: &'a Dict, key: &str) -> Option<&'a [u8]> {
+pub(crate) fn get_bytes<'a>(dict: &'a Dict, key: &str) -> Option<&'a [u8]> {
     dict.get(key.as_bytes()).and_then(Value::as_bytes)
 }
 
-fn get_int(dict: &Dict, key: &str) -> Option<i64> {
+pub(crate) fn get_int(dict: &Dict, key: &str) -> Option<i64> {
     dict.get(key.as_bytes()).and_then(Value::as_int)
 }
 
 /// A non-empty string field (invalid UTF-8 is replaced, not rejected).
-fn get_text(dict: &Dict, key: &str) -> Option<String> {
+pub(crate) fn get_text(dict: &Dict, key: &str) -> Option<String> {
     get_bytes(dict, key)
         .filter(|b| !b.is_empty())
         .map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
-fn put(dict: &mut Dict, key: &str, value: Option<Value>) {
+pub(crate) fn put(dict: &mut Dict, key: &str, value: Option<Value>) {
     match value {
         Some(value) => dict.insert(key.as_bytes().to_vec(), value),
         None => dict.remove(key.as_bytes()),
@@ -34,14 +34,14 @@ fn put(dict: &mut Dict, key: &str, value: Option<Value>) {
 }
 
 /// `Some` of a non-empty string, `None` otherwise.
-fn non_empty(text: Option<&String>) -> Option<String> {
+pub(crate) fn non_empty(text: Option<&String>) -> Option<String> {
     text.filter(|t| !t.is_empty()).cloned()
 }
 
 /// A profile picture as the pair libsession requires: a non-empty URL and a 32-byte key.
-type Picture = (Option<String>, Option<Vec<u8>>);
+pub(crate) type Picture = (Option<String>, Option<Vec<u8>>);
 
-fn get_picture(dict: &Dict) -> Picture {
+pub(crate) fn get_picture(dict: &Dict) -> Picture {
     let url = get_text(dict, "p");
     let key = get_bytes(dict, "q").filter(|k| k.len() == PROFILE_PICTURE_KEY_LEN);
     match (url, key) {
@@ -59,7 +59,7 @@ fn wanted_picture(url: Option<&String>, key: Option<&Vec<u8>>) -> Picture {
     }
 }
 
-fn apply_picture(dict: &mut Dict, url: Option<&String>, key: Option<&Vec<u8>>) {
+pub(crate) fn apply_picture(dict: &mut Dict, url: Option<&String>, key: Option<&Vec<u8>>) {
     let wanted = wanted_picture(url, key);
     if get_picture(dict) != wanted {
         let (url, key) = wanted;
