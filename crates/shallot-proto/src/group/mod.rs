@@ -6,27 +6,35 @@
 //! - [`identity`]: the group ID, the admin's secret keys, seed hashes.
 //! - [`auth`]: member `auth_data`, subaccount tokens and request signatures.
 //! - [`message`]: `encrypt_for_group` and decryption of namespace-11 messages.
+//! - [`config`]: GroupInfo/GroupMembers configs: signed, sealed with the group keys.
+//! - [`info`], [`members`]: typed views of their data.
 //! - [`multi`]: multi-recipient encryption and its simple container.
 //! - [`signed`]: the `~` group signature on bencoded dicts.
 //! - [`keys`]: GroupKeys messages (rekey, supplements) and their decryption.
 //! - [`key_list`]: the key list a client keeps: loading messages, expiry, `needs_rekey`.
 
 pub mod auth;
+pub mod config;
 mod hash;
 pub mod identity;
+pub mod info;
 pub mod key_list;
 pub mod keys;
+pub mod members;
 pub mod message;
 pub mod multi;
 pub mod signed;
 
 pub use auth::{make_auth_data, subaccount_token, AuthData, AuthError, SubaccountRequestAuth};
+pub use config::{open_group_config, seal_group_config, GroupConfigError, GroupConfigKind};
 pub use identity::{seed_hash, GroupAdmin, GroupId, SeedHash};
+pub use info::GroupInfo;
 pub use key_list::{GroupKeys, KeyHolder, KEY_EXPIRY_MS};
 pub use keys::{
     key_supplement, rekey, FullKeyMessage, GroupKey, KeyEntry, KeyMessage, KeysError, Rekey,
     SupplementMessage,
 };
+pub use members::{GroupMember, GroupMembers, Removal, SendStatus};
 pub use message::{decrypt_group_message, encrypt_for_group, GroupMessage, GroupMessageError};
 pub use multi::{decrypt_for_multiple, encrypt_for_multiple, MultiContainer};
 pub use signed::SignedError;

@@ -454,7 +454,11 @@ pub fn open_config_full(
     key_base: &[u8; 32],
     kind: ConfigKind,
 ) -> Result<OpenedConfig, ConfigError> {
-    let mut plaintext = decrypt_config(ciphertext, key_base, kind.domain())?;
+    open_decrypted(decrypt_config(ciphertext, key_base, kind.domain())?)
+}
+
+/// Unpads, decompresses and parses a decrypted config message.
+pub fn open_decrypted(mut plaintext: Vec<u8>) -> Result<OpenedConfig, ConfigError> {
     let padding = plaintext.len() - strip_config_padding(&plaintext).len();
     plaintext.drain(..padding);
     if plaintext.first() == Some(&b'z') {

@@ -1,0 +1,174 @@
+//! GroupInfo and GroupMembers configs: sealed by an admin with the current group key, opened
+//! by members with any held key, refused when not signed by the group; typed views keep unknown
+//! fields; the push sizes of libsession's Info test.
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
+
+use proptest::prelude::*;
+use shallot_proto::group::{
+    open_group_config, seal_group_config, GroupAdmin, GroupConfigError, GroupConfigKind, GroupInfo,
+    GroupKey, GroupMember, GroupMembers, Removal, SendStatus,
+};
+use shallot_proto::session::{encrypt_config, pad_config, ConfigMessage, Value};
+use shallot_proto::{Identity, SessionId};
+
+const INFO_SEED: &str = "0123456789abcdef0123456789abcdeffedcba9876543210fedcba9876543210";
+
+fn admin() -> GroupAdmin {
+    GroupAdmin::from_seed(hex::decode(INFO_SEED).unwrap().try_into().unwrap())
+}
+
+#[test]
+fn info_push_sizes_match_libsession() {
+    // groups.json group_config_push_sizes: key 'aa'*32, name "GROUP Name" at seqno 1 → 256.
+    let admin = admin();
+    let key = GroupKey::from_bytes([0xaa; 32]);
+    let info = GroupInfo {
+        name: Some("GROUP Name".into()),
+        ..GroupInfo::default()
+    };
+    let m1 = ConfigMessage::new(1, info.to_data());
+    let sealed = seal_group_config(&m1, None, &admin, &key, GroupConfigKind::Info).unwrap();
+    assert_eq!(sealed.len(), 256);
+    let richer = GroupInfo {
+        picture_url: Some("http://example.com/12345".into()),
+        picture_key: Some(b"abcdefghijklmnopqrstuvwxyz123456".to_vec()),
+        disappear_after_send_secs: 3600,
+        created: 1_700_000_000,
+        delete_before: 1_700_000_100,
+        delete_attachments_before: 1_700_000_200,
+        destroyed: true,
+        ..info.clone()
+    };
+    let m2 = ConfigMessage::new(2, richer.to_data());
+    let sealed2 =
+        seal_group_config(&m2, Some(&m1.data), &admin, &key, GroupConfigKind::Info).unwrap();
+    assert_eq!(sealed2.len(), 512);
+    let opened = open_group_config(&sealed2, [&key], &admin.id(), GroupConfigKind::Info).unwrap();
+    assert_eq!(GroupInfo::from_data(&opened.parsed.message.data), richer);
+    assert_eq!(opened.parsed.message.seqno, 2);
+}
+
+#[test]
+fn configs_must_be_signed_by_the_group() {
+    let admin = admin();
+    let impostor = GroupAdmin::from_seed([9; 32]);
+    let key = GroupKey::from_bytes([0xbb; 32]);
+    let message = ConfigMessage::new(
+        1,
+        GroupInfo {
+            name: Some("x".into()),
+            ..GroupInfo::default()
+        }
+        .to_data(),
+    );
+    let forged = seal_group_config(&message, None, &impostor, &key, GroupConfigKind::Info).unwrap();
+    assert_eq!(
+        open_group_config(&forged, [&key], &admin.id(), GroupConfigKind::Info),
+        Err(GroupConfigError::BadSignature)
+    );
+    // An unsigned config under the right key.
+    let unsigned = encrypt_config(
+        &pad_config(&message.serialize(None)),
+        key.as_bytes(),
+        GroupConfigKind::Info.domain(),
+    )
+    .unwrap();
+    assert_eq!(
+        open_group_config(&unsigned, [&key], &admin.id(), GroupConfigKind::Info),
+        Err(GroupConfigError::Unsigned)
+    );
+    // Wrong key, wrong kind, truncation.
+    let sealed = seal_group_config(&message, None, &admin, &key, GroupConfigKind::Info).unwrap();
+    let other = GroupKey::from_bytes([1; 32]);
+    assert_eq!(
+        open_group_config(&sealed, [&other], &admin.id(), GroupConfigKind::Info),
+        Err(GroupConfigError::NoKey)
+    );
+    assert_eq!(
+        open_group_config(&sealed, [&key], &admin.id(), GroupConfigKind::Members),
+        Err(GroupConfigError::NoKey)
+    );
+    for cut in 0..sealed.len() {
+        assert!(
+            open_group_config(&sealed[..cut], [&key], &admin.id(), GroupConfigKind::Info).is_err()
+        );
+    }
+    // Any of several keys works.
+    assert!(open_group_config(&sealed, [&other, &key], &admin.id(), GroupConfigKind::Info).is_ok());
+}
+
+#[test]
+fn members_view_keeps_unknown_fields_and_rules() {
+    let a = Identity::from_seed([1; 32]).session_id();
+    let b = Identity::from_seed([2; 32]).session_id();
+    let mut members = GroupMembers::default();
+    members.members.insert(
+        a,
+        GroupMember {
+            name: "Admin".into(),
+            admin: true,
+            invite: SendStatus::Sent,
+            ..GroupMember::default()
+        },
+    );
+    members.members.insert(
+        b,
+        GroupMember {
+            invite: SendStatus::NotSent,
+            supplement: true,
+            removal: Removal::MemberAndMessages,
+            ..GroupMember::default()
+        },
+    );
+    let mut data = members.to_data();
+    // Admins never carry an invite status; empty names are still written.
+    let entry_a = data[b"m".as_slice()].as_dict().unwrap()[a.account().to_bytes().as_slice()]
+        .as_dict()
+        .unwrap()
+        .clone();
+    assert!(!entry_a.contains_key(b"I".as_slice()));
+    let entry_b = data[b"m".as_slice()].as_dict().unwrap()[b.account().to_bytes().as_slice()]
+        .as_dict()
+        .unwrap()
+        .clone();
+    assert_eq!(entry_b[b"n".as_slice()], Value::from(""));
+    assert_eq!(members.rekey_members(), vec![a]);
+    // Unknown keys survive applying the view read back.
+    if let Some(Value::Dict(m)) = data.get_mut(b"m".as_slice()) {
+        if let Some(Value::Dict(e)) = m.get_mut(a.account().to_bytes().as_slice()) {
+            e.insert(b"x".to_vec(), Value::Int(5));
+        }
+    }
+    let before = data.clone();
+    GroupMembers::from_data(&data).apply_to(&mut data);
+    assert_eq!(data, before);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn members_configs_round_trip(
+        entries in proptest::collection::btree_map(any::<[u8; 32]>(), ("[a-z]{0,8}", 0_u8..4, any::<bool>(), 0_u8..3), 0..12),
+        seqno in 1_i64..1000,
+    ) {
+        let admin = admin();
+        let key = GroupKey::from_bytes([0xcc; 32]);
+        let members = GroupMembers {
+            members: entries.into_iter().map(|(k, (name, invite, adm, removal))| {
+                let member = GroupMember {
+                    name,
+                    admin: adm,
+                    invite: if adm { SendStatus::Accepted } else { [SendStatus::Accepted, SendStatus::Sent, SendStatus::Failed, SendStatus::NotSent][usize::from(invite)] },
+                    removal: [Removal::None, Removal::Member, Removal::MemberAndMessages][usize::from(removal)],
+                    ..GroupMember::default()
+                };
+                (SessionId::from_x25519(shallot_proto::X25519Pub::from_bytes(k)), member)
+            }).collect(),
+        };
+        let message = ConfigMessage::new(seqno, members.to_data());
+        let sealed = seal_group_config(&message, None, &admin, &key, GroupConfigKind::Members).unwrap();
+        let opened = open_group_config(&sealed, [&key], &admin.id(), GroupConfigKind::Members).unwrap();
+        prop_assert_eq!(GroupMembers::from_data(&opened.parsed.message.data), members);
+    }
+}
