@@ -7,14 +7,18 @@ use rand::SeedableRng;
 use serde_json::Value;
 use shallot_proto::b64;
 use shallot_proto::group::keys::{KeyEntry, KeyMessage, KEY_COPY_LEN};
+use shallot_proto::group::kicked::kicked_notice_with_nonce;
 use shallot_proto::group::message::{
     encrypt_for_group_with_nonce, GROUP_MESSAGE_PADDING, MAX_GROUP_PLAINTEXT,
 };
+use shallot_proto::group::update::{GroupUpdateInviteMessage, InfoChangeType, MemberChangeType};
 use shallot_proto::group::{
-    decrypt_for_multiple, decrypt_group_message, encrypt_for_group, encrypt_for_multiple,
-    key_supplement, make_auth_data, rekey, seed_hash, subaccount_token, AuthData, AuthError,
-    GroupAdmin, GroupId, GroupKey, GroupMessageError, MultiContainer, SeedHash,
+    check_kicked, decrypt_for_multiple, decrypt_group_message, encrypt_for_group,
+    encrypt_for_multiple, key_supplement, make_auth_data, rekey, seed_hash, subaccount_token,
+    AdminText, AuthData, AuthError, GroupAdmin, GroupId, GroupKey, GroupMessageError,
+    GroupUpdateMessage, KickedError, MultiContainer, SeedHash,
 };
+use shallot_proto::session::protos::DataMessage;
 use shallot_proto::subaccount::SubaccountFlags;
 use shallot_proto::{Ed25519Pub, Identity, SessionId};
 
@@ -549,4 +553,126 @@ fn group_message_padded_sizes() {
         encrypt_for_group(&sender, &admin.id(), &key, &huge, true, 256, &mut rng),
         Err(GroupMessageError::TooLarge)
     );
+}
+
+#[test]
+fn kicked_notice_for_namespace_minus_11() {
+    let v = vector("kicked_message_ns_minus11");
+    let i = &v["inputs"];
+    let admin = GroupAdmin::from_seed(arr(&i["group_seed"]));
+    let removed: Vec<SessionId> = i["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(sid)
+        .collect();
+    let notice = kicked_notice_with_nonce(&admin, &removed, 1, &arr(&i["nonce"]));
+    assert_eq!(notice, bytes(&v["expected"]["message"]));
+    let seeds = vector("member_session_ids");
+    let member3 = Identity::from_seed(arr(&seeds["inputs"]["seeds"]["member3"]));
+    let member1 = Identity::from_seed(arr(&seeds["inputs"]["seeds"]["member1"]));
+    assert_eq!(
+        check_kicked(&notice, &member3, &admin.id(), Some(1)),
+        Ok(())
+    );
+    assert_eq!(check_kicked(&notice, &member3, &admin.id(), None), Ok(()));
+    assert_eq!(
+        check_kicked(&notice, &member3, &admin.id(), Some(2)),
+        Err(KickedError::Stale {
+            notice: 1,
+            current: 2
+        })
+    );
+    assert_eq!(
+        check_kicked(&notice, &member1, &admin.id(), Some(1)),
+        Err(KickedError::NotForUs)
+    );
+    for cut in 0..notice.len() {
+        assert!(check_kicked(&notice[..cut], &member3, &admin.id(), Some(1)).is_err());
+    }
+}
+
+#[test]
+fn group_update_admin_signatures() {
+    let v = vector("group_update_admin_signatures");
+    let admin = GroupAdmin::from_seed(arr(&v["inputs"]["group_seed"]));
+    let e = &v["expected"];
+    let ts = 1_700_000_000_000;
+    let invitee: SessionId = "05ece06dd8e02fb2f7d9497f956a1996e199953c651f4016a2f79a3b3e38d55628"
+        .parse()
+        .unwrap();
+    let members = ["05a2b03abdda4df8316f9d7aed5d2d1e483e9af269d0b39191b08321b8495bc118".to_owned()];
+    let cases = [
+        (
+            "invite",
+            AdminText::Invite {
+                invitee: &invitee,
+                timestamp_ms: ts,
+            },
+        ),
+        (
+            "info_change_name",
+            AdminText::InfoChange {
+                kind: InfoChangeType::Name,
+                timestamp_ms: ts,
+            },
+        ),
+        (
+            "member_change_added",
+            AdminText::MemberChange {
+                kind: MemberChangeType::Added,
+                timestamp_ms: ts,
+            },
+        ),
+        (
+            "delete_content",
+            AdminText::DeleteContent {
+                timestamp_ms: ts,
+                members: &members,
+                hashes: &[],
+            },
+        ),
+    ];
+    for (name, text) in cases {
+        assert_eq!(
+            text.bytes(),
+            e[name]["text"].as_str().unwrap().as_bytes(),
+            "{name}"
+        );
+        let sig = text.sign(&admin).to_bytes();
+        assert_eq!(hex::encode(sig), e[name]["sig"].as_str().unwrap(), "{name}");
+        assert!(text.verify(&admin.id(), &sig));
+        assert!(!text.verify(&GroupAdmin::from_seed([1; 32]).id(), &sig));
+        assert!(!text.verify(&admin.id(), &sig[..63]));
+    }
+    // The invite travels in DataMessage field 120 and decodes back.
+    let auth = make_auth_data(
+        &admin,
+        &invitee,
+        SubaccountFlags::READ | SubaccountFlags::WRITE,
+    )
+    .unwrap();
+    let data = DataMessage {
+        group_update_message: Some(GroupUpdateMessage {
+            invite_message: Some(GroupUpdateInviteMessage {
+                group_session_id: Some(admin.id().to_string()),
+                name: Some("Tomato sauce".into()),
+                member_auth_data: Some(auth.as_bytes().to_vec()),
+                admin_signature: Some(
+                    AdminText::Invite {
+                        invitee: &invitee,
+                        timestamp_ms: ts,
+                    }
+                    .sign(&admin)
+                    .to_bytes()
+                    .to_vec(),
+                ),
+            }),
+            ..GroupUpdateMessage::default()
+        }),
+        ..DataMessage::default()
+    };
+    let encoded = prost::Message::encode_to_vec(&data);
+    let decoded: DataMessage = prost::Message::decode(encoded.as_slice()).unwrap();
+    assert_eq!(decoded, data);
 }

@@ -8,6 +8,8 @@
 //! - [`message`]: `encrypt_for_group` and decryption of namespace-11 messages.
 //! - [`config`]: GroupInfo/GroupMembers configs: signed, sealed with the group keys.
 //! - [`info`], [`members`]: typed views of their data.
+//! - [`kicked`]: the namespace −11 removal notice.
+//! - [`update`]: the GroupUpdateMessage protobufs and admin-signed texts.
 //! - [`multi`]: multi-recipient encryption and its simple container.
 //! - [`signed`]: the `~` group signature on bencoded dicts.
 //! - [`keys`]: GroupKeys messages (rekey, supplements) and their decryption.
@@ -20,10 +22,12 @@ pub mod identity;
 pub mod info;
 pub mod key_list;
 pub mod keys;
+pub mod kicked;
 pub mod members;
 pub mod message;
 pub mod multi;
 pub mod signed;
+pub mod update;
 
 pub use auth::{make_auth_data, subaccount_token, AuthData, AuthError, SubaccountRequestAuth};
 pub use config::{open_group_config, seal_group_config, GroupConfigError, GroupConfigKind};
@@ -34,7 +38,9 @@ pub use keys::{
     key_supplement, rekey, FullKeyMessage, GroupKey, KeyEntry, KeyMessage, KeysError, Rekey,
     SupplementMessage,
 };
+pub use kicked::{check_kicked, kicked_notice, KickedError};
 pub use members::{GroupMember, GroupMembers, Removal, SendStatus};
 pub use message::{decrypt_group_message, encrypt_for_group, GroupMessage, GroupMessageError};
 pub use multi::{decrypt_for_multiple, encrypt_for_multiple, MultiContainer};
 pub use signed::SignedError;
+pub use update::{AdminText, GroupUpdateMessage};
