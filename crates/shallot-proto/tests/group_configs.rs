@@ -5,10 +5,13 @@
 
 use proptest::prelude::*;
 use shallot_proto::group::{
-    open_group_config, seal_group_config, GroupAdmin, GroupConfigError, GroupConfigKind, GroupInfo,
-    GroupKey, GroupMember, GroupMembers, Removal, SendStatus,
+    open_group_config, seal_group_config, AuthData, GroupAdmin, GroupConfigError, GroupConfigKind,
+    GroupId, GroupInfo, GroupKey, GroupMember, GroupMembers, Removal, RemovedStatus, SendStatus,
+    UserGroupEntry, UserGroups,
 };
-use shallot_proto::session::{encrypt_config, pad_config, ConfigMessage, Value};
+use shallot_proto::session::{
+    encrypt_config, open_config, pad_config, seal_config, ConfigKind, ConfigMessage, Dict, Value,
+};
 use shallot_proto::{Identity, SessionId};
 
 const INFO_SEED: &str = "0123456789abcdef0123456789abcdeffedcba9876543210fedcba9876543210";
@@ -171,4 +174,88 @@ proptest! {
         let opened = open_group_config(&sealed, [&key], &admin.id(), GroupConfigKind::Members).unwrap();
         prop_assert_eq!(GroupMembers::from_data(&opened.parsed.message.data), members);
     }
+}
+
+#[test]
+fn user_groups_entries_follow_libsession() {
+    let all: serde_json::Value = serde_json::from_str(include_str!("vectors/groups.json")).unwrap();
+    let v = all["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == "user_groups_v2_entry")
+        .unwrap();
+    let i = &v["inputs"];
+    let e = &v["expected"];
+    let user_seed: [u8; 32] = hex::decode(i["user_seed"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let user = Identity::from_seed(user_seed);
+    assert_eq!(
+        user.ed25519_public().to_hex(),
+        e["user_ed25519_pk"].as_str().unwrap()
+    );
+    assert_eq!(
+        user.x25519_public().to_hex(),
+        e["user_x25519_pk"].as_str().unwrap()
+    );
+    let auth =
+        AuthData::from_bytes(&hex::decode(i["auth_data"].as_str().unwrap()).unwrap()).unwrap();
+    let sk: [u8; 64] = hex::decode(e["group_2_loaded"]["secretkey"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+
+    let mut groups = UserGroups::default();
+    for id in ["group_id_1", "group_id_2"] {
+        let id: GroupId = i[id].as_str().unwrap().parse().unwrap();
+        let mut entry = UserGroupEntry {
+            auth_data: Some(auth.clone()),
+            name: Some("Group".into()),
+            joined_at: 1_700_000_000,
+            ..UserGroupEntry::default()
+        };
+        entry.set_secret_key(&id, &sk);
+        groups.groups.insert(id, entry);
+    }
+    let mut data = Dict::new();
+    groups.apply_to(&mut data);
+    let sealed = seal_config(
+        &ConfigMessage::new(1, data),
+        None,
+        &user_seed,
+        ConfigKind::UserGroups,
+    );
+    let opened = open_config(&sealed, &user_seed, ConfigKind::UserGroups).unwrap();
+    let back = UserGroups::from_data(&opened.data);
+    assert_eq!(back, groups);
+    let stored = opened.data[b"g".as_slice()].as_dict().unwrap();
+    for (name, loaded) in [
+        ("group_id_1", &e["group_1_loaded"]),
+        ("group_id_2", &e["group_2_loaded"]),
+    ] {
+        let id: GroupId = i[name].as_str().unwrap().parse().unwrap();
+        let entry = stored[id.to_bytes().as_slice()].as_dict().unwrap();
+        let seed = entry[b"K".as_slice()].as_bytes().unwrap();
+        let expected_sk = loaded["secretkey"].as_str().unwrap();
+        assert_eq!(
+            hex::encode(seed),
+            expected_sk.get(..64).unwrap_or(""),
+            "{name}"
+        );
+        let auth_hex = entry
+            .get(b"s".as_slice())
+            .and_then(Value::as_bytes)
+            .map(hex::encode);
+        let expected_s = loaded["auth_data"].as_str().unwrap();
+        assert_eq!(auth_hex.as_deref().unwrap_or(""), expected_s, "{name}");
+    }
+    // Kicked clears the credentials; destroyed is permanent.
+    let id: GroupId = i["group_id_2"].as_str().unwrap().parse().unwrap();
+    let entry = groups.groups.get_mut(&id).unwrap();
+    entry.removed = RemovedStatus::Destroyed;
+    entry.mark_kicked();
+    assert_eq!(entry.removed, RemovedStatus::Destroyed);
+    assert!(entry.admin_seed.is_none() && entry.auth_data.is_none());
 }

@@ -10,6 +10,7 @@
 //! - [`info`], [`members`]: typed views of their data.
 //! - [`kicked`]: the namespace −11 removal notice.
 //! - [`update`]: the GroupUpdateMessage protobufs and admin-signed texts.
+//! - [`user_groups`]: the `03` group entries of the user's UserGroups config (namespace 5).
 //! - [`multi`]: multi-recipient encryption and its simple container.
 //! - [`signed`]: the `~` group signature on bencoded dicts.
 //! - [`keys`]: GroupKeys messages (rekey, supplements) and their decryption.
@@ -28,6 +29,7 @@ pub mod message;
 pub mod multi;
 pub mod signed;
 pub mod update;
+pub mod user_groups;
 
 pub use auth::{make_auth_data, subaccount_token, AuthData, AuthError, SubaccountRequestAuth};
 pub use config::{open_group_config, seal_group_config, GroupConfigError, GroupConfigKind};
@@ -44,3 +46,4 @@ pub use message::{decrypt_group_message, encrypt_for_group, GroupMessage, GroupM
 pub use multi::{decrypt_for_multiple, encrypt_for_multiple, MultiContainer};
 pub use signed::SignedError;
 pub use update::{AdminText, GroupUpdateMessage};
+pub use user_groups::{RemovedStatus, UserGroupEntry, UserGroups};
