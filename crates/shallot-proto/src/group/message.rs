@@ -25,6 +25,9 @@ pub enum GroupMessageError {
     /// The plaintext (or its decompression) exceeds [`MAX_GROUP_PLAINTEXT`].
     #[error("group message larger than {MAX_GROUP_PLAINTEXT} bytes")]
     TooLarge,
+    /// An empty plaintext (receivers require non-empty data, so it could never be read).
+    #[error("group message plaintext is empty")]
+    Empty,
     /// Shorter than nonce plus tag.
     #[error("group message ciphertext is {0} bytes, too short")]
     TooShort(usize),
@@ -87,6 +90,9 @@ pub fn encrypt_for_group_with_nonce(
 ) -> Result<Vec<u8>, GroupMessageError> {
     if plaintext.len() > MAX_GROUP_PLAINTEXT {
         return Err(GroupMessageError::TooLarge);
+    }
+    if plaintext.is_empty() {
+        return Err(GroupMessageError::Empty);
     }
     let compressed = compress
         .then(|| {
