@@ -2,6 +2,8 @@
 //! computed without touching a socket, a file or a clock.
 //!
 //! Each wire format lives in exactly one module:
+//! - [`bencode`]: canonical bencode values, encoder and strict parser.
+//! - [`group`]: Session's "03" groups: identity, member auth, group keys, configs, messages.
 //! - [`identity`]: Ed25519/X25519 keys, Session IDs and other account IDs.
 //! - [`mnemonic`]: the 13-word recovery phrase.
 //! - [`namespace`]: storage namespaces and their access classes.
@@ -15,6 +17,8 @@
 #![forbid(unsafe_code)]
 
 pub mod b64;
+pub mod bencode;
+pub mod group;
 pub mod identity;
 pub mod json_limit;
 pub mod message_hash;

@@ -10,9 +10,9 @@ use std::str::FromStr;
 
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
-use serde_bytes::{ByteBuf, Bytes};
 
 use super::cipher::{CipherError, HopKey, ResponseKey};
+use crate::bencode::Value;
 
 /// Why a v4 request or response could not be built, encrypted, decrypted or parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -204,11 +204,11 @@ impl V4Request {
             headers: &self.headers,
         })
         .map_err(|e| V4Error::InvalidJson(e.to_string()))?;
-        let mut items = vec![Bytes::new(&info)];
+        let mut items = vec![info.as_slice()];
         if let Some(body) = &self.body {
-            items.push(Bytes::new(body));
+            items.push(body);
         }
-        bencode_list(&items)
+        Ok(bencode_list(&items))
     }
 
     /// Parses the decrypted plaintext on the server side (1 or 2 items; the same rules as [`Self::new`]
@@ -225,12 +225,7 @@ impl V4Request {
         };
         let info: RequestInfoIn =
             serde_json::from_slice(&info).map_err(|e| V4Error::InvalidJson(e.to_string()))?;
-        Self::validated(
-            info.method.parse()?,
-            info.endpoint,
-            info.headers,
-            body.map(ByteBuf::into_vec),
-        )
+        Self::validated(info.method.parse()?, info.endpoint, info.headers, body)
     }
 }
 
@@ -268,16 +263,16 @@ impl V4Response {
             headers: &self.headers,
         })
         .map_err(|e| V4Error::InvalidJson(e.to_string()))?;
-        bencode_list(&[Bytes::new(&meta), Bytes::new(&self.body)])
+        Ok(bencode_list(&[&meta, &self.body]))
     }
 
     /// Parses a decrypted response: exactly 2 items, the first a `{"code","headers"}` object.
     pub fn parse(plaintext: &[u8]) -> Result<Self, V4Error> {
         let items = parse_list(plaintext)?;
-        let [meta, body]: [ByteBuf; 2] =
+        let [meta, body]: [Vec<u8>; 2] =
             items
                 .try_into()
-                .map_err(|items: Vec<ByteBuf>| V4Error::WrongItemCount {
+                .map_err(|items: Vec<Vec<u8>>| V4Error::WrongItemCount {
                     expected: "2",
                     got: items.len(),
                 })?;
@@ -286,7 +281,7 @@ impl V4Response {
         Ok(Self {
             code: meta.code,
             headers: meta.headers,
-            body: body.into_vec(),
+            body,
         })
     }
 
@@ -306,26 +301,32 @@ impl V4Response {
 }
 
 /// Bencodes a list of byte strings.
-fn bencode_list(items: &[&Bytes]) -> Result<Vec<u8>, V4Error> {
-    serde_bencode::to_bytes(&items).map_err(|e| V4Error::Bencode(e.to_string()))
+fn bencode_list(items: &[&[u8]]) -> Vec<u8> {
+    Value::List(
+        items
+            .iter()
+            .map(|item| Value::Bytes(item.to_vec()))
+            .collect(),
+    )
+    .encode()
 }
 
-/// Parses a bencoded list of byte strings, rejecting trailing data and non-canonical encodings.
-fn parse_list(bytes: &[u8]) -> Result<Vec<ByteBuf>, V4Error> {
-    let mut rest = bytes;
-    let items: Vec<ByteBuf> =
-        Vec::deserialize(&mut serde_bencode::de::Deserializer::new(&mut rest))
-            .map_err(|e| V4Error::Bencode(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(V4Error::Bencode("trailing data".to_owned()));
-    }
-    // serde_bencode tolerates forms like "+3:" or "03:"; requiring the canonical encoding
-    // rejects them without hand-written bencode.
-    let refs: Vec<&Bytes> = items.iter().map(|item| Bytes::new(item)).collect();
-    if bencode_list(&refs)? != bytes {
-        return Err(V4Error::Bencode("not canonical".to_owned()));
-    }
-    Ok(items)
+/// Parses a canonical bencoded list of byte strings (trailing data and non-canonical forms such
+/// as "+3:" or "03:" are rejected by [`crate::bencode`]).
+fn parse_list(bytes: &[u8]) -> Result<Vec<Vec<u8>>, V4Error> {
+    let Value::List(items) = Value::decode(bytes).map_err(|e| V4Error::Bencode(e.to_string()))?
+    else {
+        return Err(V4Error::Bencode("not a list".to_owned()));
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            Value::Bytes(bytes) => Ok(bytes),
+            _ => Err(V4Error::Bencode(
+                "list item is not a byte string".to_owned(),
+            )),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -68,6 +68,10 @@ impl<'a> ConfigDomain<'a> {
     pub const CONVO_INFO_VOLATILE: ConfigDomain<'static> = ConfigDomain("ConvoInfoVolatile");
     /// The user-groups config (namespace 5).
     pub const USER_GROUPS: ConfigDomain<'static> = ConfigDomain("UserGroups");
+    /// A group's info config (group namespace 13), keyed with the group key.
+    pub const GROUP_INFO: ConfigDomain<'static> = ConfigDomain("groups::Info");
+    /// A group's members config (group namespace 14), keyed with the group key.
+    pub const GROUP_MEMBERS: ConfigDomain<'static> = ConfigDomain("groups::Members");
 
     /// A domain from its text, which must be 1 to [`CONFIG_DOMAIN_MAX_LEN`] bytes.
     pub const fn new(domain: &'a str) -> Result<Self, ConfigCryptoError> {

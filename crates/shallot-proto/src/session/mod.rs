@@ -10,13 +10,17 @@
 //! - [`protos`]: the protobuf messages (§4.5).
 //! - [`envelope`]: wrapping and unwrapping a DM (§4.5).
 //! - [`config_crypto`]: config-message encryption (§4.4).
-//! - [`config_message`]: user config messages (profile, contacts): bencoding, diffs, padding and
-//!   typed views, sealed with [`config_crypto`].
+//! - [`config_message`]: user config messages (profile, contacts): layout, padding, compression,
+//!   sealed with [`config_crypto`].
+//! - [`config_diff`]: the config data rules, pruning and the diff between versions.
+//! - [`config_views`]: typed views of config data (profile, contacts).
 //! - [`config_merge`]: which config versions are current, and merging concurrent ones.
 
 pub mod config_crypto;
+pub mod config_diff;
 pub mod config_merge;
 pub mod config_message;
+pub mod config_views;
 pub mod encrypt;
 pub mod envelope;
 pub mod padding;

@@ -144,8 +144,8 @@ pub enum ExpirationType {
     DeleteAfterSend = 2,
 }
 
-/// A visible message. Attachments (2), quote (8), link previews (10), reactions (11), community
-/// invitations (102) and group updates (120) are not modelled yet.
+/// A visible message. Attachments (2), quote (8), link previews (10), reactions (11) and community
+/// invitations (102) are not modelled yet.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct DataMessage {
     /// Message text.
@@ -173,6 +173,9 @@ pub struct DataMessage {
     /// Whether the sender refuses message requests from community members.
     #[prost(bool, optional, tag = "106")]
     pub blocks_community_message_requests: Option<bool>,
+    /// A group control message (invites, promotions, member and info changes).
+    #[prost(message, optional, tag = "120")]
+    pub group_update_message: Option<crate::group::update::GroupUpdateMessage>,
 }
 
 impl DataMessage {
