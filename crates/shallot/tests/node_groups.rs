@@ -11,17 +11,20 @@
 //! - a revocation by the admin (matched on the whole token) makes every member refuse the member's
 //!   store, delete, expire and retrieve, except retrieving −11; an unrevocation restores it; a
 //!   member cannot revoke;
+//! - a member is pushed group messages over the monitor WebSocket with its blinded key;
 //! - `05` accounts: subaccounts work only with the `05` prefix and the owner's `pubkey_ed25519`,
 //!   and `pubkey_ed25519` is refused for a group.
 //!
-//! Every refusal is first shown to succeed with the right credential, so a 401 is never the test's
-//! own mistake. One network serves every case.
+//! Each refused request shape is also shown to succeed with the right credential, so a 401 is not
+//! the test's own mistake. One network serves every case.
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
 
 mod support;
 
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use futures_util::SinkExt;
 
 use rand::rngs::OsRng;
 use serde_json::{json, Map, Value};
@@ -31,7 +34,9 @@ use shallot_proto::group::{
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::subaccount::{SubaccountFlags, SubaccountToken};
 use shallot_proto::{AccountId, Ed25519Pub, Identity, Namespace, Signature};
+use support::clients::{monitor_ws, next_json, Ws};
 use support::{b64, now_ms, user, Net};
+use tokio_tungstenite::tungstenite::Message;
 
 const DAY_MS: u64 = 86_400_000;
 /// The group namespaces: kicked notices, messages, keys, info, members.
@@ -463,6 +468,57 @@ async fn read_only(f: &Fixture) {
     }
 }
 
+/// Subscribes `member` to every group namespace (with data) on node `i`'s push WebSocket; the
+/// socket and the answer.
+async fn subscribe(f: &Fixture, i: usize, id: &Identity, auth: &AuthData) -> (Ws, Value) {
+    let mut ws = monitor_ws(f.net.nodes[i].addr, None).await;
+    let t = now_ms() / 1000;
+    let text = format!("MONITOR{}{t}1-11,11,12,13,14", f.group.to_hex());
+    let signed = auth.sign_request(id, text.as_bytes()).unwrap();
+    let request = json!({"p": f.group.to_hex(), "n": GROUP_NS, "d": 1, "t": t,
+        "s": b64(signed.signature.to_bytes()), "S": b64(signed.subaccount_signature.to_bytes()),
+        "T": b64(signed.token.as_bytes())});
+    ws.send(Message::text(request.to_string())).await.unwrap();
+    let answer = next_json(&mut ws, Duration::from_secs(10)).await;
+    (ws, answer.expect("an answer to the subscription"))
+}
+
+/// 3 (cont.). Push (storage RPC spec §6): a member subscribes to the group's namespaces with its
+/// blinded key and is pushed what the admin stores through another member; another group's
+/// member is refused.
+async fn members_are_pushed(f: &Fixture) {
+    let (mut ws, answer) = subscribe(f, 2, &f.reader.id, &f.reader.auth).await;
+    assert_eq!(answer, json!({"success": 1}));
+    let outsider = Member::new(&GroupAdmin::generate(&mut OsRng), RW);
+    let (_, answer) = subscribe(f, 2, &outsider.id, &outsider.auth).await;
+    assert_eq!(answer["errcode"], 5, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("Subaccount verification failed: "),
+        "{answer}"
+    );
+
+    let data = b"admin's pushed info";
+    let t = now_ms();
+    let params = f.by_admin().sign(
+        &f.group,
+        format!("store13{t}").as_bytes(),
+        json!({"namespace": 13, "timestamp": t, "ttl": DAY_MS, "data": b64(data)}),
+    );
+    every_member_ok(&f.net, &f.rpc(0, "store", params).await);
+    let h = hash(&f.group, 13, data);
+    let note = next_json(&mut ws, Duration::from_secs(10)).await;
+    assert_eq!(
+        note,
+        Some(
+            json!({"@": f.group.to_hex(), "h": h, "n": 13, "t": t, "z": t + DAY_MS,
+            "~": b64(data)})
+        )
+    );
+    let params = delete(&f.group, f.by_admin(), &[&h]);
+    every_member_ok(&f.net, &f.rpc(1, "delete", params).await);
+}
+
 /// 4. Read | Write (libsession's default): stores into every group namespace, not only 11
 ///    (groups spec §2: the server does not restrict which). Returns the writer's messages.
 async fn writer_stores_everywhere(f: &Fixture) -> Vec<String> {
@@ -871,6 +927,7 @@ async fn group_swarm_auth_follows_the_spec() {
     f.kept = admin_keeps_one_each(&f).await;
     unsigned_is_refused(&f).await;
     read_only(&f).await;
+    members_are_pushed(&f).await;
     f.written = writer_stores_everywhere(&f).await;
     write_and_delete_flags(&f).await;
     forgeries_are_refused(&f).await;
