@@ -811,6 +811,20 @@ async fn revoked_member_reads_only_kicked(f: &Fixture, deleter_token: Subaccount
         check_kicked(&data, &f.deleter.id, &f.admin.id(), Some(0)).unwrap();
         assert!(f.reads(i, f.writer.by(), 11).await.is_ok(), "member {i}");
     }
+    // A kicked client's poll, one batch in desktop's order: only −11 answers.
+    let requests: Vec<Value> = [-11, 11, 13, 14, 12]
+        .into_iter()
+        .map(|ns| json!({"method": "retrieve", "params": retrieve(group, by_deleter, ns)}))
+        .collect();
+    let (status, body) = f.rpc(0, "batch", json!({"requests": requests})).await;
+    assert_eq!(status, 200, "{body}");
+    let codes: Vec<&Value> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["code"])
+        .collect();
+    assert_eq!(codes, [200, 401, 401, 401, 401], "{body}");
     assert_eq!(
         f.snapshot().await,
         before,
