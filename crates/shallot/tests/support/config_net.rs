@@ -3,7 +3,7 @@
 //! front (each node creates its own on first start). For tests of what an operator configures
 //! or relies on: the rate limit, the admin listener, the key files, shutdown.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
@@ -47,9 +47,9 @@ impl ConfigNode {
 
     /// Sends SIGTERM (the process keeps running until it has shut down).
     pub fn send_sigterm(&self) {
-        use rustix::process::{kill_process, Pid, Signal};
+        use shallot_devnet::process::{signal, Signal};
         let child = self.child.as_ref().expect("node is running");
-        kill_process(Pid::from_child(child), Signal::TERM).expect("send SIGTERM");
+        signal(child.id(), Signal::TERM);
     }
 
     /// Whether the process is still running.
@@ -86,22 +86,11 @@ pub struct ConfigNet {
     pub http: reqwest::Client,
 }
 
-fn free_port(ip: Ipv4Addr) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// An HTTPS client for the nodes, connecting from `source` when given.
 pub fn client_from(source: Option<Ipv4Addr>) -> reqwest::Client {
     shallot_node::tls::install_crypto_provider();
-    reqwest::Client::builder()
-        .use_rustls_tls()
-        .danger_accept_invalid_certs(true)
+    shallot_devnet::ready::node_client()
         .timeout(Duration::from_secs(30))
-        .pool_idle_timeout(Duration::from_secs(10))
         .local_address(source.map(std::net::IpAddr::V4))
         .build()
         .unwrap()
@@ -121,8 +110,8 @@ impl ConfigNet {
         let mut children = Vec::new();
         for i in 0..count {
             let ip = Ipv4Addr::new(127, 0, subnet, u8::try_from(i + 1).unwrap());
-            let addr = SocketAddr::from((ip, free_port(ip)));
-            let admin = SocketAddr::from((ip, free_port(ip)));
+            let addr = shallot_devnet::ports::free_addr(ip).unwrap();
+            let admin = shallot_devnet::ports::free_addr(ip).unwrap();
             let data_dir = dir.path().join(format!("node{i}"));
             let config = dir.path().join(format!("node{i}.toml"));
             let log_path = dir.path().join(format!("node{i}.log"));
@@ -204,23 +193,16 @@ impl ConfigNet {
 
     /// Waits until node `i` answers `info` with 200.
     pub async fn wait_ready(&self, i: usize) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let answer = self
-                .http
-                .post(self.nodes[i].url("/storage_rpc/v1"))
-                .body(r#"{"method":"info","params":{}}"#)
-                .send()
-                .await;
-            if answer.is_ok_and(|r| r.status() == 200) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
+        let limits = (Duration::from_secs(30), Duration::from_millis(50));
+        let addrs = [self.nodes[i].addr];
+        if shallot_devnet::ready::wait_serving(&self.http, &addrs, limits, |_, _| {})
+            .await
+            .is_err()
+        {
+            panic!(
                 "node {i} not ready after 30 s; log:\n{}",
                 self.nodes[i].log_text()
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

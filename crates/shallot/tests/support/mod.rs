@@ -174,27 +174,18 @@ pub fn shallot(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// One JSON-RPC call to a directory at `url` (its `/json_rpc` endpoint): the `result`, or the
-/// method name and the `error` object.
+/// One JSON-RPC call to a directory at `url` (its `/json_rpc` endpoint) with the project's
+/// directory client: the `result`, or the method name and the error.
 pub async fn json_rpc(
     http: &reqwest::Client,
     url: &str,
     method: &str,
     params: Value,
 ) -> Result<Value, String> {
-    let response: Value = http
-        .post(url)
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-        .send()
+    shallot_directory::DirectoryClient::with_http(http.clone(), url)
+        .call(method, params)
         .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    match response.get("error") {
-        Some(error) => Err(format!("{method}: {error}")),
-        None => Ok(response["result"].clone()),
-    }
+        .map_err(|e| format!("{method}: {e}"))
 }
 
 /// Polls `check` every 200 ms until it yields a value; fails with its last complaint after `limit`.
