@@ -16,7 +16,7 @@ pub mod ready;
 mod state;
 
 pub use devnet::{Devnet, Step, TempDevnet};
-pub use local::{LocalNet, NetOptions, NodeProc};
+pub use local::{directory_listing, write_directory_file, LocalNet, NetOptions, NodeProc};
 pub use state::{DevnetConfig, DevnetState, NodeEntry};
 
 use std::path::PathBuf;

@@ -15,6 +15,39 @@ use shallot_proto::{AccountId, Identity};
 use crate::process::{self, DirectorySource, NodeLaunch};
 use crate::{io, ready, DevnetError};
 
+/// A `get_service_nodes` result at block `height` listing `nodes` (identity, HTTPS address,
+/// swarm), all funded and active: what a node started with `--directory-file` reads.
+pub fn directory_listing<'a>(
+    height: u64,
+    nodes: impl IntoIterator<Item = (&'a Identity, SocketAddr, SwarmId)>,
+) -> Value {
+    let states: Vec<Value> = nodes
+        .into_iter()
+        .map(|(identity, addr, swarm)| {
+            let key = identity.ed25519_public().to_hex();
+            json!({
+                "service_node_pubkey": key,
+                "pubkey_ed25519": key,
+                "pubkey_x25519": identity.x25519_public().to_hex(),
+                "public_ip": addr.ip().to_string(),
+                "storage_port": addr.port(),
+                "storage_lmq_port": 0,
+                "swarm_id": swarm.0,
+                "funded": true,
+            })
+        })
+        .collect();
+    json!({"height": height, "block_hash": format!("{height:064x}"), "hardfork": 19,
+           "snode_revision": 4, "service_node_states": states})
+}
+
+/// Replaces the directory file at `path` with `listing` atomically (a node never reads half).
+pub fn write_directory_file(path: &Path, listing: &Value) -> Result<(), DevnetError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, listing.to_string()).map_err(io("write the directory"))?;
+    std::fs::rename(&tmp, path).map_err(io("replace the directory"))
+}
+
 /// One node process of a local network.
 pub struct NodeProc {
     /// The node's identity (its key file is written before it starts).
@@ -172,33 +205,16 @@ impl LocalNet {
 
     /// The directory as every node reads it (a `get_service_nodes` result).
     pub fn directory_json(&self) -> Value {
-        let states: Vec<Value> = self
-            .nodes
-            .iter()
-            .map(|n| {
-                json!({
-                    "service_node_pubkey": n.ed25519_hex(),
-                    "pubkey_ed25519": n.ed25519_hex(),
-                    "pubkey_x25519": n.identity.x25519_public().to_hex(),
-                    "public_ip": n.addr.ip().to_string(),
-                    "storage_port": n.addr.port(),
-                    "storage_lmq_port": 0,
-                    "swarm_id": n.swarm.0,
-                    "funded": true,
-                })
-            })
-            .collect();
-        json!({"height": self.height, "block_hash": format!("{:064x}", self.height), "hardfork": 19,
-               "snode_revision": 4, "service_node_states": states})
+        directory_listing(
+            self.height,
+            self.nodes.iter().map(|n| (&n.identity, n.addr, n.swarm)),
+        )
     }
 
     /// Rewrites the directory file atomically as a new block (nodes re-read it within a second).
     pub fn write_directory(&mut self) -> Result<(), DevnetError> {
         self.height += 1;
-        let tmp = self.directory_file.with_extension("tmp");
-        std::fs::write(&tmp, self.directory_json().to_string())
-            .map_err(io("write the directory"))?;
-        std::fs::rename(&tmp, &self.directory_file).map_err(io("replace the directory"))
+        write_directory_file(&self.directory_file, &self.directory_json())
     }
 
     /// Waits until node `i` answers `info` with 200.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use shallot_keys::AccountStore;
+use shallot_proto::swarm::SwarmId;
 use shallot_proto::Identity;
 
 /// One node process of a [`ConfigNet`].
@@ -165,21 +166,11 @@ impl ConfigNet {
                 child: Some(child),
             });
         }
-        let states: Vec<Value> = nodes
-            .iter()
-            .map(|n| {
-                let key = n.identity.ed25519_public().to_hex();
-                json!({"service_node_pubkey": key, "pubkey_ed25519": key,
-                    "pubkey_x25519": n.identity.x25519_public().to_hex(),
-                    "public_ip": n.addr.ip().to_string(), "storage_port": n.addr.port(),
-                    "storage_lmq_port": 0, "swarm_id": 1000, "funded": true})
-            })
-            .collect();
-        let directory = json!({"height": 2, "block_hash": format!("{:064x}", 2),
-            "hardfork": 19, "snode_revision": 4, "service_node_states": states});
-        let tmp = directory_file.with_extension("tmp");
-        std::fs::write(&tmp, directory.to_string()).unwrap();
-        std::fs::rename(&tmp, &directory_file).unwrap();
+        let listing = shallot_devnet::directory_listing(
+            2,
+            nodes.iter().map(|n| (&n.identity, n.addr, SwarmId(1000))),
+        );
+        shallot_devnet::write_directory_file(&directory_file, &listing).unwrap();
         let net = Self {
             dir,
             nodes,
