@@ -163,6 +163,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_node_command_names_its_directory_source_and_observation_log() {
+        let mut launch = NodeLaunch {
+            binary: "shallot".into(),
+            node_dir: "/tmp/n1".into(),
+            bind: "127.0.9.1:4000".parse().unwrap(),
+            directory: DirectorySource::File("/tmp/nodes.json".into()),
+            log: "warn".into(),
+            observation_log: None,
+            extra_args: vec!["--config".into(), "x.toml".into()],
+        };
+        let args = |launch: &NodeLaunch| -> Vec<String> {
+            launch
+                .command()
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let file = args(&launch);
+        assert_eq!(
+            file[..5],
+            ["node", "--node-dir", "/tmp/n1", "--bind", "127.0.9.1:4000"]
+        );
+        assert!(file
+            .windows(2)
+            .any(|w| w == ["--directory-file", "/tmp/nodes.json"]));
+        assert!(file.windows(2).any(|w| w == ["--config", "x.toml"]));
+        assert!(file.contains(&"--exempt-loopback".to_owned()));
+        assert!(!file.contains(&"--observation-log".to_owned()));
+        launch.directory = DirectorySource::Oxend("http://127.0.0.1:1/json_rpc".into());
+        launch.observation_log = Some("/tmp/obs.jsonl".into());
+        let oxend = args(&launch);
+        assert!(oxend
+            .windows(2)
+            .any(|w| w == ["--oxend", "http://127.0.0.1:1/json_rpc"]));
+        assert!(oxend
+            .windows(2)
+            .any(|w| w == ["--observation-log", "/tmp/obs.jsonl"]));
+        assert!(!oxend.contains(&"--directory-file".to_owned()));
+    }
+
+    #[test]
     fn a_terminated_child_is_reported_gone_and_costs_are_read() {
         let child = Command::new("sleep").arg("30").spawn().unwrap();
         let pid = child.id();

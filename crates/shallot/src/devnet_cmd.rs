@@ -132,7 +132,9 @@ pub fn run(command: DevnetCommand, data_dir: &Path) -> Result<()> {
             let config = args.resolve(devnet.dir())?;
             block_on(async {
                 let started = Instant::now();
-                let state = devnet.up(&config, Step::print).await?;
+                let state = devnet.up(&config, Step::print).await.inspect_err(|_| {
+                    eprintln!("\nstart-up failed; what was started is stopped again");
+                })?;
                 eprintln!("devnet up in {:.1} s", started.elapsed().as_secs_f64());
                 print!("{}", devnet.status_table(&state).await);
                 Ok(())
