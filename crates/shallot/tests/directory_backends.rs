@@ -16,7 +16,7 @@ mod support;
 use support::{b64, now_ms, shallot, until};
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,12 +59,7 @@ impl NodeProc {
         let dir = root.join(name);
         AccountStore::node(&dir).save(&identity, false).unwrap();
         let ip = Ipv4Addr::new(127, 0, SUBNET, host);
-        let port = TcpListener::bind((ip, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = SocketAddr::from((ip, port));
+        let addr = shallot_devnet::ports::free_addr(ip).unwrap();
         let log = std::fs::File::create(dir.join("node.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_shallot"))
             .args(["node", "--node-dir", dir.to_str().unwrap()])
@@ -270,12 +265,8 @@ async fn oxend_and_file_wired_nodes_behave_identically() {
     let url = state.directory_url();
     let first_member: SocketAddr = state.nodes[0].addr;
     let http = Http {
-        client: reqwest::Client::builder()
-            .use_rustls_tls()
-            .danger_accept_invalid_certs(true)
+        client: shallot_devnet::ready::node_client()
             .timeout(Duration::from_secs(10))
-            // Below the nodes' 20 s idle limit: never reuse a connection as the node closes it.
-            .pool_idle_timeout(Duration::from_secs(10))
             .build()
             .unwrap(),
         directory: url.clone(),
