@@ -15,7 +15,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use shallot_directory::NodeRecord;
+use shallot_directory::{CallError, DirectoryClient, NodeRecord};
 use shallot_proto::rpc::{OxendEndpoint, Request};
 use shallot_proto::swarm::{swarm_for, SwarmId};
 use shallot_proto::{AccountId, Ed25519Pub, X25519Pub};
@@ -243,11 +243,17 @@ impl Pool {
     /// Fetches the node list from one seed.
     pub async fn fetch(http: &reqwest::Client, seed: &Seed) -> Result<Vec<NodeRecord>, Error> {
         let (url, body) = match seed {
-            Seed::JsonRpc(url) => (
-                url.clone(),
-                json!({"jsonrpc": "2.0", "method": "get_n_service_nodes",
-                       "params": service_nodes_params()}),
-            ),
+            Seed::JsonRpc(url) => {
+                let result = DirectoryClient::with_http(http.clone(), url.clone())
+                    .timeout(timeouts::SEED_REQUEST)
+                    .call("get_n_service_nodes", service_nodes_params())
+                    .await
+                    .map_err(|e| match e {
+                        CallError::Transport(e) => Error::Bootstrap(format!("seed: {e}")),
+                        e => Error::protocol("reading a seed's answer", e),
+                    })?;
+                return parse_service_nodes(&result);
+            }
             Seed::Node(addr) => (
                 format!("https://{addr}/storage_rpc/v1"),
                 service_nodes_request().to_envelope(),

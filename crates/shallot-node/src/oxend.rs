@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use shallot_directory::proof::{Heartbeat, PeerReport, TestKind};
-use shallot_directory::{NetworkView, NodeRecord};
+use shallot_directory::{DirectoryClient, NetworkView, NodeRecord};
 use shallot_proto::Identity;
 
 use crate::clock::Clock;
@@ -21,70 +21,21 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// JSON-RPC "method not found": the directory is a real oxend, which makes its own proofs.
 const METHOD_NOT_FOUND: i64 = -32601;
 
-/// A JSON-RPC endpoint (`http://host:port/json_rpc`).
+/// A directory's JSON-RPC endpoint (`http://host:port/json_rpc`) and the calls a node makes.
 #[derive(Clone, Debug)]
-pub struct OxendClient {
-    http: reqwest::Client,
-    url: String,
-}
+pub struct OxendClient(DirectoryClient);
 
-/// Why a directory call failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    /// The directory answered with a JSON-RPC error.
-    #[error("directory error {code}: {message}")]
-    Rpc {
-        /// JSON-RPC error code.
-        code: i64,
-        /// Its message.
-        message: String,
-    },
-    /// No usable answer (connection, HTTP or JSON failure).
-    #[error("directory unreachable: {0}")]
-    Transport(String),
-}
+pub use shallot_directory::CallError;
 
 impl OxendClient {
     /// A client for `url`.
     pub fn new(url: impl Into<String>) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
-        Self {
-            http,
-            url: url.into(),
-        }
+        Self(DirectoryClient::new(url))
     }
 
     /// Calls `method`; the `result` on success.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, CallError> {
-        let request = json!({"jsonrpc": "2.0", "id": 0, "method": method, "params": params});
-        let transport = |e: reqwest::Error| CallError::Transport(e.to_string());
-        let response: Value = self
-            .http
-            .post(&self.url)
-            .json(&request)
-            .send()
-            .await
-            .map_err(transport)?
-            .json()
-            .await
-            .map_err(transport)?;
-        if let Some(error) = response.get("error") {
-            return Err(CallError::Rpc {
-                code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
-                message: error
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned(),
-            });
-        }
-        response
-            .get("result")
-            .cloned()
-            .ok_or_else(|| CallError::Transport("answer has no result".to_owned()))
+        self.0.call(method, params).await
     }
 
     /// The node list with the fields a storage server reads (directory spec §1.4), or `None`
@@ -93,25 +44,9 @@ impl OxendClient {
         &self,
         known_hash: Option<&str>,
     ) -> Result<Option<NetworkView>, String> {
-        let mut params = json!({
-            "active_only": false,
-            "fields": {"service_node_pubkey": true, "swarm_id": true, "storage_port": true,
-                "public_ip": true, "height": true, "block_hash": true, "hardfork": true,
-                "snode_revision": true, "funded": true, "pubkey_x25519": true,
-                "pubkey_ed25519": true, "storage_lmq_port": true},
-        });
-        if let Some(hash) = known_hash.filter(|h| !h.is_empty()) {
-            params["poll_block_hash"] = Value::from(hash);
-        }
-        let result = self
-            .call("get_service_nodes", params)
+        self.0
+            .service_nodes(known_hash)
             .await
-            .map_err(|e| e.to_string())?;
-        if result.get("unchanged").and_then(Value::as_bool) == Some(true) {
-            return Ok(None);
-        }
-        NetworkView::from_get_service_nodes(&result)
-            .map(Some)
             .map_err(|e| e.to_string())
     }
 

@@ -78,7 +78,7 @@ async fn client(
     (ip, seed): (IpAddr, SocketAddr),
     nodes: usize,
 ) -> Result<Messenger> {
-    let messenger = crate::demo_cmd::new_account(
+    let messenger = crate::local_accounts::new_account(
         dir,
         identity,
         Seed::Node(seed),

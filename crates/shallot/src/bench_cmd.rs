@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use shallot_client::Seed;
-use shallot_devnet::{LocalNet, NetOptions};
+use shallot_devnet::{process, DevnetConfig, LocalNet, NetOptions, TempDevnet};
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::onion::{build_to_node, EncType, NodeKeys};
 use shallot_proto::signing::SignedRequest;
@@ -68,66 +68,23 @@ struct Outcome {
     rss_mib: (u64, u64),
 }
 
-/// The index of the `p` quantile (0–1) in a sorted, non-empty list of `len` values.
-pub(crate) fn quantile_index(len: usize, p: f64) -> usize {
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let index = (len.saturating_sub(1) as f64 * p).round() as usize;
-    index.min(len.saturating_sub(1))
-}
-
 fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
-    f64::from(sorted[quantile_index(sorted.len(), p)]) / 1000.0
-}
-
-/// CPU time (user + system) a process has used so far, from /proc.
-fn process_cpu(pid: u32) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return Duration::ZERO;
-    };
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the command.
-    let total = ticks(11) + ticks(12);
-    let ticks_per_second = rustix::param::clock_ticks_per_second().max(1);
-    Duration::from_micros(total.saturating_mul(1_000_000) / ticks_per_second)
-}
-
-/// Resident memory of a process in KiB, from /proc.
-fn process_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+    f64::from(sorted[crate::bench_stats::quantile_index(sorted.len(), p)]) / 1000.0
 }
 
 fn nodes_rss_mib(net: &LocalNet) -> u64 {
-    net.pids().into_iter().map(process_rss_kib).sum::<u64>() / 1024
+    net.pids()
+        .into_iter()
+        .map(process::resident_kib)
+        .sum::<u64>()
+        / 1024
 }
 
 fn nodes_cpu(net: &LocalNet) -> Duration {
-    net.pids().into_iter().map(process_cpu).sum()
+    net.pids().into_iter().map(process::cpu_time).sum()
 }
 
 fn keys(net: &LocalNet, i: usize) -> NodeKeys {
@@ -480,20 +437,6 @@ pub struct BenchE2eArgs {
     subnet: u8,
 }
 
-/// "model (N cores)" of this machine, from /proc/cpuinfo.
-pub(crate) fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown CPU", |(_, m)| m.trim())
-        .to_owned();
-    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    format!("{} — {model}, {cores} cores available", host.trim())
-}
-
 /// When each hash became visible to Bob.
 type Arrivals = std::sync::Mutex<std::collections::HashMap<MessageHash, Instant>>;
 
@@ -606,19 +549,30 @@ async fn private_push_run(
     ))
 }
 
-/// Runs `shallot bench e2e`.
 /// An account of the bench in `net`'s directory, bootstrapped from `seed`.
 async fn bench_account(
-    net: &crate::demo_cmd::TempDevnet,
+    net: &TempDevnet,
     name: &str,
     identity: Identity,
     seed: Seed,
     nodes: usize,
 ) -> Result<shallot_client::Messenger> {
     let dir = net.dir().join(name);
-    crate::demo_cmd::new_account(&dir, identity, seed, (nodes, None), None).await
+    crate::local_accounts::new_account(&dir, identity, seed, (nodes, None), None).await
 }
 
+/// Brings the bench's devnet up; its first node as the clients' seed.
+async fn start_devnet(net: &TempDevnet, args: &BenchE2eArgs) -> Result<Seed> {
+    let config = DevnetConfig {
+        nodes: args.nodes,
+        subnet: args.subnet,
+        ..DevnetConfig::default()
+    };
+    let state = net.up(&config, shallot_devnet::Step::print).await?;
+    Ok(Seed::Node(state.nodes.first().context("no nodes")?.addr))
+}
+
+/// Runs `shallot bench e2e`.
 pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
     use shallot_client::push;
     use std::sync::Arc;
@@ -627,13 +581,14 @@ pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
         bail!("--messages must be at least 1");
     }
     eprintln!("starting a devnet of {} nodes …", args.nodes);
-    let net = crate::demo_cmd::TempDevnet::start(args.nodes, args.subnet, false, false)?;
-    let seed = Seed::Node(*net.node_addrs()?.first().context("no nodes")?);
+    let binary = std::env::current_exe().context("cannot find the shallot binary")?;
+    let net = TempDevnet::new(binary, false)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let result: Result<()> = runtime.block_on(async {
+        let seed = start_devnet(&net, args).await?;
         let new = || Identity::generate(&mut rand::rngs::OsRng);
         let bob_id = new();
         let alice = bench_account(&net, "alice", new(), seed.clone(), args.nodes).await?;
@@ -700,7 +655,7 @@ pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
         let polls = poller.await.unwrap_or(0);
 
         println!("\nshallot bench e2e: send start → visible at the recipient (ms)");
-        println!("machine: {}", machine());
+        println!("machine: {}", crate::bench_stats::machine());
         println!(
             "devnet: {} nodes, 3-hop onion paths, sequential sends (store + sync copy)",
             args.nodes

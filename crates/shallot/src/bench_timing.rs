@@ -151,7 +151,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
-    sorted[crate::bench_cmd::quantile_index(sorted.len(), p)]
+    sorted[crate::bench_stats::quantile_index(sorted.len(), p)]
 }
 
 /// Runs `shallot bench timing`.
@@ -170,7 +170,7 @@ pub fn run(args: &BenchTimingArgs) -> Result<()> {
     println!(
         "shallot bench timing: can nodes that see guards and swarms match senders to recipients?"
     );
-    println!("machine: {}", crate::bench_cmd::machine());
+    println!("machine: {}", crate::bench_stats::machine());
     println!(
         "{} users on their own addresses, waiting through their onion paths; {} messages per \
          setting to random partners, one per user every {} s on average (Poisson); {} nodes in \

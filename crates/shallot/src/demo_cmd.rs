@@ -4,18 +4,16 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use shallot_client::{
-    AccountStore, ClientConfig, Db, Messenger, NetworkClock, OnionClient, ReceivedMessage, Seed,
-};
+use shallot_client::{Messenger, ReceivedMessage, Seed};
+use shallot_devnet::{DevnetConfig, Step, TempDevnet};
 use shallot_node::clock::{Clock, SystemClock};
 use shallot_proto::{Identity, SessionId};
 
-use crate::devnet_cmd::{self, DevnetConfig};
+use crate::local_accounts::new_account;
 use crate::observations::{Client, MessageCase, NodeInfo, World};
 
 /// Flags of `shallot devnet demo`.
@@ -34,97 +32,6 @@ pub struct DemoArgs {
     /// Third octet of the clients' addresses: Alice connects from 127.0.N.1, Bob from .2
     #[arg(long, default_value_t = 200)]
     pub client_subnet: u8,
-}
-
-/// A devnet in a fresh temporary directory; dropping it stops every process (`devnet down`)
-/// and, unless kept, deletes the directory — on success, error, panic or Ctrl-C alike.
-pub(crate) struct TempDevnet {
-    dir: PathBuf,
-    keep: bool,
-}
-
-impl TempDevnet {
-    /// Starts a devnet of `nodes` nodes on 127.0.`subnet`.x (the `devnet up` code path), whose
-    /// nodes keep observation logs if `observation_logs`.
-    pub(crate) fn start(
-        nodes: usize,
-        subnet: u8,
-        keep: bool,
-        observation_logs: bool,
-    ) -> Result<Self> {
-        let stamp: u64 = rand::random();
-        let dir =
-            std::env::temp_dir().join(format!("shallot-devnet-{}-{stamp:x}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("could not create {}", dir.display()))?;
-        // The guard exists before any process does, so a failing `up` is cleaned up too.
-        let net = Self { dir, keep };
-        devnet_cmd::up(
-            &DevnetConfig {
-                nodes,
-                subnet,
-                observation_logs,
-                ..DevnetConfig::default()
-            },
-            &net.dir,
-        )?;
-        Ok(net)
-    }
-
-    /// The devnet's directory.
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The nodes' HTTPS addresses.
-    pub(crate) fn node_addrs(&self) -> Result<Vec<SocketAddr>> {
-        devnet_cmd::node_addrs(&self.dir)
-    }
-}
-
-impl Drop for TempDevnet {
-    fn drop(&mut self) {
-        if let Err(e) = devnet_cmd::down(&self.dir) {
-            eprintln!("warning: could not stop the devnet cleanly: {e:#}");
-        }
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.dir);
-            println!("removed {}", self.dir.display());
-        }
-    }
-}
-
-/// A client account in its own data directory (like `shallot account new`), connecting from
-/// `source_ip` (on a devnet, each client its own loopback address), that will write to
-/// `contact` (like `shallot send`: its swarm is kept clear of our guards from the start).
-pub(crate) async fn new_account(
-    dir: &Path,
-    identity: Identity,
-    seed: Seed,
-    (nodes, source_ip): (usize, Option<IpAddr>),
-    contact: Option<&SessionId>,
-) -> Result<Messenger> {
-    std::fs::create_dir_all(dir)?;
-    AccountStore::new(dir).save(&identity, false)?;
-    let db = Db::open_in_dir(dir, &identity).context("could not open the local database")?;
-    let config = ClientConfig {
-        seeds: vec![seed],
-        min_refresh_agreement: nodes,
-        source_ip,
-        ..ClientConfig::default()
-    };
-    let client = OnionClient::bootstrap(config, NetworkClock::default())
-        .await
-        .context("could not get the node list")?;
-    // The messenger first: guards are then chosen knowing our own swarm and the contact's.
-    let messenger = Messenger::new(identity, client, db);
-    messenger.note_correspondents(contact).await;
-    messenger
-        .client()
-        .ensure_paths()
-        .await
-        .context("could not build onion paths")?;
-    Ok(messenger)
 }
 
 /// Polls until a message arrives (replication is immediate, but be patient on a busy machine).
@@ -187,12 +94,27 @@ async fn exchange(
     })
 }
 
+/// Starts the devnet (`devnet up`'s code path, every node keeping an observation log).
+async fn start(net: &TempDevnet, args: &DemoArgs) -> Result<()> {
+    let started = Instant::now();
+    let config = DevnetConfig {
+        nodes: args.nodes,
+        subnet: args.subnet,
+        observation_logs: true,
+        ..DevnetConfig::default()
+    };
+    let state = net.up(&config, Step::print).await?;
+    eprintln!("devnet up in {:.1} s", started.elapsed().as_secs_f64());
+    print!("{}", net.status_table(&state).await);
+    Ok(())
+}
+
 async fn demo(net: &TempDevnet, nodes: usize, clients: u8) -> Result<()> {
-    let addrs = net.node_addrs()?;
+    let state = net.state()?;
     // The clients bootstrap from the directory, as Session's do from seed servers that are not
     // service nodes: a seed node in a client's swarm would see its address and, seconds later,
     // its messages.
-    let seed = Seed::JsonRpc(devnet_cmd::directory_url(net.dir())?);
+    let seed = Seed::JsonRpc(state.directory_url());
     let ip = |k: u8| IpAddr::V4(Ipv4Addr::new(127, 0, clients, k));
 
     println!(
@@ -253,8 +175,10 @@ async fn demo(net: &TempDevnet, nodes: usize, clients: u8) -> Result<()> {
             )
         })
         .collect();
-    let logs: Vec<_> = (1..=addrs.len())
-        .map(|i| devnet_cmd::observation_log(net.dir(), i))
+    let logs: Vec<_> = state
+        .nodes
+        .iter()
+        .map(|n| net.observation_log(n.index))
         .collect();
     let clients = vec![Client::new("Alice", ip(1), a), Client::new("Bob", ip(2), b)];
     let people = HashMap::from([(a, "Alice".to_owned()), (b, "Bob".to_owned())]);
@@ -305,7 +229,8 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         "== 1. Start a devnet: {} nodes on 127.0.{}.x ==",
         args.nodes, args.subnet
     );
-    let net = TempDevnet::start(args.nodes, args.subnet, args.keep, true)?;
+    let binary = std::env::current_exe().context("cannot find the shallot binary")?;
+    let net = TempDevnet::new(binary, args.keep)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -313,13 +238,20 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         .context("could not start the async runtime")?;
     let result = runtime.block_on(async {
         tokio::select! {
-            result = demo(&net, args.nodes, args.client_subnet) => result,
+            result = async {
+                start(&net, args).await?;
+                demo(&net, args.nodes, args.client_subnet).await
+            } => result,
             _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
         }
     });
     drop(runtime);
     println!("\n== 6. Shut down ==");
-    drop(net);
+    match net.close() {
+        Ok((dir, true)) => println!("devnet stopped; removed {}", dir.display()),
+        Ok((dir, false)) => println!("devnet stopped; its data stays in {}", dir.display()),
+        Err(e) => eprintln!("warning: could not stop the devnet cleanly: {e:#}"),
+    }
     result?;
     println!("demo finished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())

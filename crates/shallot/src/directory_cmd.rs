@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use shallot_chain::auth::{self, StakeAction};
 use shallot_chain::{Address, ChainConfig, Reservation};
+use shallot_directory::{CallError, DirectoryClient};
 use shallot_proto::Ed25519Pub;
 
 /// `shallot directory` subcommands.
@@ -128,36 +129,38 @@ pub struct HistoryArgs {
     pub url: UrlArgs,
 }
 
-fn call(url: &str, method: &str, params: &Value) -> Result<Value> {
-    call_with(url, None, method, params)
+/// A directory endpoint and the runtime its calls run on (one for the whole command).
+struct Endpoint {
+    runtime: tokio::runtime::Runtime,
+    client: DirectoryClient,
 }
 
-fn call_with(url: &str, token: Option<&str>, method: &str, params: &Value) -> Result<Value> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let mut request = reqwest::Client::new()
-            .post(url)
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
+impl Endpoint {
+    /// The directory at `url`, authenticated with the admin `token` if given.
+    fn new(url: &str, token: Option<&str>) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("could not start the async runtime")?;
+        let client = DirectoryClient::new(url);
+        let client = match token {
+            Some(token) => client.bearer(token),
+            None => client,
+        };
+        Ok(Self { runtime, client })
+    }
+
+    /// Calls `method`; its `result`.
+    fn call(&self, method: &str, params: Value) -> Result<Value> {
+        match self.runtime.block_on(self.client.call(method, params)) {
+            Ok(result) => Ok(result),
+            Err(CallError::Rpc { message, .. }) => {
+                bail!("the directory refused {method}: {message}")
+            }
+            Err(e) => Err(e)
+                .with_context(|| format!("cannot reach the directory at {}", self.client.url())),
         }
-        let response: Value = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the directory at {url}"))?
-            .json()
-            .await
-            .context("the directory's answer is not JSON")?;
-        if let Some(error) = response.get("error") {
-            bail!(
-                "the directory refused {method}: {}",
-                error["message"].as_str().unwrap_or("unknown error")
-            );
-        }
-        Ok(response["result"].clone())
-    })
+    }
 }
 
 /// A loaded signer: the wallet key or the admin token.
@@ -208,16 +211,18 @@ impl Credential {
         }
     }
 
+    /// The directory at `url`, with the bearer token if this is the admin's credential.
+    fn endpoint(&self, url: &str) -> Result<Endpoint> {
+        Endpoint::new(url, self.token())
+    }
+
     /// Sends a stake call: signed (`params.auth`) with a wallet, with the bearer token as admin.
-    fn send(&self, url: &str, action: &StakeAction<'_>, mut params: Value) -> Result<Value> {
-        match self {
-            Self::Wallet(key) => {
-                let auth = action.sign(key, shallot_chain::chain::system_clock());
-                params["auth"] = serde_json::to_value(auth)?;
-                call(url, action.method(), &params)
-            }
-            Self::Admin(token) => call_with(url, Some(token), action.method(), &params),
+    fn send(&self, to: &Endpoint, action: &StakeAction<'_>, mut params: Value) -> Result<Value> {
+        if let Self::Wallet(key) = self {
+            let auth = action.sign(key, shallot_chain::chain::system_clock());
+            params["auth"] = serde_json::to_value(auth)?;
         }
+        to.call(action.method(), params)
     }
 }
 
@@ -241,14 +246,11 @@ pub fn run(command: DirectoryCommand) -> Result<()> {
             let credential = Credential::load(&a.signer)?;
             let operator = credential.address(a.operator.as_deref(), "--operator")?;
             let pubkey = node_key(&a.pubkey)?;
+            let directory = credential.endpoint(&a.url.url)?;
             let amount = match a.amount {
                 Some(amount) => amount,
-                None => call_with(
-                    &a.url.url,
-                    credential.token(),
-                    "get_staking_requirement",
-                    &json!({}),
-                )?["staking_requirement"]
+                None => directory.call("get_staking_requirement", json!({}))?
+                    ["staking_requirement"]
                     .as_u64()
                     .context("the directory did not give its staking requirement")?,
             };
@@ -264,7 +266,7 @@ pub fn run(command: DirectoryCommand) -> Result<()> {
             };
             let params = json!({"pubkey": pubkey, "operator_fee_bp": a.fee_bp,
                 "reservations": reservations, "operator_amount": amount});
-            print(&credential.send(&a.url.url, &action, params)?);
+            print(&credential.send(&directory, &action, params)?);
             Ok(())
         }
         DirectoryCommand::Contribute(a) => {
@@ -277,7 +279,7 @@ pub fn run(command: DirectoryCommand) -> Result<()> {
                 amount: a.amount,
             };
             let params = json!({"pubkey": pubkey, "address": address, "amount": a.amount});
-            print(&credential.send(&a.url.url, &action, params)?);
+            print(&credential.send(&credential.endpoint(&a.url.url)?, &action, params)?);
             Ok(())
         }
         DirectoryCommand::Unlock(a) => {
@@ -289,19 +291,16 @@ pub fn run(command: DirectoryCommand) -> Result<()> {
                 address: &address,
             };
             let params = json!({"pubkey": pubkey, "address": address});
-            print(&credential.send(&a.url.url, &action, params)?);
+            print(&credential.send(&credential.endpoint(&a.url.url)?, &action, params)?);
             Ok(())
         }
         DirectoryCommand::Ledger(a) => {
-            print(&call(&a.url, "devnet_ledger", &json!({}))?);
+            print(&Endpoint::new(&a.url, None)?.call("devnet_ledger", json!({}))?);
             Ok(())
         }
         DirectoryCommand::History(a) => {
-            print(&call(
-                &a.url.url,
-                "devnet_node_history",
-                &json!({"pubkey": a.pubkey}),
-            )?);
+            let directory = Endpoint::new(&a.url.url, None)?;
+            print(&directory.call("devnet_node_history", json!({"pubkey": a.pubkey}))?);
             Ok(())
         }
     }

@@ -11,10 +11,12 @@ use shallot_proto::{mnemonic, Identity};
 
 mod audit_cmd;
 mod bench_cmd;
+mod bench_stats;
 mod bench_timing;
 mod demo_cmd;
 mod devnet_cmd;
 mod directory_cmd;
+mod local_accounts;
 mod msg_cmd;
 mod node_cmd;
 mod observations;

@@ -133,7 +133,7 @@ impl Density {
         let n = sorted.len() as f64;
         let mean = sorted.iter().sum::<f64>() / n;
         let sd = (sorted.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
-        let quartile = |q: f64| sorted[crate::bench_cmd::quantile_index(sorted.len(), q)];
+        let quartile = |q: f64| sorted[crate::bench_stats::quantile_index(sorted.len(), q)];
         let iqr = (quartile(0.75) - quartile(0.25)) / 1.34;
         let spread = if iqr > 0.0 { sd.min(iqr) } else { sd };
         let bandwidth = (0.9 * spread * n.powf(-0.2)).max(1.0);

@@ -105,12 +105,8 @@ impl Devnet {
             args.extend(["--proof-interval-ms", ms]);
         }
         let (ok, text) = shallot(&args);
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .danger_accept_invalid_certs(true)
+        let http = shallot_devnet::ready::node_client()
             .timeout(Duration::from_secs(10))
-            // Below the nodes' 20 s idle limit: never reuse a connection as the node closes it.
-            .pool_idle_timeout(Duration::from_secs(10))
             .build()
             .unwrap();
         let rules = Rules::from_config(&ChainConfig {
@@ -137,22 +133,12 @@ impl Devnet {
 
     /// Re-reads devnet.json (after `add-node`).
     fn reload(&mut self) {
-        let state: Value = serde_json::from_str(
-            &std::fs::read_to_string(self.dir.path().join("devnet.json")).unwrap(),
-        )
-        .unwrap();
-        self.directory = state["directory_addr"].as_str().unwrap().parse().unwrap();
-        self.nodes = state["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| {
-                (
-                    usize::try_from(n["index"].as_u64().unwrap()).unwrap(),
-                    n["addr"].as_str().unwrap().parse().unwrap(),
-                    n["ed25519"].as_str().unwrap().to_owned(),
-                )
-            })
+        let state = shallot_devnet::DevnetState::load(self.dir.path()).unwrap();
+        self.directory = state.directory_addr;
+        self.nodes = state
+            .nodes
+            .into_iter()
+            .map(|n| (n.index, n.addr, n.ed25519))
             .collect();
     }
 

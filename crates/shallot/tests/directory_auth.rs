@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -31,9 +30,7 @@ impl Drop for Directory {
 }
 
 fn free_addr() -> String {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
+    shallot_devnet::ports::free_addr(std::net::Ipv4Addr::LOCALHOST)
         .unwrap()
         .to_string()
 }

@@ -16,7 +16,7 @@ mod support;
 use support::{b64, now_ms, shallot, until};
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,12 +59,7 @@ impl NodeProc {
         let dir = root.join(name);
         AccountStore::node(&dir).save(&identity, false).unwrap();
         let ip = Ipv4Addr::new(127, 0, SUBNET, host);
-        let port = TcpListener::bind((ip, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = SocketAddr::from((ip, port));
+        let addr = shallot_devnet::ports::free_addr(ip).unwrap();
         let log = std::fs::File::create(dir.join("node.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_shallot"))
             .args(["node", "--node-dir", dir.to_str().unwrap()])
@@ -266,20 +261,12 @@ async fn oxend_and_file_wired_nodes_behave_identically() {
         root.to_str().unwrap(),
     ]);
     assert!(ok, "{text}");
-    let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(root.join("devnet.json")).unwrap()).unwrap();
-    let url = format!(
-        "http://{}/json_rpc",
-        state["directory_addr"].as_str().unwrap()
-    );
-    let first_member: SocketAddr = state["nodes"][0]["addr"].as_str().unwrap().parse().unwrap();
+    let state = shallot_devnet::DevnetState::load(&root).unwrap();
+    let url = state.directory_url();
+    let first_member: SocketAddr = state.nodes[0].addr;
     let http = Http {
-        client: reqwest::Client::builder()
-            .use_rustls_tls()
-            .danger_accept_invalid_certs(true)
+        client: shallot_devnet::ready::node_client()
             .timeout(Duration::from_secs(10))
-            // Below the nodes' 20 s idle limit: never reuse a connection as the node closes it.
-            .pool_idle_timeout(Duration::from_secs(10))
             .build()
             .unwrap(),
         directory: url.clone(),
@@ -344,23 +331,20 @@ async fn oxend_and_file_wired_nodes_behave_identically() {
         .clone();
     // Through the directory's admin listener with its token, as `devnet up` registers nodes
     // (the public listener takes stake changes only signed by a wallet).
-    let admin_url = format!("http://{}/json_rpc", state["admin_addr"].as_str().unwrap());
+    let admin_url = format!("http://{}/json_rpc", state.admin_addr.unwrap());
     let token = std::fs::read_to_string(root.join("directory").join("admin.token")).unwrap();
+    let admin = shallot_directory::DirectoryClient::with_http(http.client.clone(), admin_url)
+        .bearer(token.trim());
     for node in newcomers {
-        let reply: Value = http
-            .client
-            .post(&admin_url)
-            .bearer_auth(token.trim())
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "devnet_register_service_node",
-                "params": {"pubkey": node.key(),
-                "reservations": [{"address": format!("operator-{}", node.name), "amount": stake}]}}))
-            .send()
-            .await
-            .unwrap()
-            .json()
+        let result = admin
+            .call(
+                "devnet_register_service_node",
+                json!({"pubkey": node.key(), "reservations":
+                    [{"address": format!("operator-{}", node.name), "amount": stake}]}),
+            )
             .await
             .unwrap();
-        assert_eq!(reply["result"]["status"], "OK", "{reply}");
+        assert_eq!(result["status"], "OK", "{result}");
     }
     let registered = Instant::now();
     for node in newcomers {

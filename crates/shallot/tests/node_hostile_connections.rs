@@ -262,24 +262,10 @@ async fn push_websockets_keep_their_connection_slots() {
     let net = Net::start_with(&[1], &["--config", config.to_str().unwrap()]).await;
     let target = net.nodes[0].addr;
     let from = attacker(&net);
-    let tls = rustls::ClientConfig::builder()
-        .dangerous()
-        .with_custom_certificate_verifier(std::sync::Arc::new(support::attack::AnyCert))
-        .with_no_client_auth();
-    let connector = tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(tls));
     // Three WebSockets, upgraded out of HTTP: they still hold the address's three slots.
     let mut sockets = Vec::new();
     for _ in 0..3 {
-        let tcp = support::attack::tcp_from(from, target).await.unwrap();
-        let (ws, _) = tokio_tungstenite::client_async_tls_with_config(
-            format!("wss://{target}/monitor/v1"),
-            tcp,
-            None,
-            Some(connector.clone()),
-        )
-        .await
-        .unwrap();
-        sockets.push(ws);
+        sockets.push(support::clients::monitor_ws(target, Some(from)).await);
     }
     let mut fourth = support::attack::tcp_from(from, target).await.unwrap();
     let closed = open_for(&mut fourth, Instant::now(), Duration::from_secs(3)).await;

@@ -10,7 +10,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use futures_util::SinkExt;
@@ -104,13 +104,7 @@ async fn a_debug_log_holds_no_message_data_keys_or_client_next_to_account() {
         "[onion]\nallow_private_targets = true\n",
     )
     .await;
-    let http = reqwest::Client::builder()
-        .use_rustls_tls()
-        .danger_accept_invalid_certs(true)
-        .timeout(Duration::from_secs(30))
-        .local_address(IpAddr::V4(CLIENT))
-        .build()
-        .unwrap();
+    let http = support::config_net::client_from(Some(CLIENT));
     let alice = user();
     let account: AccountId = alice.session_id().into();
     let c = Client {

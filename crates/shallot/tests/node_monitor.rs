@@ -11,7 +11,6 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::SinkExt;
@@ -19,29 +18,13 @@ use serde_json::{json, Value};
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::subaccount::{SubaccountFlags, SubaccountToken};
 use shallot_proto::{AccountId, AccountKind, Identity, Namespace};
-use support::clients::next_json;
+use support::clients::{monitor_ws, next_json, Ws};
 use support::{b64, now_ms, user, Net};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens the monitor WebSocket of node `i`.
 async fn connect(net: &Net, i: usize) -> Ws {
-    let config = rustls::ClientConfig::builder()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(support::attack::AnyCert))
-        .with_no_client_auth();
-    let url = format!("wss://{}/monitor/v1", net.nodes[i].addr);
-    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
-        url,
-        None,
-        false,
-        Some(tokio_tungstenite::Connector::Rustls(Arc::new(config))),
-    )
-    .await
-    .unwrap();
-    ws
+    monitor_ws(net.nodes[i].addr, None).await
 }
 
 /// Sends one subscription frame and returns the node's answer.

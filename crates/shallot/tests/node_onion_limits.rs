@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,15 +49,8 @@ fn info_layer(guard: &X25519Pub) -> (Vec<u8>, ResponseKey) {
     one_layer(guard, request.as_bytes(), &json!({"headers": ""}))
 }
 
-fn client(source: Option<IpAddr>) -> reqwest::Client {
-    shallot_node::tls::install_crypto_provider();
-    reqwest::Client::builder()
-        .use_rustls_tls()
-        .danger_accept_invalid_certs(true)
-        .timeout(Duration::from_secs(30))
-        .local_address(source)
-        .build()
-        .unwrap()
+fn client(source: Option<Ipv4Addr>) -> reqwest::Client {
+    support::config_net::client_from(source)
 }
 
 async fn post(http: &reqwest::Client, url: &str, body: Vec<u8>) -> (u16, bytes::Bytes) {
@@ -196,12 +189,7 @@ impl LoneNode {
         AccountStore::node(&data_dir)
             .save(&identity, false)
             .unwrap();
-        let port = TcpListener::bind((ip, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = SocketAddr::from((ip, port));
+        let addr = shallot_devnet::ports::free_addr(ip).unwrap();
         let config = dir.path().join("node.toml");
         std::fs::write(
             &config,
@@ -319,8 +307,8 @@ async fn an_onion_burst_over_the_rate_limit_gets_429_while_others_are_served() {
     let guard = node.identity.x25519_public();
     // The first `info` above came from 127.0.0.1; the burst and the bystander use their own
     // addresses.
-    let flooder = client(Some(IpAddr::V4(Ipv4Addr::new(127, 0, 202, 50))));
-    let bystander = client(Some(IpAddr::V4(Ipv4Addr::new(127, 0, 202, 51))));
+    let flooder = client(Some(Ipv4Addr::new(127, 0, 202, 50)));
+    let bystander = client(Some(Ipv4Addr::new(127, 0, 202, 51)));
 
     let started = Instant::now();
     let mut statuses = Vec::new();

@@ -11,21 +11,10 @@ use shallot_node::node_api::{HandoffBatch, HandoffMessage, FORWARD_PATH, HANDOFF
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::subaccount::{SubaccountFlags, SubaccountToken};
 use shallot_proto::{AccountId, AccountKind, Identity, Namespace};
+use support::clients::peer_client;
 use support::{b64, now_ms, until, user, Net};
 
 const DAY_MS: u64 = 86_400_000;
-
-/// An HTTPS client presenting `identity`'s node certificate (as peers do, see peer_tls.rs).
-fn peer_client(identity: &Identity) -> reqwest::Client {
-    let pem = shallot_node::peer_tls::client_identity_pem(identity).unwrap();
-    reqwest::Client::builder()
-        .use_rustls_tls()
-        .identity(reqwest::Identity::from_pem(&pem).unwrap())
-        .danger_accept_invalid_certs(true)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
 
 async fn post_as(
     net: &Net,
@@ -34,7 +23,7 @@ async fn post_as(
     path: &str,
     body: String,
 ) -> (u16, String) {
-    let response = peer_client(identity)
+    let response = peer_client(identity, None)
         .post(net.nodes[to].url(path))
         .body(body)
         .send()

@@ -4,19 +4,15 @@
 
 mod support;
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use shallot_proto::{AccountId, Identity};
-use support::clients::next_json;
+use support::clients::{next_json, try_monitor_ws, Ws};
 use support::{b64, now_ms, user, Net};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
-
-type Ws = WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens node 0's monitor WebSocket from the loopback address `source` (per-address caps).
 async fn connect_from(net: &Net, source: Ipv4Addr) -> Ws {
@@ -28,22 +24,7 @@ async fn try_connect_from(
     net: &Net,
     source: Ipv4Addr,
 ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(SocketAddr::from((source, 0))).unwrap();
-    let stream = socket.connect(net.nodes[0].addr).await.unwrap();
-    let config = rustls::ClientConfig::builder()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(support::attack::AnyCert))
-        .with_no_client_auth();
-    let url = format!("wss://{}/monitor/v1", net.nodes[0].addr);
-    let (ws, _) = tokio_tungstenite::client_async_tls_with_config(
-        url,
-        stream,
-        None,
-        Some(tokio_tungstenite::Connector::Rustls(Arc::new(config))),
-    )
-    .await?;
-    Ok(ws)
+    try_monitor_ws(net.nodes[0].addr, Some(source)).await
 }
 
 /// A subscription to `id`'s Session account, namespace 0, signed by it (spec §6.1).

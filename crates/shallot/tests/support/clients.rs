@@ -27,6 +27,14 @@ pub fn peer_client(identity: &Identity, source: Option<Ipv4Addr>) -> reqwest::Cl
 
 /// Opens the push WebSocket (`/monitor/v1`) of the node at `addr`, from `source` if given.
 pub async fn monitor_ws(addr: SocketAddr, source: Option<Ipv4Addr>) -> Ws {
+    try_monitor_ws(addr, source).await.unwrap()
+}
+
+/// [`monitor_ws`], or the WebSocket handshake's error (e.g. the node's refusal).
+pub async fn try_monitor_ws(
+    addr: SocketAddr,
+    source: Option<Ipv4Addr>,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
     let config = rustls::ClientConfig::builder()
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(super::attack::AnyCert))
@@ -41,9 +49,8 @@ pub async fn monitor_ws(addr: SocketAddr, source: Option<Ipv4Addr>) -> Ws {
         None,
         Some(tokio_tungstenite::Connector::Rustls(Arc::new(config))),
     )
-    .await
-    .unwrap();
-    ws
+    .await?;
+    Ok(ws)
 }
 
 /// The next JSON text frame of `ws` (pings and pongs skipped), or `None` if nothing arrives

@@ -3,13 +3,14 @@
 //! front (each node creates its own on first start). For tests of what an operator configures
 //! or relies on: the rate limit, the admin listener, the key files, shutdown.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use shallot_keys::AccountStore;
+use shallot_proto::swarm::SwarmId;
 use shallot_proto::Identity;
 
 /// One node process of a [`ConfigNet`].
@@ -47,9 +48,9 @@ impl ConfigNode {
 
     /// Sends SIGTERM (the process keeps running until it has shut down).
     pub fn send_sigterm(&self) {
-        use rustix::process::{kill_process, Pid, Signal};
+        use shallot_devnet::process::{signal, Signal};
         let child = self.child.as_ref().expect("node is running");
-        kill_process(Pid::from_child(child), Signal::TERM).expect("send SIGTERM");
+        signal(child.id(), Signal::TERM);
     }
 
     /// Whether the process is still running.
@@ -86,22 +87,11 @@ pub struct ConfigNet {
     pub http: reqwest::Client,
 }
 
-fn free_port(ip: Ipv4Addr) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// An HTTPS client for the nodes, connecting from `source` when given.
 pub fn client_from(source: Option<Ipv4Addr>) -> reqwest::Client {
     shallot_node::tls::install_crypto_provider();
-    reqwest::Client::builder()
-        .use_rustls_tls()
-        .danger_accept_invalid_certs(true)
+    shallot_devnet::ready::node_client()
         .timeout(Duration::from_secs(30))
-        .pool_idle_timeout(Duration::from_secs(10))
         .local_address(source.map(std::net::IpAddr::V4))
         .build()
         .unwrap()
@@ -121,8 +111,8 @@ impl ConfigNet {
         let mut children = Vec::new();
         for i in 0..count {
             let ip = Ipv4Addr::new(127, 0, subnet, u8::try_from(i + 1).unwrap());
-            let addr = SocketAddr::from((ip, free_port(ip)));
-            let admin = SocketAddr::from((ip, free_port(ip)));
+            let addr = shallot_devnet::ports::free_addr(ip).unwrap();
+            let admin = shallot_devnet::ports::free_addr(ip).unwrap();
             let data_dir = dir.path().join(format!("node{i}"));
             let config = dir.path().join(format!("node{i}.toml"));
             let log_path = dir.path().join(format!("node{i}.log"));
@@ -176,21 +166,11 @@ impl ConfigNet {
                 child: Some(child),
             });
         }
-        let states: Vec<Value> = nodes
-            .iter()
-            .map(|n| {
-                let key = n.identity.ed25519_public().to_hex();
-                json!({"service_node_pubkey": key, "pubkey_ed25519": key,
-                    "pubkey_x25519": n.identity.x25519_public().to_hex(),
-                    "public_ip": n.addr.ip().to_string(), "storage_port": n.addr.port(),
-                    "storage_lmq_port": 0, "swarm_id": 1000, "funded": true})
-            })
-            .collect();
-        let directory = json!({"height": 2, "block_hash": format!("{:064x}", 2),
-            "hardfork": 19, "snode_revision": 4, "service_node_states": states});
-        let tmp = directory_file.with_extension("tmp");
-        std::fs::write(&tmp, directory.to_string()).unwrap();
-        std::fs::rename(&tmp, &directory_file).unwrap();
+        let listing = shallot_devnet::directory_listing(
+            2,
+            nodes.iter().map(|n| (&n.identity, n.addr, SwarmId(1000))),
+        );
+        shallot_devnet::write_directory_file(&directory_file, &listing).unwrap();
         let net = Self {
             dir,
             nodes,
@@ -204,23 +184,16 @@ impl ConfigNet {
 
     /// Waits until node `i` answers `info` with 200.
     pub async fn wait_ready(&self, i: usize) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let answer = self
-                .http
-                .post(self.nodes[i].url("/storage_rpc/v1"))
-                .body(r#"{"method":"info","params":{}}"#)
-                .send()
-                .await;
-            if answer.is_ok_and(|r| r.status() == 200) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
+        let limits = (Duration::from_secs(30), Duration::from_millis(50));
+        let addrs = [self.nodes[i].addr];
+        if shallot_devnet::ready::wait_serving(&self.http, &addrs, limits, |_, _| {})
+            .await
+            .is_err()
+        {
+            panic!(
                 "node {i} not ready after 30 s; log:\n{}",
                 self.nodes[i].log_text()
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

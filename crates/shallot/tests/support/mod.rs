@@ -33,6 +33,17 @@ impl DerefMut for Net {
     }
 }
 
+/// Options for a test network of `swarms` whose nodes get `node_args`, on the next free subnet.
+fn options(swarms: &[usize], node_args: Vec<String>) -> NetOptions {
+    NetOptions {
+        binary: env!("CARGO_BIN_EXE_shallot").into(),
+        swarms: swarms.to_vec(),
+        subnet: NEXT_SUBNET.fetch_add(1, Ordering::SeqCst),
+        log: "warn".into(),
+        node_args,
+    }
+}
+
 impl Net {
     /// Starts `swarms.len()` swarms with the given member counts and waits until all are ready.
     pub async fn start(swarms: &[usize]) -> Self {
@@ -42,14 +53,11 @@ impl Net {
     /// [`Net::start`] with every node keeping an observation log
     /// ([`LocalNet::observation_log`]).
     pub async fn start_observed(swarms: &[usize]) -> Self {
-        let options = NetOptions {
-            binary: env!("CARGO_BIN_EXE_shallot").into(),
-            swarms: swarms.to_vec(),
-            subnet: NEXT_SUBNET.fetch_add(1, Ordering::SeqCst),
-            log: "warn".into(),
-            node_args: Vec::new(),
-        };
-        Self(LocalNet::start_observed(options).await.unwrap())
+        Self(
+            LocalNet::start_observed(options(swarms, Vec::new()))
+                .await
+                .unwrap(),
+        )
     }
 
     /// Every observation of every node so far.
@@ -61,26 +69,13 @@ impl Net {
 
     /// [`Net::start`] with extra `shallot node` flags for every node (e.g. `--config FILE`).
     pub async fn start_with(swarms: &[usize], node_args: &[&str]) -> Self {
-        let options = NetOptions {
-            binary: env!("CARGO_BIN_EXE_shallot").into(),
-            swarms: swarms.to_vec(),
-            subnet: NEXT_SUBNET.fetch_add(1, Ordering::SeqCst),
-            log: "warn".into(),
-            node_args: node_args.iter().map(ToString::to_string).collect(),
-        };
-        Self(LocalNet::start(options).await.unwrap())
+        let args = node_args.iter().map(ToString::to_string).collect();
+        Self::start_with_args(swarms, args).await
     }
 
     /// [`Net::start`] with extra arguments for every node (e.g. `--config <file>`).
     pub async fn start_with_args(swarms: &[usize], node_args: Vec<String>) -> Self {
-        let options = NetOptions {
-            binary: env!("CARGO_BIN_EXE_shallot").into(),
-            swarms: swarms.to_vec(),
-            subnet: NEXT_SUBNET.fetch_add(1, Ordering::SeqCst),
-            log: "warn".into(),
-            node_args,
-        };
-        Self(LocalNet::start(options).await.unwrap())
+        Self(LocalNet::start(options(swarms, node_args)).await.unwrap())
     }
 
     /// Rewrites the directory file (nodes re-read it within a second).
@@ -174,27 +169,18 @@ pub fn shallot(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// One JSON-RPC call to a directory at `url` (its `/json_rpc` endpoint): the `result`, or the
-/// method name and the `error` object.
+/// One JSON-RPC call to a directory at `url` (its `/json_rpc` endpoint) with the project's
+/// directory client: the `result`, or the method name and the error.
 pub async fn json_rpc(
     http: &reqwest::Client,
     url: &str,
     method: &str,
     params: Value,
 ) -> Result<Value, String> {
-    let response: Value = http
-        .post(url)
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-        .send()
+    shallot_directory::DirectoryClient::with_http(http.clone(), url)
+        .call(method, params)
         .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    match response.get("error") {
-        Some(error) => Err(format!("{method}: {error}")),
-        None => Ok(response["result"].clone()),
-    }
+        .map_err(|e| format!("{method}: {e}"))
 }
 
 /// Polls `check` every 200 ms until it yields a value; fails with its last complaint after `limit`.
