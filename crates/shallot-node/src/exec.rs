@@ -47,6 +47,14 @@ pub enum Body {
 }
 
 impl Body {
+    /// The bytes sent on the wire.
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            Self::Json(v) => Bytes::from(v.to_string()),
+            Self::Text(t) => Bytes::from(t),
+        }
+    }
+
     /// The body as a JSON value (text becomes a JSON string), for `batch` results.
     pub fn into_json(self) -> Value {
         match self {
@@ -68,7 +76,7 @@ pub struct Reply {
 impl Reply {
     /// A JSON reply. Written through a `Value`, so object keys come out in ascending order as
     /// the reference writes them.
-    fn json(status: u16, body: &impl Serialize) -> Self {
+    pub(crate) fn json(status: u16, body: &impl Serialize) -> Self {
         Self {
             status,
             body: Body::Json(serde_json::to_value(body).unwrap_or_default()),
@@ -363,7 +371,7 @@ impl Node {
         let forwards = peers.iter().map(|peer| {
             let envelope = envelope.clone();
             async move {
-                let result = self.peers.forward(peer, envelope).await;
+                let result = self.link.forward(peer, envelope).await;
                 (peer.ed25519, result)
             }
         });
