@@ -144,7 +144,10 @@ async fn storage_rpc_inner(
     match Envelope::parse(&body).and_then(|envelope| envelope.request()) {
         Ok(request) => {
             seen.request(&request);
-            reply(node.execute(request, Origin::Client).await)
+            reply(
+                node.execute_envelope(request, Origin::Client, Some(body))
+                    .await,
+            )
         }
         Err(error) => text(error.status(), error.to_string()),
     }

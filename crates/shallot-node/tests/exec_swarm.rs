@@ -259,7 +259,7 @@ fn message(user: &User, ns: i16, data: &[u8], timestamp: u64, expiry: u64) -> Ha
         hash: MessageHash::compute(&user.account, Namespace(ns), data),
         timestamp,
         expiry,
-        data: data.to_vec(),
+        data: bytes::Bytes::copy_from_slice(data),
     }
 }
 
@@ -273,7 +273,7 @@ async fn a_receiver_keeps_the_valid_items_and_refuses_the_rest() {
     let theirs = User::in_swarm(&view, 20, 1);
     let good = message(&ours, 0, b"good", T0, T0 + DAY_MS);
     let mut forged = message(&ours, 0, b"forged", T0, T0 + DAY_MS);
-    forged.data = b"other".to_vec();
+    forged.data = bytes::Bytes::from_static(b"other");
     let future = message(&ours, 0, b"future", T0 + 11_000, T0 + DAY_MS);
     let expired = message(&ours, 0, b"expired", T0 - DAY_MS, T0 - 1);
     let far = message(&ours, 0, b"far", T0, T0 + 60 * DAY_MS);

@@ -65,7 +65,7 @@ fn message(
         hash: MessageHash::compute(&account, Namespace(ns), data),
         timestamp,
         expiry,
-        data: data.to_vec(),
+        data: data.to_vec().into(),
     }
 }
 

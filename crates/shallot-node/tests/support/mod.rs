@@ -146,9 +146,14 @@ impl Cluster {
         params: Value,
         origin: Origin,
     ) -> (u16, Value) {
-        let body = json!({"method": method, "params": params}).to_string();
-        let reply = match Envelope::parse(body.as_bytes()).and_then(|e| e.request()) {
-            Ok(request) => self.nodes[i].execute(request, origin).await,
+        // The body as `/storage_rpc/v1` gets it: replication forwards these bytes.
+        let body = bytes::Bytes::from(json!({"method": method, "params": params}).to_string());
+        let reply = match Envelope::parse(&body).and_then(|e| e.request()) {
+            Ok(request) => {
+                self.nodes[i]
+                    .execute_envelope(request, origin, Some(body))
+                    .await
+            }
             Err(error) => Reply::text(error.status(), error.to_string()),
         };
         split(reply)
