@@ -348,7 +348,7 @@ async fn metrics(State(node): Shared) -> Response {
         ));
     }
     (
-        [("content-type", "text/plain; version=0.0.4")],
+        [("content-type", crate::metrics::CONTENT_TYPE)],
         node.metrics.render(&gauges),
     )
         .into_response()
