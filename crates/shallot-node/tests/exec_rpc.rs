@@ -470,6 +470,21 @@ async fn a_revoked_subaccount_is_refused_on_every_member_until_unrevoked() {
     };
     let (status, body) = c.rpc(0, "store", sub_store("before")).await;
     assert_eq!(status, 200, "{body}");
+    let before = owner.hash(5, b"before");
+    // The subaccount's delete and expire of that message (signed by the subaccount).
+    let sub_auth = |text: String, mut p: Value| {
+        p["pubkey"] = owner.hex().into();
+        p["signature"] = sub.sign(text).into();
+        p["subaccount"] = b64(token.as_bytes()).into();
+        p["subaccount_sig"] = token_sig.clone().into();
+        p
+    };
+    let later = T0 + 2 * DAY_MS;
+    let sub_expire = sub_auth(
+        format!("expire{later}{before}"),
+        json!({"messages": [before], "expiry": later}),
+    );
+    let sub_delete = sub_auth(format!("delete{before}"), json!({"messages": [before]}));
 
     for method in ["revoke_subaccount", "unrevoke_subaccount"] {
         let stale = revocation(&owner, method, token.as_bytes(), T0 - 61_000, &owner);
@@ -513,6 +528,19 @@ async fn a_revoked_subaccount_is_refused_on_every_member_until_unrevoked() {
             (status, body),
             (401, text("store signature verification failed"))
         );
+        assert_eq!(
+            c.rpc(i, "expire", sub_expire.clone()).await,
+            (401, text("expire: signature verification failed"))
+        );
+        assert_eq!(
+            c.rpc(i, "delete", sub_delete.clone()).await,
+            (401, text("delete_msgs signature verification failed"))
+        );
+        assert_eq!(
+            held(&c, i, &owner, 5).await,
+            vec![before.clone()],
+            "node {i}"
+        );
     }
 
     let (status, body) = c
@@ -526,6 +554,15 @@ async fn a_revoked_subaccount_is_refused_on_every_member_until_unrevoked() {
     assert!(members(&body).values().all(|e| e["count"] == 1), "{body}");
     let (status, body) = c.rpc(0, "store", sub_store("again")).await;
     assert_eq!(status, 200, "{body}");
+    let (status, body) = c.rpc(1, "delete", sub_delete).await;
+    assert_eq!(status, 200, "{body}");
+    for i in 0..3 {
+        assert_eq!(
+            held(&c, i, &owner, 5).await,
+            vec![owner.hash(5, b"again")],
+            "node {i}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -677,4 +714,28 @@ async fn forwarded_requests_run_here_only_and_the_rest_is_refused() {
         )
     );
     assert_eq!(forward(0, "{").await, (400, text("invalid json")));
+}
+
+#[tokio::test]
+async fn malformed_requests_are_refused_before_running() {
+    let c = swarm();
+    let user = User::new(1);
+    assert_eq!(
+        c.rpc(0, "get_stats", json!({})).await,
+        (400, text("no method get_stats"))
+    );
+    let mut bad_data = user.store(0, b"x", T0);
+    bad_data["data"] = "not base64!".into();
+    assert_eq!(
+        c.rpc(0, "store", bad_data).await,
+        (
+            400,
+            text("invalid request: Invalid 'data' value: not base64 encoded")
+        )
+    );
+    let (status, body) = c.rpc(0, "get_swarm", json!({"pubkey": "05abc"})).await;
+    assert_eq!(status, 400, "{body}");
+    for i in 0..3 {
+        assert!(held(&c, i, &user, 0).await.is_empty());
+    }
 }
