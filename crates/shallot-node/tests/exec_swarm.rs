@@ -5,12 +5,19 @@
 
 mod support;
 
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
+use shallot_directory::NodeRecord;
 use shallot_node::handoff;
 use shallot_node::node_api::{HandoffBatch, HandoffMessage};
 use shallot_node::observe::{Role, Seen};
 use shallot_node::peer_inbound;
+use shallot_node::peers::{PeerError, PeerReply};
 use shallot_node::state::Node;
+use shallot_node::swarm_link::SwarmLink;
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::{Ed25519Pub, Namespace};
 use shallot_store::{InboxQuota, StoreConfig};
@@ -324,4 +331,75 @@ async fn a_handoff_to_a_dead_member_is_retried_then_counted() {
     assert_eq!(started.elapsed().as_secs(), 15);
     assert_eq!(metric(&c.nodes[0], "shallot_peer_failures_total"), "1");
     assert!(held(&c, 1, &user, 0).await.is_empty());
+}
+
+/// A link that notes every envelope it forwards.
+struct Recording {
+    inner: Arc<dyn SwarmLink>,
+    forwarded: Arc<Mutex<Vec<Bytes>>>,
+}
+
+impl SwarmLink for Recording {
+    fn forward<'a>(
+        &'a self,
+        peer: &'a NodeRecord,
+        envelope: Bytes,
+    ) -> BoxFuture<'a, Result<PeerReply, PeerError>> {
+        self.forwarded.lock().unwrap().push(envelope.clone());
+        self.inner.forward(peer, envelope)
+    }
+
+    fn handoff<'a>(
+        &'a self,
+        peer: &'a NodeRecord,
+        batch: Bytes,
+    ) -> BoxFuture<'a, Result<PeerReply, PeerError>> {
+        self.inner.handoff(peer, batch)
+    }
+}
+
+#[tokio::test]
+async fn replication_forwards_the_clients_bytes_as_they_came() {
+    let forwarded = Arc::new(Mutex::new(Vec::new()));
+    let notes = forwarded.clone();
+    let c = Cluster::wrapped(&[10, 10], (19, 4), &StoreConfig::default(), move |inner| {
+        Arc::new(Recording {
+            inner,
+            forwarded: notes.clone(),
+        })
+    });
+    let user = User::new(1);
+    // Key order, spacing and a `ttl` as the client wrote them: not how the node would write it.
+    let params = user.store(0, b"as written", T0);
+    let body = format!("{{ \"params\" : {params} ,\n \"method\": \"store\" }}");
+    let body = Bytes::from(body);
+    let request = shallot_proto::rpc::parse_body(&body).unwrap();
+    let (status, reply) = split(
+        c.nodes[0]
+            .execute_envelope(
+                request,
+                shallot_node::exec::Origin::Client,
+                Some(body.clone()),
+            )
+            .await,
+    );
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(*forwarded.lock().unwrap(), vec![body]);
+    assert_eq!(
+        held(&c, 1, &user, 0).await,
+        vec![user.hash(0, b"as written")]
+    );
+
+    // A store inside a batch has no body of its own: it is written out, and means the same.
+    forwarded.lock().unwrap().clear();
+    let store = json!({"method": "store", "params": user.store(0, b"in a batch", T0)});
+    let (status, _) = c.rpc(0, "batch", json!({"requests": [store]})).await;
+    assert_eq!(status, 200);
+    let sent = forwarded.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        shallot_proto::rpc::parse_body(&sent[0]).unwrap(),
+        shallot_proto::rpc::parse_body(store.to_string().as_bytes()).unwrap()
+    );
+    assert_eq!(held(&c, 1, &user, 0).await.len(), 2);
 }

@@ -14,6 +14,7 @@ use shallot_node::onion_limits::OnionLimits;
 use shallot_node::peers::PeerClient;
 use shallot_node::rate_limit::{RateLimitConfig, RateLimiter};
 use shallot_node::state::Node;
+use shallot_node::swarm_link::SwarmLink;
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::rpc::Envelope;
 use shallot_proto::subaccount::{SubaccountFlags, SubaccountToken};
@@ -79,6 +80,16 @@ impl Cluster {
 
     /// As [`Cluster::start`], on `hardfork`, every store opened with `config`.
     pub fn with(swarms: &[u64], hardfork: (u8, u8), config: &StoreConfig) -> Self {
+        Self::wrapped(swarms, hardfork, config, |link| link)
+    }
+
+    /// As [`Cluster::with`], each node sending over `wrap(its memory link)`.
+    pub fn wrapped(
+        swarms: &[u64],
+        hardfork: (u8, u8),
+        config: &StoreConfig,
+        wrap: impl Fn(Arc<dyn SwarmLink>) -> Arc<dyn SwarmLink>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let net = MemoryNet::new();
         let clock = Arc::new(ManualClock::new(T0));
@@ -88,7 +99,7 @@ impl Cluster {
                 let identity = node_identity(i);
                 let store = Store::open(dir.path().join(format!("node{i}.db")), *config).unwrap();
                 let peers = PeerClient::new(&identity, OnionLimits::default(), None).unwrap();
-                let link = net.link(identity.ed25519_public());
+                let link = wrap(net.link(identity.ed25519_public()));
                 let node = Arc::new(
                     Node::new(
                         identity,
