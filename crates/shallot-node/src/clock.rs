@@ -44,3 +44,29 @@ impl Clock for OffsetClock {
             .wrapping_add(self.offset_ms.load(Ordering::Relaxed))
     }
 }
+
+/// A clock that shows a set time and moves only when told (deterministic tests).
+#[derive(Debug)]
+pub struct ManualClock {
+    now_ms: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock stopped at `now_ms`.
+    pub fn new(now_ms: u64) -> Self {
+        Self {
+            now_ms: AtomicU64::new(now_ms),
+        }
+    }
+
+    /// Moves the clock forward by `ms`.
+    pub fn advance(&self, ms: u64) {
+        self.now_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.now_ms.load(Ordering::Relaxed)
+    }
+}

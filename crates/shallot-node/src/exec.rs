@@ -47,6 +47,14 @@ pub enum Body {
 }
 
 impl Body {
+    /// The bytes sent on the wire.
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            Self::Json(v) => Bytes::from(v.to_string()),
+            Self::Text(t) => Bytes::from(t),
+        }
+    }
+
     /// The body as a JSON value (text becomes a JSON string), for `batch` results.
     pub fn into_json(self) -> Value {
         match self {
@@ -68,7 +76,7 @@ pub struct Reply {
 impl Reply {
     /// A JSON reply. Written through a `Value`, so object keys come out in ascending order as
     /// the reference writes them.
-    fn json(status: u16, body: &impl Serialize) -> Self {
+    pub(crate) fn json(status: u16, body: &impl Serialize) -> Self {
         Self {
             status,
             body: Body::Json(serde_json::to_value(body).unwrap_or_default()),
@@ -188,7 +196,33 @@ impl Node {
         request: Request,
         origin: Origin,
     ) -> Pin<Box<dyn Future<Output = Reply> + Send + '_>> {
+        self.run(request, origin, None)
+    }
+
+    /// Runs a request parsed from the JSON envelope `body` (when at hand): replication forwards
+    /// those bytes as they came instead of writing the request out again.
+    pub fn execute_envelope(
+        self: &Arc<Self>,
+        request: Request,
+        origin: Origin,
+        body: Option<Bytes>,
+    ) -> Pin<Box<dyn Future<Output = Reply> + Send + '_>> {
+        self.run(request, origin, body)
+    }
+
+    fn run(
+        self: &Arc<Self>,
+        request: Request,
+        origin: Origin,
+        body: Option<Bytes>,
+    ) -> Pin<Box<dyn Future<Output = Reply> + Send + '_>> {
         Box::pin(async move {
+            // What replication forwards: only a client's recursive request is forwarded.
+            let envelope = (origin == Origin::Client && request.is_recursive()).then(|| {
+                body.unwrap_or_else(|| {
+                    Bytes::from(serde_json::to_vec(&request.to_envelope()).unwrap_or_default())
+                })
+            });
             let view = self.view();
             let now = self.clock.now_ms();
             if request.method().checks_swarm() {
@@ -200,7 +234,7 @@ impl Node {
             }
             self.metrics.count_request(request.method_name());
             match request {
-                Request::Store(r) => self.store(&view, r, origin, now).await,
+                Request::Store(r) => self.store(&view, r, origin, envelope, now).await,
                 Request::Retrieve(r) if origin == Origin::Client && r.wait_ms.is_some() => {
                     self.waiting_retrieves(vec![r], false).await
                 }
@@ -217,24 +251,27 @@ impl Node {
                     self.waiting_retrieves(retrieves, true).await
                 }
                 Request::Retrieve(r) => self.retrieve(&view, r, now).await,
-                Request::Delete(r) => self.delete(&view, r, origin, now).await,
+                Request::Delete(r) => self.delete(&view, r, origin, envelope, now).await,
                 Request::DeleteAll(r) => {
-                    self.by_namespace(&view, NamespaceOp::DeleteAll(r), origin, now)
-                        .await
+                    let op = NamespaceOp::DeleteAll(r);
+                    self.by_namespace(&view, op, origin, envelope, now).await
                 }
                 Request::DeleteBefore(r) => {
-                    self.by_namespace(&view, NamespaceOp::DeleteBefore(r), origin, now)
-                        .await
+                    let op = NamespaceOp::DeleteBefore(r);
+                    self.by_namespace(&view, op, origin, envelope, now).await
                 }
                 Request::ExpireAll(r) => {
-                    self.by_namespace(&view, NamespaceOp::ExpireAll(r), origin, now)
-                        .await
+                    let op = NamespaceOp::ExpireAll(r);
+                    self.by_namespace(&view, op, origin, envelope, now).await
                 }
-                Request::Expire(r) => self.expire(&view, r, origin, now).await,
+                Request::Expire(r) => self.expire(&view, r, origin, envelope, now).await,
                 Request::GetExpiries(r) => self.get_expiries(r, now).await,
-                Request::RevokeSubaccount(r) => self.revocation(&view, r, true, origin, now).await,
+                Request::RevokeSubaccount(r) => {
+                    self.revocation(&view, r, true, origin, envelope, now).await
+                }
                 Request::UnrevokeSubaccount(r) => {
-                    self.revocation(&view, r, false, origin, now).await
+                    self.revocation(&view, r, false, origin, envelope, now)
+                        .await
                 }
                 Request::GetSwarm { account } => {
                     Reply::json(200, &view.swarm_members(&account, now))
@@ -331,24 +368,23 @@ impl Node {
         futures_util::future::join_all(runs).await
     }
 
-    /// Replicates a recursive request to the rest of the swarm while running it locally, and
-    /// gathers every member's result for the `{"swarm": {...}}` answer (spec §3.2). Forwarded
-    /// requests run locally only.
+    /// Forwards a recursive request (its JSON `envelope`) to the rest of the swarm while running
+    /// it locally, and gathers every member's result for the `{"swarm": {...}}` answer (spec
+    /// §3.2). Without an envelope (a forwarded request) it runs locally only.
     async fn replicate<T: DeserializeOwned + Clone>(
         self: &Arc<Self>,
         view: &NetworkView,
-        request: &Request,
-        origin: Origin,
+        envelope: Option<Bytes>,
         local: impl Future<Output = MemberResult<T>> + Send,
     ) -> Replicated<T> {
-        if origin == Origin::Peer {
+        let Some(envelope) = envelope else {
             let local = local.await;
             return Replicated {
                 status: 200,
                 swarm: BTreeMap::new(),
                 local,
             };
-        }
+        };
         let me = self.identity.ed25519_public();
         let peers: Vec<_> = self
             .own_swarm(view)
@@ -359,11 +395,10 @@ impl Node {
                     .collect()
             })
             .unwrap_or_default();
-        let envelope = Bytes::from(serde_json::to_vec(&request.to_envelope()).unwrap_or_default());
         let forwards = peers.iter().map(|peer| {
             let envelope = envelope.clone();
             async move {
-                let result = self.peers.forward(peer, envelope).await;
+                let result = self.link.forward(peer, envelope).await;
                 (peer.ed25519, result)
             }
         });
@@ -430,6 +465,7 @@ impl Node {
         view: &NetworkView,
         r: rpc::Store,
         origin: Origin,
+        envelope: Option<Bytes>,
         now: u64,
     ) -> Reply {
         let ttl = r.expiry.saturating_sub(r.timestamp);
@@ -472,16 +508,17 @@ impl Node {
             }
         }
         let hash = r.hash();
-        let request = Request::Store(r.clone());
+        // The payload is decoded once from the request and shared from here on: the store, push
+        // and waiters read the same bytes.
+        let message = StoredMessage {
+            account: r.account,
+            namespace: r.namespace,
+            hash,
+            timestamp,
+            expiry,
+            data: Bytes::from(r.data),
+        };
         let local = async {
-            let message = StoredMessage {
-                account: r.account,
-                namespace: r.namespace,
-                hash,
-                timestamp,
-                expiry,
-                data: r.data.clone(),
-            };
             let notify = message.clone();
             match self.store.store_async(message).await {
                 Ok(outcome) => {
@@ -511,7 +548,7 @@ impl Node {
                 }
             }
         };
-        let replicated = self.replicate(view, &request, origin, local).await;
+        let replicated = self.replicate(view, envelope, local).await;
         if origin == Origin::Client && refused_for_quota(&replicated) {
             return Refusal::InboxFull.into();
         }
@@ -560,7 +597,7 @@ impl Node {
                     .messages
                     .into_iter()
                     .map(|m| RetrievedMessage {
-                        data: m.data,
+                        data: m.data.into(),
                         expiration: m.expiry,
                         hash: m.hash,
                         timestamp: m.timestamp,
@@ -589,6 +626,7 @@ impl Node {
         view: &NetworkView,
         r: rpc::Delete,
         origin: Origin,
+        envelope: Option<Bytes>,
         now: u64,
     ) -> Reply {
         if !self
@@ -602,7 +640,6 @@ impl Node {
         {
             return Refusal::BadSignature(Method::Delete).into();
         }
-        let request = Request::Delete(r.clone());
         let local = async {
             // A non-canonical spelling names no message (the reference compares hash text).
             let hashes: Vec<MessageHash> = r
@@ -628,7 +665,7 @@ impl Node {
                 Err(error) => query_failure(&error),
             }
         };
-        let mut replicated = self.replicate(view, &request, origin, local).await;
+        let mut replicated = self.replicate(view, envelope, local).await;
         if r.required && origin == Origin::Client && replicated.status == 200 {
             let none_deleted = replicated
                 .swarm
@@ -649,6 +686,7 @@ impl Node {
         view: &NetworkView,
         op: NamespaceOp,
         origin: Origin,
+        envelope: Option<Bytes>,
         now: u64,
     ) -> Reply {
         if let Some(refusal) = op.clock_refusal(now, origin) {
@@ -663,16 +701,14 @@ impl Node {
         }
         match op {
             NamespaceOp::ExpireAll(_) => {
-                self.run_by_namespace(view, &op, origin, now, |updated, signature| Updated {
-                    signature,
-                    updated,
+                self.run_by_namespace(view, &op, origin, envelope, now, |updated, signature| {
+                    Updated { signature, updated }
                 })
                 .await
             }
             NamespaceOp::DeleteAll(_) | NamespaceOp::DeleteBefore(_) => {
-                self.run_by_namespace(view, &op, origin, now, |deleted, signature| Deleted {
-                    deleted,
-                    signature,
+                self.run_by_namespace(view, &op, origin, envelope, now, |deleted, signature| {
+                    Deleted { deleted, signature }
                 })
                 .await
             }
@@ -686,10 +722,10 @@ impl Node {
         view: &NetworkView,
         op: &NamespaceOp,
         origin: Origin,
+        envelope: Option<Bytes>,
         now: u64,
         entry: impl FnOnce(HashList, Signature) -> T + Send,
     ) -> Reply {
-        let request = op.request();
         let local = async {
             let run = op.clone();
             match self.blocking(move |s| run.apply(s)).await {
@@ -704,7 +740,7 @@ impl Node {
                 Err(error) => query_failure(&error),
             }
         };
-        let replicated = self.replicate(view, &request, origin, local).await;
+        let replicated = self.replicate(view, envelope, local).await;
         Self::recursive_reply(view, origin, now, replicated, None)
     }
 
@@ -713,6 +749,7 @@ impl Node {
         view: &NetworkView,
         r: rpc::Expire,
         origin: Origin,
+        envelope: Option<Bytes>,
         now: u64,
     ) -> Reply {
         if r.expiries.iter().any(|&e| too_old(e, now)) {
@@ -762,7 +799,6 @@ impl Node {
             ExpireMode::Extend => shallot_store::ExpireMode::Extend,
             ExpireMode::Set => shallot_store::ExpireMode::Set,
         };
-        let request = Request::Expire(r.clone());
         let local = async {
             let account = r.account;
             match self
@@ -802,7 +838,7 @@ impl Node {
                 Err(error) => query_failure(&error),
             }
         };
-        let replicated = self.replicate(view, &request, origin, local).await;
+        let replicated = self.replicate(view, envelope, local).await;
         Self::recursive_reply(view, origin, now, replicated, None)
     }
 
@@ -842,6 +878,7 @@ impl Node {
         r: rpc::Revocation,
         revoke: bool,
         origin: Origin,
+        envelope: Option<Bytes>,
         now: u64,
     ) -> Reply {
         let method = if revoke {
@@ -886,8 +923,7 @@ impl Node {
                     Err(error) => query_failure(&error),
                 }
             };
-            let request = Request::RevokeSubaccount(r.clone());
-            let replicated = self.replicate(view, &request, origin, local).await;
+            let replicated = self.replicate(view, envelope, local).await;
             Self::recursive_reply(view, origin, now, replicated, None)
         } else {
             let signed = SignedResponse::UnrevokeSubaccount {
@@ -905,8 +941,7 @@ impl Node {
                     Err(error) => query_failure(&error),
                 }
             };
-            let request = Request::UnrevokeSubaccount(r.clone());
-            let replicated = self.replicate(view, &request, origin, local).await;
+            let replicated = self.replicate(view, envelope, local).await;
             Self::recursive_reply(view, origin, now, replicated, None)
         }
     }
@@ -1011,14 +1046,6 @@ impl NamespaceOp {
             Self::DeleteAll(r) => (r.request_auth(), r.signed_message()),
             Self::DeleteBefore(r) => (r.request_auth(), r.signed_message()),
             Self::ExpireAll(r) => (r.request_auth(), r.signed_message()),
-        }
-    }
-
-    fn request(&self) -> Request {
-        match self {
-            Self::DeleteAll(r) => Request::DeleteAll(r.clone()),
-            Self::DeleteBefore(r) => Request::DeleteBefore(r.clone()),
-            Self::ExpireAll(r) => Request::ExpireAll(r.clone()),
         }
     }
 

@@ -169,18 +169,14 @@ fn empty_batch() -> HandoffBatch {
 }
 
 async fn push(node: &Node, target: &NodeRecord, batch: &HandoffBatch) {
-    let Ok(body) = serde_json::to_vec(batch) else {
+    let Ok(body) = serde_json::to_vec(batch).map(Bytes::from) else {
         return;
     };
     // Retries after 1, 2, 4 and 8 s: a new member may still be starting up, or not have read
     // the new view yet (it refuses accounts that do not map to it, and senders it does not know
     // as peers); on a loaded host that can take several seconds.
     for attempt in 0..5u32 {
-        match node
-            .peers
-            .push_messages(target, Bytes::from(body.clone()))
-            .await
-        {
+        match node.link.handoff(target, body.clone()).await {
             Ok(reply) if reply.status == 200 => return,
             Ok(reply) => {
                 tracing::warn!(status = reply.status, peer = %target.ed25519, "handoff refused");

@@ -564,7 +564,7 @@ impl MonitorHub {
                     namespace: message.namespace,
                     timestamp_ms: message.timestamp,
                     expiry_ms: message.expiry,
-                    data: sub.want_data.then(|| message.data.clone()),
+                    data: sub.want_data.then(|| message.data.to_vec()),
                 };
                 serde_json::to_string(&note).unwrap_or_default()
             });
@@ -741,7 +741,7 @@ mod tests {
             hash: MessageHash::compute(&account, Namespace(ns), b"x"),
             timestamp: 1,
             expiry: 2,
-            data: b"x".to_vec(),
+            data: Bytes::from_static(b"x"),
         };
         hub.notify(&msg(3));
         hub.notify(&msg(5));

@@ -4,6 +4,7 @@
 //! TLS client certificate proves an Ed25519 key that the directory lists as an active node.
 
 use axum::http::HeaderMap;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::onion::EncType;
@@ -93,7 +94,7 @@ pub struct HandoffMessage {
     pub expiry: u64,
     /// Data, base64.
     #[serde(with = "b64_bytes")]
-    pub data: Vec<u8>,
+    pub data: Bytes,
 }
 
 /// A subaccount revocation handed over with an account's messages, so the new holder keeps
@@ -170,14 +171,17 @@ impl From<HandoffMessage> for StoredMessage {
 }
 
 mod b64_bytes {
+    use bytes::Bytes;
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&shallot_proto::b64::encode(bytes))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        shallot_proto::b64::decode(text.as_bytes()).map_err(serde::de::Error::custom)
+        shallot_proto::b64::decode(text.as_bytes())
+            .map(Bytes::from)
+            .map_err(serde::de::Error::custom)
     }
 }

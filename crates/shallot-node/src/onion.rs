@@ -102,6 +102,24 @@ pub async fn relayed(
     process(node, hop, ciphertext, Position::Later, seen).await
 }
 
+/// Runs the storage RPC request of a final layer (`body`: its JSON envelope).
+async fn run_final(node: &Arc<Node>, body: &[u8], seen: &mut Seen) -> crate::exec::Reply {
+    match Envelope::parse(body).and_then(|e| e.request()) {
+        Ok(rpc) => {
+            seen.role(if waits(&rpc) {
+                Role::OnionWait
+            } else {
+                Role::OnionExit
+            });
+            seen.request(&rpc);
+            // Replication forwards the request as the client wrote it.
+            let body = rpc.is_recursive().then(|| Bytes::copy_from_slice(body));
+            node.execute_envelope(rpc, Origin::Client, body).await
+        }
+        Err(error) => crate::exec::Reply::text(error.status(), error.to_string()),
+    }
+}
+
 /// Decrypts and acts on one layer, noting in `seen` what the layer showed this node.
 async fn process(
     node: Arc<Node>,
@@ -132,18 +150,7 @@ async fn process(
                 let text = format!("Snode not ready: {}", node.identity.ed25519_public());
                 return encrypted(layer.reply_key(), 503, ReplyBody::Text(&text), format);
             }
-            let reply = match Envelope::parse(request.request).and_then(|e| e.request()) {
-                Ok(rpc) => {
-                    seen.role(if waits(&rpc) {
-                        Role::OnionWait
-                    } else {
-                        Role::OnionExit
-                    });
-                    seen.request(&rpc);
-                    node.execute(rpc, Origin::Client).await
-                }
-                Err(error) => crate::exec::Reply::text(error.status(), error.to_string()),
-            };
+            let reply = run_final(&node, request.request, seen).await;
             let key = layer.reply_key();
             match &reply.body {
                 Body::Json(value) => encrypted(key, reply.status, ReplyBody::Json(value), format),

@@ -12,14 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
-use shallot_proto::rpc::{Envelope, Refusal, RpcError};
+use shallot_proto::rpc::{Envelope, Refusal};
 
-use crate::account_limits::PeerRejections;
 use crate::connections::HeldSlot;
 use crate::exec::{Body, Origin, Reply};
-use crate::handoff::HandoffRefusal;
-use crate::node_api::{self, HandoffBatch, HandoffDone, OnionHop};
+use crate::node_api::{self, OnionHop};
 use crate::observe::{self, Recorder, Role, Seen};
+use crate::peer_inbound;
 use crate::server::ConnInfo;
 use crate::state::Node;
 
@@ -145,7 +144,10 @@ async fn storage_rpc_inner(
     match Envelope::parse(&body).and_then(|envelope| envelope.request()) {
         Ok(request) => {
             seen.request(&request);
-            reply(node.execute(request, Origin::Client).await)
+            reply(
+                node.execute_envelope(request, Origin::Client, Some(body))
+                    .await,
+            )
         }
         Err(error) => text(error.status(), error.to_string()),
     }
@@ -221,16 +223,9 @@ async fn monitor(
 
 /// Refuses connections that did not prove the key of an active node of the current view.
 fn refuse_non_peer(node: &Node, conn: &ConnInfo) -> Option<Response> {
-    let Some(key) = conn.node else {
-        return Some(text(403, "node-to-node route: no node certificate"));
-    };
-    match node.view().node(&key) {
-        Some(record) if record.is_active() => None,
-        _ => Some(text(
-            403,
-            format!("node-to-node route: {key} is not an active service node"),
-        )),
-    }
+    peer_inbound::active_sender(node, conn.node)
+        .err()
+        .map(reply)
 }
 
 async fn peer_forward(
@@ -238,19 +233,8 @@ async fn peer_forward(
     Extension(conn): Extension<ConnInfo>,
     request: Request,
 ) -> Response {
-    if let Some(refusal) = refuse_non_peer(&node, &conn) {
-        return refusal;
-    }
-    // Only our (current or previous) swarm's members replicate client writes to us.
-    if let Some(key) = conn
-        .node
-        .filter(|key| !crate::handoff::is_swarm_peer(&node, key))
-    {
-        PeerRejections::add(&node.peer_rejections.untrusted_sender, 1);
-        return text(
-            403,
-            format!("node-to-node route: {key} is not a member of this swarm"),
-        );
+    if let Err(refusal) = peer_inbound::check_forwarder(&node, conn.node) {
+        return reply(refusal);
     }
     let at_ms = node.clock.now_ms();
     let body = match read_body(request.into_body()).await {
@@ -258,16 +242,7 @@ async fn peer_forward(
         Err(response) => return response,
     };
     let mut seen = Seen::new(&node, Role::Replica);
-    seen.request_bytes(body.len());
-    let response = match Envelope::parse(&body).and_then(|envelope| envelope.request()) {
-        Ok(request) if request.is_recursive() => {
-            seen.request(&request);
-            reply(node.execute(request, Origin::Peer).await)
-        }
-        Ok(_) => refused(&Refusal::NotForwardable),
-        Err(error @ RpcError::InvalidRequest(_)) => text(400, error.to_string()),
-        Err(error) => text(error.status(), error.to_string()),
-    };
+    let response = reply(peer_inbound::forwarded(&node, &body, &mut seen).await);
     observe::record_response(&node, &conn, at_ms, seen, &response);
     response
 }
@@ -302,68 +277,19 @@ async fn peer_handoff(
     Extension(conn): Extension<ConnInfo>,
     request: Request,
 ) -> Response {
-    if let Some(refusal) = refuse_non_peer(&node, &conn) {
-        return refusal;
-    }
+    let sender = match peer_inbound::active_sender(&node, conn.node) {
+        Ok(sender) => sender,
+        Err(refusal) => return reply(refusal),
+    };
     let at_ms = node.clock.now_ms();
     let body = match read_body(request.into_body()).await {
         Ok(body) => body,
         Err(response) => return response,
     };
-    let batch: HandoffBatch = match serde_json::from_slice(&body) {
-        Ok(batch) => batch,
-        Err(error) => return text(400, format!("invalid handoff batch: {error}")),
-    };
-    if batch.version != 1 {
-        return text(
-            400,
-            format!("unsupported handoff version {}", batch.version),
-        );
-    }
-    let Some(sender) = conn.node else {
-        return text(403, "node-to-node route: no node certificate");
-    };
     let mut seen = Seen::new(&node, Role::Handoff);
-    if seen.is_on() {
-        seen.request_bytes(body.len());
-        let accounts = batch.messages.iter().map(|m| m.pubkey);
-        for account in accounts.chain(batch.revocations.iter().map(|r| r.pubkey)) {
-            seen.account(account);
-        }
-    }
-    let response = handoff_answer(&node, sender, batch).await;
+    let response = reply(peer_inbound::handoff(&node, sender, &body, &mut seen).await);
     observe::record_response(&node, &conn, at_ms, seen, &response);
     response
-}
-
-/// Stores a handoff batch and answers how it went.
-async fn handoff_answer(
-    node: &Arc<Node>,
-    sender: shallot_proto::Ed25519Pub,
-    batch: HandoffBatch,
-) -> Response {
-    match crate::handoff::receive(node, sender, batch).await {
-        // Partly refused: the valid items are stored; a non-200 makes the sender retry once
-        // views have settled (a lagging view is the usual cause).
-        Ok(done) if done.untrusted > 0 => text(
-            403,
-            format!(
-                "{} handoff items refused: {sender} may not hand them over",
-                done.untrusted
-            ),
-        ),
-        Ok(done) if done.not_ours > 0 => text(
-            421,
-            format!(
-                "{} handoff items refused: not this swarm's accounts",
-                done.not_ours
-            ),
-        ),
-        Ok(done) => axum::Json(HandoffDone::from(&done)).into_response(),
-        Err(refusal @ HandoffRefusal::NotInSwarm) => text(503, refusal.to_string()),
-        Err(refusal @ HandoffRefusal::Untrusted(_)) => text(403, refusal.to_string()),
-        Err(refusal @ HandoffRefusal::Store(_)) => text(500, refusal.to_string()),
-    }
 }
 
 /// The admin listener: Prometheus metrics at `GET /metrics` (plain HTTP, keep it private).
@@ -422,7 +348,7 @@ async fn metrics(State(node): Shared) -> Response {
         ));
     }
     (
-        [("content-type", "text/plain; version=0.0.4")],
+        [("content-type", crate::metrics::CONTENT_TYPE)],
         node.metrics.render(&gauges),
     )
         .into_response()

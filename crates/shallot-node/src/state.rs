@@ -18,6 +18,7 @@ use crate::monitor::MonitorHub;
 use crate::observe::ObservationLog;
 use crate::peers::PeerClient;
 use crate::rate_limit::RateLimiter;
+use crate::swarm_link::SwarmLink;
 use crate::waiters::{WaitLimits, Waiters};
 
 /// The storage-server version we report and implement the behaviour of (`info`, `ifelse`).
@@ -39,8 +40,11 @@ pub struct Node {
     pub store: Arc<Store>,
     /// Per-client rate limits.
     pub rate: RateLimiter,
-    /// Connections to swarm peers and onion hops.
+    /// Connections to onion hops and proxied servers (and, by default, swarm peers).
     pub peers: PeerClient,
+    /// Where replication and handoff traffic goes: [`PeerClient`] unless replaced
+    /// ([`Node::with_swarm_link`]).
+    pub link: Arc<dyn SwarmLink>,
     /// Push subscriptions.
     pub monitor: MonitorHub,
     /// Waiting retrieves (private push through onion paths).
@@ -89,6 +93,7 @@ impl Node {
             clock,
             store,
             rate,
+            link: Arc::new(peers.clone()),
             peers,
             monitor: MonitorHub::default(),
             waiters: Waiters::default(),
@@ -149,6 +154,13 @@ impl Node {
     #[must_use]
     pub fn with_observation_log(mut self, log: ObservationLog) -> Self {
         self.observations = Some(log);
+        self
+    }
+
+    /// Sends replication and handoff traffic over `link` instead of HTTPS (in-process tests).
+    #[must_use]
+    pub fn with_swarm_link(mut self, link: Arc<dyn SwarmLink>) -> Self {
+        self.link = link;
         self
     }
 

@@ -28,7 +28,7 @@ fn message(acct: u8, n: u64) -> NewMessage {
         hash: MessageHash::compute(&account, Namespace::DEFAULT, &data),
         timestamp: NOW,
         expiry: NOW + 86_400_000,
-        data,
+        data: data.into(),
     }
 }
 

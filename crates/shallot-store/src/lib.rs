@@ -45,6 +45,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Mutex, PoisonError};
 
+use bytes::Bytes;
 use rusqlite::Connection;
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::namespace::{Namespace, NamespaceSelector};
@@ -174,8 +175,8 @@ pub struct StoredMessage {
     pub timestamp: u64,
     /// When the message expires (ms since the Unix epoch).
     pub expiry: u64,
-    /// The raw message bytes.
-    pub data: Vec<u8>,
+    /// The raw message bytes (shared, not copied, between the store, push and handoff).
+    pub data: Bytes,
 }
 
 /// A message to store: the same fields as a stored one.

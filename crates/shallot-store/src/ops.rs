@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use bytes::Bytes;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use shallot_proto::message_hash::MessageHash;
@@ -111,7 +112,7 @@ fn insert_message(conn: &Connection, owner: i64, msg: &StoredMessage) -> rusqlit
         i64::from(msg.namespace.0),
         sql_u64(msg.timestamp),
         sql_u64(msg.expiry),
-        &msg.data,
+        &msg.data[..],
     ])
 }
 
@@ -373,7 +374,7 @@ pub(crate) fn retrieve(
             hash: row.get::<_, HashCol>(0).context(CONTEXT)?.0,
             timestamp: row.get::<_, U64>(1).context(CONTEXT)?.0,
             expiry: row.get::<_, U64>(2).context(CONTEXT)?.0,
-            data: data.to_vec(),
+            data: Bytes::copy_from_slice(data),
         });
     }
     Ok(out)
@@ -723,7 +724,7 @@ fn export_row(row: &Row<'_>) -> rusqlite::Result<(i64, StoredMessage)> {
             hash: row.get::<_, HashCol>(4)?.0,
             timestamp: row.get::<_, U64>(5)?.0,
             expiry: row.get::<_, U64>(6)?.0,
-            data: row.get(7)?,
+            data: Bytes::from(row.get::<_, Vec<u8>>(7)?),
         },
     ))
 }

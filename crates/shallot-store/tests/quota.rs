@@ -20,7 +20,7 @@ fn message(account: AccountId, ns: i16, data: &[u8]) -> StoredMessage {
         hash: MessageHash::compute(&account, Namespace(ns), data),
         timestamp: NOW,
         expiry: NOW + 60_000,
-        data: data.to_vec(),
+        data: bytes::Bytes::copy_from_slice(data),
     }
 }
 

@@ -30,7 +30,7 @@ fn message(account: AccountId, ns: i16, data: &[u8], timestamp: u64, expiry: u64
         hash: MessageHash::compute(&account, namespace, data),
         timestamp,
         expiry,
-        data: data.to_vec(),
+        data: bytes::Bytes::copy_from_slice(data),
     }
 }
 
@@ -121,7 +121,7 @@ fn duplicate_store_extends_but_never_shortens_and_keeps_data() {
     assert_eq!(got.messages.len(), 1);
     assert_eq!(got.messages[0].timestamp, NOW);
     assert_eq!(got.messages[0].expiry, NOW + 2 * DAY);
-    assert_eq!(got.messages[0].data, b"same");
+    assert_eq!(got.messages[0].data, &b"same"[..]);
 }
 
 #[test]
@@ -1047,7 +1047,7 @@ fn async_stores_are_acknowledged_after_commit() {
                         hash: MessageHash::compute(&account, Namespace(0), &data),
                         timestamp: 1_700_000_000_000,
                         expiry: 1_700_000_100_000,
-                        data,
+                        data: data.into(),
                     };
                     store.store_async(message).await.unwrap()
                 })

@@ -305,7 +305,7 @@ async fn a_debug_log_holds_no_message_data_keys_or_client_next_to_account() {
             hash: MessageHash::compute(&c.account, Namespace(0), handed.as_bytes()),
             timestamp: now,
             expiry: now + 600_000,
-            data: handed.clone().into_bytes(),
+            data: handed.clone().into_bytes().into(),
         }],
         revocations: Vec::new(),
     };

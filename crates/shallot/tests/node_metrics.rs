@@ -286,7 +286,7 @@ async fn every_readme_metric_is_served_and_counts() {
             hash: MessageHash::compute(&account, Namespace(0), b"what was hashed"),
             timestamp: now,
             expiry: now + 600_000,
-            data: b"what is sent".to_vec(),
+            data: b"what is sent".to_vec().into(),
         }],
         revocations: Vec::new(),
     };

@@ -54,7 +54,7 @@ fn message(
         hash: MessageHash::compute(&account, Namespace(ns), data),
         timestamp,
         expiry,
-        data: data.to_vec(),
+        data: data.to_vec().into(),
     }
 }
 
@@ -253,7 +253,7 @@ async fn forged_handoffs_and_forwards_store_nothing_and_revocations_travel() {
     //    expiry clamped to 30 days; an account of another swarm is refused.
     let member = &net.nodes[1].identity;
     let mut forged = planted("forged hash");
-    forged.data = b"other content".to_vec();
+    forged.data = b"other content".to_vec().into();
     let future = message(
         account,
         0,
