@@ -195,30 +195,24 @@ fn parse_sid(text: &str) -> Result<SessionId> {
     })
 }
 
-/// Seconds in a duration like `30s`, `5m`, `1h`, `2d` (a bare number is seconds); `None` for off.
+/// Seconds in a duration like `30s`, `5m`, `1h`, `2d`, `1w` or `1h 30m` (a bare number is
+/// seconds); `None` for off.
 fn parse_duration(text: &str) -> Result<Option<u32>> {
     let text = text.trim().to_ascii_lowercase();
     if text == "off" || text == "0" {
         return Ok(None);
     }
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u32 = number
-        .parse()
-        .map_err(|_| anyhow::anyhow!("{text:?} is not a duration like 30s, 5m, 1h, 1d or off"))?;
-    let scale = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => bail!("{text:?} is not a duration like 30s, 5m, 1h, 1d or off"),
+    let bad = || anyhow::anyhow!("{text:?} is not a duration like 30s, 5m, 1h, 1d or off");
+    let duration = if text.bytes().all(|b| b.is_ascii_digit()) {
+        std::time::Duration::from_secs(text.parse().map_err(|_| bad())?)
+    } else {
+        humantime::parse_duration(&text).map_err(|_| bad())?
     };
-    let secs = n
-        .checked_mul(scale)
-        .ok_or_else(|| anyhow::anyhow!("{text:?} is too long"))?;
+    if duration.subsec_nanos() != 0 {
+        bail!("{text:?}: a disappearing timer counts whole seconds");
+    }
+    let secs =
+        u32::try_from(duration.as_secs()).map_err(|_| anyhow::anyhow!("{text:?} is too long"))?;
     if secs < 10 {
         bail!("the shortest disappearing timer is 10s");
     }
@@ -704,33 +698,42 @@ async fn who(messenger: &Messenger, id: &SessionId) -> String {
 
 /// `YYYY-MM-DD HH:MM:SS UTC` of a millisecond timestamp.
 fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = i64::try_from(days).unwrap_or(0) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(
+            || format!("{ms} ms after 1970"),
+            |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::utc;
+    use super::{parse_duration, utc};
 
     #[test]
     fn formats_utc_times() {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(1_709_210_096_000), "2024-02-29 12:34:56 UTC");
+        assert_eq!(utc(u64::MAX), "18446744073709551615 ms after 1970");
+    }
+
+    #[test]
+    fn parses_disappearing_timers() {
+        for (text, secs) in [
+            ("30", Some(30)),
+            ("30s", Some(30)),
+            ("5m", Some(300)),
+            ("1h 30m", Some(5400)),
+            ("1D", Some(86_400)),
+            ("2w", Some(1_209_600)),
+            ("off", None),
+            ("0", None),
+        ] {
+            assert_eq!(parse_duration(text).unwrap(), secs, "{text}");
+        }
+        for bad in ["", "5x", "-5m", "9s", "15d", "1.5s", "99999999999999999999"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }
