@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use shallot_clock::{Clock, SystemClock};
 use shallot_proto::Ed25519Pub;
 
 /// How many distinct nodes' latest offsets are kept (desktop keeps 10 offsets).
@@ -22,25 +23,6 @@ pub const QUORUM: usize = 3;
 pub const UNCONFIRMED_LIMIT_MS: i64 = 10_000;
 /// Server times before 2021-01-01 are ignored as bogus (desktop's sanity check), in ms.
 pub const MIN_SERVER_TIME_MS: u64 = 1_609_459_200_000;
-
-/// Where local time comes from; injectable so tests can skew or freeze it.
-pub trait TimeSource: Send + Sync {
-    /// Milliseconds since the Unix epoch by this source.
-    fn now_ms(&self) -> u64;
-}
-
-/// The device's system clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemTimeSource;
-
-impl TimeSource for SystemTimeSource {
-    #[allow(clippy::disallowed_methods)] // The one place that reads the system clock.
-    fn now_ms(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    }
-}
 
 /// The latest offset (`local − server`, ms) of each recently heard node, oldest first.
 #[derive(Debug, Default)]
@@ -83,7 +65,7 @@ fn median(mut values: Vec<i64>) -> i64 {
 /// Cheap to clone; clones share the window.
 #[derive(Clone)]
 pub struct NetworkClock {
-    source: Arc<dyn TimeSource>,
+    source: Arc<dyn Clock>,
     window: Arc<Mutex<Window>>,
 }
 
@@ -97,13 +79,13 @@ impl std::fmt::Debug for NetworkClock {
 
 impl Default for NetworkClock {
     fn default() -> Self {
-        Self::new(Arc::new(SystemTimeSource))
+        Self::new(Arc::new(SystemClock))
     }
 }
 
 impl NetworkClock {
     /// A clock over `source` with no observations yet (offset 0).
-    pub fn new(source: Arc<dyn TimeSource>) -> Self {
+    pub fn new(source: Arc<dyn Clock>) -> Self {
         Self {
             source,
             window: Arc::new(Mutex::new(Window::default())),
@@ -167,7 +149,7 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     struct Fixed(AtomicU64);
-    impl TimeSource for Fixed {
+    impl Clock for Fixed {
         fn now_ms(&self) -> u64 {
             self.0.load(Ordering::SeqCst)
         }

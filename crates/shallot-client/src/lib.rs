@@ -32,7 +32,7 @@ pub mod swarm_sig;
 pub mod timeouts;
 pub mod timing;
 
-pub use clock::{NetworkClock, SystemTimeSource, TimeSource};
+pub use clock::NetworkClock;
 pub use db::{
     ConversationState, Db, DbError, DbHandle, Direction, Disappearing, MessageState, StoredMessage,
 };
@@ -41,6 +41,7 @@ pub use messenger::{Messenger, MessengerError, ReceivedMessage, SentMessage, Wai
 pub use onion_client::{ClientConfig, OnionClient, Route};
 pub use paths::{GuardEntry, PathConfig, PathId, PathManager};
 pub use pool::{Pool, PoolSnapshot, Seed};
+pub use shallot_clock::{Clock, SystemClock};
 pub use shallot_keys::{AccountStore, KeystoreError};
 pub use swarm::SwarmCache;
 pub use timing::CoverTraffic;

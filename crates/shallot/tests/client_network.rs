@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use shallot_client::{
-    ClientConfig, ErrorKind, NetworkClock, OnionClient, Seed, SystemTimeSource, TimeSource,
+    ClientConfig, Clock, ErrorKind, NetworkClock, OnionClient, Seed, SystemClock,
 };
 use shallot_devnet::{LocalNet, NetOptions};
 use shallot_directory::NodeRecord;
@@ -195,9 +195,9 @@ async fn bootstrap_paths_store_retrieve_redirect_and_dead_guards() {
 
 /// Local time ten minutes ahead of the network.
 struct Fast;
-impl TimeSource for Fast {
+impl Clock for Fast {
     fn now_ms(&self) -> u64 {
-        SystemTimeSource.now_ms() + 600_000
+        SystemClock.now_ms() + 600_000
     }
 }
 
