@@ -133,8 +133,12 @@ impl Messenger {
         if text.is_empty() {
             return Err(MessengerError::Build("empty message".into()));
         }
-        let group = self.load_group(id).await?;
+        let mut group = self.load_group(id).await?;
         let credential = Credential::of(&group)?;
+        match self.refresh_group_keys(&group).await {
+            Ok(refreshed) => group = refreshed,
+            Err(e) => tracing::debug!("could not refresh the group keys before sending: {e}"),
+        }
         let timestamp = self.client.clock().now_ms();
         let mut content = Content::text(text, timestamp);
         if let Some(data) = content.data_message.as_mut() {

@@ -438,6 +438,54 @@ impl Messenger {
             .into())
     }
 
+    /// Fetches the key messages stored since our last look (namespace 12 only, so no message
+    /// is taken in unseen), so that what we send next uses the newest key: a message sealed
+    /// with a key others do not hold yet would be lost to them.
+    pub(crate) async fn refresh_group_keys(&self, group: &Group) -> Result<Group, MessengerError> {
+        let (id, account) = (group.id, group.id.account());
+        let credential = Credential::of(group)?;
+        let mut members = self.client.swarm(&account).await?;
+        members.shuffle(&mut rand::thread_rng());
+        let member = members.first().ok_or_else(|| Error::SwarmUnreachable {
+            tried: 0,
+            last: "no group swarm members".into(),
+        })?;
+        let node = member.ed25519;
+        let ns = Namespace::GROUP_KEYS;
+        let cursor = self
+            .db
+            .call(move |db| db.last_hash(&node, &account, ns))
+            .await?;
+        let retrieve = self.group_retrieve(&id, &credential, ns, cursor)?;
+        let (_, body) = self
+            .client
+            .request_node(member, &Request::Batch(vec![retrieve]))
+            .await?;
+        let items: Vec<RetrievedMessage> = retrieve_results(&body, 1)?
+            .into_iter()
+            .flatten()
+            .flat_map(|page| page.messages)
+            .collect();
+        let me = Arc::clone(&self.identity);
+        let now = self.client.clock().now_ms();
+        let refreshed = self
+            .db
+            .call(move |db| {
+                let Some(mut group) = db.group(&id)? else {
+                    return Ok(None);
+                };
+                let mut keys = group.keys(&me);
+                take_keys(&mut group, &me, &mut keys, &items);
+                db.save_group(&group, now)?;
+                if let Some(last) = items.last() {
+                    db.set_last_hash(&node, &account, ns, &last.hash)?;
+                }
+                Ok::<_, DbError>(Some(group))
+            })
+            .await?;
+        Ok(refreshed.ok_or(super::GroupError::Unknown)?)
+    }
+
     /// Marks members who joined as accepted, and removes members who left; failures logged.
     async fn do_admin_work(&self, id: &GroupId, work: AdminWork) {
         if !work.joined.is_empty() {
