@@ -46,7 +46,7 @@ pub struct ConfigState {
     pub heads: Vec<Head>,
 }
 
-mod hex_bytes {
+pub(crate) mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -145,8 +145,9 @@ pub fn local_data(db: &Db, kind: ConfigKind, base: &Dict, now_ms: u64) -> Result
             }
             contacts.apply_to(&mut data);
         }
+        ConfigKind::UserGroups => crate::groups::state::user_groups_data(db, base, &mut data)?,
         // Carried by the format, not modelled by this client.
-        ConfigKind::ConvoInfoVolatile | ConfigKind::UserGroups => {}
+        ConfigKind::ConvoInfoVolatile => {}
     }
     Ok(data)
 }
@@ -307,7 +308,8 @@ fn apply(
                 apply_contact(db, &me, &id, &entry, now_ms)?;
             }
         }
-        ConfigKind::ConvoInfoVolatile | ConfigKind::UserGroups => {}
+        ConfigKind::UserGroups => crate::groups::state::apply_user_groups(db, data, now_ms)?,
+        ConfigKind::ConvoInfoVolatile => {}
     }
     Ok(())
 }

@@ -12,6 +12,7 @@
 //! - [`swarm_sig`]: checking each swarm member's signature on recursive replies.
 //! - [`db`]: local state in SQLite, personal fields sealed per row, on a thread of its own.
 //! - [`messenger`]: sending and receiving 1:1 messages on top of all of the above.
+//! - [`groups`]: group chats in their own swarms (create, invite, remove, promote, …).
 //! - [`config_sync`]: the profile and contacts shared by an account's devices (namespaces 2, 3).
 //! - [`push`]: opt-in push notifications over a swarm member's monitor WebSocket.
 //! - [`timing`]: send jitter and cover traffic, defences against timing correlation.
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod config_sync;
 pub mod db;
 pub mod error;
+pub mod groups;
 pub mod messenger;
 pub mod onion_client;
 pub mod paths;
@@ -34,7 +36,8 @@ pub mod timing;
 
 pub use clock::NetworkClock;
 pub use db::{
-    ConversationState, Db, DbError, DbHandle, Direction, Disappearing, MessageState, StoredMessage,
+    ConversationState, Db, DbError, DbHandle, Direction, Disappearing, MessageState,
+    StoredGroupMessage, StoredMessage,
 };
 pub use error::{Error, ErrorKind};
 pub use messenger::{Messenger, MessengerError, ReceivedMessage, SentMessage, Waited};

@@ -17,6 +17,7 @@ mod demo_cmd;
 mod devnet_cmd;
 mod directory_cmd;
 mod local_accounts;
+mod group_cmd;
 mod msg_cmd;
 mod node_cmd;
 mod observations;
@@ -54,12 +55,15 @@ enum Command {
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Send a text message to a Session ID (through onion paths; a copy goes to your other
-    /// devices)
+    /// devices), or to a group by its ID (03…)
     Send(msg_cmd::SendArgs),
     /// Fetch new messages for your account and print them (--watch keeps polling)
     Inbox(msg_cmd::InboxArgs),
     /// Interactive terminal chat: conversations, messages with delivery state, path status
     Chat(tui::ChatArgs),
+    /// Group chats: create, invite, accept, list, remove, promote, leave, rename, …
+    #[command(subcommand)]
+    Group(group_cmd::GroupCommand),
     /// Fetch new messages, then list message requests (from people you have not accepted)
     Requests(msg_cmd::RequestsArgs),
     /// Accept a message request (the sender is told, and becomes a contact)
@@ -157,6 +161,7 @@ fn main() -> Result<()> {
         Command::Inbox(args) => msg_cmd::inbox(&args, &dir),
         Command::Chat(args) => tui::run(&args, &dir),
         Command::Requests(args) => msg_cmd::requests(&args, &dir),
+        Command::Group(command) => group_cmd::run(command, &dir),
         Command::Accept(args) => msg_cmd::contact(msg_cmd::ContactAction::Accept, &args, &dir),
         Command::Decline(args) => msg_cmd::contact(msg_cmd::ContactAction::Decline, &args, &dir),
         Command::Block(args) => msg_cmd::contact(msg_cmd::ContactAction::Block, &args, &dir),

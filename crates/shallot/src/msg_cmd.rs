@@ -97,8 +97,9 @@ pub(crate) fn parse_seed_node(text: &str) -> Result<Seed, String> {
 /// `shallot send`.
 #[derive(Args)]
 pub struct SendArgs {
-    /// The recipient's Session ID (66 hex characters starting with 05)
-    #[arg(value_name = "SESSION_ID")]
+    /// The recipient's Session ID (66 hex characters starting with 05), or a group ID (03…)
+    /// to send to a group you are in
+    #[arg(value_name = "SESSION_ID|GROUP_ID")]
     recipient: String,
     /// The message text
     #[arg(value_name = "TEXT")]
@@ -189,7 +190,7 @@ pub struct WipeArgs {
     net: NetArgs,
 }
 
-fn parse_sid(text: &str) -> Result<SessionId> {
+pub(crate) fn parse_sid(text: &str) -> Result<SessionId> {
     text.trim().parse().map_err(|e| {
         anyhow::anyhow!("{text:?} is not a Session ID (66 hex characters starting with 05): {e}")
     })
@@ -197,7 +198,7 @@ fn parse_sid(text: &str) -> Result<SessionId> {
 
 /// Seconds in a duration like `30s`, `5m`, `1h`, `2d`, `1w` or `1h 30m` (a bare number is
 /// seconds); `None` for off.
-fn parse_duration(text: &str) -> Result<Option<u32>> {
+pub(crate) fn parse_duration(text: &str) -> Result<Option<u32>> {
     let text = text.trim().to_ascii_lowercase();
     if text == "off" || text == "0" {
         return Ok(None);
@@ -398,7 +399,7 @@ pub fn wipe(args: &WipeArgs, dir: &Path) -> Result<()> {
     })
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -407,7 +408,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Loads the account, opens the database, bootstraps the node pool and builds onion paths.
-async fn connect(dir: &Path, net: &NetArgs) -> Result<Messenger> {
+pub(crate) async fn connect(dir: &Path, net: &NetArgs) -> Result<Messenger> {
     connect_for(dir, net, None).await
 }
 
@@ -558,6 +559,9 @@ pub fn network(args: &NetworkArgs, dir: &Path) -> Result<()> {
 
 /// Runs `shallot send`.
 pub fn send(args: &SendArgs, dir: &Path) -> Result<()> {
+    if args.recipient.trim().starts_with("03") {
+        return crate::group_cmd::send(&args.recipient, &args.text, &args.net, dir);
+    }
     let recipient = parse_sid(&args.recipient)?;
     runtime()?.block_on(async {
         let messenger = connect_for(dir, &args.net, Some(&recipient)).await?;
@@ -665,6 +669,10 @@ pub fn inbox(args: &InboxArgs, dir: &Path) -> Result<()> {
 
 async fn print_messages(messenger: &Messenger, me: &SessionId, messages: &[ReceivedMessage]) {
     for m in messages {
+        if let Some(group) = &m.group {
+            crate::group_cmd::print_group_message(messenger, group, m).await;
+            continue;
+        }
         let request = m.direction == Direction::Incoming
             && matches!(
                 messenger.db().conversation_state(&m.conversation).await,
@@ -689,7 +697,7 @@ async fn print_messages(messenger: &Messenger, me: &SessionId, messages: &[Recei
 }
 
 /// A contact as printed: `Name (05…)` when their profile gave a name, else the Session ID.
-async fn who(messenger: &Messenger, id: &SessionId) -> String {
+pub(crate) async fn who(messenger: &Messenger, id: &SessionId) -> String {
     match messenger.db().contact_name(id).await {
         Ok(Some(name)) => format!("{name} ({id})"),
         _ => id.to_string(),
@@ -697,7 +705,7 @@ async fn who(messenger: &Messenger, id: &SessionId) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` of a millisecond timestamp.
-fn utc(ms: u64) -> String {
+pub(crate) fn utc(ms: u64) -> String {
     i64::try_from(ms)
         .ok()
         .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())

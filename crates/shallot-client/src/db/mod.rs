@@ -21,9 +21,11 @@
 //!   text length + 40 bytes);
 //! - `seen` hashes (including dropped ones) and the `last_hash` cursors: node Ed25519 keys, our
 //!   own account id, namespace, last hash;
-//! - the schema version and the snapshot names.
+//! - the schema version and the snapshot names;
+//! - which group IDs we are in, and per group message its hash, group, direction, timestamp
+//!   and state (`db::groups`).
 //!
-//! Sealed: message bodies and senders, contact display names, the pool and swarm snapshots, and
+//! Sealed: message bodies and senders, group records (keys, configs, credentials), contact display names, the pool and swarm snapshots, and
 //! an account check value (opening the file with another account's key fails cleanly).
 
 use std::path::Path;
@@ -41,6 +43,7 @@ use zeroize::Zeroizing;
 
 mod actor;
 mod conversations;
+mod groups;
 mod messages;
 mod network;
 mod rows;
@@ -48,6 +51,7 @@ mod rows;
 mod tests;
 
 pub use actor::DbHandle;
+pub use groups::StoredGroupMessage;
 pub use rows::{
     Conversation, ConversationState, Direction, Disappearing, MessageState, StoredMessage,
 };
@@ -99,6 +103,23 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE conversations ADD COLUMN expire_secs INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE messages ADD COLUMN expires_ms INTEGER; -- local deletion time, if any
     ALTER TABLE messages ADD COLUMN sync_hash TEXT;     -- our sync copy's hash (sent messages)",
+    // v3: groups.
+    "CREATE TABLE groups (
+        id TEXT PRIMARY KEY,          -- the group ID (03…)
+        record BLOB NOT NULL,         -- sealed JSON: keys, configs, credentials, status
+        last_ms INTEGER NOT NULL
+    );
+    CREATE TABLE group_messages (
+        id TEXT PRIMARY KEY,          -- message hash on the group swarm
+        group_id TEXT NOT NULL REFERENCES groups(id),
+        direction INTEGER NOT NULL,   -- 0 incoming, 1 outgoing
+        sender BLOB NOT NULL,         -- sealed Session ID
+        timestamp INTEGER NOT NULL,   -- envelope timestamp, ms
+        body BLOB NOT NULL,           -- sealed UTF-8 text
+        state INTEGER NOT NULL,       -- see MessageState
+        stored_on INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX group_messages_by_group ON group_messages(group_id, timestamp);",
 ];
 
 /// A database failure.

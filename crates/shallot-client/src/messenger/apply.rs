@@ -18,6 +18,8 @@ pub(super) struct FollowUp {
     pub expire: Vec<(MessageHash, u64)>,
     /// Our swarm copies to delete (unsent by their author, or from someone blocked).
     pub delete: Vec<MessageHash>,
+    /// Our groups changed (an invite or promotion): push the UserGroups config.
+    pub groups_changed: bool,
 }
 
 impl FollowUp {
@@ -67,6 +69,12 @@ fn record(
             tracing::warn!(message = %hash, "dropping message: {why}");
             db.mark_seen(&hash, None)?;
             Ok(None)
+        }
+        Verdict::Group(note) => {
+            db.mark_seen(&hash, None)?;
+            let (shown, changed) = crate::groups::invite::record_note(db, note, hash, now_ms)?;
+            follow.groups_changed |= changed;
+            Ok(shown)
         }
         Verdict::Approved(contact) => {
             if db.conversation_state(&contact)? != Some(ConversationState::Blocked) {
@@ -150,6 +158,7 @@ fn record(
                 direction: m.direction,
                 timestamp: m.timestamp,
                 body: m.body,
+                group: None,
             }))
         }
     }

@@ -36,7 +36,7 @@ impl Messenger {
     }
 
     /// The profile sent with our messages (`None` while we have no display name).
-    pub(super) async fn profile(&self) -> Result<Option<Profile>, MessengerError> {
+    pub(crate) async fn profile(&self) -> Result<Option<Profile>, MessengerError> {
         Ok(profile_of(self.display_name().await?))
     }
 
@@ -158,7 +158,7 @@ impl Messenger {
     }
 
     /// [`Self::sync_config`] for a change that already took effect here: failure is logged.
-    pub(super) async fn sync_config_logged(&self, kind: ConfigKind) {
+    pub(crate) async fn sync_config_logged(&self, kind: ConfigKind) {
         if let Err(e) = self.sync_config(kind).await {
             tracing::warn!(?kind, "could not sync the change to our other devices: {e}");
         }

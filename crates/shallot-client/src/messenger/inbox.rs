@@ -1,5 +1,5 @@
 //! Receiving: polling our inbox and synced config namespaces from swarm members with
-//! per-node cursors, waiting retrieves ("private push"), and pushed notifications.
+//! per-node cursors (then the swarms of our groups, [`crate::groups::poll`]), waiting retrieves ("private push"), and pushed notifications.
 
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
@@ -8,6 +8,7 @@ use rand::seq::SliceRandom;
 use shallot_directory::NodeRecord;
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::rpc::{Request, RetrievedMessage};
+use shallot_proto::session::config_message::ConfigKind;
 use shallot_proto::Namespace;
 
 use super::apply::take_in;
@@ -207,9 +208,13 @@ impl Messenger {
             .db
             .call(move |db| take_in(db, &me, &inbox, now))
             .await?;
+        let groups_changed = follow.groups_changed;
         self.follow_up(follow).await;
         for kind in to_push {
             self.sync_config_logged(kind).await;
+        }
+        if groups_changed {
+            self.sync_config_logged(ConfigKind::UserGroups).await;
         }
         // Cursors move only once everything before them is persisted.
         let cursors: Vec<_> = answers
@@ -229,6 +234,8 @@ impl Messenger {
                 Ok::<_, DbError>(())
             })
             .await?;
+        // Then our groups' swarms (a restored device learns its groups from UserGroups above).
+        shown.extend(self.receive_groups().await);
         shown.sort_by_key(|m| (m.timestamp, m.hash));
         Ok((shown, more, waited))
     }

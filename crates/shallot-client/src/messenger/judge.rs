@@ -25,6 +25,8 @@ pub(super) enum Verdict {
         setting: Disappearing,
         from_us: bool,
     },
+    /// A group invite or promotion, checked ([`crate::groups::invite`]).
+    Group(crate::groups::invite::GroupNote),
     /// Nothing to show or do; the reason is logged (with the hash only).
     Drop(String),
 }
@@ -59,6 +61,21 @@ pub(super) fn judge(me: &Identity, item: &RetrievedMessage) -> Judged {
     let name = (incoming.sender != own)
         .then(|| profile_name(&incoming.content))
         .flatten();
+    if let Some(update) = incoming
+        .content
+        .data_message
+        .as_ref()
+        .and_then(|d| d.group_update_message.as_ref())
+    {
+        let checked = crate::groups::invite::check_update(
+            me,
+            incoming.sender,
+            incoming.envelope_timestamp,
+            update,
+        );
+        let verdict = checked.map_or_else(Verdict::Drop, Verdict::Group);
+        return Judged { verdict, name };
+    }
     let verdict = classify(
         &own,
         item.hash,

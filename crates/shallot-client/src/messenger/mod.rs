@@ -34,6 +34,8 @@ mod judge;
 mod outbox;
 mod replies;
 mod signed;
+
+pub(crate) use replies::{count_stored, retrieve_results};
 #[cfg(test)]
 mod testing;
 
@@ -54,7 +56,11 @@ pub const PUSH_WAIT: Duration = Duration::from_secs(20);
 pub const MAX_POLL_ROUNDS: usize = 8;
 
 /// The config kinds this client syncs between devices, polled with the inbox.
-pub const SYNCED_CONFIGS: [ConfigKind; 2] = [ConfigKind::UserProfile, ConfigKind::Contacts];
+pub const SYNCED_CONFIGS: [ConfigKind; 3] = [
+    ConfigKind::UserProfile,
+    ConfigKind::Contacts,
+    ConfigKind::UserGroups,
+];
 
 /// TTL of a config message on our swarm: 30 days (desktop's config TTL).
 pub const CONFIG_TTL_MS: u64 = 30 * 24 * 60 * 60 * 1000;
@@ -82,6 +88,9 @@ pub enum MessengerError {
     /// The message could not be built (too long, bad recipient key).
     #[error("cannot build the message: {0}")]
     Build(String),
+    /// A group operation was refused.
+    #[error(transparent)]
+    Group(#[from] crate::groups::GroupError),
 }
 
 /// The result of [`Messenger::send`].
@@ -112,8 +121,11 @@ pub struct ReceivedMessage {
     pub direction: Direction,
     /// Message timestamp (ms).
     pub timestamp: u64,
-    /// The text.
+    /// The text (for a group invite: the group's name).
     pub body: String,
+    /// The group it was written in (or, for an invite in our inbox, the group we are invited
+    /// to); `conversation` is then the sender.
+    pub group: Option<shallot_proto::group::GroupId>,
 }
 
 /// The outcome of [`Messenger::receive_waiting`].
@@ -152,9 +164,9 @@ pub struct Waited {
 /// # Ok(()) }
 /// ```
 pub struct Messenger {
-    identity: Arc<Identity>,
-    client: OnionClient,
-    db: DbHandle,
+    pub(crate) identity: Arc<Identity>,
+    pub(crate) client: OnionClient,
+    pub(crate) db: DbHandle,
     /// The swarm member waiting receives go to while it answers with messages: its cursor is
     /// current, so a new wait starts at once. Forgotten after an error or a quiet wait, so the
     /// next one picks a random member (and members that missed a replica are read too).
@@ -188,7 +200,7 @@ fn private_accounts(
 }
 
 /// The profile sent with our messages (`None` while we have no display name).
-fn profile_of(name: Option<String>) -> Option<Profile> {
+pub(crate) fn profile_of(name: Option<String>) -> Option<Profile> {
     name.map(|name| Profile {
         display_name: Some(name),
         ..Profile::default()

@@ -170,7 +170,11 @@ impl Messenger {
     }
 
     /// Sends a control message (no visible text) to `to`'s inbox; returns how many nodes stored it.
-    async fn send_control(&self, to: &SessionId, content: Content) -> Result<u32, MessengerError> {
+    pub(crate) async fn send_control(
+        &self,
+        to: &SessionId,
+        content: Content,
+    ) -> Result<u32, MessengerError> {
         let timestamp = content.sig_timestamp.unwrap_or(0);
         let store = self.store_request(to, &content, timestamp, MESSAGE_TTL_MS)?;
         let hash = store.hash();

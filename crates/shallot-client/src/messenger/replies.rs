@@ -25,7 +25,7 @@ pub(super) fn has_more(pages: &[Option<RetrievePage>]) -> bool {
 }
 
 /// How many swarm members a `store` reply says stored the message (its `swarm` dict).
-pub(super) fn count_stored(body: &Value) -> u32 {
+pub(crate) fn count_stored(body: &Value) -> u32 {
     SwarmResults::<Stored>::deserialize(body).map_or(0, |reply| {
         let ok = reply.swarm.values().filter(|r| r.ok().is_some()).count();
         u32::try_from(ok).unwrap_or(u32::MAX)
@@ -35,7 +35,7 @@ pub(super) fn count_stored(body: &Value) -> u32 {
 /// The page of each of the `count` retrieves in a batch reply. The first (the inbox) must
 /// succeed; a later one that failed is `None` (its cursor stays). A wrong swarm or a skewed
 /// clock anywhere fails the whole reply.
-pub(super) fn retrieve_results(
+pub(crate) fn retrieve_results(
     body: &Value,
     count: usize,
 ) -> Result<Vec<Option<RetrievePage>>, Error> {

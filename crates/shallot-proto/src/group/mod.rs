@@ -9,6 +9,7 @@
 //! - [`config`]: GroupInfo/GroupMembers configs: signed, sealed with the group keys.
 //! - [`info`], [`members`]: typed views of their data.
 //! - [`kicked`]: the namespace −11 removal notice.
+//! - [`envelope`]: the envelope and content inside a decrypted group message.
 //! - [`update`]: the GroupUpdateMessage protobufs and admin-signed texts.
 //! - [`user_groups`]: the `03` group entries of the user's UserGroups config (namespace 5).
 //! - [`multi`]: multi-recipient encryption and its simple container.
@@ -18,6 +19,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod envelope;
 mod hash;
 pub mod identity;
 pub mod info;
@@ -33,6 +35,7 @@ pub mod user_groups;
 
 pub use auth::{make_auth_data, subaccount_token, AuthData, AuthError, SubaccountRequestAuth};
 pub use config::{open_group_config, seal_group_config, GroupConfigError, GroupConfigKind};
+pub use envelope::{unwrap_group_content, wrap_group_content, GroupEnvelopeError};
 pub use identity::{seed_hash, GroupAdmin, GroupId, SeedHash};
 pub use info::GroupInfo;
 pub use key_list::{GroupKeys, KeyHolder, KEY_EXPIRY_MS};

@@ -461,13 +461,18 @@ async fn receive_loop(
 
 fn forward(tx: &UnboundedSender<Ui>, r: ReceivedMessage) {
     let outgoing = r.direction == Direction::Outgoing;
+    // Groups have no pane of their own yet: their messages show in the sender's, marked.
+    let body = match r.group {
+        Some(group) => format!("[group {}…] {}", &group.to_string()[..10], r.body),
+        None => r.body,
+    };
     let _ = tx.send(Ui::App(Event::Incoming {
         conversation: r.conversation,
         msg: Msg {
             id: r.hash.to_string(),
             outgoing,
             timestamp: r.timestamp,
-            body: r.body,
+            body,
             state: MessageState::Received,
         },
     }));
@@ -492,5 +497,6 @@ fn error_kind(e: &MessengerError) -> String {
         MessengerError::Network(n) => format!("{:?}", n.kind()),
         MessengerError::Db(_) => "local database".into(),
         MessengerError::Build(_) => "could not build message".into(),
+        MessengerError::Group(_) => "group refused".into(),
     }
 }

@@ -1,0 +1,168 @@
+//! What every member does: answer an invite, send to the group, leave.
+
+use shallot_proto::group::update::{
+    GroupUpdateInviteResponseMessage, GroupUpdateMemberLeftMessage,
+    GroupUpdateMemberLeftNotificationMessage,
+};
+use shallot_proto::group::{GroupId, GroupUpdateMessage};
+use shallot_proto::message_hash::MessageHash;
+use shallot_proto::session::config_message::ConfigKind;
+use shallot_proto::session::protos::Content;
+
+use super::admin::update_content;
+use super::requests::Credential;
+use super::{GroupError, GroupStatus, GroupSummary};
+use crate::db::{Direction, MessageState, StoredGroupMessage};
+use crate::messenger::{profile_of, Messenger, MessengerError};
+
+/// The result of [`Messenger::send_to_group`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentToGroup {
+    /// The message's hash on the group swarm (its id in the database).
+    pub hash: MessageHash,
+    /// Its timestamp (ms).
+    pub timestamp: u64,
+    /// How many members of the group swarm stored it.
+    pub stored_on: u32,
+}
+
+impl Messenger {
+    /// Our groups, most recently active first.
+    pub async fn groups(&self) -> Result<Vec<GroupSummary>, MessengerError> {
+        let groups = self.db.call(|db| db.groups()).await?;
+        Ok(groups.iter().map(GroupSummary::from).collect())
+    }
+
+    /// A group as we know it.
+    pub async fn group(&self, id: &GroupId) -> Result<super::Group, MessengerError> {
+        self.load_group(id).await
+    }
+
+    /// Accepts an invite: the group is polled from now on (its keys, configs and messages are
+    /// fetched at once), our other devices learn it, and the admins are told we joined.
+    pub async fn accept_group(&self, id: &GroupId) -> Result<(), MessengerError> {
+        let mut group = self.load_group(id).await?;
+        match group.record.status {
+            GroupStatus::Invited { .. } => {}
+            GroupStatus::Joined => return Ok(()),
+            _ => return Err(GroupError::NoAccess("removed from the group or destroyed").into()),
+        }
+        group.record.status = GroupStatus::Joined;
+        self.save_group(&group).await?;
+        self.sync_config_logged(ConfigKind::UserGroups).await;
+        let _ = self.receive_groups().await;
+        let group = self.load_group(id).await?;
+        let credential = Credential::of(&group)?;
+        let timestamp = self.client.clock().now_ms();
+        let update = GroupUpdateMessage {
+            invite_response: Some(GroupUpdateInviteResponseMessage {
+                is_approved: Some(true),
+            }),
+            ..GroupUpdateMessage::default()
+        };
+        let mut content = update_content(update, timestamp);
+        if let Some(data) = content.data_message.as_mut() {
+            data.profile = self.profile().await?;
+        }
+        if let Err(e) = self
+            .post_to_group(&group, &credential, &content, timestamp)
+            .await
+        {
+            tracing::warn!("could not tell the group we joined: {e}");
+        }
+        Ok(())
+    }
+
+    /// Declines an invite: the group is forgotten (here and on our other devices).
+    pub async fn decline_group(&self, id: &GroupId) -> Result<(), MessengerError> {
+        let group = self.load_group(id).await?;
+        if !matches!(group.record.status, GroupStatus::Invited { .. }) {
+            return Err(GroupError::Invalid("no pending invite for this group".into()).into());
+        }
+        self.forget_group(id).await
+    }
+
+    /// Forgets a group and its messages, here and (through UserGroups) on our other devices.
+    async fn forget_group(&self, id: &GroupId) -> Result<(), MessengerError> {
+        let id = *id;
+        self.db.call(move |db| db.delete_group(&id)).await?;
+        self.sync_config_logged(ConfigKind::UserGroups).await;
+        Ok(())
+    }
+
+    /// Leaves a group: the members are told (an admin then removes us and changes the key),
+    /// and the group is forgotten here and on our other devices. Admins destroy instead
+    /// (`destroy_group`), as Session does; a group we were removed from is just forgotten.
+    pub async fn leave_group(&self, id: &GroupId) -> Result<(), MessengerError> {
+        let group = self.load_group(id).await?;
+        if group.record.status == GroupStatus::Joined {
+            if group.admin().is_some() {
+                return Err(GroupError::Invalid(
+                    "admins cannot leave; destroy the group instead".into(),
+                )
+                .into());
+            }
+            let credential = Credential::of(&group)?;
+            let timestamp = self.client.clock().now_ms();
+            let notification = GroupUpdateMessage {
+                member_left_notification_message: Some(GroupUpdateMemberLeftNotificationMessage {}),
+                ..GroupUpdateMessage::default()
+            };
+            let left = GroupUpdateMessage {
+                member_left_message: Some(GroupUpdateMemberLeftMessage {}),
+                ..GroupUpdateMessage::default()
+            };
+            for (update, ts) in [(notification, timestamp), (left, timestamp + 1)] {
+                let content = update_content(update, ts);
+                if let Err(e) = self.post_to_group(&group, &credential, &content, ts).await {
+                    // A 401: we were revoked already; leave anyway.
+                    tracing::warn!("could not tell the group we left: {e}");
+                }
+            }
+        }
+        self.forget_group(id).await
+    }
+
+    /// Sends `text` to a group we are in: encrypted with the group key, signed by us, stored in
+    /// the group swarm (namespace 11) with our credential.
+    pub async fn send_to_group(
+        &self,
+        id: &GroupId,
+        text: &str,
+    ) -> Result<SentToGroup, MessengerError> {
+        if text.is_empty() {
+            return Err(MessengerError::Build("empty message".into()));
+        }
+        let mut group = self.load_group(id).await?;
+        let credential = Credential::of(&group)?;
+        match self.refresh_group_keys(&group).await {
+            Ok(refreshed) => group = refreshed,
+            Err(e) => tracing::debug!("could not refresh the group keys before sending: {e}"),
+        }
+        let timestamp = self.client.clock().now_ms();
+        let mut content = Content::text(text, timestamp);
+        if let Some(data) = content.data_message.as_mut() {
+            data.profile = profile_of(self.display_name().await?);
+        }
+        let stored = self
+            .post_to_group(&group, &credential, &content, timestamp)
+            .await?;
+        let message = StoredGroupMessage {
+            id: stored.hash,
+            group: group.id,
+            direction: Direction::Outgoing,
+            sender: self.session_id(),
+            timestamp,
+            body: text.to_owned(),
+            state: MessageState::Stored(stored.stored_on),
+        };
+        self.db
+            .call(move |db| db.insert_group_message(&message))
+            .await?;
+        Ok(SentToGroup {
+            hash: stored.hash,
+            timestamp,
+            stored_on: stored.stored_on,
+        })
+    }
+}
