@@ -119,11 +119,15 @@ pub struct FileInfo {
     pub expires: f64,
 }
 
-/// The body of an error reply: `{"status_code": N}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The body of an error reply: `{"status_code": N}`, plus (ours only) a reason a person can
+/// read, such as the size limit an upload exceeded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// The HTTP status repeated.
     pub status_code: u16,
+    /// Why, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[cfg(test)]
