@@ -355,8 +355,8 @@ async fn read_body(
             ));
         }
     }
-    // Small bodies need no slot; large ones wait for none either: a full house is 503.
-    let permit = if limit > SMALL_BODY {
+    // Bodies declared small need no slot; others wait for none either: a full house is 503.
+    let permit = if limit > SMALL_BODY && declared.is_none_or(|len| len > SMALL_BODY as u64) {
         Some(
             shared
                 .bodies
