@@ -2,6 +2,7 @@
 //! computed without touching a socket, a file or a clock.
 //!
 //! Each wire format lives in exactly one module:
+//! - [`attachment`]: attachment and profile-picture encryption, pointers, file server URLs and API.
 //! - [`bencode`]: canonical bencode values, encoder and strict parser.
 //! - [`group`]: Session's "03" groups: identity, member auth, group keys, configs, messages.
 //! - [`identity`]: Ed25519/X25519 keys, Session IDs and other account IDs.
@@ -16,6 +17,7 @@
 //! - [`rpc`]: the storage server's client RPC: request envelope, every method's params, errors.
 #![forbid(unsafe_code)]
 
+pub mod attachment;
 pub mod b64;
 pub mod bencode;
 pub mod group;

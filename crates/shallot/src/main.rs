@@ -16,6 +16,7 @@ mod bench_timing;
 mod demo_cmd;
 mod devnet_cmd;
 mod directory_cmd;
+mod fileserver_cmd;
 mod group_cmd;
 mod local_accounts;
 mod msg_cmd;
@@ -44,6 +45,9 @@ enum Command {
     Account(AccountCommand),
     /// Run a service node: store messages for its swarm, relay onion requests
     Node(node_cmd::NodeArgs),
+    /// Run a file server for attachments and profile pictures (encrypted blobs; reached over
+    /// plain HTTP and through onion requests)
+    Fileserver(fileserver_cmd::FileServerArgs),
     /// The devnet directory: run it (a simulated Oxen chain serving oxend's JSON-RPC) or
     /// administer stakes on it
     #[command(subcommand)]
@@ -152,6 +156,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Account(cmd) => account(&AccountStore::new(dir), cmd),
         Command::Node(args) => node_cmd::run(args, &dir),
+        Command::Fileserver(args) => fileserver_cmd::run(args, &dir),
         Command::Bench(BenchCommand::Node(args)) => bench_cmd::run(&args),
         Command::Bench(BenchCommand::E2e(args)) => bench_cmd::run_e2e(&args),
         Command::Bench(BenchCommand::Timing(args)) => bench_timing::run(&args),

@@ -196,6 +196,11 @@ impl V4Request {
         self.body.as_deref()
     }
 
+    /// Takes the body out (a server handling a large upload need not copy it).
+    pub fn into_body(self) -> Option<Vec<u8>> {
+        self.body
+    }
+
     /// The plaintext the client encrypts for the server: `l<INFO_JSON>[<BODY>]e`.
     pub fn encode(&self) -> Result<Vec<u8>, V4Error> {
         let info = serde_json::to_vec(&RequestInfoOut {

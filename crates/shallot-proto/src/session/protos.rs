@@ -144,13 +144,15 @@ pub enum ExpirationType {
     DeleteAfterSend = 2,
 }
 
-/// A visible message. Attachments (2), quote (8), link previews (10), reactions (11) and community
-/// invitations (102) are not modelled yet.
+/// A visible message. Reactions (11) and community invitations (102) are not modelled yet.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct DataMessage {
     /// Message text.
     #[prost(string, optional, tag = "1")]
     pub body: Option<String>,
+    /// Attached files, images and voice notes.
+    #[prost(message, repeated, tag = "2")]
+    pub attachments: Vec<crate::attachment::AttachmentPointer>,
     /// Bit flags; see [`DataMessage::FLAG_EXPIRATION_TIMER_UPDATE`].
     #[prost(uint32, optional, tag = "4")]
     pub flags: Option<u32>,
@@ -164,6 +166,12 @@ pub struct DataMessage {
     /// Legacy message timestamp in milliseconds; reserved in current protos. Decode only.
     #[prost(uint64, optional, tag = "7")]
     pub timestamp: Option<u64>,
+    /// The message this one replies to.
+    #[prost(message, optional, tag = "8")]
+    pub quote: Option<crate::attachment::pointer::Quote>,
+    /// Link previews.
+    #[prost(message, repeated, tag = "10")]
+    pub preview: Vec<crate::attachment::pointer::Preview>,
     /// The sender's display name and picture.
     #[prost(message, optional, tag = "101")]
     pub profile: Option<Profile>,
