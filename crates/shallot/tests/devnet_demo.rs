@@ -1,6 +1,7 @@
 //! `shallot devnet demo` end to end through the binary: a devnet comes up with observation logs,
 //! both messages are delivered, the per-hop tables (read from the nodes' own logs) show no node
-//! that saw both a client's address and an account, and the devnet is shut down and removed.
+//! that saw both a client's address and an account, a group of three exchanges messages and its
+//! swarm holds no member's Session ID, and the devnet is shut down and removed.
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
 
 use assert_cmd::Command;
@@ -66,6 +67,25 @@ fn demo_delivers_both_ways_and_no_hop_sees_both_ends() {
     assert!(
         stdout.contains("Conclusion, from what the nodes logged: no node saw a client's address"),
         "{stdout}"
+    );
+    // The group: both messages read by the other two, and the group swarm's holdings listed
+    // without a member's Session ID.
+    for line in [
+        r#"Bob read "Hello group!" in the group"#,
+        r#"Carol read "Hello group!" in the group"#,
+        r#"Alice read "Hi both, Bob here" in the group"#,
+        r#"Carol read "Hi both, Bob here" in the group"#,
+        "What the group's swarm learned: the group ID, item sizes and times; no member Session ID",
+    ] {
+        assert!(stdout.contains(line), "{line}:\n{stdout}");
+    }
+    let holdings = stdout
+        .lines()
+        .find(|l| l.contains("The group's swarm stores"))
+        .unwrap_or_else(|| panic!("no group swarm line:\n{stdout}"));
+    assert!(
+        holdings.contains("messages") && holdings.contains("key messages"),
+        "{holdings}"
     );
     assert!(stdout.contains("devnet stopped"), "{stdout}");
     assert!(stdout.contains("removed "), "{stdout}");
