@@ -7,9 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use shallot_client::groups::poll::POLLED;
 use shallot_client::Messenger;
-use shallot_proto::group::{GroupAdmin, GroupId};
-use shallot_proto::rpc::{Auth, Request, Retrieve, RetrieveAuth, RetrievePage, RetrievedMessage};
-use shallot_proto::signing::SignedRequest;
+use shallot_proto::group::GroupId;
 use shallot_proto::{Namespace, SessionId};
 
 /// Polls `who` until the group message (or, for an invite, the group name) `body` of `group`
@@ -26,39 +24,6 @@ async fn fetch_group(who: &Messenger, group: &GroupId, body: &str) -> Result<()>
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     bail!("{body:?} did not arrive within 10 s")
-}
-
-/// Everything stored in namespace `ns` of the group swarm, retrieved raw with the admin key.
-async fn raw_items(
-    who: &Messenger,
-    admin: &GroupAdmin,
-    ns: Namespace,
-) -> Result<Vec<RetrievedMessage>> {
-    let client = who.client();
-    let timestamp = client.clock().now_ms();
-    let message = SignedRequest::Retrieve {
-        namespace: ns,
-        timestamp,
-    }
-    .message();
-    let request = Request::Retrieve(Retrieve {
-        account: admin.id().account(),
-        namespace: ns,
-        auth: Some(RetrieveAuth {
-            timestamp,
-            auth: Auth::new(admin.sign(&message)),
-        }),
-        last_hash: None,
-        max_count: None,
-        max_size: None,
-        wait_ms: None,
-    });
-    let (_, body) = client
-        .request_swarm(&admin.id().account(), &request)
-        .await
-        .context("retrieving from the group swarm failed")?;
-    let page: RetrievePage = serde_json::from_value(body).context("a malformed retrieve page")?;
-    Ok(page.messages)
 }
 
 /// Whether `data` holds `id` in any form a node could match: its 32 raw bytes, its hex Session
@@ -124,15 +89,13 @@ pub(crate) async fn run(people: [(&str, &Messenger); 3]) -> Result<()> {
         }
     }
 
-    let admin = alice
-        .group(&group)
-        .await?
-        .admin()
-        .context("the creator is not the group's admin")?;
     let mut counts = Vec::new();
     let (mut items, mut bytes, mut found) = (0, 0, 0);
     for ns in POLLED {
-        let stored = raw_items(alice, &admin, ns).await?;
+        let stored = alice
+            .group_stored(&group, ns)
+            .await
+            .context("retrieving from the group swarm failed")?;
         items += stored.len();
         bytes += stored.iter().map(|m| m.data.len()).sum::<usize>();
         found += stored
