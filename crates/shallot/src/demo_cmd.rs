@@ -1,6 +1,7 @@
 //! `shallot devnet demo`: a throwaway devnet, two new accounts exchanging a message each way
 //! through 3-hop onion paths, and, for every node on those paths, what it learned about who
-//! talks to whom — read from the nodes' own observation logs (as `shallot audit` does).
+//! talks to whom — read from the nodes' own observation logs (as `shallot audit` does); then a
+//! group of three and what its swarm learned.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -136,7 +137,7 @@ async fn demo(net: &TempDevnet, nodes: usize, clients: u8) -> Result<()> {
     let bob = new_account(
         &bob_dir,
         bob_id,
-        seed,
+        seed.clone(),
         (nodes, Some(ip(2))),
         Some(&alice_sid),
     )
@@ -185,7 +186,22 @@ async fn demo(net: &TempDevnet, nodes: usize, clients: u8) -> Result<()> {
     // Records of the replies are written as the replies leave: give the last ones a moment.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let world = World::load(&logs, nodes_seen, clients, people, &[(a, b)])?;
-    report(&world, &cases)
+    report(&world, &cases)?;
+
+    println!(
+        "\n== 6. A group of three in its own swarm: Alice (admin), Bob and Carol (from {}) ==",
+        ip(3)
+    );
+    let carol_dir = net.dir().join("carol");
+    let carol = new_account(
+        &carol_dir,
+        new(),
+        seed,
+        (nodes, Some(ip(3))),
+        Some(&alice_sid),
+    )
+    .await?;
+    crate::demo_group::run([("Alice", &alice), ("Bob", &bob), ("Carol", &carol)]).await
 }
 
 /// Prints what each node saw of each message and the verdict; fails if a node could link a
@@ -246,7 +262,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         }
     });
     drop(runtime);
-    println!("\n== 6. Shut down ==");
+    println!("\n== 7. Shut down ==");
     match net.close() {
         Ok((dir, true)) => println!("devnet stopped; removed {}", dir.display()),
         Ok((dir, false)) => println!("devnet stopped; its data stays in {}", dir.display()),

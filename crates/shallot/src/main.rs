@@ -11,9 +11,11 @@ use shallot_proto::{mnemonic, Identity};
 
 mod audit_cmd;
 mod bench_cmd;
+mod bench_groups;
 mod bench_stats;
 mod bench_timing;
 mod demo_cmd;
+mod demo_group;
 mod devnet_cmd;
 mod directory_cmd;
 mod fileserver_cmd;
@@ -100,6 +102,9 @@ enum BenchCommand {
     /// Start a devnet and time messages from send until visible at the recipient, with push
     /// notifications and with polling: p50/p95/p99 and mean
     E2e(bench_cmd::BenchE2eArgs),
+    /// Start a devnet and time group messages from send until visible at every member of a
+    /// 10-member group (p50/p95/p99), and removing one member of a 100-member group
+    Groups(bench_groups::BenchGroupsArgs),
     /// Start a devnet whose nodes log what they see, run 20 users sending to each other, and
     /// measure how often nodes that watch guards and swarms can tell who sent each message, with
     /// and without the timing defences (send jitter, relay delay, cover traffic)
@@ -159,6 +164,7 @@ fn main() -> Result<()> {
         Command::Fileserver(args) => fileserver_cmd::run(args, &dir),
         Command::Bench(BenchCommand::Node(args)) => bench_cmd::run(&args),
         Command::Bench(BenchCommand::E2e(args)) => bench_cmd::run_e2e(&args),
+        Command::Bench(BenchCommand::Groups(args)) => bench_groups::run(&args),
         Command::Bench(BenchCommand::Timing(args)) => bench_timing::run(&args),
         Command::Directory(command) => directory_cmd::run(command),
         Command::Devnet(command) => devnet_cmd::run(command, &dir),

@@ -34,3 +34,39 @@ fn bench_node_runs_every_scenario() {
         assert_eq!(failed, 0, "{row}");
     }
 }
+
+/// `shallot bench groups` with one message to a three-member group and one removal from a
+/// group of five: it completes, every member saw the message, and it prints its figures.
+#[test]
+fn bench_groups_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().to_str().unwrap();
+    let (ok, out) = shallot(&[
+        "bench",
+        "groups",
+        "--messages",
+        "1",
+        "--members",
+        "3",
+        "--rekey-members",
+        "5",
+        "--removals",
+        "1",
+        "--nodes",
+        "8",
+        "--subnet",
+        "243",
+        "--data-dir",
+        home,
+    ]);
+    assert!(ok, "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("every"))
+        .unwrap_or_else(|| panic!("no result row in:\n{out}"));
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(fields[1], "1", "{row}");
+    assert_eq!(fields[5], "0", "nothing lost: {row}");
+    assert!(out.contains("remove 1 of 5"), "{out}");
+    assert!(out.contains("per-member p50:"), "{out}");
+}

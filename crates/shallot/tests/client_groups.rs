@@ -17,7 +17,7 @@ use shallot_client::groups::requests::Credential;
 use shallot_client::groups::{admin::MEMBER_FLAGS, GroupStatus};
 use shallot_client::{Messenger, ReceivedMessage};
 use shallot_proto::group::{make_auth_data, GroupAdmin, GroupId, GroupInfo};
-use shallot_proto::rpc::{Auth, Request, Retrieve, RetrieveAuth, Store, StoreAuth};
+use shallot_proto::rpc::{Request, Retrieve, RetrieveAuth, Store, StoreAuth};
 use shallot_proto::session::config_message::ConfigMessage;
 use shallot_proto::signing::SignedRequest;
 use shallot_proto::{mnemonic, Identity, Namespace, SessionId};
@@ -77,36 +77,13 @@ async fn texts(who: &Messenger, group: &GroupId) -> Vec<String> {
         .collect()
 }
 
-/// Every item stored in namespace `ns` of the group swarm, retrieved raw with the admin key.
+/// Every item stored in namespace `ns` of the group swarm, retrieved raw by its admin.
 async fn raw_items(
-    client: &shallot_client::OnionClient,
-    admin: &GroupAdmin,
+    admin: &Messenger,
+    group: &GroupId,
     ns: Namespace,
 ) -> Vec<shallot_proto::rpc::RetrievedMessage> {
-    let timestamp = client.clock().now_ms();
-    let message = SignedRequest::Retrieve {
-        namespace: ns,
-        timestamp,
-    }
-    .message();
-    let request = Request::Retrieve(Retrieve {
-        account: admin.id().account(),
-        namespace: ns,
-        auth: Some(RetrieveAuth {
-            timestamp,
-            auth: Auth::new(admin.sign(&message)),
-        }),
-        last_hash: None,
-        max_count: None,
-        max_size: None,
-        wait_ms: None,
-    });
-    let (_, body) = client
-        .request_swarm(&admin.id().account(), &request)
-        .await
-        .unwrap();
-    let page: shallot_proto::rpc::RetrievePage = serde_json::from_value(body).unwrap();
-    page.messages
+    admin.group_stored(group, ns).await.unwrap()
 }
 
 /// Stores `data` into namespace `ns` of the group swarm as member `me` with `auth`.
@@ -253,7 +230,7 @@ async fn a_group_of_five_through_its_whole_life() {
     wait_status(erin, &gid, "Erin kicked", |s| *s == GroupStatus::Kicked).await;
     let after = alice.send_to_group(&gid, "after erin").await.unwrap();
     wait_for(dave, &gid, "after erin").await;
-    let stored = raw_items(alice.client(), &admin, Namespace::GROUP_MESSAGES).await;
+    let stored = raw_items(alice, &gid, Namespace::GROUP_MESSAGES).await;
     let item = stored.iter().find(|m| m.hash == after.hash).unwrap();
     assert!(
         open_group_message(&erin_keys, &gid, &item.data).is_err(),
@@ -382,7 +359,7 @@ async fn a_group_of_five_through_its_whole_life() {
 
     // The group swarm never holds a member's Session ID in clear.
     for ns in shallot_client::groups::poll::POLLED {
-        for stored in raw_items(alice.client(), &admin, ns).await {
+        for stored in raw_items(alice, &gid, ns).await {
             for id in &ids {
                 let x = id.x25519().as_bytes();
                 let hex = id.to_string();

@@ -1,6 +1,7 @@
 //! `shallot devnet demo` end to end through the binary: a devnet comes up with observation logs,
 //! both messages are delivered, the per-hop tables show no node that logged both a client's
-//! address and an account, and the devnet is shut down and removed.
+//! address and an account, a group of three exchanges messages and its swarm holds no member's
+//! Session ID, and the devnet is shut down and removed.
 //!
 //! What this does and does not check: the tables are rendered from the nodes' own observation
 //! logs, so the oracle is what the node code records of each request, not the bytes on the
@@ -76,6 +77,25 @@ fn demo_delivers_both_ways_and_no_hop_logged_both_ends() {
     assert!(
         stdout.contains("Conclusion, from what the nodes logged: no node saw a client's address"),
         "{stdout}"
+    );
+    // The group: both messages read by the other two, and the group swarm's holdings listed
+    // without a member's Session ID.
+    for line in [
+        r#"Bob read "Hello group!" in the group"#,
+        r#"Carol read "Hello group!" in the group"#,
+        r#"Alice read "Hi both, Bob here" in the group"#,
+        r#"Carol read "Hi both, Bob here" in the group"#,
+        "What the group's swarm learned: the group ID, item sizes and times; no member Session ID",
+    ] {
+        assert!(stdout.contains(line), "{line}:\n{stdout}");
+    }
+    let holdings = stdout
+        .lines()
+        .find(|l| l.contains("The group's swarm stores"))
+        .unwrap_or_else(|| panic!("no group swarm line:\n{stdout}"));
+    assert!(
+        holdings.contains("messages") && holdings.contains("key messages"),
+        "{holdings}"
     );
     assert!(stdout.contains("devnet stopped"), "{stdout}");
     assert!(stdout.contains("removed "), "{stdout}");

@@ -5,14 +5,15 @@
 use shallot_proto::group::{AuthData, GroupAdmin, GroupId};
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::rpc::{
-    Auth, Request, Retrieve, RetrieveAuth, Revocation, SignedToken, Store, StoreAuth,
+    Auth, Request, Retrieve, RetrieveAuth, RetrievedMessage, Revocation, SignedToken, Store,
+    StoreAuth,
 };
 use shallot_proto::signing::SignedRequest;
 use shallot_proto::subaccount::SubaccountToken;
 use shallot_proto::{Identity, Namespace};
 
 use super::{Group, GroupError};
-use crate::messenger::{count_stored, Messenger, MessengerError};
+use crate::messenger::{count_stored, retrieve_results, Messenger, MessengerError};
 
 /// The kicked-notice namespace (−11): readable even with a revoked token.
 pub const KICKED_NAMESPACE: Namespace = Namespace(-11);
@@ -100,6 +101,26 @@ impl Messenger {
             max_size: Some(-5),
             wait_ms: None,
         }))
+    }
+
+    /// The first page of what `namespace` of `group`'s swarm stores, raw, as a swarm member
+    /// returns it to our credential: what the swarm itself holds (for audits and the demo).
+    pub async fn group_stored(
+        &self,
+        group: &GroupId,
+        namespace: Namespace,
+    ) -> Result<Vec<RetrievedMessage>, MessengerError> {
+        let credential = Credential::of(&self.load_group(group).await?)?;
+        let retrieve = self.group_retrieve(group, &credential, namespace, None)?;
+        let (_, body) = self
+            .client
+            .request_swarm(&group.account(), &Request::Batch(vec![retrieve]))
+            .await?;
+        Ok(retrieve_results(&body, 1)?
+            .into_iter()
+            .flatten()
+            .flat_map(|page| page.messages)
+            .collect())
     }
 
     /// The signed `store` of `data` into `namespace` of `group`, living `ttl_ms`.
