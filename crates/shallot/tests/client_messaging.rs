@@ -303,16 +303,30 @@ async fn a_backlog_larger_than_one_reply_arrives_whole() {
     let bob_sid = bob_id.session_id();
     let alice = messenger(&net, alice_id, dirs[0].path()).await;
 
-    // Bob is offline while Alice's client stores 70 messages of 60 kB for him: about 4.3 MB
-    // in his swarm, more than the 3.9 MB (network maximum / 2) a client asks for per reply.
-    // (Stored directly rather than with `send`, which would add as many sync copies.)
+    // Bob is offline while 70 messages of 60 kB arrive for him: about 4.3 MB in his swarm,
+    // more than the 3.9 MB (network maximum / 2) a client asks for per reply. How they arrive
+    // is not under test: they are stored straight into one member of his swarm, which
+    // replicates them (not with `send`, which would add as many sync copies, nor through onion
+    // paths, ten times slower here).
     let filler = "x".repeat(60_000);
+    let entry = alice.client().swarm(&bob_sid.account()).await.unwrap()[0].clone();
     for i in 0..COUNT {
         let t = alice.client().clock().now_ms();
         let content = Content::text(format!("{i:02} {filler}"), t);
         let data =
             wrap_for_recipient(&alice_key, &bob_sid, &content, t, &mut rand::rngs::OsRng).unwrap();
-        raw_store(alice.client(), &bob_sid, &data).await;
+        let request = Request::parse(
+            "store",
+            &json!({"pubkey": bob_sid.to_string(), "timestamp": t, "ttl": 600_000,
+                    "data": b64(&data)}),
+        )
+        .unwrap();
+        let (status, body) = alice
+            .client()
+            .direct_request(&entry, &request, std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
     }
     let (first_page, more) = retrieve_page(alice.client(), &bob_key, 0, Some(-2)).await;
     assert!(more, "one reply holds only {first_page} of {COUNT}");

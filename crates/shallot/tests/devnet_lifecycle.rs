@@ -759,7 +759,24 @@ async fn a_failed_node_is_decommissioned_recommissioned_then_deregistered() {
         "restarting {:?} after the kill with {left} blocks of credit left",
         killed_at.elapsed()
     );
-    net.cli(&["start-node", &victim.to_string()]);
+    // `start-node` returns once the node serves, i.e. is in a swarm again. A failed test can
+    // deregister it a block or two after its recommission (the allowed end described below),
+    // before its first look at the directory: then it never serves and `start-node` says so,
+    // accepted only with that deregistration in its history.
+    let (started_ok, text) = shallot(&[
+        "devnet",
+        "start-node",
+        &victim.to_string(),
+        "--dir",
+        &net.dir(),
+    ]);
+    if !started_ok {
+        let history = net.history(&victim_key).await;
+        assert!(
+            history_changes(&history).ends_with(&["recommissioned", "deregistered"]),
+            "start-node failed: {text}\n{history:?}"
+        );
+    }
     let history = until(Duration::from_secs(20), "recommission", || async {
         let history = net.history(&victim_key).await;
         if history_changes(&history).contains(&"recommissioned") {
@@ -770,13 +787,14 @@ async fn a_failed_node_is_decommissioned_recommissioned_then_deregistered() {
     })
     .await;
     assert_eq!(
-        history_changes(&history),
+        history_changes(&history)[..4],
         [
             "registered",
             "activated",
             "decommissioned",
             "recommissioned"
-        ]
+        ],
+        "{history:?}"
     );
     let recommission = &history[3];
     let blocks_down =
@@ -788,9 +806,11 @@ async fn a_failed_node_is_decommissioned_recommissioned_then_deregistered() {
         "{history:?}"
     );
     assert!(credit < rules.decommission_minimum, "{history:?}");
-    let entry = net.entry(&victim_key).await.unwrap();
-    assert_eq!(entry["active"], true, "{entry}");
-    assert_ne!(entry["swarm_id"], u64::MAX, "{entry}");
+    // Active in a swarm again while listed (it may already be deregistered, see below).
+    if let Some(entry) = net.entry(&victim_key).await {
+        assert_eq!(entry["active"], true, "{entry}");
+        assert_ne!(entry["swarm_id"], u64::MAX, "{entry}");
+    }
     // Recommissioning needs no passed test (§4.6: stale failures count as passing), so the
     // failure streak from the kill stands until a pass resets it. A streak younger than the 9 s
     // threshold at recommission matures a few blocks later with no new report (seen: failures at
