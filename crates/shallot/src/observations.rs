@@ -249,13 +249,18 @@ impl World {
     }
 
     /// Requests from an address that is neither a known client's nor a node's (readiness
-    /// checks aside): a client connection that did not use its source address.
+    /// checks aside): a client connection that did not use its source address. A readiness
+    /// check is an `info`, or a request a starting node refused before reading it (no method,
+    /// no bytes, no account: it told the node nothing but an address).
     pub fn unattributed(&self) -> Vec<&Observation> {
         let node_ips: BTreeSet<IpAddr> = self.nodes.values().map(|n| n.addr.ip()).collect();
+        let unread =
+            |o: &Observation| o.method.is_none() && o.request_bytes == 0 && o.accounts.is_empty();
         self.obs
             .iter()
             .filter(|o| o.peer_node.is_none() && self.client_at(o.peer_ip).is_none())
             .filter(|o| !node_ips.contains(&o.peer_ip) && o.method.as_deref() != Some("info"))
+            .filter(|o| !unread(o))
             .collect()
     }
 
