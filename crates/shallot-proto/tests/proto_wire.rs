@@ -13,8 +13,9 @@ use shallot_proto::group::update::{
 };
 use shallot_proto::session::protos::{
     Content, DataExtractionNotification, DataExtractionType, DataMessage, Envelope, EnvelopeType,
-    ExpirationType, MessageRequestResponse, Profile, ReceiptMessage, ReceiptType, TypingAction,
-    TypingMessage, UnsendRequest, WebSocketMessage, WebSocketMessageType, WebSocketRequestMessage,
+    ExpirationType, MessageRequestResponse, OpenGroupInvitation, Profile, Reaction, ReactionAction,
+    ReceiptMessage, ReceiptType, TypingAction, TypingMessage, UnsendRequest, WebSocketMessage,
+    WebSocketMessageType, WebSocketRequestMessage,
 };
 
 /// Encodes `message`, checks the hex, and checks it decodes back unchanged.
@@ -224,6 +225,50 @@ fn attachment_pointer_bytes_are_pinned() {
         },
         "090000000000000000",
     );
+}
+
+/// Messages added with the .proto (no hand-declared predecessor): bytes worked out by hand from
+/// the reference field numbers (`DataMessage.reaction` 11, `openGroupInvitation` 102 with `url` 1
+/// and `name` 3, `ReceiptMessage.Type.DELIVERY` 0).
+#[test]
+fn messages_added_with_the_proto_follow_the_reference_numbers() {
+    pin(
+        &DataMessage {
+            reaction: Some(Reaction {
+                id: Some(1),
+                author: Some("05".into()),
+                emoji: Some("x".into()),
+                action: Some(ReactionAction::Remove.into()),
+            }),
+            ..DataMessage::default()
+        },
+        "5a0b0801120230351a01782001",
+    );
+    pin(
+        &DataMessage {
+            open_group_invitation: Some(OpenGroupInvitation {
+                url: Some("u".into()),
+                name: Some("n".into()),
+            }),
+            ..DataMessage::default()
+        },
+        "b206060a01751a016e",
+    );
+    let delivery = Content {
+        receipt_message: Some(ReceiptMessage {
+            kind: Some(ReceiptType::Delivery.into()),
+            timestamps: vec![1],
+        }),
+        ..Content::default()
+    };
+    pin(&delivery, "2a0408001001");
+    // READ stays the default of an absent receipt type, as before DELIVERY was declared.
+    assert_eq!(ReceiptMessage::default().kind(), ReceiptType::Read);
+    assert_eq!(
+        delivery.receipt_message.map(|r| r.kind()),
+        Some(ReceiptType::Delivery)
+    );
+    assert_eq!(Reaction::default().action(), ReactionAction::React);
 }
 
 const WEBSOCKET: &str = "0801122e0a03505554120f2f6170692f76312f6d6573736167651a0301020320ffffffffffffffffff012a04613a20622a00";
