@@ -144,7 +144,7 @@ pub enum ExpirationType {
     DeleteAfterSend = 2,
 }
 
-/// A visible message. Reactions (11) and community invitations (102) are not modelled yet.
+/// A visible message. Community invitations (102) are not modelled yet.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct DataMessage {
     /// Message text.
@@ -172,6 +172,9 @@ pub struct DataMessage {
     /// Link previews.
     #[prost(message, repeated, tag = "10")]
     pub preview: Vec<crate::attachment::pointer::Preview>,
+    /// An emoji reaction to a message (the message has no body then).
+    #[prost(message, optional, tag = "11")]
+    pub reaction: Option<Reaction>,
     /// The sender's display name and picture.
     #[prost(message, optional, tag = "101")]
     pub profile: Option<Profile>,
@@ -189,6 +192,34 @@ pub struct DataMessage {
 impl DataMessage {
     /// `flags` bit: this message only changes the disappearing-messages timer.
     pub const FLAG_EXPIRATION_TIMER_UPDATE: u32 = 2;
+}
+
+/// An emoji reaction (`DataMessage.Reaction`): names the reacted-to message by its sent
+/// timestamp and its author's Session ID.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Reaction {
+    /// Timestamp (ms) of the message reacted to (required).
+    #[prost(uint64, optional, tag = "1")]
+    pub id: Option<u64>,
+    /// Session ID of that message's author (required).
+    #[prost(string, optional, tag = "2")]
+    pub author: Option<String>,
+    /// The emoji.
+    #[prost(string, optional, tag = "3")]
+    pub emoji: Option<String>,
+    /// Add or remove (required); see [`ReactionAction`].
+    #[prost(enumeration = "ReactionAction", optional, tag = "4")]
+    pub action: Option<i32>,
+}
+
+/// What a [`Reaction`] does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum ReactionAction {
+    /// Add the emoji.
+    React = 0,
+    /// Remove it.
+    Remove = 1,
 }
 
 /// A user's public profile (`DataMessage.LokiProfile`).
@@ -216,10 +247,12 @@ pub struct ReceiptMessage {
     pub timestamps: Vec<u64>,
 }
 
-/// What a [`ReceiptMessage`] acknowledges. (Older protos also had `DELIVERY = 0`.)
+/// What a [`ReceiptMessage`] acknowledges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]
 pub enum ReceiptType {
+    /// The messages reached the device (older clients; current ones send only `Read`).
+    Delivery = 0,
     /// The messages were read.
     Read = 1,
 }
