@@ -60,6 +60,7 @@ pub(super) fn take_in(
 }
 
 /// Records what item `hash` was judged to be; `Some` iff it is a new message to show.
+#[allow(clippy::too_many_lines)] // One arm per verdict.
 fn record(
     db: &mut Db,
     me: &SessionId,
@@ -95,57 +96,10 @@ fn record(
             db.mark_seen(&hash, None)?;
             Ok(None)
         }
-        Verdict::Receipt {
-            from,
-            read,
-            timestamps,
-        } => {
+        feedback
+        @ (Verdict::Receipt { .. } | Verdict::Typing { .. } | Verdict::Reaction { .. }) => {
             db.mark_seen(&hash, None)?;
-            // Only the other party of a conversation we have can move our messages there.
-            if is_open(db, &from)? {
-                let messages = db.apply_receipt(&from, &timestamps, read)?;
-                if !messages.is_empty() {
-                    follow.updates.push(Update::Receipt {
-                        conversation: from,
-                        messages,
-                        read,
-                    });
-                }
-            }
-            Ok(None)
-        }
-        Verdict::Typing { from, started, at } => {
-            db.mark_seen(&hash, None)?;
-            let until = at.saturating_add(TYPING_TTL_MS);
-            if until > now_ms && is_open(db, &from)? {
-                follow.typing.push((from, started.then_some(until)));
-            }
-            Ok(None)
-        }
-        Verdict::Reaction {
-            conversation,
-            reactor,
-            target,
-            emoji,
-            remove,
-        } => {
-            db.mark_seen(&hash, None)?;
-            if reactor != *me && !is_open(db, &conversation)? {
-                return Ok(None);
-            }
-            let Some(message) = db.message_by(&conversation, target.timestamp, &target.author)?
-            else {
-                return Ok(None);
-            };
-            if db.set_reaction(&message.id, &reactor, &emoji, remove)? {
-                follow.updates.push(Update::Reaction {
-                    conversation,
-                    message: message.id,
-                    author: reactor,
-                    emoji,
-                    removed: remove,
-                });
-            }
+            record_feedback(db, me, feedback, now_ms, follow)?;
             Ok(None)
         }
         Verdict::Timer {
@@ -231,6 +185,69 @@ fn record(
             }))
         }
     }
+}
+
+/// Records a receipt, typing indicator or reaction (already marked seen).
+fn record_feedback(
+    db: &mut Db,
+    me: &SessionId,
+    verdict: Verdict,
+    now_ms: u64,
+    follow: &mut FollowUp,
+) -> Result<(), DbError> {
+    match verdict {
+        Verdict::Receipt {
+            from,
+            read,
+            timestamps,
+        } => {
+            // Only the other party of a conversation we have can move our messages there.
+            let messages = if is_open(db, &from)? {
+                db.apply_receipt(&from, &timestamps, read)?
+            } else {
+                Vec::new()
+            };
+            if !messages.is_empty() {
+                follow.updates.push(Update::Receipt {
+                    conversation: from,
+                    messages,
+                    read,
+                });
+            }
+        }
+        Verdict::Typing { from, started, at } => {
+            let until = at.saturating_add(TYPING_TTL_MS);
+            if until > now_ms && is_open(db, &from)? {
+                follow.typing.push((from, started.then_some(until)));
+            }
+        }
+        Verdict::Reaction {
+            conversation,
+            reactor,
+            target,
+            emoji,
+            remove,
+        } => {
+            if reactor != *me && !is_open(db, &conversation)? {
+                return Ok(());
+            }
+            let Some(message) = db.message_by(&conversation, target.timestamp, &target.author)?
+            else {
+                return Ok(());
+            };
+            if db.set_reaction(&message.id, &reactor, &emoji, remove)? {
+                follow.updates.push(Update::Reaction {
+                    conversation,
+                    message: message.id,
+                    author: reactor,
+                    emoji,
+                    removed: remove,
+                });
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Whether we have a conversation with `who` that is not blocked: only then do their
