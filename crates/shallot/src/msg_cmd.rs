@@ -177,7 +177,7 @@ pub struct ProfileArgs {
 /// `shallot unsend`.
 #[derive(Args)]
 pub struct UnsendArgs {
-    /// The message id (its hash, as printed by `send`) or an unambiguous prefix
+    /// The message id (its hash, as printed by `send`, or the start of it `inbox` prints)
     #[arg(value_name = "MESSAGE_ID")]
     id: String,
     #[command(flatten)]
@@ -698,8 +698,9 @@ async fn print_messages(messenger: &Messenger, me: &SessionId, messages: &[Recei
             );
         if request {
             println!(
-                "{}  [message request] {} → you: {}",
+                "{}  [{}] [message request] {} → you: {}",
                 utc(m.timestamp),
+                crate::feedback_cmd::short_id(&m.hash),
                 who(messenger, &m.sender).await,
                 m.body
             );
