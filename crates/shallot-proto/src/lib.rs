@@ -29,6 +29,7 @@ pub mod namespace;
 pub mod onion;
 pub mod rpc;
 pub mod session;
+mod signalservice;
 pub mod signing;
 pub mod subaccount;
 pub mod swarm;

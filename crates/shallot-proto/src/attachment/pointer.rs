@@ -1,5 +1,6 @@
-//! The attachment protobufs (attachments spec §2; package `signalservice`, proto2), declared by
-//! hand like [`crate::session::protos`], and their checked form: which scheme, which key, where.
+//! The attachment protobufs (attachments spec §2; package `signalservice`, proto2), generated
+//! from Shallot's own `proto/attachment.proto` like [`crate::session::protos`], and their checked
+//! form: which scheme, which key, where.
 //!
 //! The receiver picks the scheme from the URL (`d` ⇒ S), not from the key length.
 
@@ -9,96 +10,7 @@ use super::profile::ProfileKey;
 use super::stream::{StreamDecryptor, StreamKey};
 use super::url::{FileUrl, UrlError};
 
-/// A file attached to a message (`AttachmentPointer`).
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct AttachmentPointer {
-    /// `deprecated_id` (libsession `id`), **required**: the numeric file id, or 0 when the id is
-    /// not a number. Always encoded.
-    #[prost(fixed64, optional, tag = "1")]
-    pub deprecated_id: Option<u64>,
-    /// MIME type.
-    #[prost(string, optional, tag = "2")]
-    pub content_type: Option<String>,
-    /// L-A: 64 bytes (AES key ‖ MAC key); S: 32 bytes.
-    #[prost(bytes = "vec", optional, tag = "3")]
-    pub key: Option<Vec<u8>>,
-    /// Plaintext length before padding.
-    #[prost(uint32, optional, tag = "4")]
-    pub size: Option<u32>,
-    /// Legacy thumbnail, unused.
-    #[prost(bytes = "vec", optional, tag = "5")]
-    pub thumbnail: Option<Vec<u8>>,
-    /// L-A: SHA-256 of the uploaded blob; absent for S.
-    #[prost(bytes = "vec", optional, tag = "6")]
-    pub digest: Option<Vec<u8>>,
-    /// The file's name.
-    #[prost(string, optional, tag = "7")]
-    pub file_name: Option<String>,
-    /// Bit flags; see [`AttachmentPointer::FLAG_VOICE_MESSAGE`].
-    #[prost(uint32, optional, tag = "8")]
-    pub flags: Option<u32>,
-    /// Width in pixels (images, video).
-    #[prost(uint32, optional, tag = "9")]
-    pub width: Option<u32>,
-    /// Height in pixels.
-    #[prost(uint32, optional, tag = "10")]
-    pub height: Option<u32>,
-    /// Caption.
-    #[prost(string, optional, tag = "11")]
-    pub caption: Option<String>,
-    /// Download URL with fragment.
-    #[prost(string, optional, tag = "101")]
-    pub url: Option<String>,
-}
-
-/// A link preview (`DataMessage.Preview`); its image is uploaded unpadded.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Preview {
-    /// The previewed link (required).
-    #[prost(string, optional, tag = "1")]
-    pub url: Option<String>,
-    /// Page title.
-    #[prost(string, optional, tag = "2")]
-    pub title: Option<String>,
-    /// Preview image.
-    #[prost(message, optional, tag = "3")]
-    pub image: Option<AttachmentPointer>,
-}
-
-/// A quoted reply (`DataMessage.Quote`). Newest desktop no longer sends `text` and
-/// `attachments`; they are read but nothing may depend on them.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Quote {
-    /// Timestamp (ms) of the quoted message (required).
-    #[prost(uint64, optional, tag = "1")]
-    pub id: Option<u64>,
-    /// Session ID of the quoted message's author (required).
-    #[prost(string, optional, tag = "2")]
-    pub author: Option<String>,
-    /// The quoted text.
-    #[prost(string, optional, tag = "3")]
-    pub text: Option<String>,
-    /// The quoted message's attachments.
-    #[prost(message, repeated, tag = "4")]
-    pub attachments: Vec<QuotedAttachment>,
-}
-
-/// An attachment of a quoted message.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct QuotedAttachment {
-    /// MIME type.
-    #[prost(string, optional, tag = "1")]
-    pub content_type: Option<String>,
-    /// File name.
-    #[prost(string, optional, tag = "2")]
-    pub file_name: Option<String>,
-    /// Thumbnail.
-    #[prost(message, optional, tag = "3")]
-    pub thumbnail: Option<AttachmentPointer>,
-    /// Flags, as [`AttachmentPointer::flags`].
-    #[prost(uint32, optional, tag = "4")]
-    pub flags: Option<u32>,
-}
+pub use crate::signalservice::{AttachmentPointer, Preview, Quote, QuotedAttachment};
 
 /// Why a pointer cannot be downloaded and decrypted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,7 +7,7 @@
 //!
 //! - [`encrypt`]: sign-then-seal encryption and its deterministic variant (§4.2).
 //! - [`padding`]: the `160·k − 1` padding (§4.5).
-//! - [`protos`]: the protobuf messages (§4.5).
+//! - [`protos`]: the protobuf messages (§4.5), generated from our own `proto/session.proto`.
 //! - [`envelope`]: wrapping and unwrapping a DM (§4.5).
 //! - [`config_crypto`]: config-message encryption (§4.4).
 //! - [`config_message`]: user config messages (profile, contacts): layout, padding, compression,
