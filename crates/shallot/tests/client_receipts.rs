@@ -93,6 +93,7 @@ async fn receipts_typing_reactions_and_replies_both_ways() {
     alice.accept(&bob_sid).await.unwrap();
     alice.set_read_receipts(true).await.unwrap();
 
+    eprintln!("setup done at {:?}", started.elapsed());
     // 1. Alice → Bob, read by Bob's `inbox`: his READ receipt moves it to read at Alice's.
     let lunch = alice.send(&bob_sid, "lunch?").await.unwrap();
     let inbox = run_ok(shallot(bob_path).args(["inbox", "--seed-node", &seed]));
@@ -110,6 +111,7 @@ async fn receipts_typing_reactions_and_replies_both_ways() {
         Update::Receipt { read: true, messages, .. } if messages == &[lunch.hash]
     )));
 
+    eprintln!("1 receipt done at {:?}", started.elapsed());
     // 2. Bob → Alice with --wait-read: Alice reads it (her receipts are on) and the command
     // succeeds.
     let child = shallot(bob_path)
@@ -138,6 +140,7 @@ async fn receipts_typing_reactions_and_replies_both_ways() {
     );
     assert!(stdout.contains(&format!("Read by {alice_sid}")), "{stdout}");
 
+    eprintln!("2 wait-read done at {:?}", started.elapsed());
     // ... and without a reader it times out, non-zero, saying why.
     let out = shallot(bob_path)
         .args([
@@ -164,6 +167,7 @@ async fn receipts_typing_reactions_and_replies_both_ways() {
     );
     assert!(inbox.contains("] hi alice"), "{inbox}");
 
+    eprintln!("2 timeout done at {:?}", started.elapsed());
     // 3. Reactions, both ways. Bob (CLI) reacts to Alice's message...
     let out = run_ok(shallot(bob_path).args(["react", &lunch_id, "👍", "--seed-node", &seed]));
     assert!(out.contains("Sent reaction 👍"), "{out}");
@@ -195,6 +199,7 @@ async fn receipts_typing_reactions_and_replies_both_ways() {
     let inbox = run_ok(shallot(bob_path).args(["inbox", "--seed-node", &seed]));
     assert!(inbox.contains("reacted 🎉 on ["), "{inbox}");
 
+    eprintln!("3 reactions done at {:?}", started.elapsed());
     // 4. Replies, both ways. Bob replies to "lunch?" with the CLI...
     let out = run_ok(shallot(bob_path).args(["reply", &lunch_id, "noon?", "--seed-node", &seed]));
     assert!(out.contains("Replied"), "{out}");
@@ -214,6 +219,7 @@ async fn receipts_typing_reactions_and_replies_both_ways() {
     let inbox = run_ok(shallot(bob_path).args(["inbox", "--seed-node", &seed]));
     assert!(inbox.contains("    > noon?\n    yes, noon"), "{inbox}");
 
+    eprintln!("4 replies done at {:?}", started.elapsed());
     // 5. Typing, both ways (Bob through the library on his data directory).
     let bob_identity = AccountStore::new(bob_path).load().unwrap();
     let bob = messenger(&net, bob_identity, bob_path).await;
