@@ -37,10 +37,12 @@ pub mod timing;
 pub use clock::NetworkClock;
 pub use db::{
     ConversationState, Db, DbError, DbHandle, Direction, Disappearing, MessageState,
-    StoredGroupMessage, StoredMessage,
+    StoredGroupMessage, StoredMessage, StoredQuote, StoredReaction,
 };
 pub use error::{Error, ErrorKind};
-pub use messenger::{Messenger, MessengerError, ReceivedMessage, SentMessage, Waited};
+pub use messenger::{
+    Messenger, MessengerError, ReadOutcome, ReceivedMessage, SentMessage, Update, Waited,
+};
 pub use onion_client::{ClientConfig, OnionClient, Route};
 pub use paths::{GuardEntry, PathConfig, PathId, PathManager};
 pub use pool::{Pool, PoolSnapshot, Seed};

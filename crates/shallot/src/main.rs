@@ -18,6 +18,7 @@ mod demo_cmd;
 mod demo_group;
 mod devnet_cmd;
 mod directory_cmd;
+mod feedback_cmd;
 mod fileserver_cmd;
 mod group_cmd;
 mod local_accounts;
@@ -84,6 +85,13 @@ enum Command {
     Profile(msg_cmd::ProfileArgs),
     /// Delete one of your sent messages for everyone
     Unsend(msg_cmd::UnsendArgs),
+    /// React to a message with an emoji (its id as `shallot inbox` prints it); --remove takes
+    /// the reaction back
+    React(feedback_cmd::ReactArgs),
+    /// Reply to a message (its id as `shallot inbox` prints it), quoting it
+    Reply(feedback_cmd::ReplyArgs),
+    /// Show or set whether you send read receipts (`on`/`off`; off by default)
+    Receipts(feedback_cmd::ReceiptsArgs),
     /// Delete everything stored for your account on the network
     Wipe(msg_cmd::WipeArgs),
     /// Show the node pool, your swarm, the onion paths and guards, and the clock offset
@@ -179,6 +187,9 @@ fn main() -> Result<()> {
         Command::Disappear(args) => msg_cmd::disappear(&args, &dir),
         Command::Profile(args) => msg_cmd::profile(&args, &dir),
         Command::Unsend(args) => msg_cmd::unsend(&args, &dir),
+        Command::React(args) => feedback_cmd::react(&args, &dir),
+        Command::Reply(args) => feedback_cmd::reply(&args, &dir),
+        Command::Receipts(args) => feedback_cmd::receipts(&args, &dir),
         Command::Wipe(args) => msg_cmd::wipe(&args, &dir),
         Command::Network(args) => msg_cmd::network(&args, &dir),
         Command::Audit(args) => audit_cmd::run(&args),

@@ -104,6 +104,10 @@ pub struct SendArgs {
     /// The message text
     #[arg(value_name = "TEXT")]
     text: String,
+    /// Then wait up to this many seconds for the recipient's read receipt; exit non-zero if
+    /// none comes (they may have read receipts off)
+    #[arg(long, value_name = "SECONDS")]
+    wait_read: Option<u64>,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -173,7 +177,7 @@ pub struct ProfileArgs {
 /// `shallot unsend`.
 #[derive(Args)]
 pub struct UnsendArgs {
-    /// The message id (its hash, as printed by `send`) or an unambiguous prefix
+    /// The message id (its hash, as printed by `send`, or the start of it `inbox` prints)
     #[arg(value_name = "MESSAGE_ID")]
     id: String,
     #[command(flatten)]
@@ -414,7 +418,11 @@ pub(crate) async fn connect(dir: &Path, net: &NetArgs) -> Result<Messenger> {
 
 /// [`connect`] for a command that will write to `peer`: its swarm is kept clear of the nodes
 /// that see our IP from the first guard on.
-async fn connect_for(dir: &Path, net: &NetArgs, peer: Option<&SessionId>) -> Result<Messenger> {
+pub(crate) async fn connect_for(
+    dir: &Path,
+    net: &NetArgs,
+    peer: Option<&SessionId>,
+) -> Result<Messenger> {
     connect_with(
         dir,
         net,
@@ -560,6 +568,9 @@ pub fn network(args: &NetworkArgs, dir: &Path) -> Result<()> {
 /// Runs `shallot send`.
 pub fn send(args: &SendArgs, dir: &Path) -> Result<()> {
     if args.recipient.trim().starts_with("03") {
+        if args.wait_read.is_some() {
+            bail!("--wait-read is for one-to-one messages (groups send no read receipts)");
+        }
         return crate::group_cmd::send(&args.recipient, &args.text, &args.net, dir);
     }
     let recipient = parse_sid(&args.recipient)?;
@@ -582,6 +593,9 @@ pub fn send(args: &SendArgs, dir: &Path) -> Result<()> {
             },
             sent.hash
         );
+        if let Some(secs) = args.wait_read {
+            crate::feedback_cmd::wait_read(&messenger, &recipient, &sent, secs).await?;
+        }
         Ok(())
     })
 }
@@ -600,6 +614,8 @@ pub fn inbox(args: &InboxArgs, dir: &Path) -> Result<()> {
                 .await
                 .context("could not fetch messages")?;
             print_messages(&messenger, &me, &messages).await;
+            crate::feedback_cmd::print_updates(&messenger).await;
+            crate::feedback_cmd::mark_shown_read(&messenger, &messages).await;
             if messages.is_empty() {
                 println!("No new messages.");
             }
@@ -645,6 +661,8 @@ pub fn inbox(args: &InboxArgs, dir: &Path) -> Result<()> {
                 result = round => match result {
                     Ok((messages, waited)) => {
                         print_messages(&messenger, &me, &messages).await;
+                        crate::feedback_cmd::print_updates(&messenger).await;
+                        crate::feedback_cmd::mark_shown_read(&messenger, &messages).await;
                         !waited
                     }
                     Err(e) => {
@@ -680,8 +698,9 @@ async fn print_messages(messenger: &Messenger, me: &SessionId, messages: &[Recei
             );
         if request {
             println!(
-                "{}  [message request] {} → you: {}",
+                "{}  [{}] [message request] {} → you: {}",
                 utc(m.timestamp),
+                crate::feedback_cmd::short_id(&m.hash),
                 who(messenger, &m.sender).await,
                 m.body
             );
@@ -692,7 +711,25 @@ async fn print_messages(messenger: &Messenger, me: &SessionId, messages: &[Recei
             Direction::Outgoing if m.conversation == *me => ("you".into(), "yourself".into()),
             Direction::Outgoing => ("you".into(), who(messenger, &m.conversation).await),
         };
-        println!("{}  {from} → {to}: {}", utc(m.timestamp), m.body);
+        let id = crate::feedback_cmd::short_id(&m.hash);
+        let extras = crate::feedback_cmd::message_extras(messenger, m).await;
+        match extras.first() {
+            // A reply: what it quotes, then its text.
+            Some(quote) if quote.starts_with("    >") => {
+                println!("{}  [{id}] {from} → {to}:", utc(m.timestamp));
+                println!("{quote}");
+                println!("    {}", m.body);
+                for line in &extras[1..] {
+                    println!("{line}");
+                }
+            }
+            _ => {
+                println!("{}  [{id}] {from} → {to}: {}", utc(m.timestamp), m.body);
+                for line in &extras {
+                    println!("{line}");
+                }
+            }
+        }
     }
 }
 

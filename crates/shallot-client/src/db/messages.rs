@@ -211,7 +211,7 @@ impl Db {
         self.query_messages("ORDER BY timestamp, id", params![])
     }
 
-    fn query_messages(
+    pub(super) fn query_messages(
         &self,
         filter: &str,
         args: &[&dyn rusqlite::ToSql],

@@ -17,15 +17,16 @@
 //! - `conversations.id` (which Session IDs we have a conversation with) and their created /
 //!   last-activity times;
 //! - per message: its id (the storage-server message hash), conversation id, direction, timestamp,
-//!   delivery state, how many nodes stored it, and the sealed body's length (not padded: the
-//!   text length + 40 bytes);
+//!   delivery state (read by them included), whether we have read it, how many nodes stored it,
+//!   and the sealed body's length (not padded: the text length + 40 bytes), and whether it has
+//!   reactions or quotes another message (the sealed lengths of those);
 //! - `seen` hashes (including dropped ones) and the `last_hash` cursors: node Ed25519 keys, our
 //!   own account id, namespace, last hash;
 //! - the schema version and the snapshot names;
 //! - which group IDs we are in, and per group message its hash, group, direction, timestamp
 //!   and state (`db::groups`).
 //!
-//! Sealed: message bodies and senders, group records (keys, configs, credentials), contact display names, the pool and swarm snapshots, and
+//! Sealed: message bodies and senders, reactions and quotes, group records (keys, configs, credentials), contact display names, the pool and swarm snapshots, and
 //! an account check value (opening the file with another account's key fails cleanly).
 
 use std::path::Path;
@@ -43,6 +44,7 @@ use zeroize::Zeroizing;
 
 mod actor;
 mod conversations;
+mod feedback;
 mod groups;
 mod messages;
 mod network;
@@ -51,6 +53,8 @@ mod rows;
 mod tests;
 
 pub use actor::DbHandle;
+pub(crate) use feedback::truncate;
+pub use feedback::{StoredQuote, StoredReaction, MAX_QUOTE_BYTES, MAX_REACTIONS};
 pub use groups::StoredGroupMessage;
 pub use rows::{
     Conversation, ConversationState, Direction, Disappearing, MessageState, StoredMessage,
@@ -120,6 +124,11 @@ const MIGRATIONS: &[&str] = &[
         stored_on INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX group_messages_by_group ON group_messages(group_id, timestamp);",
+    // v4: read receipts, reactions and quoted replies (`db::feedback`).
+    "ALTER TABLE messages ADD COLUMN read INTEGER NOT NULL DEFAULT 0; -- incoming: shown to us
+    ALTER TABLE messages ADD COLUMN reactions BLOB;                    -- sealed JSON list
+    ALTER TABLE messages ADD COLUMN quote BLOB;                        -- sealed JSON, replies
+    UPDATE messages SET read = 1;                  -- what was there before was shown already",
 ];
 
 /// A database failure.

@@ -23,6 +23,10 @@ pub enum MessageState {
     Failed,
     /// Received from the network.
     Received,
+    /// The recipient's client said it reached their device (a delivery receipt, older clients).
+    Delivered,
+    /// The recipient's client said it was read (a read receipt).
+    Read,
 }
 
 impl MessageState {
@@ -32,6 +36,8 @@ impl MessageState {
             Self::Stored(n) => (1, i64::from(n)),
             Self::Failed => (2, 0),
             Self::Received => (3, 0),
+            Self::Read => (4, 0),
+            Self::Delivered => (5, 0),
         }
     }
 
@@ -41,6 +47,8 @@ impl MessageState {
             1 => Self::Stored(u32::try_from(stored_on).ok()?),
             2 => Self::Failed,
             3 => Self::Received,
+            4 => Self::Read,
+            5 => Self::Delivered,
             _ => return None,
         })
     }

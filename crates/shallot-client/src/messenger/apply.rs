@@ -7,6 +7,7 @@ use shallot_proto::message_hash::MessageHash;
 use shallot_proto::rpc::RetrievedMessage;
 use shallot_proto::{Identity, SessionId};
 
+use super::feedback::{Update, TYPING_TTL_MS};
 use super::judge::{judge, Judged, Verdict};
 use super::ReceivedMessage;
 use crate::db::{ConversationState, Db, DbError, Direction, Disappearing};
@@ -20,6 +21,10 @@ pub(super) struct FollowUp {
     pub delete: Vec<MessageHash>,
     /// Our groups changed (an invite or promotion): push the UserGroups config.
     pub groups_changed: bool,
+    /// Typing indicators: who, and until when (`None`: stopped, or their message arrived).
+    pub typing: Vec<(SessionId, Option<u64>)>,
+    /// Receipts and reactions recorded, for a screen to show.
+    pub updates: Vec<Update>,
 }
 
 impl FollowUp {
@@ -55,6 +60,7 @@ pub(super) fn take_in(
 }
 
 /// Records what item `hash` was judged to be; `Some` iff it is a new message to show.
+#[allow(clippy::too_many_lines)] // One arm per verdict.
 fn record(
     db: &mut Db,
     me: &SessionId,
@@ -63,7 +69,11 @@ fn record(
     now_ms: u64,
     follow: &mut FollowUp,
 ) -> Result<Option<ReceivedMessage>, DbError> {
-    let Judged { verdict, name } = judged;
+    let Judged {
+        verdict,
+        name,
+        quote,
+    } = judged;
     match verdict {
         Verdict::Drop(why) => {
             tracing::warn!(message = %hash, "dropping message: {why}");
@@ -84,6 +94,12 @@ fn record(
                 }
             }
             db.mark_seen(&hash, None)?;
+            Ok(None)
+        }
+        feedback
+        @ (Verdict::Receipt { .. } | Verdict::Typing { .. } | Verdict::Reaction { .. }) => {
+            db.mark_seen(&hash, None)?;
+            record_feedback(db, me, feedback, now_ms, follow)?;
             Ok(None)
         }
         Verdict::Timer {
@@ -139,6 +155,13 @@ fn record(
             if let (Some(name), Direction::Incoming) = (name, m.direction) {
                 db.set_contact_name(&m.conversation, &name)?;
             }
+            if let Some(quote) = quote {
+                db.set_quote(&m.id, &quote)?;
+            }
+            if m.direction == Direction::Incoming {
+                // Their message ends their typing.
+                follow.typing.push((m.sender, None));
+            }
             match disappearing {
                 Disappearing::Off => {}
                 Disappearing::AfterSend(secs) => {
@@ -164,10 +187,85 @@ fn record(
     }
 }
 
+/// Records a receipt, typing indicator or reaction (already marked seen).
+fn record_feedback(
+    db: &mut Db,
+    me: &SessionId,
+    verdict: Verdict,
+    now_ms: u64,
+    follow: &mut FollowUp,
+) -> Result<(), DbError> {
+    match verdict {
+        Verdict::Receipt {
+            from,
+            read,
+            timestamps,
+        } => {
+            // Only the other party of a conversation we have can move our messages there.
+            let messages = if is_open(db, &from)? {
+                db.apply_receipt(&from, &timestamps, read)?
+            } else {
+                Vec::new()
+            };
+            if !messages.is_empty() {
+                follow.updates.push(Update::Receipt {
+                    conversation: from,
+                    messages,
+                    read,
+                });
+            }
+        }
+        Verdict::Typing { from, started, at } => {
+            let until = at.saturating_add(TYPING_TTL_MS);
+            if until > now_ms && is_open(db, &from)? {
+                follow.typing.push((from, started.then_some(until)));
+            }
+        }
+        Verdict::Reaction {
+            conversation,
+            reactor,
+            target,
+            emoji,
+            remove,
+        } => {
+            if reactor != *me && !is_open(db, &conversation)? {
+                return Ok(());
+            }
+            let Some(message) = db.message_by(&conversation, target.timestamp, &target.author)?
+            else {
+                return Ok(());
+            };
+            if db.set_reaction(&message.id, &reactor, &emoji, remove)? {
+                follow.updates.push(Update::Reaction {
+                    conversation,
+                    message: message.id,
+                    author: reactor,
+                    emoji,
+                    removed: remove,
+                });
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Whether we have a conversation with `who` that is not blocked: only then do their
+/// receipts, typing and reactions count (a stranger's create nothing).
+fn is_open(db: &Db, who: &SessionId) -> Result<bool, DbError> {
+    Ok(!matches!(
+        db.conversation_state(who)?,
+        None | Some(ConversationState::Blocked)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::super::testing::{approval, item, named, text, timer, unsend, user, with_timer, T};
+    use super::super::testing::{
+        approval, item, named, reaction, receipt, reply, text, timer, typing, unsend, user,
+        with_timer, T,
+    };
     use super::*;
     use crate::db::{MessageState, StoredMessage};
     use shallot_proto::session::protos::ExpirationType;
@@ -388,6 +486,129 @@ mod tests {
         assert_eq!(
             inbox.db.disappearing(&bob.session_id()).unwrap(),
             Disappearing::AfterRead(60)
+        );
+    }
+
+    #[test]
+    fn receipts_move_our_messages_to_read_only_from_their_recipient() {
+        let mut inbox = Inbox::new();
+        let (bob, carol, mallory) = (user(), user(), user());
+        inbox.sent(&bob, 1);
+        inbox.sent(&carol, 2);
+        let (ours_to_bob, ours_to_carol) = (
+            MessageHash::from_bytes([1; 32]),
+            MessageHash::from_bytes([2; 32]),
+        );
+        let state = |inbox: &Inbox, id| inbox.db.message(&id).unwrap().unwrap().state;
+        // A stranger naming the same timestamp changes nothing, and makes no conversation.
+        let (_, follow) = inbox.take(&[item(&inbox.me, &mallory, &receipt(1, &[T - 1000], T))]);
+        assert!(follow.updates.is_empty());
+        assert_eq!(inbox.state(&mallory), None);
+        // Bob's receipt reads only our message to Bob.
+        let (shown, follow) = inbox.take(&[item(&inbox.me, &bob, &receipt(1, &[T - 1000], T))]);
+        assert!(shown.is_empty());
+        assert_eq!(state(&inbox, ours_to_bob), MessageState::Read);
+        assert_eq!(state(&inbox, ours_to_carol), MessageState::Stored(1));
+        assert_eq!(
+            follow.updates,
+            [Update::Receipt {
+                conversation: bob.session_id(),
+                messages: vec![ours_to_bob],
+                read: true
+            }]
+        );
+        // A blocked contact's receipts count no more.
+        inbox.set_state(&carol, ConversationState::Blocked);
+        inbox.take(&[item(&inbox.me, &carol, &receipt(1, &[T - 1000], T + 1))]);
+        assert_eq!(state(&inbox, ours_to_carol), MessageState::Stored(1));
+    }
+
+    #[test]
+    fn typing_is_transient_expires_and_ends_with_their_message() {
+        let mut inbox = Inbox::new();
+        let (bob, stranger) = (user(), user());
+        inbox.sent(&bob, 1);
+        let (shown, follow) = inbox.take(&[
+            item(&inbox.me, &bob, &typing(Some(0), T)),
+            item(&inbox.me, &stranger, &typing(Some(0), T)),
+            // Older than the typing TTL when it is taken in.
+            item(&inbox.me, &bob, &typing(Some(0), NOW - TYPING_TTL_MS - 1)),
+        ]);
+        assert!(shown.is_empty());
+        assert_eq!(follow.typing, [(bob.session_id(), Some(T + TYPING_TTL_MS))]);
+        assert_eq!(
+            inbox.db.messages(&bob.session_id()).unwrap().len(),
+            1,
+            "not stored"
+        );
+        let (_, follow) = inbox.take(&[item(&inbox.me, &bob, &typing(Some(1), T + 1))]);
+        assert_eq!(follow.typing, [(bob.session_id(), None)]);
+        let (_, follow) = inbox.take(&[item(&inbox.me, &bob, &text("done", T + 2))]);
+        assert_eq!(follow.typing, [(bob.session_id(), None)]);
+    }
+
+    #[test]
+    fn reactions_attach_to_the_named_message_of_that_conversation_only() {
+        let mut inbox = Inbox::new();
+        let (bob, mallory) = (user(), user());
+        inbox.sent(&bob, 1);
+        let ours = MessageHash::from_bytes([1; 32]);
+        let me = inbox.me.session_id();
+        let emoji = |inbox: &Inbox| -> Vec<(SessionId, String)> {
+            let list = inbox.db.reactions(&ours).unwrap();
+            list.into_iter().map(|r| (r.author, r.emoji)).collect()
+        };
+        inbox.take(&[
+            item(&inbox.me, &bob, &reaction(T - 1000, &me, "👍", 0, None, T)),
+            // No such message.
+            item(
+                &inbox.me,
+                &bob,
+                &reaction(T - 999, &me, "😮", 0, None, T + 1),
+            ),
+            // A stranger naming our message to Bob: not their conversation.
+            item(
+                &inbox.me,
+                &mallory,
+                &reaction(T - 1000, &me, "💩", 0, None, T + 2),
+            ),
+            // Our other device, in Bob's conversation.
+            item(
+                &inbox.me,
+                &inbox.me,
+                &reaction(T - 1000, &me, "🎉", 0, Some(&bob.session_id()), T + 3),
+            ),
+        ]);
+        assert_eq!(
+            emoji(&inbox),
+            [(bob.session_id(), "👍".into()), (me, "🎉".into())]
+        );
+        assert_eq!(inbox.state(&mallory), None);
+        let (_, follow) = inbox.take(&[item(
+            &inbox.me,
+            &bob,
+            &reaction(T - 1000, &me, "👍", 1, None, T + 4),
+        )]);
+        assert_eq!(emoji(&inbox), [(me, "🎉".into())]);
+        assert!(matches!(
+            follow.updates.as_slice(),
+            [Update::Reaction { removed: true, .. }]
+        ));
+    }
+
+    #[test]
+    fn a_reply_is_stored_with_its_quote() {
+        let mut inbox = Inbox::new();
+        let bob = user();
+        inbox.sent(&bob, 1);
+        let me = inbox.me.session_id().to_string();
+        let answer = item(&inbox.me, &bob, &reply("yes", T - 1000, &me, None, T));
+        let (shown, _) = inbox.take(std::slice::from_ref(&answer));
+        assert_eq!(shown.len(), 1);
+        let quote = inbox.db.quote(&answer.hash).unwrap().unwrap();
+        assert_eq!(
+            (quote.timestamp, quote.author, quote.text),
+            (T - 1000, inbox.me.session_id(), None)
         );
     }
 }

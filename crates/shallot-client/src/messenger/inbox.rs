@@ -204,10 +204,11 @@ impl Messenger {
             .collect();
         let me = Arc::clone(&self.identity);
         let now = self.client.clock().now_ms();
-        let (mut shown, follow) = self
+        let (mut shown, mut follow) = self
             .db
             .call(move |db| take_in(db, &me, &inbox, now))
             .await?;
+        self.note_feedback(&mut follow);
         let groups_changed = follow.groups_changed;
         self.follow_up(follow).await;
         for kind in to_push {
@@ -263,10 +264,11 @@ impl Messenger {
         };
         let me = Arc::clone(&self.identity);
         let now = self.client.clock().now_ms();
-        let (mut shown, follow) = self
+        let (mut shown, mut follow) = self
             .db
             .call(move |db| take_in(db, &me, &[item], now))
             .await?;
+        self.note_feedback(&mut follow);
         if !follow.is_empty() {
             // Pushes arrive while the caller waits for the next: update our swarm copies in
             // the background.

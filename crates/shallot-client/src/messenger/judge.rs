@@ -7,7 +7,8 @@ use shallot_proto::session::unwrap_incoming;
 use shallot_proto::{Identity, Namespace, SessionId};
 
 use super::clean_display_name;
-use crate::db::{Direction, Disappearing, MessageState, StoredMessage};
+use super::feedback::{self, MessageRef};
+use crate::db::{Direction, Disappearing, MessageState, StoredMessage, StoredQuote};
 use shallot_proto::message_hash::MessageHash;
 
 /// What one retrieved item turned out to be.
@@ -25,6 +26,26 @@ pub(super) enum Verdict {
         setting: Disappearing,
         from_us: bool,
     },
+    /// The other party read (or received) our messages sent at these timestamps.
+    Receipt {
+        from: SessionId,
+        read: bool,
+        timestamps: Vec<u64>,
+    },
+    /// The other party started or stopped typing, at `at` (ms).
+    Typing {
+        from: SessionId,
+        started: bool,
+        at: u64,
+    },
+    /// `reactor` added (or removed) `emoji` on a message of `conversation`.
+    Reaction {
+        conversation: SessionId,
+        reactor: SessionId,
+        target: MessageRef,
+        emoji: String,
+        remove: bool,
+    },
     /// A group invite or promotion, checked ([`crate::groups::invite`]).
     Group(crate::groups::invite::GroupNote),
     /// Nothing to show or do; the reason is logged (with the hash only).
@@ -36,6 +57,8 @@ pub(super) enum Verdict {
 pub(super) struct Judged {
     pub verdict: Verdict,
     pub name: Option<String>,
+    /// For a shown reply: the message it quotes.
+    pub quote: Option<StoredQuote>,
 }
 
 impl From<Verdict> for Judged {
@@ -43,6 +66,7 @@ impl From<Verdict> for Judged {
         Self {
             verdict,
             name: None,
+            quote: None,
         }
     }
 }
@@ -74,8 +98,17 @@ pub(super) fn judge(me: &Identity, item: &RetrievedMessage) -> Judged {
             update,
         );
         let verdict = checked.map_or_else(Verdict::Drop, Verdict::Group);
-        return Judged { verdict, name };
+        return Judged {
+            verdict,
+            name,
+            quote: None,
+        };
     }
+    let quote = incoming
+        .content
+        .data_message
+        .as_ref()
+        .and_then(feedback::quote_of);
     let verdict = classify(
         &own,
         item.hash,
@@ -83,7 +116,12 @@ pub(super) fn judge(me: &Identity, item: &RetrievedMessage) -> Judged {
         incoming.envelope_timestamp,
         incoming.content,
     );
-    Judged { verdict, name }
+    let quote = quote.filter(|_| matches!(verdict, Verdict::Show(..)));
+    Judged {
+        verdict,
+        name,
+        quote,
+    }
 }
 
 /// The verdict on an opened message from `sender` to `me`.
@@ -103,6 +141,9 @@ fn classify(
             }
             _ => Verdict::Drop("unsend request not from the author".into()),
         };
+    }
+    if let Some(verdict) = feedback::classify(me, sender, timestamp, &content) {
+        return verdict;
     }
     if let Some(response) = &content.message_request_response {
         return if response.is_approved == Some(true) && !from_us {

@@ -7,6 +7,7 @@
 //! - [`judge`]: what a retrieved item is, from its bytes alone (pure).
 //! - [`apply`]: what an item's verdict does to the database.
 //! - [`config`]: our profile and contacts, synced between our devices.
+//! - [`feedback`] and [`signals`]: receipts, typing, reactions and replies, received and sent.
 //! - [`signed`] and [`replies`]: the requests we sign for our swarm, and reading the replies.
 //!
 //! Database work runs on the database's own thread ([`DbHandle`]); nothing here holds it
@@ -29,11 +30,17 @@ use crate::pool::SnapshotNode;
 
 mod apply;
 mod config;
+pub mod feedback;
 mod inbox;
 mod judge;
 mod outbox;
 mod replies;
+mod signals;
 mod signed;
+mod typing;
+
+pub use feedback::{MessageRef, Update};
+pub use signals::ReadOutcome;
 
 pub(crate) use replies::{count_stored, retrieve_results};
 #[cfg(test)]
@@ -171,6 +178,10 @@ pub struct Messenger {
     /// current, so a new wait starts at once. Forgotten after an error or a quiet wait, so the
     /// next one picks a random member (and members that missed a replica are read too).
     wait_member: Mutex<Option<shallot_proto::Ed25519Pub>>,
+    /// Who is typing to us ([`Messenger::is_typing`]).
+    typing: Mutex<typing::Typing>,
+    /// Receipts and reactions recorded and not yet taken ([`Messenger::take_updates`]).
+    updates: Mutex<std::collections::VecDeque<Update>>,
 }
 
 impl std::fmt::Debug for Messenger {
@@ -231,6 +242,8 @@ impl Messenger {
             client,
             db: DbHandle::spawn(db),
             wait_member: Mutex::new(None),
+            typing: Mutex::default(),
+            updates: Mutex::default(),
         }
     }
 

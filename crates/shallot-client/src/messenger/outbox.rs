@@ -13,7 +13,9 @@ use shallot_proto::{Namespace, SessionId};
 
 use super::replies::count_stored;
 use super::{profile_of, Messenger, MessengerError, SentMessage, MESSAGE_TTL_MS};
-use crate::db::{ConversationState, DbError, Direction, Disappearing, MessageState, StoredMessage};
+use crate::db::{
+    ConversationState, DbError, Direction, Disappearing, MessageState, StoredMessage, StoredQuote,
+};
 use crate::onion_client::decode_reply;
 
 impl Messenger {
@@ -52,11 +54,21 @@ impl Messenger {
     /// before sending and its state updated with how many swarm members stored it. With
     /// [`crate::ClientConfig::send_jitter`] set, it waits a random time before leaving; with
     /// [`crate::ClientConfig::backdate`], its timestamp is a random time in the past.
-    #[allow(clippy::too_many_lines)] // One message, step by step.
     pub async fn send(
         &self,
         recipient: &SessionId,
         text: &str,
+    ) -> Result<SentMessage, MessengerError> {
+        self.send_quoting(recipient, text, None).await
+    }
+
+    /// [`Self::send`], as a reply quoting `quote` when given (kept with the message here too).
+    #[allow(clippy::too_many_lines)] // One message, step by step.
+    pub(super) async fn send_quoting(
+        &self,
+        recipient: &SessionId,
+        text: &str,
+        quote: Option<StoredQuote>,
     ) -> Result<SentMessage, MessengerError> {
         let to = *recipient;
         let (latest, disappearing, name) = self
@@ -77,6 +89,7 @@ impl Messenger {
         let mut content = Content::text(text, timestamp);
         if let Some(data) = content.data_message.as_mut() {
             data.profile = profile_of(name);
+            data.quote = quote.as_ref().map(super::signals::quote_proto);
         }
         // After send: both copies live `secs`. After read: the recipient's copy waits to be read
         // (14 days), and ours (we have read it) lives `secs` from now.
@@ -108,6 +121,9 @@ impl Messenger {
         self.db
             .call(move |db| {
                 db.insert_message(&message)?;
+                if let Some(quote) = &quote {
+                    db.set_quote(&hash, quote)?;
+                }
                 if let Some(at) = local_expiry {
                     db.set_expires(&hash, at)?;
                 }
@@ -175,8 +191,18 @@ impl Messenger {
         to: &SessionId,
         content: Content,
     ) -> Result<u32, MessengerError> {
+        self.send_control_ttl(to, content, MESSAGE_TTL_MS).await
+    }
+
+    /// [`Self::send_control`] stored for `ttl_ms` (typing indicators live 20 s).
+    pub(crate) async fn send_control_ttl(
+        &self,
+        to: &SessionId,
+        content: Content,
+        ttl_ms: u64,
+    ) -> Result<u32, MessengerError> {
         let timestamp = content.sig_timestamp.unwrap_or(0);
-        let store = self.store_request(to, &content, timestamp, MESSAGE_TTL_MS)?;
+        let store = self.store_request(to, &content, timestamp, ttl_ms)?;
         let hash = store.hash();
         self.db.call(move |db| db.mark_seen(&hash, None)).await?;
         self.note_correspondents(None).await;

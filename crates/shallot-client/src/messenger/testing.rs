@@ -2,10 +2,12 @@
 //! [`super::apply`].
 #![allow(clippy::unwrap_used)]
 
+use shallot_proto::attachment::pointer::Quote;
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::rpc::RetrievedMessage;
 use shallot_proto::session::protos::{
-    Content, DataMessage, ExpirationType, MessageRequestResponse, Profile, UnsendRequest,
+    Content, DataMessage, ExpirationType, MessageRequestResponse, Profile, Reaction,
+    ReceiptMessage, TypingMessage, UnsendRequest,
 };
 use shallot_proto::session::wrap_for_recipient;
 use shallot_proto::{Identity, Namespace, SessionId};
@@ -100,4 +102,67 @@ pub fn timer(
         ..Content::default()
     };
     with_timer(content, kind, secs)
+}
+
+/// A receipt of `kind` (0 delivery, 1 read; others are invalid) for messages sent at `timestamps`.
+pub fn receipt(kind: i32, timestamps: &[u64], timestamp: u64) -> Content {
+    Content {
+        receipt_message: Some(ReceiptMessage {
+            kind: Some(kind),
+            timestamps: timestamps.to_vec(),
+        }),
+        sig_timestamp: Some(timestamp),
+        ..Content::default()
+    }
+}
+
+/// A typing indicator (`action` 0 started, 1 stopped) sent at `timestamp`.
+pub fn typing(action: Option<i32>, timestamp: u64) -> Content {
+    Content {
+        typing_message: Some(TypingMessage {
+            timestamp: Some(timestamp),
+            action,
+        }),
+        sig_timestamp: Some(timestamp),
+        ..Content::default()
+    }
+}
+
+/// A reaction (`action` 0 react, 1 remove) to `author`'s message sent at `id`.
+pub fn reaction(
+    id: u64,
+    author: &SessionId,
+    emoji: &str,
+    action: i32,
+    sync_target: Option<&SessionId>,
+    timestamp: u64,
+) -> Content {
+    Content {
+        data_message: Some(DataMessage {
+            reaction: Some(Reaction {
+                id: Some(id),
+                author: Some(author.to_string()),
+                emoji: Some(emoji.into()),
+                action: Some(action),
+            }),
+            sync_target: sync_target.map(ToString::to_string),
+            ..DataMessage::default()
+        }),
+        sig_timestamp: Some(timestamp),
+        ..Content::default()
+    }
+}
+
+/// A reply `body` quoting `author`'s message sent at `id`.
+pub fn reply(body: &str, id: u64, author: &str, quoted: Option<&str>, timestamp: u64) -> Content {
+    let mut content = text(body, timestamp);
+    if let Some(data) = content.data_message.as_mut() {
+        data.quote = Some(Quote {
+            id: Some(id),
+            author: Some(author.into()),
+            text: quoted.map(Into::into),
+            attachments: Vec::new(),
+        });
+    }
+    content
 }

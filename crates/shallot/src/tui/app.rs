@@ -1,9 +1,18 @@
 //! The chat screen's state: pure, updated by [`Event`]s, and asking the runtime for side
 //! effects through the returned [`Action`].
 
+use std::collections::HashSet;
+
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use shallot_client::{Direction, MessageState, StoredMessage};
+use shallot_client::{Direction, MessageState, StoredMessage, Update};
 use shallot_proto::SessionId;
+
+/// While composing, a STARTED typing indicator is sent again after this long (it lasts 20 s
+/// at the other end).
+pub const TYPING_REFRESH_MS: u64 = 10_000;
+
+/// Composing counts as stopped after this long without a key (a STOPPED indicator is sent).
+pub const TYPING_IDLE_MS: u64 = 5_000;
 
 /// One message as shown on screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +27,10 @@ pub struct Msg {
     pub body: String,
     /// Delivery state.
     pub state: MessageState,
+    /// For a reply: the text it quotes.
+    pub quote: Option<String>,
+    /// Reactions: the emoji, and whether it is ours.
+    pub reactions: Vec<(String, bool)>,
 }
 
 impl From<&StoredMessage> for Msg {
@@ -28,6 +41,8 @@ impl From<&StoredMessage> for Msg {
             timestamp: m.timestamp,
             body: m.body.clone(),
             state: m.state,
+            quote: None,
+            reactions: Vec::new(),
         }
     }
 }
@@ -43,6 +58,8 @@ pub struct Conv {
     pub unread: usize,
     /// Messages, oldest first.
     pub messages: Vec<Msg>,
+    /// Whether they are typing to us.
+    pub typing: bool,
 }
 
 /// Network status for the footer.
@@ -81,6 +98,10 @@ pub enum Event {
     Status(Option<String>),
     /// A background operation failed with this error kind.
     Error(String),
+    /// A receipt or reaction was recorded.
+    Update(Update),
+    /// The conversations whose other party is typing now.
+    Typing(Vec<SessionId>),
 }
 
 /// What the runtime should do next.
@@ -96,6 +117,36 @@ pub enum Action {
         to: SessionId,
         /// Text.
         text: String,
+    },
+    /// Reply to message `message` (an id) of `to` with `text`, quoting it; report back as
+    /// for [`Action::Send`].
+    Reply {
+        /// Identifies the pending message.
+        token: u64,
+        /// Recipient.
+        to: SessionId,
+        /// The id of the message replied to.
+        message: String,
+        /// Text.
+        text: String,
+    },
+    /// React to message `message` (an id) with `emoji`, or take the reaction back.
+    React {
+        /// The id of the message.
+        message: String,
+        /// The emoji.
+        emoji: String,
+        /// Take it back.
+        remove: bool,
+    },
+    /// The messages with these ids were shown: mark them read (read receipts, if on).
+    Read(Vec<String>),
+    /// Tell `to` we started (or stopped) typing.
+    Typing {
+        /// The conversation.
+        to: SessionId,
+        /// Started or stopped.
+        started: bool,
     },
     /// Leave the chat.
     Quit,
@@ -119,6 +170,10 @@ pub struct App {
     /// Current network time (ms), kept up to date by the runtime; stamps pending messages.
     pub now_ms: u64,
     next_token: u64,
+    /// Incoming message ids already reported read ([`Action::Read`]).
+    reported: HashSet<String>,
+    /// While composing: the conversation, when STARTED was last sent, and the last key.
+    composing: Option<(SessionId, u64, u64)>,
 }
 
 impl App {
@@ -142,6 +197,111 @@ impl App {
         }
     }
 
+    /// The incoming messages of the selected conversation not yet reported read: it is on
+    /// screen, so they are read now.
+    pub fn read_current(&mut self) -> Action {
+        let Some(conv) = self.convs.get(self.selected) else {
+            return Action::None;
+        };
+        let ids: Vec<String> = conv
+            .messages
+            .iter()
+            .filter(|m| !m.outgoing && !m.id.starts_with("local-"))
+            .filter(|m| !self.reported.contains(&m.id))
+            .map(|m| m.id.clone())
+            .collect();
+        if ids.is_empty() {
+            return Action::None;
+        }
+        self.reported.extend(ids.iter().cloned());
+        Action::Read(ids)
+    }
+
+    /// Once a second: a STOPPED typing indicator after [`TYPING_IDLE_MS`] without a key.
+    pub fn tick(&mut self) -> Action {
+        match self.composing {
+            Some((to, _, last_key)) if self.now_ms.saturating_sub(last_key) >= TYPING_IDLE_MS => {
+                self.composing = None;
+                Action::Typing { to, started: false }
+            }
+            _ => Action::None,
+        }
+    }
+
+    /// After a key that edited the input: STARTED when composing starts, and again every
+    /// [`TYPING_REFRESH_MS`]; STOPPED when the input is emptied. Commands are not composing.
+    fn typed(&mut self) -> Action {
+        let Some(to) = self.current().map(|c| c.id) else {
+            return Action::None;
+        };
+        let now = self.now_ms;
+        let composing = !self.input.is_empty() && !self.input.starts_with('/');
+        match self.composing {
+            Some((was, _, _)) if !composing || was != to => {
+                self.composing = None;
+                Action::Typing {
+                    to: was,
+                    started: false,
+                }
+            }
+            None if !composing => Action::None,
+            Some((_, sent, _)) if now.saturating_sub(sent) < TYPING_REFRESH_MS => {
+                self.composing = Some((to, sent, now));
+                Action::None
+            }
+            _ => {
+                self.composing = Some((to, now, now));
+                Action::Typing { to, started: true }
+            }
+        }
+    }
+
+    fn update(&mut self, update: Update) {
+        match update {
+            Update::Receipt {
+                conversation,
+                messages,
+                read,
+            } => {
+                let Some(conv) = self.convs.iter_mut().find(|c| c.id == conversation) else {
+                    return;
+                };
+                let ids: HashSet<String> = messages.iter().map(ToString::to_string).collect();
+                for m in conv.messages.iter_mut().filter(|m| ids.contains(&m.id)) {
+                    if read {
+                        m.state = MessageState::Read;
+                    } else if m.state != MessageState::Read {
+                        m.state = MessageState::Delivered;
+                    }
+                }
+            }
+            Update::Reaction {
+                conversation,
+                message,
+                author,
+                emoji,
+                removed,
+            } => {
+                let id = message.to_string();
+                let Some(m) = self
+                    .convs
+                    .iter_mut()
+                    .find(|c| c.id == conversation)
+                    .and_then(|c| c.messages.iter_mut().find(|m| m.id == id))
+                else {
+                    return;
+                };
+                // In a one-to-one conversation, a reaction not by them is ours.
+                let entry = (emoji, author != conversation);
+                if removed {
+                    m.reactions.retain(|r| *r != entry);
+                } else if !m.reactions.contains(&entry) {
+                    m.reactions.push(entry);
+                }
+            }
+        }
+    }
+
     fn conv_index(&mut self, id: &SessionId) -> usize {
         if let Some(i) = self.convs.iter().position(|c| c.id == *id) {
             return i;
@@ -151,6 +311,7 @@ impl App {
             name: None,
             unread: 0,
             messages: Vec::new(),
+            typing: false,
         });
         self.convs.len() - 1
     }
@@ -174,6 +335,15 @@ impl App {
                 conv.messages.insert(at, msg);
                 if unread {
                     conv.unread += 1;
+                }
+                if i == self.selected {
+                    return self.read_current();
+                }
+            }
+            Event::Update(update) => self.update(update),
+            Event::Typing(typing) => {
+                for c in &mut self.convs {
+                    c.typing = typing.contains(&c.id);
                 }
             }
             Event::SendDone { token, result } => {
@@ -210,12 +380,22 @@ impl App {
             KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
                 return Action::Quit;
             }
-            KeyCode::Up | KeyCode::BackTab if n > 0 => self.select((self.selected + n - 1) % n),
-            KeyCode::Down | KeyCode::Tab if n > 0 => self.select((self.selected + 1) % n),
+            KeyCode::Up | KeyCode::BackTab if n > 0 => {
+                self.select((self.selected + n - 1) % n);
+                return self.read_current();
+            }
+            KeyCode::Down | KeyCode::Tab if n > 0 => {
+                self.select((self.selected + 1) % n);
+                return self.read_current();
+            }
             KeyCode::Backspace => {
                 self.input.pop();
+                return self.typed();
             }
-            KeyCode::Char(c) => self.input.push(c),
+            KeyCode::Char(c) => {
+                self.input.push(c);
+                return self.typed();
+            }
             KeyCode::Enter => return self.submit(),
             _ => {}
         }
@@ -244,6 +424,40 @@ impl App {
             self.input = line;
             return Action::None;
         };
+        for (command, remove) in [("/react ", false), ("/unreact ", true)] {
+            if let Some(args) = text.strip_prefix(command) {
+                let mut words = args.split_whitespace();
+                let target = words.next().and_then(|n| message_at(conv, n));
+                if let (Some(m), Some(emoji), None) = (target, words.next(), words.next()) {
+                    self.status = None;
+                    return Action::React {
+                        message: m.id.clone(),
+                        emoji: emoji.to_owned(),
+                        remove,
+                    };
+                }
+                self.status = Some(format!("usage: {command}N EMOJI (N: the message's number)"));
+                return Action::None;
+            }
+        }
+        let mut quote = None;
+        let mut text = text;
+        if let Some(args) = text.strip_prefix("/reply ") {
+            let (n, reply) = args.trim_start().split_once(' ').unwrap_or((args, ""));
+            match message_at(conv, n) {
+                Some(m) if !reply.trim().is_empty() => {
+                    quote = Some((m.id.clone(), m.body.clone()));
+                    text = reply.trim();
+                }
+                _ => {
+                    self.status = Some("usage: /reply N TEXT (N: the message's number)".into());
+                    return Action::None;
+                }
+            }
+        }
+        self.status = None;
+        // The message ends composing; the other side clears "typing" when it arrives.
+        self.composing = None;
         self.next_token += 1;
         let token = self.next_token;
         let timestamp = conv
@@ -256,11 +470,38 @@ impl App {
             timestamp,
             body: text.to_owned(),
             state: MessageState::Sending,
+            quote: quote.as_ref().map(|(_, body)| body.clone()),
+            reactions: Vec::new(),
         });
-        Action::Send {
-            token,
-            to: conv.id,
-            text: text.to_owned(),
+        match quote {
+            Some((message, _)) => Action::Reply {
+                token,
+                to: conv.id,
+                message,
+                text: text.to_owned(),
+            },
+            None => Action::Send {
+                token,
+                to: conv.id,
+                text: text.to_owned(),
+            },
         }
+    }
+}
+
+/// Message number `n` (as the screen numbers them, from 1) of `conv`, if sent or received
+/// (not one still being sent).
+fn message_at<'a>(conv: &'a Conv, n: &str) -> Option<&'a Msg> {
+    let i = n.trim().trim_start_matches('#').parse::<usize>().ok()?;
+    conv.messages
+        .get(i.checked_sub(1)?)
+        .filter(|m| !m.id.starts_with("local-"))
+}
+
+#[cfg(test)]
+impl App {
+    /// Whether a STARTED typing indicator is in force (tests).
+    pub fn composing(&self) -> bool {
+        self.composing.is_some()
     }
 }

@@ -26,8 +26,9 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use shallot_client::{
     push, AccountStore, ClientConfig, Db, Direction, MessageState, Messenger, MessengerError,
-    NetworkClock, OnionClient, Pool, ReceivedMessage, Seed,
+    NetworkClock, OnionClient, Pool, ReceivedMessage, Seed, Update,
 };
+use shallot_proto::message_hash::MessageHash;
 use shallot_proto::Identity;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
@@ -74,6 +75,10 @@ pub struct ChatArgs {
     /// guard cannot tell when you really send (cover traffic; about 40 KiB each) [default: 0]
     #[arg(long, value_name = "N", value_parser = crate::msg_cmd::parse_cover_rate)]
     cover_per_minute: Option<f64>,
+    /// Do not tell contacts when you are typing (sent otherwise to accepted contacts only;
+    /// read receipts are a separate setting: `shallot receipts on|off`)
+    #[arg(long)]
+    no_typing: bool,
 }
 
 /// How the chat receives messages.
@@ -144,16 +149,7 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
     }
     let identity = store.load()?;
     let db = Db::open_in_dir(dir, &identity).context("could not open the local database")?;
-    let mut convs = Vec::new();
-    for c in db.conversations()? {
-        let messages = db.messages(&c.id)?.iter().map(Msg::from).collect();
-        convs.push(Conv {
-            id: c.id,
-            name: c.name,
-            unread: 0,
-            messages,
-        });
-    }
+    let convs = load_conversations(&db, &identity.session_id())?;
     let seeds: Vec<Seed> = args
         .seed_node
         .iter()
@@ -234,11 +230,39 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
         }
     });
 
-    let result = rt.block_on(event_loop(&mut terminal, &mut app, &mut rx, &tx));
+    let typing = !args.no_typing;
+    let result = rt.block_on(event_loop(&mut terminal, &mut app, &mut rx, &tx, typing));
     // Leave the screen before the runtime shuts down.
     drop(guard);
     rt.shutdown_timeout(Duration::from_secs(1));
     result
+}
+
+/// The conversations saved in `db`, with each message's quote and reactions (`me`'s marked
+/// ours).
+fn load_conversations(db: &Db, me: &shallot_proto::SessionId) -> Result<Vec<Conv>> {
+    let mut convs = Vec::new();
+    for c in db.conversations()? {
+        let mut messages = Vec::new();
+        for stored in db.messages(&c.id)? {
+            let mut msg = Msg::from(&stored);
+            msg.quote = db.quoted_text(&stored.id)?;
+            msg.reactions = db
+                .reactions(&stored.id)?
+                .into_iter()
+                .map(|r| (r.emoji, r.author == *me))
+                .collect();
+            messages.push(msg);
+        }
+        convs.push(Conv {
+            id: c.id,
+            name: c.name,
+            unread: 0,
+            messages,
+            typing: false,
+        });
+    }
+    Ok(convs)
 }
 
 /// The client policy the chat's flags ask for.
@@ -271,6 +295,7 @@ async fn event_loop(
     app: &mut App,
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<Ui>,
     tx: &UnboundedSender<Ui>,
+    typing: bool,
 ) -> Result<()> {
     let mut messenger: Option<Arc<Messenger>> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -284,7 +309,18 @@ async fn event_loop(
         let ui = tokio::select! {
             ui = rx.recv() => match ui { Some(ui) => ui, None => return Ok(()) },
             _ = tick.tick() => match &messenger {
-                Some(m) => Ui::App(Event::Paths(path_status(m))),
+                Some(m) => {
+                    // Once a second: receipts and reactions recorded, who is typing, and
+                    // whether our own composing has stopped.
+                    for update in m.take_updates() {
+                        app.handle(Event::Update(update));
+                    }
+                    let typists = app.convs.iter().map(|c| c.id).filter(|c| m.is_typing(c));
+                    app.handle(Event::Typing(typists.collect()));
+                    let idle = app.tick();
+                    perform(idle, messenger.as_ref(), tx, typing);
+                    Ui::App(Event::Paths(path_status(m)))
+                }
                 None => continue,
             },
         };
@@ -294,13 +330,15 @@ async fn event_loop(
                 let status = path_status(&m);
                 messenger = Some(m);
                 app.handle(Event::Status(None));
+                // The selected conversation is on screen: its messages are read.
+                let read = app.read_current();
+                perform(read, messenger.as_ref(), tx, typing);
                 Event::Paths(status)
             }
             Ui::Fatal(e) => Event::Status(Some(format!("not connected: {e}"))),
             Ui::Redraw => continue,
         };
         match app.handle(event) {
-            Action::None => {}
             Action::Quit => {
                 if let Some(m) = &messenger {
                     let _ =
@@ -308,29 +346,93 @@ async fn event_loop(
                 }
                 return Ok(());
             }
-            Action::Send { token, to, text } => {
-                let tx = tx.clone();
-                match &messenger {
-                    Some(m) => {
-                        let m = Arc::clone(m);
-                        tokio::spawn(async move {
-                            let result = m
-                                .send(&to, &text)
-                                .await
-                                .map(|s| (s.hash.to_string(), s.stored_on))
-                                .map_err(|e| error_kind(&e));
-                            let _ = tx.send(Ui::App(Event::SendDone { token, result }));
-                        });
+            action => perform(action, messenger.as_ref(), tx, typing),
+        }
+    }
+}
+
+/// Starts what `action` asks for in the background; results come back on `tx`. Typing
+/// indicators are sent only with `typing`.
+fn perform(
+    action: Action,
+    messenger: Option<&Arc<Messenger>>,
+    tx: &UnboundedSender<Ui>,
+    typing: bool,
+) {
+    let tx = tx.clone();
+    let Some(m) = messenger.map(Arc::clone) else {
+        if let Action::Send { token, .. } | Action::Reply { token, .. } = action {
+            let _ = tx.send(Ui::App(Event::SendDone {
+                token,
+                result: Err("not connected yet".into()),
+            }));
+        }
+        return;
+    };
+    match action {
+        Action::Send { token, to, text } => {
+            tokio::spawn(async move {
+                let result = m
+                    .send(&to, &text)
+                    .await
+                    .map(|s| (s.hash.to_string(), s.stored_on))
+                    .map_err(|e| error_kind(&e));
+                let _ = tx.send(Ui::App(Event::SendDone { token, result }));
+            });
+        }
+        Action::Reply {
+            token,
+            message,
+            text,
+            ..
+        } => {
+            tokio::spawn(async move {
+                let result = m
+                    .reply(&message, &text)
+                    .await
+                    .map(|s| (s.hash.to_string(), s.stored_on))
+                    .map_err(|e| error_kind(&e));
+                let _ = tx.send(Ui::App(Event::SendDone { token, result }));
+            });
+        }
+        Action::React {
+            message,
+            emoji,
+            remove,
+        } => {
+            tokio::spawn(async move {
+                match m.react(&message, &emoji, remove).await {
+                    Ok(reacted) => {
+                        let _ = tx.send(Ui::App(Event::Update(Update::Reaction {
+                            conversation: reacted.conversation,
+                            message: reacted.id,
+                            author: m.session_id(),
+                            emoji: emoji.trim().to_owned(),
+                            removed: remove,
+                        })));
                     }
-                    None => {
-                        let _ = tx.send(Ui::App(Event::SendDone {
-                            token,
-                            result: Err("not connected yet".into()),
-                        }));
+                    Err(e) => {
+                        let _ = tx.send(Ui::App(Event::Error(error_kind(&e))));
                     }
                 }
-            }
+            });
         }
+        Action::Read(ids) => {
+            let ids: Vec<MessageHash> = ids.iter().filter_map(|id| id.parse().ok()).collect();
+            tokio::spawn(async move {
+                if let Err(e) = m.mark_read(&ids).await {
+                    let _ = tx.send(Ui::App(Event::Error(error_kind(&e))));
+                }
+            });
+        }
+        Action::Typing { to, started } if typing => {
+            tokio::spawn(async move {
+                if let Err(e) = m.send_typing(&to, started).await {
+                    tracing::debug!("typing indicator not sent: {e}");
+                }
+            });
+        }
+        Action::Typing { .. } | Action::None | Action::Quit => {}
     }
 }
 
@@ -397,7 +499,9 @@ async fn private_push_loop(m: Arc<Messenger>, tx: UnboundedSender<Ui>) {
             .await
         {
             Ok(waited) => {
-                waited.messages.into_iter().for_each(|r| forward(&tx, r));
+                for r in waited.messages {
+                    forward(&m, &tx, r).await;
+                }
                 !waited.waited
             }
             Err(e) => {
@@ -437,7 +541,7 @@ async fn receive_loop(
         tokio::select! {
             note = pushed => match note {
                 Some(note) => match m.accept_pushed(&note).await {
-                    Ok(Some(r)) => forward(&tx, r),
+                    Ok(Some(r)) => forward(&m, &tx, r).await,
                     Ok(None) => {}
                     Err(e) => { let _ = tx.send(Ui::App(Event::Error(error_kind(&e)))); }
                 },
@@ -448,7 +552,11 @@ async fn receive_loop(
                     continue;
                 }
                 match m.receive().await {
-                    Ok(list) => list.into_iter().for_each(|r| forward(&tx, r)),
+                    Ok(list) => {
+                        for r in list {
+                            forward(&m, &tx, r).await;
+                        }
+                    }
                     Err(e) => { let _ = tx.send(Ui::App(Event::Error(error_kind(&e)))); }
                 }
             }
@@ -459,8 +567,17 @@ async fn receive_loop(
     }
 }
 
-fn forward(tx: &UnboundedSender<Ui>, r: ReceivedMessage) {
+async fn forward(m: &Messenger, tx: &UnboundedSender<Ui>, r: ReceivedMessage) {
     let outgoing = r.direction == Direction::Outgoing;
+    let id = r.hash;
+    let quote = if r.group.is_none() {
+        m.db()
+            .call(move |db| db.quoted_text(&id))
+            .await
+            .unwrap_or_default()
+    } else {
+        None
+    };
     // Groups have no pane of their own yet: their messages show in the sender's, marked.
     let body = match r.group {
         Some(group) => format!("[group {}…] {}", &group.to_string()[..10], r.body),
@@ -474,6 +591,8 @@ fn forward(tx: &UnboundedSender<Ui>, r: ReceivedMessage) {
             timestamp: r.timestamp,
             body,
             state: MessageState::Received,
+            quote,
+            reactions: Vec::new(),
         },
     }));
 }

@@ -3,7 +3,8 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use shallot_client::MessageState;
+use shallot_client::{MessageState, Update};
+use shallot_proto::message_hash::MessageHash;
 use shallot_proto::SessionId;
 
 use super::app::{Action, App, Conv, Event, Msg, PathStatus};
@@ -21,7 +22,11 @@ fn key(code: KeyCode) -> Event {
 
 fn type_text(app: &mut App, text: &str) {
     for c in text.chars() {
-        assert_eq!(app.handle(key(KeyCode::Char(c))), Action::None);
+        let action = app.handle(key(KeyCode::Char(c)));
+        assert!(
+            matches!(action, Action::None | Action::Typing { .. }),
+            "{action:?}"
+        );
     }
 }
 
@@ -34,6 +39,8 @@ fn incoming(conv: SessionId, id: &str, ts: u64, body: &str) -> Event {
             timestamp: ts,
             body: body.into(),
             state: MessageState::Received,
+            quote: None,
+            reactions: Vec::new(),
         },
     }
 }
@@ -44,6 +51,7 @@ fn conv(id: SessionId, name: &str) -> Conv {
         name: Some(name.into()),
         unread: 0,
         messages: Vec::new(),
+        typing: false,
     }
 }
 
@@ -188,4 +196,216 @@ fn footer_shows_paths_and_quit_keys() {
         ))),
         Action::Quit
     );
+}
+
+/// A message hash and its text id.
+fn hash(n: u8) -> (MessageHash, String) {
+    let h = MessageHash::from_bytes([n; 32]);
+    (h, h.to_string())
+}
+
+/// Sends `text` in the selected conversation and confirms it stored as `id`.
+fn sent(app: &mut App, text: &str, id: &str) {
+    type_text(app, text);
+    let Action::Send { token, .. } = app.handle(key(KeyCode::Enter)) else {
+        panic!("Enter must send");
+    };
+    app.handle(Event::SendDone {
+        token,
+        result: Ok((id.into(), 2)),
+    });
+}
+
+#[test]
+fn read_receipts_tick_our_messages_and_reading_reports_incoming() {
+    let (a, b) = (sid('a'), sid('b'));
+    let mut app = App::new(vec![conv(a, "alice"), conv(b, "bob")]);
+    let (h1, id1) = hash(1);
+    sent(&mut app, "lunch?", &id1);
+    assert!(screen(&app).contains("you: lunch? [stored on 2]"));
+    // A receipt for another conversation's message changes nothing here.
+    app.handle(Event::Update(Update::Receipt {
+        conversation: b,
+        messages: vec![h1],
+        read: true,
+    }));
+    assert!(screen(&app).contains("[stored on 2]"));
+    app.handle(Event::Update(Update::Receipt {
+        conversation: a,
+        messages: vec![h1],
+        read: false,
+    }));
+    assert!(screen(&app).contains("you: lunch? [delivered ✓]"));
+    app.handle(Event::Update(Update::Receipt {
+        conversation: a,
+        messages: vec![h1],
+        read: true,
+    }));
+    let s = screen(&app);
+    assert!(s.contains("you: lunch? [read ✓✓]"), "{s}");
+
+    // A message arriving in the conversation on screen is read at once; one elsewhere is
+    // read when its conversation is selected, and only once.
+    let (_, id2) = hash(2);
+    let (_, id3) = hash(3);
+    assert_eq!(
+        app.handle(incoming(a, &id2, 5_000, "yes")),
+        Action::Read(vec![id2.clone()])
+    );
+    assert_eq!(app.handle(incoming(b, &id3, 6_000, "hey")), Action::None);
+    assert_eq!(app.handle(key(KeyCode::Down)), Action::Read(vec![id3]));
+    assert_eq!(
+        app.handle(key(KeyCode::Up)),
+        Action::None,
+        "alice's read already"
+    );
+}
+
+#[test]
+fn typing_shows_for_the_peer_and_ours_is_sent_rate_limited() {
+    let (a, b) = (sid('a'), sid('b'));
+    let mut app = App::new(vec![conv(a, "alice"), conv(b, "bob")]);
+    app.handle(Event::Typing(vec![a]));
+    assert!(screen(&app).contains("typing…"));
+    app.handle(Event::Typing(vec![b]));
+    assert!(!screen(&app).contains("typing…"), "bob's is not on screen");
+    app.handle(Event::Typing(Vec::new()));
+
+    app.now_ms = 100_000;
+    assert_eq!(
+        app.handle(key(KeyCode::Char('h'))),
+        Action::Typing {
+            to: a,
+            started: true
+        }
+    );
+    // More keys within the refresh interval send nothing; after it, STARTED again.
+    app.now_ms += 3_000;
+    assert_eq!(app.handle(key(KeyCode::Char('i'))), Action::None);
+    assert_eq!(app.tick(), Action::None, "not idle yet");
+    app.now_ms += 4_000;
+    assert_eq!(app.handle(key(KeyCode::Char('!'))), Action::None);
+    app.now_ms += 4_000;
+    assert_eq!(
+        app.handle(key(KeyCode::Char('!'))),
+        Action::Typing {
+            to: a,
+            started: true
+        }
+    );
+    // Idle: STOPPED once.
+    app.now_ms += 5_000;
+    assert_eq!(
+        app.tick(),
+        Action::Typing {
+            to: a,
+            started: false
+        }
+    );
+    assert_eq!(app.tick(), Action::None);
+    // Emptying the input stops; a command is not composing; sending ends composing.
+    app.input.clear();
+    assert!(matches!(
+        app.handle(key(KeyCode::Char('x'))),
+        Action::Typing { started: true, .. }
+    ));
+    assert_eq!(
+        app.handle(key(KeyCode::Backspace)),
+        Action::Typing {
+            to: a,
+            started: false
+        }
+    );
+    assert_eq!(app.handle(key(KeyCode::Char('/'))), Action::None);
+    app.input.clear();
+    type_text_any(&mut app, "ok");
+    assert!(app.composing());
+    assert!(matches!(
+        app.handle(key(KeyCode::Enter)),
+        Action::Send { .. }
+    ));
+    assert!(!app.composing());
+}
+
+/// Types `text`, whatever actions the keys ask for.
+fn type_text_any(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.handle(key(KeyCode::Char(c)));
+    }
+}
+
+#[test]
+fn reactions_and_replies_by_message_number() {
+    let a = sid('a');
+    let mut app = App::new(vec![conv(a, "alice")]);
+    let (h1, id1) = hash(1);
+    app.handle(incoming(a, &id1, 1_000, "lunch?"));
+    let s = screen(&app);
+    assert!(s.contains("  1 00:00:01 them: lunch?"), "{s}");
+
+    type_text_any(&mut app, "/react 1 👍");
+    assert_eq!(
+        app.handle(key(KeyCode::Enter)),
+        Action::React {
+            message: id1.clone(),
+            emoji: "👍".into(),
+            remove: false
+        }
+    );
+    type_text_any(&mut app, "/unreact 1 👍");
+    assert!(matches!(
+        app.handle(key(KeyCode::Enter)),
+        Action::React { remove: true, .. }
+    ));
+    for bad in ["/react 9 👍", "/react 1", "/react x 👍"] {
+        type_text_any(&mut app, bad);
+        assert_eq!(app.handle(key(KeyCode::Enter)), Action::None, "{bad}");
+        assert!(screen(&app).contains("usage: /react"), "{bad}");
+    }
+    // Their reaction and ours show with the message; taking one back removes it.
+    for (author, removed) in [(a, false), (sid('f'), false)] {
+        app.handle(Event::Update(Update::Reaction {
+            conversation: a,
+            message: h1,
+            author,
+            emoji: "👍".into(),
+            removed,
+        }));
+    }
+    // A wide emoji takes two cells (the second blank in the test buffer).
+    let s = screen(&app).replace("👍 ", "👍");
+    assert!(s.contains("them: lunch?  (👍 them, 👍 you)"), "{s}");
+    app.handle(Event::Update(Update::Reaction {
+        conversation: a,
+        message: h1,
+        author: a,
+        emoji: "👍".into(),
+        removed: true,
+    }));
+    assert!(screen(&app)
+        .replace("👍 ", "👍")
+        .contains("them: lunch?  (👍 you)"));
+
+    type_text_any(&mut app, "/reply 1 sure, at noon");
+    let Action::Reply {
+        token,
+        to,
+        message,
+        text,
+    } = app.handle(key(KeyCode::Enter))
+    else {
+        panic!("a reply");
+    };
+    assert_eq!((to, message, text.as_str()), (a, id1, "sure, at noon"));
+    app.handle(Event::SendDone {
+        token,
+        result: Ok(("r".into(), 1)),
+    });
+    let s = screen(&app);
+    assert!(s.contains("  2          > lunch?"), "{s}");
+    assert!(s.contains("  2 "), "{s}");
+    assert!(s.contains("you: sure, at noon [stored on 1]"), "{s}");
+    type_text_any(&mut app, "/reply 1");
+    assert_eq!(app.handle(key(KeyCode::Enter)), Action::None);
+    assert!(screen(&app).contains("usage: /reply"));
 }

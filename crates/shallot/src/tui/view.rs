@@ -31,7 +31,41 @@ fn state_text(m: &Msg) -> String {
         MessageState::Stored(n) => format!(" [stored on {n}]"),
         MessageState::Failed => " [failed]".into(),
         MessageState::Received => String::new(),
+        MessageState::Delivered => " [delivered ✓]".into(),
+        MessageState::Read => " [read ✓✓]".into(),
     }
+}
+
+/// The lines of one message, numbered as `/react` and `/reply` name it: what it quotes (a
+/// reply), then its text with its delivery state and reactions.
+fn message_lines(n: usize, m: &Msg) -> Vec<Line<'static>> {
+    let who = if m.outgoing { "you" } else { "them" };
+    let extra = if m.outgoing {
+        state_text(m)
+    } else {
+        String::new()
+    };
+    let reactions = if m.reactions.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = m
+            .reactions
+            .iter()
+            .map(|(emoji, ours)| format!("{emoji} {}", if *ours { "you" } else { "them" }))
+            .collect();
+        format!("  ({})", list.join(", "))
+    };
+    let mut lines = Vec::new();
+    if let Some(quote) = &m.quote {
+        let quote: String = quote.chars().filter(|c| !c.is_control()).take(60).collect();
+        lines.push(Line::from(format!("{n:>3}          > {quote}")));
+    }
+    lines.push(Line::from(format!(
+        "{n:>3} {} {who}: {}{extra}{reactions}",
+        hms(m.timestamp),
+        m.body
+    )));
+    lines
 }
 
 /// Draws the whole screen.
@@ -77,15 +111,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
             c.id.to_string(),
             c.messages
                 .iter()
-                .map(|m| {
-                    let who = if m.outgoing { "you" } else { "them" };
-                    let extra = if m.outgoing {
-                        state_text(m)
-                    } else {
-                        String::new()
-                    };
-                    Line::from(format!("{} {who}: {}{extra}", hms(m.timestamp), m.body))
-                })
+                .enumerate()
+                .flat_map(|(i, m)| message_lines(i + 1, m))
+                .chain(c.typing.then(|| Line::from("    typing…")))
                 .collect(),
         ),
         None => (
@@ -103,10 +131,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
         .scroll((scroll, 0));
     frame.render_widget(messages, right);
 
-    let input_title = app
-        .status
-        .clone()
-        .unwrap_or_else(|| "Enter: send · /new <id> · Tab/↑↓: switch · Esc: quit".into());
+    let input_title = app.status.clone().unwrap_or_else(|| {
+        "Enter: send · /reply N text · /react N 👍 · /new <id> · Tab/↑↓ · Esc: quit".into()
+    });
     frame.render_widget(
         Paragraph::new(app.input.as_str())
             .block(Block::default().borders(Borders::ALL).title(input_title)),
