@@ -22,10 +22,11 @@
 //! - `seen` hashes (including dropped ones) and the `last_hash` cursors: node Ed25519 keys, our
 //!   own account id, namespace, last hash;
 //! - the schema version and the snapshot names;
+//! - which messages have attachments, and how many (`attachments`: id, message id, index);
 //! - which group IDs we are in, and per group message its hash, group, direction, timestamp
 //!   and state (`db::groups`).
 //!
-//! Sealed: message bodies and senders, group records (keys, configs, credentials), contact display names, the pool and swarm snapshots, and
+//! Sealed: message bodies and senders, attachment pointers (URL, key, digest, name, size), group records (keys, configs, credentials), contact display names, the pool and swarm snapshots, and
 //! an account check value (opening the file with another account's key fails cleanly).
 
 use std::path::Path;
@@ -42,6 +43,7 @@ use shallot_proto::Identity;
 use zeroize::Zeroizing;
 
 mod actor;
+mod attachments;
 mod conversations;
 mod groups;
 mod messages;
@@ -51,6 +53,7 @@ mod rows;
 mod tests;
 
 pub use actor::DbHandle;
+pub use attachments::{AttachmentId, StoredAttachment};
 pub use groups::StoredGroupMessage;
 pub use rows::{
     Conversation, ConversationState, Direction, Disappearing, MessageState, StoredMessage,
@@ -120,6 +123,14 @@ const MIGRATIONS: &[&str] = &[
         stored_on INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX group_messages_by_group ON group_messages(group_id, timestamp);",
+    // v4: attachments.
+    "CREATE TABLE attachments (
+        id TEXT PRIMARY KEY,          -- AttachmentId: 16 hex of BLAKE2b(message id, index)
+        message TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,         -- position in the message
+        pointer BLOB NOT NULL         -- sealed AttachmentPointer protobuf
+    );
+    CREATE INDEX attachments_by_message ON attachments(message);",
 ];
 
 /// A database failure.

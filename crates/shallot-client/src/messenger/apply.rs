@@ -63,7 +63,11 @@ fn record(
     now_ms: u64,
     follow: &mut FollowUp,
 ) -> Result<Option<ReceivedMessage>, DbError> {
-    let Judged { verdict, name } = judged;
+    let Judged {
+        verdict,
+        name,
+        attachments,
+    } = judged;
     match verdict {
         Verdict::Drop(why) => {
             tracing::warn!(message = %hash, "dropping message: {why}");
@@ -136,6 +140,7 @@ fn record(
             if !db.insert_message(&m)? {
                 return Ok(None);
             }
+            let attachments = db.insert_attachments(&m.id, &attachments)?;
             if let (Some(name), Direction::Incoming) = (name, m.direction) {
                 db.set_contact_name(&m.conversation, &name)?;
             }
@@ -159,6 +164,7 @@ fn record(
                 timestamp: m.timestamp,
                 body: m.body,
                 group: None,
+                attachments,
             }))
         }
     }

@@ -1,6 +1,7 @@
 //! What one item retrieved from our inbox is, decided from its bytes alone: no database,
 //! clock or network, so every decision is unit-tested here.
 
+use shallot_proto::attachment::AttachmentPointer;
 use shallot_proto::rpc::RetrievedMessage;
 use shallot_proto::session::protos::{Content, DataMessage, ExpirationType};
 use shallot_proto::session::unwrap_incoming;
@@ -32,17 +33,24 @@ pub(super) enum Verdict {
 }
 
 /// A [`Verdict`] and the display name the sender's profile carried (others' messages only).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct Judged {
     pub verdict: Verdict,
     pub name: Option<String>,
+    /// The attachment pointers of a message to show (unchecked: they are checked when
+    /// downloaded), at most [`MAX_ATTACHMENTS`].
+    pub attachments: Vec<AttachmentPointer>,
 }
+
+/// Most attachments kept from one message (Session clients send at most 32).
+pub const MAX_ATTACHMENTS: usize = 32;
 
 impl From<Verdict> for Judged {
     fn from(verdict: Verdict) -> Self {
         Self {
             verdict,
             name: None,
+            attachments: Vec::new(),
         }
     }
 }
@@ -74,8 +82,19 @@ pub(super) fn judge(me: &Identity, item: &RetrievedMessage) -> Judged {
             update,
         );
         let verdict = checked.map_or_else(Verdict::Drop, Verdict::Group);
-        return Judged { verdict, name };
+        return Judged {
+            verdict,
+            name,
+            attachments: Vec::new(),
+        };
     }
+    let mut attachments = incoming
+        .content
+        .data_message
+        .as_ref()
+        .map(|d| d.attachments.clone())
+        .unwrap_or_default();
+    attachments.truncate(MAX_ATTACHMENTS);
     let verdict = classify(
         &own,
         item.hash,
@@ -83,7 +102,14 @@ pub(super) fn judge(me: &Identity, item: &RetrievedMessage) -> Judged {
         incoming.envelope_timestamp,
         incoming.content,
     );
-    Judged { verdict, name }
+    if !matches!(verdict, Verdict::Show(..)) {
+        attachments.clear();
+    }
+    Judged {
+        verdict,
+        name,
+        attachments,
+    }
 }
 
 /// The verdict on an opened message from `sender` to `me`.
@@ -134,8 +160,11 @@ fn classify(
     let Some(data_message) = content.data_message else {
         return Verdict::Drop("not a visible message".into());
     };
-    let Some(body) = data_message.body else {
-        return Verdict::Drop("no text body".into());
+    // A file may come without text.
+    let body = match data_message.body {
+        Some(body) => body,
+        None if !data_message.attachments.is_empty() => String::new(),
+        None => return Verdict::Drop("no text body".into()),
     };
     let (conversation, direction) = if from_us {
         match data_message

@@ -1,6 +1,7 @@
 //! Sending: text messages (to the recipient's inbox, and a sync copy to ours), and the control
 //! messages that answer requests, set timers, unsend, or wipe our swarm.
 
+use shallot_proto::attachment::AttachmentPointer;
 use shallot_proto::namespace::NamespaceSelector;
 use shallot_proto::rpc::{DeleteAll, Deleted, Request, Store, SwarmResults};
 use shallot_proto::session::config_message::ConfigKind;
@@ -52,11 +53,22 @@ impl Messenger {
     /// before sending and its state updated with how many swarm members stored it. With
     /// [`crate::ClientConfig::send_jitter`] set, it waits a random time before leaving; with
     /// [`crate::ClientConfig::backdate`], its timestamp is a random time in the past.
-    #[allow(clippy::too_many_lines)] // One message, step by step.
     pub async fn send(
         &self,
         recipient: &SessionId,
         text: &str,
+    ) -> Result<SentMessage, MessengerError> {
+        self.send_message(recipient, text, Vec::new()).await
+    }
+
+    /// [`Self::send`] with files already uploaded: their pointers go in
+    /// `DataMessage.attachments` and are stored with the message.
+    #[allow(clippy::too_many_lines)] // One message, step by step.
+    pub async fn send_message(
+        &self,
+        recipient: &SessionId,
+        text: &str,
+        attachments: Vec<AttachmentPointer>,
     ) -> Result<SentMessage, MessengerError> {
         let to = *recipient;
         let (latest, disappearing, name) = self
@@ -77,6 +89,11 @@ impl Messenger {
         let mut content = Content::text(text, timestamp);
         if let Some(data) = content.data_message.as_mut() {
             data.profile = profile_of(name);
+            // Session sends no empty body with a file.
+            if text.is_empty() && !attachments.is_empty() {
+                data.body = None;
+            }
+            data.attachments.clone_from(&attachments);
         }
         // After send: both copies live `secs`. After read: the recipient's copy waits to be read
         // (14 days), and ours (we have read it) lives `secs` from now.
@@ -105,13 +122,15 @@ impl Messenger {
             body: text.to_owned(),
             state: MessageState::Sending,
         };
-        self.db
+        let stored_attachments = self
+            .db
             .call(move |db| {
                 db.insert_message(&message)?;
+                let stored = db.insert_attachments(&hash, &attachments)?;
                 if let Some(at) = local_expiry {
                     db.set_expires(&hash, at)?;
                 }
-                Ok::<_, DbError>(())
+                Ok::<_, DbError>(stored)
             })
             .await?;
         self.note_correspondents(None).await;
@@ -166,6 +185,7 @@ impl Messenger {
             stored_on,
             synced,
             delayed,
+            attachments: stored_attachments,
         })
     }
 
