@@ -101,9 +101,15 @@ pub struct SendArgs {
     /// to send to a group you are in
     #[arg(value_name = "SESSION_ID|GROUP_ID")]
     recipient: String,
-    /// The message text
-    #[arg(value_name = "TEXT")]
-    text: String,
+    /// The message text (may be left out when attaching files)
+    #[arg(value_name = "TEXT", required_unless_present = "attach")]
+    text: Option<String>,
+    /// Attach a file (up to 10 MB; repeatable): encrypted here, uploaded to the file server
+    /// through your onion path, and named in the message
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    attach: Vec<std::path::PathBuf>,
+    #[command(flatten)]
+    files: crate::attach_cmd::FileServerArgs,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -559,16 +565,35 @@ pub fn network(args: &NetworkArgs, dir: &Path) -> Result<()> {
 
 /// Runs `shallot send`.
 pub fn send(args: &SendArgs, dir: &Path) -> Result<()> {
+    let text = args.text.as_deref().unwrap_or_default();
     if args.recipient.trim().starts_with("03") {
-        return crate::group_cmd::send(&args.recipient, &args.text, &args.net, dir);
+        if !args.attach.is_empty() {
+            bail!("attachments to groups are not supported yet");
+        }
+        return crate::group_cmd::send(&args.recipient, text, &args.net, dir);
     }
     let recipient = parse_sid(&args.recipient)?;
+    crate::attach_cmd::check_files(&args.attach)?;
     runtime()?.block_on(async {
         let messenger = connect_for(dir, &args.net, Some(&recipient)).await?;
-        let sent = messenger
-            .send(&recipient, &args.text)
-            .await
-            .context("sending failed")?;
+        let sent = if args.attach.is_empty() {
+            messenger.send(&recipient, text).await
+        } else {
+            let server = args.files.resolve(&messenger, dir).await?;
+            let mut printers: Vec<_> = args
+                .attach
+                .iter()
+                .map(|f| crate::attach_cmd::progress_printer(f.display().to_string()))
+                .collect();
+            messenger
+                .send_files(&recipient, text, &args.attach, &server, &mut |i, p| {
+                    if let Some(print) = printers.get_mut(i) {
+                        print(p);
+                    }
+                })
+                .await
+        }
+        .context("sending failed")?;
         if let Err(e) = messenger.save_network_state().await {
             eprintln!("warning: could not save the node list: {e}");
         }
@@ -582,6 +607,7 @@ pub fn send(args: &SendArgs, dir: &Path) -> Result<()> {
             },
             sent.hash
         );
+        crate::attach_cmd::print_attachments(&sent.attachments);
         Ok(())
     })
 }
@@ -685,6 +711,7 @@ async fn print_messages(messenger: &Messenger, me: &SessionId, messages: &[Recei
                 who(messenger, &m.sender).await,
                 m.body
             );
+            crate::attach_cmd::print_attachments(&m.attachments);
             continue;
         }
         let (from, to) = match m.direction {
@@ -693,6 +720,7 @@ async fn print_messages(messenger: &Messenger, me: &SessionId, messages: &[Recei
             Direction::Outgoing => ("you".into(), who(messenger, &m.conversation).await),
         };
         println!("{}  {from} → {to}: {}", utc(m.timestamp), m.body);
+        crate::attach_cmd::print_attachments(&m.attachments);
     }
 }
 
