@@ -11,6 +11,8 @@
 //! - [`swarm`]: which nodes hold an account, following 421 redirects.
 //! - [`swarm_sig`]: checking each swarm member's signature on recursive replies.
 //! - [`db`]: local state in SQLite, personal fields sealed per row, on a thread of its own.
+//! - [`attachments`]: files encrypted, uploaded to and downloaded from a file server through
+//!   onion paths.
 //! - [`messenger`]: sending and receiving 1:1 messages on top of all of the above.
 //! - [`groups`]: group chats in their own swarms (create, invite, remove, promote, …).
 //! - [`config_sync`]: the profile and contacts shared by an account's devices (namespaces 2, 3).
@@ -19,6 +21,7 @@
 //!
 //! Every failure is an [`Error`] whose [`Error::kind`] says what the caller should do.
 
+pub mod attachments;
 pub mod clock;
 pub mod config_sync;
 pub mod db;
@@ -36,8 +39,8 @@ pub mod timing;
 
 pub use clock::NetworkClock;
 pub use db::{
-    ConversationState, Db, DbError, DbHandle, Direction, Disappearing, MessageState,
-    StoredGroupMessage, StoredMessage, StoredQuote, StoredReaction,
+    AttachmentId, ConversationState, Db, DbError, DbHandle, Direction, Disappearing, MessageState,
+    StoredAttachment, StoredGroupMessage, StoredMessage, StoredQuote, StoredReaction,
 };
 pub use error::{Error, ErrorKind};
 pub use messenger::{

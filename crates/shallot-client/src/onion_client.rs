@@ -983,6 +983,19 @@ impl OnionClient {
         .await
     }
 
+    /// [`Self::request_server`] with its own end-to-end timeout, for a large body (a 10 MB
+    /// attachment) that needs longer than an ordinary request.
+    pub async fn request_server_with_timeout(
+        &self,
+        destination: &ServerDestination,
+        request: &V4Request,
+        timeout: Duration,
+    ) -> Result<V4Response, Error> {
+        REQUEST_TIMEOUT
+            .scope(timeout, self.request_server(destination, request))
+            .await
+    }
+
     /// Refreshes the pool from `refresh_sources` random pool nodes (through onion paths), keeping
     /// only the nodes all of them list (at least `min_refresh_agreement`). Paths through nodes
     /// that left are repaired. Returns the new pool size.

@@ -12,3 +12,6 @@ pub const SEED_REQUEST: Duration = Duration::from_secs(5);
 pub const ONION_REQUEST: Duration = Duration::from_secs(20);
 /// Connecting to a guard: a dead guard is found quickly instead of after the whole request timeout.
 pub const CONNECT: Duration = Duration::from_secs(5);
+/// Uploading or downloading one attachment (up to 10 MB) through an onion path: desktop allows
+/// 30 s, and the last hop waits at most 25 s for the file server, so longer cannot help.
+pub const FILE_TRANSFER: Duration = Duration::from_secs(30);

@@ -11,6 +11,7 @@ use shallot_directory::{CallError, DirectoryClient};
 use shallot_keys::AccountStore;
 use shallot_proto::Identity;
 
+use crate::fileserver::FileServerLaunch;
 use crate::process::{self, DirectorySource, NodeLaunch, Signal, STOP_GRACE};
 use crate::ready;
 use crate::state::{DevnetConfig, DevnetState, NodeEntry};
@@ -35,6 +36,8 @@ pub enum Step {
         /// Admin listener.
         admin: SocketAddr,
     },
+    /// The file server for attachments serves at this address.
+    FileServer(SocketAddr),
     /// This many nodes are being registered and started.
     Registering(usize),
     /// Of `total` nodes, `ready` serve clients.
@@ -54,6 +57,7 @@ impl Step {
             Self::Directory { public, admin } => {
                 eprintln!("starting the directory on {public} (admin {admin}) …");
             }
+            Self::FileServer(addr) => eprintln!("file server serving on http://{addr}"),
             Self::Registering(nodes) => eprintln!("registering and starting {nodes} nodes …"),
             Self::Ready { ready, total } => {
                 eprint!("\r  nodes ready: {ready}/{total}   ");
@@ -181,6 +185,7 @@ impl Devnet {
             subnet: config.subnet,
             observation_logs: config.observation_logs,
             nodes: Vec::new(),
+            file_server: None,
         };
         state.save(&self.dir)?;
         let directory = Self::directory(&state);
@@ -191,6 +196,10 @@ impl Devnet {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let file_server = self.file_server_launch().spawn_detached().await?;
+        progress(Step::FileServer(file_server.addr));
+        state.file_server = Some(file_server);
+        state.save(&self.dir)?;
         progress(Step::Registering(config.nodes));
         for index in 1..=config.nodes {
             let mut node = self.create_and_register(&state, index).await?;
@@ -209,6 +218,18 @@ impl Devnet {
         .await?;
         ready::wait_settled(&http, &addrs, SETTLE).await?;
         Ok(state)
+    }
+
+    /// The devnet's file server: on 127.0.0.1 (nodes may proxy to it: devnets allow private
+    /// targets), its key and files in `fileserver/`, kept across restarts.
+    fn file_server_launch(&self) -> FileServerLaunch {
+        FileServerLaunch {
+            binary: self.binary.clone(),
+            dir: self.dir.join("fileserver"),
+            ip: Ipv4Addr::LOCALHOST.into(),
+            log: self.node_log.clone(),
+            extra_args: Vec::new(),
+        }
     }
 
     /// Creates node `index`'s key (or reuses it) and registers it with a full stake through the
@@ -348,6 +369,15 @@ impl Devnet {
                 stop(pid);
             }
         }
+        if let Some(pid) = state
+            .file_server
+            .as_mut()
+            .and_then(|f| f.pid.take())
+            .filter(|&p| process::is_alive(p))
+        {
+            process::signal(pid, Signal::TERM);
+            stop(pid);
+        }
         if let Some(pid) = state.directory_pid.take().filter(|&p| process::is_alive(p)) {
             process::signal(pid, Signal::TERM);
             stop(pid);
@@ -391,6 +421,20 @@ impl Devnet {
                 &empty
             }
         };
+        if let Some(files) = &state.file_server {
+            let running = if files.pid.is_some_and(process::is_alive) {
+                "running"
+            } else {
+                "stopped"
+            };
+            let _ = writeln!(
+                out,
+                "fileserver {}  ed25519 {}  x25519 {}  {running}",
+                files.url(),
+                files.ed25519,
+                files.x25519
+            );
+        }
         let _ = writeln!(out, "node  address                ed25519            swarm              state           process");
         for node in &state.nodes {
             let entry = entries

@@ -4,11 +4,13 @@
 //! audit, the benches and the integration tests:
 //! - [`process`]: how a node is launched, detached processes, signals, exits, CPU and memory;
 //! - [`ports`]: free addresses; [`ready`]: waiting until nodes serve and agree on the swarms;
+//! - [`fileserver`]: a `shallot fileserver` process for attachments, its pinned keys;
 //! - [`LocalNet`]: nodes reading a directory file the caller writes (tests, audit, benches);
 //! - [`Devnet`]: a devnet directory (a simulated chain) and nodes registered with it, recorded
 //!   in [`DevnetState`] (`devnet.json`) so later commands find them.
 
 mod devnet;
+pub mod fileserver;
 mod local;
 pub mod ports;
 pub mod process;
@@ -16,6 +18,7 @@ pub mod ready;
 mod state;
 
 pub use devnet::{Devnet, Step, TempDevnet};
+pub use fileserver::{FileServerEntry, FileServerLaunch, FileServerProc};
 pub use local::{directory_listing, write_directory_file, LocalNet, NetOptions, NodeProc};
 pub use state::{DevnetConfig, DevnetState, NodeEntry};
 
@@ -67,6 +70,9 @@ pub enum DevnetError {
     /// A node count the addresses cannot hold.
     #[error("--nodes must be between 1 and 254")]
     NodeCount,
+    /// The file server process did not answer.
+    #[error("the file server did not start; see {}", .0.display())]
+    FileServerDidNotStart(PathBuf),
     /// The directory process did not answer.
     #[error("the directory did not start; see {}", .0.display())]
     DirectoryDidNotStart(PathBuf),

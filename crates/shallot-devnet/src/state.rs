@@ -72,6 +72,9 @@ pub struct DevnetState {
     pub observation_logs: bool,
     /// The nodes, in index order.
     pub nodes: Vec<NodeEntry>,
+    /// The file server for attachments (older devnet.json files have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_server: Option<crate::FileServerEntry>,
 }
 
 impl DevnetState {
@@ -109,7 +112,9 @@ impl DevnetState {
     /// Whether the directory or any node still runs.
     pub fn any_running(&self) -> bool {
         let alive = |pid: Option<u32>| pid.is_some_and(crate::process::is_alive);
-        alive(self.directory_pid) || self.nodes.iter().any(|n| alive(n.pid))
+        alive(self.directory_pid)
+            || self.nodes.iter().any(|n| alive(n.pid))
+            || self.file_server.as_ref().is_some_and(|f| alive(f.pid))
     }
 }
 
@@ -136,6 +141,7 @@ mod tests {
         let state = DevnetState::load(dir.path()).unwrap();
         assert_eq!(state.admin_addr, None);
         assert!(!state.observation_logs);
+        assert_eq!(state.file_server, None);
         assert_eq!(state.directory_url(), "http://127.0.0.1:4000/json_rpc");
         assert_eq!(state.node(1).unwrap().pid, Some(42));
         assert!(matches!(state.node(0), Err(DevnetError::NoSuchNode(0))));

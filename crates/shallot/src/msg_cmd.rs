@@ -101,13 +101,19 @@ pub struct SendArgs {
     /// to send to a group you are in
     #[arg(value_name = "SESSION_ID|GROUP_ID")]
     recipient: String,
-    /// The message text
-    #[arg(value_name = "TEXT")]
-    text: String,
+    /// The message text (may be left out when attaching files)
+    #[arg(value_name = "TEXT", required_unless_present = "attach")]
+    text: Option<String>,
+    /// Attach a file (up to 10 MB; repeatable): encrypted here, uploaded to the file server
+    /// through your onion path, and named in the message
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    attach: Vec<std::path::PathBuf>,
     /// Then wait up to this many seconds for the recipient's read receipt; exit non-zero if
     /// none comes (they may have read receipts off)
     #[arg(long, value_name = "SECONDS")]
     wait_read: Option<u64>,
+    #[command(flatten)]
+    files: crate::attach_cmd::FileServerArgs,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -567,19 +573,38 @@ pub fn network(args: &NetworkArgs, dir: &Path) -> Result<()> {
 
 /// Runs `shallot send`.
 pub fn send(args: &SendArgs, dir: &Path) -> Result<()> {
+    let text = args.text.as_deref().unwrap_or_default();
     if args.recipient.trim().starts_with("03") {
         if args.wait_read.is_some() {
             bail!("--wait-read is for one-to-one messages (groups send no read receipts)");
         }
-        return crate::group_cmd::send(&args.recipient, &args.text, &args.net, dir);
+        if !args.attach.is_empty() {
+            bail!("attachments to groups are not supported yet");
+        }
+        return crate::group_cmd::send(&args.recipient, text, &args.net, dir);
     }
     let recipient = parse_sid(&args.recipient)?;
+    crate::attach_cmd::check_files(&args.attach)?;
     runtime()?.block_on(async {
         let messenger = connect_for(dir, &args.net, Some(&recipient)).await?;
-        let sent = messenger
-            .send(&recipient, &args.text)
-            .await
-            .context("sending failed")?;
+        let sent = if args.attach.is_empty() {
+            messenger.send(&recipient, text).await
+        } else {
+            let server = args.files.resolve(&messenger, dir).await?;
+            let mut printers: Vec<_> = args
+                .attach
+                .iter()
+                .map(|f| crate::attach_cmd::progress_printer(f.display().to_string()))
+                .collect();
+            messenger
+                .send_files(&recipient, text, &args.attach, &server, &mut |i, p| {
+                    if let Some(print) = printers.get_mut(i) {
+                        print(p);
+                    }
+                })
+                .await
+        }
+        .context("sending failed")?;
         if let Err(e) = messenger.save_network_state().await {
             eprintln!("warning: could not save the node list: {e}");
         }
@@ -593,6 +618,7 @@ pub fn send(args: &SendArgs, dir: &Path) -> Result<()> {
             },
             sent.hash
         );
+        crate::attach_cmd::print_attachments(&sent.attachments);
         if let Some(secs) = args.wait_read {
             crate::feedback_cmd::wait_read(&messenger, &recipient, &sent, secs).await?;
         }
@@ -704,6 +730,7 @@ async fn print_messages(messenger: &Messenger, me: &SessionId, messages: &[Recei
                 who(messenger, &m.sender).await,
                 m.body
             );
+            crate::attach_cmd::print_attachments(&m.attachments);
             continue;
         }
         let (from, to) = match m.direction {
@@ -719,12 +746,14 @@ async fn print_messages(messenger: &Messenger, me: &SessionId, messages: &[Recei
                 println!("{}  [{id}] {from} → {to}:", utc(m.timestamp));
                 println!("{quote}");
                 println!("    {}", m.body);
+                crate::attach_cmd::print_attachments(&m.attachments);
                 for line in &extras[1..] {
                     println!("{line}");
                 }
             }
             _ => {
                 println!("{}  [{id}] {from} → {to}: {}", utc(m.timestamp), m.body);
+                crate::attach_cmd::print_attachments(&m.attachments);
                 for line in &extras {
                     println!("{line}");
                 }

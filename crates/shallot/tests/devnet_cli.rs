@@ -54,6 +54,12 @@ fn devnet_up_forms_two_swarms_and_goes_down_cleanly() {
     swarms.sort_unstable();
     swarms.dedup();
     assert_eq!(swarms.len(), 2, "14 nodes form two swarms: {text}");
+    // The devnet's file server: its URL and keys printed, and recorded for clients.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("fileserver http://127.0.0.1:") && l.ends_with("running")),
+        "{text}"
+    );
 
     // The directory admin CLI: ledger, a node's history, registering a new node.
     let state: serde_json::Value =
@@ -164,4 +170,10 @@ fn devnet_up_forms_two_swarms_and_goes_down_cleanly() {
         .filter(|l| l.contains("127.0.91.") && l.ends_with("stopped"))
         .count();
     assert_eq!(stopped, 14, "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("fileserver") && l.ends_with("stopped")),
+        "{status}"
+    );
 }

@@ -23,10 +23,13 @@
 //! - `seen` hashes (including dropped ones) and the `last_hash` cursors: node Ed25519 keys, our
 //!   own account id, namespace, last hash;
 //! - the schema version and the snapshot names;
+//! - which messages have attachments, and how many (`attachments`: id, message id, index);
 //! - which group IDs we are in, and per group message its hash, group, direction, timestamp
 //!   and state (`db::groups`).
 //!
-//! Sealed: message bodies and senders, reactions and quotes, group records (keys, configs, credentials), contact display names, the pool and swarm snapshots, and
+//! Sealed: message bodies and senders, reactions and quotes, attachment pointers (URL, key,
+//! digest, name, size), group records (keys, configs, credentials), contact display names, the
+//! pool and swarm snapshots, and
 //! an account check value (opening the file with another account's key fails cleanly).
 
 use std::path::Path;
@@ -43,6 +46,7 @@ use shallot_proto::Identity;
 use zeroize::Zeroizing;
 
 mod actor;
+mod attachments;
 mod conversations;
 mod feedback;
 mod groups;
@@ -53,6 +57,7 @@ mod rows;
 mod tests;
 
 pub use actor::DbHandle;
+pub use attachments::{AttachmentId, StoredAttachment};
 pub(crate) use feedback::truncate;
 pub use feedback::{StoredQuote, StoredReaction, MAX_QUOTE_BYTES, MAX_REACTIONS};
 pub use groups::StoredGroupMessage;
@@ -129,6 +134,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages ADD COLUMN reactions BLOB;                    -- sealed JSON list
     ALTER TABLE messages ADD COLUMN quote BLOB;                        -- sealed JSON, replies
     UPDATE messages SET read = 1;                  -- what was there before was shown already",
+    // v5: attachments.
+    "CREATE TABLE attachments (
+        id TEXT PRIMARY KEY,          -- AttachmentId: 16 hex of BLAKE2b(message id, index)
+        message TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,         -- position in the message
+        pointer BLOB NOT NULL         -- sealed AttachmentPointer protobuf
+    );
+    CREATE INDEX attachments_by_message ON attachments(message);",
 ];
 
 /// A database failure.

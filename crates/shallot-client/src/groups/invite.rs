@@ -164,6 +164,7 @@ pub(crate) fn record_note(
                 timestamp,
                 body: name,
                 group: Some(group),
+                attachments: Vec::new(),
             };
             Ok((Some(shown), true))
         }

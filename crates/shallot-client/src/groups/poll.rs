@@ -307,6 +307,7 @@ fn take_messages(
                 timestamp: message.timestamp,
                 body: message.body,
                 group: Some(id),
+                attachments: Vec::new(),
             });
         }
     }

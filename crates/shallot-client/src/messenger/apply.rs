@@ -73,6 +73,7 @@ fn record(
         verdict,
         name,
         quote,
+        attachments,
     } = judged;
     match verdict {
         Verdict::Drop(why) => {
@@ -152,6 +153,7 @@ fn record(
             if !db.insert_message(&m)? {
                 return Ok(None);
             }
+            let attachments = db.insert_attachments(&m.id, &attachments)?;
             if let (Some(name), Direction::Incoming) = (name, m.direction) {
                 db.set_contact_name(&m.conversation, &name)?;
             }
@@ -182,6 +184,7 @@ fn record(
                 timestamp: m.timestamp,
                 body: m.body,
                 group: None,
+                attachments,
             }))
         }
     }

@@ -1,6 +1,7 @@
 //! What one item retrieved from our inbox is, decided from its bytes alone: no database,
 //! clock or network, so every decision is unit-tested here.
 
+use shallot_proto::attachment::AttachmentPointer;
 use shallot_proto::rpc::RetrievedMessage;
 use shallot_proto::session::protos::{Content, DataMessage, ExpirationType};
 use shallot_proto::session::unwrap_incoming;
@@ -53,13 +54,19 @@ pub(super) enum Verdict {
 }
 
 /// A [`Verdict`] and the display name the sender's profile carried (others' messages only).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct Judged {
     pub verdict: Verdict,
     pub name: Option<String>,
     /// For a shown reply: the message it quotes.
     pub quote: Option<StoredQuote>,
+    /// The attachment pointers of a message to show (unchecked: they are checked when
+    /// downloaded), at most [`MAX_ATTACHMENTS`].
+    pub attachments: Vec<AttachmentPointer>,
 }
+
+/// Most attachments kept from one message (Session clients send at most 32).
+pub const MAX_ATTACHMENTS: usize = 32;
 
 impl From<Verdict> for Judged {
     fn from(verdict: Verdict) -> Self {
@@ -67,6 +74,7 @@ impl From<Verdict> for Judged {
             verdict,
             name: None,
             quote: None,
+            attachments: Vec::new(),
         }
     }
 }
@@ -102,6 +110,7 @@ pub(super) fn judge(me: &Identity, item: &RetrievedMessage) -> Judged {
             verdict,
             name,
             quote: None,
+            attachments: Vec::new(),
         };
     }
     let quote = incoming
@@ -109,6 +118,13 @@ pub(super) fn judge(me: &Identity, item: &RetrievedMessage) -> Judged {
         .data_message
         .as_ref()
         .and_then(feedback::quote_of);
+    let mut attachments = incoming
+        .content
+        .data_message
+        .as_ref()
+        .map(|d| d.attachments.clone())
+        .unwrap_or_default();
+    attachments.truncate(MAX_ATTACHMENTS);
     let verdict = classify(
         &own,
         item.hash,
@@ -117,10 +133,14 @@ pub(super) fn judge(me: &Identity, item: &RetrievedMessage) -> Judged {
         incoming.content,
     );
     let quote = quote.filter(|_| matches!(verdict, Verdict::Show(..)));
+    if !matches!(verdict, Verdict::Show(..)) {
+        attachments.clear();
+    }
     Judged {
         verdict,
         name,
         quote,
+        attachments,
     }
 }
 
@@ -175,8 +195,11 @@ fn classify(
     let Some(data_message) = content.data_message else {
         return Verdict::Drop("not a visible message".into());
     };
-    let Some(body) = data_message.body else {
-        return Verdict::Drop("no text body".into());
+    // A file may come without text.
+    let body = match data_message.body {
+        Some(body) => body,
+        None if !data_message.attachments.is_empty() => String::new(),
+        None => return Verdict::Drop("no text body".into()),
     };
     let (conversation, direction) = if from_us {
         match data_message

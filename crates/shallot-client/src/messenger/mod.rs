@@ -6,6 +6,7 @@
 //! - [`inbox`]: polling, waiting and pushed receives.
 //! - [`judge`]: what a retrieved item is, from its bytes alone (pure).
 //! - [`apply`]: what an item's verdict does to the database.
+//! - [`attachments`]: sending files and downloading received ones through the file server.
 //! - [`config`]: our profile and contacts, synced between our devices.
 //! - [`feedback`] and [`signals`]: receipts, typing, reactions and replies, received and sent.
 //! - [`signed`] and [`replies`]: the requests we sign for our swarm, and reading the replies.
@@ -29,6 +30,7 @@ use crate::paths::GuardEntry;
 use crate::pool::SnapshotNode;
 
 mod apply;
+mod attachments;
 mod config;
 pub mod feedback;
 mod inbox;
@@ -98,10 +100,16 @@ pub enum MessengerError {
     /// A group operation was refused.
     #[error(transparent)]
     Group(#[from] crate::groups::GroupError),
+    /// An attachment could not be sent or downloaded.
+    #[error(transparent)]
+    Attachment(#[from] crate::attachments::AttachmentError),
+    /// No stored attachment has this id (or the prefix names several).
+    #[error("{0}")]
+    UnknownAttachment(String),
 }
 
 /// The result of [`Messenger::send`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SentMessage {
     /// The message's hash on the recipient's swarm (its id in the database).
     pub hash: MessageHash,
@@ -113,10 +121,12 @@ pub struct SentMessage {
     pub synced: bool,
     /// How long the message waited before leaving ([`crate::ClientConfig::send_jitter`]).
     pub delayed: Duration,
+    /// The files it carries, as stored.
+    pub attachments: Vec<crate::db::StoredAttachment>,
 }
 
 /// A message [`Messenger::receive`] saw for the first time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedMessage {
     /// Its hash on our swarm (its id in the database).
     pub hash: MessageHash,
@@ -133,6 +143,8 @@ pub struct ReceivedMessage {
     /// The group it was written in (or, for an invite in our inbox, the group we are invited
     /// to); `conversation` is then the sender.
     pub group: Option<shallot_proto::group::GroupId>,
+    /// Files attached to it, stored under their ids for [`Messenger::download_attachment`].
+    pub attachments: Vec<crate::db::StoredAttachment>,
 }
 
 /// The outcome of [`Messenger::receive_waiting`].

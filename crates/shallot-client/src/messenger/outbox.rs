@@ -1,6 +1,7 @@
 //! Sending: text messages (to the recipient's inbox, and a sync copy to ours), and the control
 //! messages that answer requests, set timers, unsend, or wipe our swarm.
 
+use shallot_proto::attachment::AttachmentPointer;
 use shallot_proto::namespace::NamespaceSelector;
 use shallot_proto::rpc::{DeleteAll, Deleted, Request, Store, SwarmResults};
 use shallot_proto::session::config_message::ConfigKind;
@@ -59,15 +60,18 @@ impl Messenger {
         recipient: &SessionId,
         text: &str,
     ) -> Result<SentMessage, MessengerError> {
-        self.send_quoting(recipient, text, None).await
+        self.send_message(recipient, text, Vec::new(), None).await
     }
 
-    /// [`Self::send`], as a reply quoting `quote` when given (kept with the message here too).
+    /// [`Self::send`] with files already uploaded (their pointers go in
+    /// `DataMessage.attachments` and are stored with the message) and, for a reply, the message
+    /// it quotes (kept with the message here too).
     #[allow(clippy::too_many_lines)] // One message, step by step.
-    pub(super) async fn send_quoting(
+    pub async fn send_message(
         &self,
         recipient: &SessionId,
         text: &str,
+        attachments: Vec<AttachmentPointer>,
         quote: Option<StoredQuote>,
     ) -> Result<SentMessage, MessengerError> {
         let to = *recipient;
@@ -90,6 +94,11 @@ impl Messenger {
         if let Some(data) = content.data_message.as_mut() {
             data.profile = profile_of(name);
             data.quote = quote.as_ref().map(super::signals::quote_proto);
+            // Session sends no empty body with a file.
+            if text.is_empty() && !attachments.is_empty() {
+                data.body = None;
+            }
+            data.attachments.clone_from(&attachments);
         }
         // After send: both copies live `secs`. After read: the recipient's copy waits to be read
         // (14 days), and ours (we have read it) lives `secs` from now.
@@ -118,16 +127,18 @@ impl Messenger {
             body: text.to_owned(),
             state: MessageState::Sending,
         };
-        self.db
+        let stored_attachments = self
+            .db
             .call(move |db| {
                 db.insert_message(&message)?;
                 if let Some(quote) = &quote {
                     db.set_quote(&hash, quote)?;
                 }
+                let stored = db.insert_attachments(&hash, &attachments)?;
                 if let Some(at) = local_expiry {
                     db.set_expires(&hash, at)?;
                 }
-                Ok::<_, DbError>(())
+                Ok::<_, DbError>(stored)
             })
             .await?;
         self.note_correspondents(None).await;
@@ -182,6 +193,7 @@ impl Messenger {
             stored_on,
             synced,
             delayed,
+            attachments: stored_attachments,
         })
     }
 

@@ -247,7 +247,7 @@ impl Messenger {
             author: quoted.sender,
             text: Some(crate::db::truncate(&quoted.body, MAX_QUOTE_BYTES).to_owned()),
         };
-        self.send_quoting(&quoted.conversation, text, Some(quote))
+        self.send_message(&quoted.conversation, text, Vec::new(), Some(quote))
             .await
     }
 

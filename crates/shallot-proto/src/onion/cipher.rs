@@ -292,34 +292,42 @@ impl HopKey {
         plaintext: &[u8],
         rng: &mut R,
     ) -> Result<Vec<u8>, CipherError> {
+        let mut nonce = [0u8; XCHACHA_NONCE_LEN];
+        let len = match self.enc_type {
+            EncType::AesGcm => GCM_IV_LEN,
+            EncType::XChaCha20 => XCHACHA_NONCE_LEN,
+            EncType::AesCbc => CBC_IV_LEN,
+        };
+        rng.fill_bytes(&mut nonce[..len]);
+        self.encrypt_with_nonce(&nonce[..len], plaintext)
+    }
+
+    /// [`Self::encrypt`] with the nonce given. Not generic, so the cipher code is compiled (and
+    /// optimized) with this crate rather than in every caller: a 10 MB attachment layer took
+    /// seconds in a debug build otherwise.
+    fn encrypt_with_nonce(&self, nonce: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CipherError> {
         let mut out = Vec::with_capacity(self.enc_type.ciphertext_len(plaintext.len()));
         match self.enc_type {
             EncType::AesGcm => {
-                let mut iv = [0u8; GCM_IV_LEN];
-                rng.fill_bytes(&mut iv);
                 let cipher = Aes256Gcm::new(self.key.as_ref().into());
                 let ct = cipher
-                    .encrypt(&iv.into(), plaintext)
+                    .encrypt(nonce.into(), plaintext)
                     .map_err(|_| CipherError::Encrypt)?;
-                out.extend_from_slice(&iv);
+                out.extend_from_slice(nonce);
                 out.extend_from_slice(&ct);
             }
             EncType::XChaCha20 => {
-                let mut nonce = [0u8; XCHACHA_NONCE_LEN];
-                rng.fill_bytes(&mut nonce);
                 let cipher = XChaCha20Poly1305::new(self.key.as_ref().into());
                 let ct = cipher
-                    .encrypt(&nonce.into(), plaintext)
+                    .encrypt(nonce.into(), plaintext)
                     .map_err(|_| CipherError::Encrypt)?;
-                out.extend_from_slice(&nonce);
+                out.extend_from_slice(nonce);
                 out.extend_from_slice(&ct);
             }
             EncType::AesCbc => {
-                let mut iv = [0u8; CBC_IV_LEN];
-                rng.fill_bytes(&mut iv);
                 let cipher =
-                    cbc::Encryptor::<aes::Aes256>::new(self.key.as_ref().into(), &iv.into());
-                out.extend_from_slice(&iv);
+                    cbc::Encryptor::<aes::Aes256>::new(self.key.as_ref().into(), nonce.into());
+                out.extend_from_slice(nonce);
                 out.extend_from_slice(&cipher.encrypt_padded_vec_mut::<Pkcs7>(plaintext));
             }
         }

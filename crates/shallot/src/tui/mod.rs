@@ -617,5 +617,8 @@ fn error_kind(e: &MessengerError) -> String {
         MessengerError::Db(_) => "local database".into(),
         MessengerError::Build(_) => "could not build message".into(),
         MessengerError::Group(_) => "group refused".into(),
+        MessengerError::Attachment(_) | MessengerError::UnknownAttachment(_) => {
+            "attachment failed".into()
+        }
     }
 }
