@@ -46,12 +46,17 @@ mod conversations;
 mod groups;
 mod messages;
 mod network;
+mod requests;
 mod rows;
 #[cfg(test)]
 mod tests;
 
 pub use actor::DbHandle;
 pub use groups::StoredGroupMessage;
+pub use requests::{
+    MAX_PENDING_INVITES, MAX_PENDING_INVITES_PER_INVITER, MAX_REQUESTS, MAX_REQUEST_MESSAGES,
+    MAX_REQUEST_MESSAGES_PER_SENDER,
+};
 pub use rows::{
     Conversation, ConversationState, Direction, Disappearing, MessageState, StoredMessage,
 };
