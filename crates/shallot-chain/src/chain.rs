@@ -2,28 +2,17 @@
 //! off-chain ping records. Shared by the RPC handlers and the block producer.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
+use shallot_clock::{Clock, SystemClock};
 use shallot_proto::Ed25519Pub;
 
 use crate::auth::NonceCache;
 use crate::config::{ChainConfig, Rules};
 use crate::state::{BlockOutcome, ChainState, Event, EventError};
 use crate::store::{ChainStore, StoreError};
-
-/// Source of "now" in unix seconds (injectable for tests).
-pub type Clock = Box<dyn Fn() -> u64 + Send + Sync>;
-
-/// The system clock.
-#[allow(clippy::disallowed_methods)] // The chain's one read of the system clock; tests inject one.
-pub fn system_clock() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// Last `storage_server_ping` / `lokinet_ping` from a node: local, not part of the chain.
 #[derive(Clone, Copy, Debug, Default)]
@@ -61,7 +50,8 @@ pub(crate) struct Inner {
 pub struct Chain {
     pub(crate) config: ChainConfig,
     inner: Mutex<Inner>,
-    clock: Clock,
+    /// The workspace clock; the chain reads it in whole seconds.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Chain {
@@ -75,11 +65,11 @@ impl std::fmt::Debug for Chain {
 impl Chain {
     /// Opens (or creates, with a genesis block) the chain of `config`, using the system clock.
     pub fn open(config: ChainConfig) -> Result<Self, StoreError> {
-        Self::open_with_clock(config, Box::new(system_clock))
+        Self::open_with_clock(config, Arc::new(SystemClock))
     }
 
-    /// Like [`Chain::open`] with an injected clock.
-    pub fn open_with_clock(config: ChainConfig, clock: Clock) -> Result<Self, StoreError> {
+    /// Like [`Chain::open`] with another clock (tests move a `ManualClock`).
+    pub fn open_with_clock(config: ChainConfig, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let rules = Rules::from_config(&config);
         let (store, state) = match &config.data_dir {
             Some(dir) => ChainStore::open(&dir.join("chain.sqlite"), rules)?,
@@ -111,9 +101,9 @@ impl Chain {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Current time from the chain's clock.
+    /// Current time from the chain's clock, in unix seconds.
     pub fn now(&self) -> u64 {
-        (self.clock)()
+        self.clock.now_secs()
     }
 
     /// Runs `f` on the committed state.

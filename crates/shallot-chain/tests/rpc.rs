@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use shallot_chain::rpc::{handle, handle_as, BUSY, REPLAYED, UNAUTHORIZED};
 use shallot_chain::{
     Address, Caller, Chain, ChainConfig, Heartbeat, PeerReport, Reservation, TestKind, OXEN,
 };
+use shallot_clock::{Clock as _, ManualClock, SystemClock};
 use shallot_proto::Ed25519Pub;
 
 const T0: u64 = 1_700_000_000;
@@ -36,11 +36,10 @@ fn config() -> ChainConfig {
     }
 }
 
-/// A chain with a manual clock.
-fn chain_at(config: ChainConfig) -> (Chain, Arc<AtomicU64>) {
-    let clock = Arc::new(AtomicU64::new(T0));
-    let c = clock.clone();
-    let chain = Chain::open_with_clock(config, Box::new(move || c.load(Ordering::SeqCst))).unwrap();
+/// A chain with a manual clock stopped at `T0` (seconds).
+fn chain_at(config: ChainConfig) -> (Chain, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(T0 * 1000));
+    let chain = Chain::open_with_clock(config, clock.clone()).unwrap();
     (chain, clock)
 }
 
@@ -91,8 +90,8 @@ fn heartbeat(i: u8, t: u64) -> Value {
     serde_json::to_value(hb.sign(&key(i))).unwrap()
 }
 
-fn advance(chain: &Chain, clock: &AtomicU64) {
-    clock.fetch_add(2, Ordering::SeqCst);
+fn advance(chain: &Chain, clock: &ManualClock) {
+    clock.advance(2_000);
     chain.produce_block().unwrap();
 }
 
@@ -540,7 +539,7 @@ async fn serves_over_a_socket_and_produces_blocks() {
         reservations: &reservations,
         operator_amount: 100 * OXEN,
     }
-    .sign(&wallet, shallot_chain::chain::system_clock());
+    .sign(&wallet, SystemClock.now_secs());
     let reply = post(
         json!({"jsonrpc": "2.0", "id": "a", "method": "devnet_register_service_node",
         "params": {"pubkey": pk(1), "reservations": reservations, "auth": auth}}),
@@ -578,7 +577,7 @@ async fn serves_over_a_socket_and_produces_blocks() {
 
 /// Registers `n` nodes (keys 1..=n) with full stakes from labels, via the admin listener,
 /// and produces a block so they are active.
-fn chain_with_active_nodes(n: u8) -> (Chain, Arc<AtomicU64>) {
+fn chain_with_active_nodes(n: u8) -> (Chain, Arc<ManualClock>) {
     let (chain, clock) = chain_at(config());
     for i in 1..=n {
         admin_ok(
@@ -601,7 +600,7 @@ fn ledger_len(chain: &Chain) -> usize {
 #[test]
 fn stake_changes_need_the_wallet_signature_and_cannot_be_replayed() {
     let (chain, clock) = chain_at(config());
-    let now = || clock.load(Ordering::SeqCst);
+    let now = || clock.now_secs();
     let wallet = key(50);
     let me = wallet_address(&wallet);
     let reservations = vec![Reservation {
@@ -724,7 +723,7 @@ fn report_from(reporter: u8, target: u8, passed: bool, t: u64) -> Value {
 fn only_assigned_testers_count_and_reports_are_not_counted_twice() {
     // 14 active nodes: each node has 10 assigned testers, so 3 others are not assigned.
     let (chain, clock) = chain_with_active_nodes(14);
-    let now = clock.load(Ordering::SeqCst);
+    let now = clock.now_secs();
     let target = pk(1);
     let assigned = chain.with_state(|s| s.assigned_testers(&target, s.assignment_epoch()));
     assert_eq!(assigned.len(), 10);
@@ -783,7 +782,7 @@ fn only_assigned_testers_count_and_reports_are_not_counted_twice() {
 #[test]
 fn pings_must_be_signed_fresh_and_new() {
     let (chain, clock) = chain_with_active_nodes(1);
-    let now = clock.load(Ordering::SeqCst);
+    let now = clock.now_secs();
     let ping = |t: u64, signer: u8| {
         let p = Ping {
             version: [2, 8, 0],

@@ -8,6 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+
+    /// Whole seconds since the Unix epoch (the devnet chain's resolution).
+    fn now_secs(&self) -> u64 {
+        self.now_ms() / 1000
+    }
 }
 
 /// The system clock.

@@ -219,7 +219,10 @@ impl Credential {
     /// Sends a stake call: signed (`params.auth`) with a wallet, with the bearer token as admin.
     fn send(&self, to: &Endpoint, action: &StakeAction<'_>, mut params: Value) -> Result<Value> {
         if let Self::Wallet(key) = self {
-            let auth = action.sign(key, shallot_chain::chain::system_clock());
+            let auth = action.sign(
+                key,
+                shallot_clock::Clock::now_secs(&shallot_clock::SystemClock),
+            );
             params["auth"] = serde_json::to_value(auth)?;
         }
         to.call(action.method(), params)

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use shallot_chain::auth::{wallet_address, StakeAction};
-use shallot_chain::chain::system_clock;
 use shallot_chain::Reservation;
+use shallot_clock::{Clock as _, SystemClock};
 use shallot_directory::proof::{PeerReport, Ping, TestKind};
 use shallot_proto::{Ed25519Pub, Identity};
 use support::until;
@@ -166,7 +166,7 @@ async fn unauthenticated_stake_changes_forged_reports_and_replays_are_refused() 
         reservations: &reservations,
         operator_amount: stake,
     }
-    .sign(&wallet, system_clock());
+    .sign(&wallet, SystemClock.now_secs());
     call(
         "devnet_register_service_node",
         json!({"pubkey": owned, "reservations": reservations, "auth": auth}),
@@ -219,7 +219,7 @@ async fn unauthenticated_stake_changes_forged_reports_and_replays_are_refused() 
         pubkey: &owned,
         address: &operator,
     }
-    .sign(&stranger, system_clock());
+    .sign(&stranger, SystemClock.now_secs());
     let error = refused(
         &http,
         &url,
@@ -290,7 +290,7 @@ async fn unauthenticated_stake_changes_forged_reports_and_replays_are_refused() 
         pubkey: &owned,
         address: &operator,
     }
-    .sign(&wallet, system_clock());
+    .sign(&wallet, SystemClock.now_secs());
     let signed = json!({"pubkey": owned, "address": operator, "auth": auth});
     call("devnet_request_unlock", signed.clone()).await.unwrap();
     let error = refused(&http, &url, "devnet_request_unlock", signed).await;
@@ -309,7 +309,7 @@ async fn unauthenticated_stake_changes_forged_reports_and_replays_are_refused() 
 
     // Reachability reports about node 0.
     let target = nodes[0].ed25519_public();
-    let now = system_clock();
+    let now = SystemClock.now_secs();
     let outsider = Identity::from_seed([99; 32]);
     let error = refused(
         &http,
@@ -419,7 +419,7 @@ async fn unauthenticated_stake_changes_forged_reports_and_replays_are_refused() 
         error: String::new(),
         https_port: 1,
         omq_port: 0,
-        t: system_clock(),
+        t: SystemClock.now_secs(),
     };
     let forged = serde_json::to_value(
         ping.clone()

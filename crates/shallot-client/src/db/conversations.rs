@@ -126,6 +126,19 @@ impl Db {
         Ok(())
     }
 
+    /// Whether we have sent `contact` a message (one is stored, from this or another device).
+    pub fn wrote_to(&self, contact: &SessionId) -> Result<bool, DbError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM messages WHERE conversation = ?1 AND direction = 1 LIMIT 1",
+                params![contact.to_string()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     /// Deletes the messages of the conversation with `contact` (their hashes stay seen).
     pub fn clear_conversation(&self, contact: &SessionId) -> Result<usize, DbError> {
         Ok(self.conn.execute(

@@ -52,6 +52,7 @@ mod feedback;
 mod groups;
 mod messages;
 mod network;
+mod requests;
 mod rows;
 #[cfg(test)]
 mod tests;
@@ -61,6 +62,10 @@ pub use attachments::{AttachmentId, StoredAttachment};
 pub(crate) use feedback::truncate;
 pub use feedback::{StoredQuote, StoredReaction, MAX_QUOTE_BYTES, MAX_REACTIONS};
 pub use groups::StoredGroupMessage;
+pub use requests::{
+    MAX_PENDING_INVITES, MAX_PENDING_INVITES_PER_INVITER, MAX_REQUESTS, MAX_REQUEST_MESSAGES,
+    MAX_REQUEST_MESSAGES_PER_SENDER,
+};
 pub use rows::{
     Conversation, ConversationState, Direction, Disappearing, MessageState, StoredMessage,
 };

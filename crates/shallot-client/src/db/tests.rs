@@ -228,3 +228,30 @@ fn migrations_are_recorded_and_snapshots_roundtrip() {
         Err(DbError::TooNew(99))
     ));
 }
+
+#[test]
+fn requests_are_capped_by_count_and_declined_ones_do_not_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let me = user();
+    let db = Db::open_in_dir(dir.path(), &me).unwrap();
+    // Requests emptied by their senders' unsends hold no messages but still count.
+    let waiting: Vec<SessionId> = (0..MAX_REQUESTS).map(|_| user().session_id()).collect();
+    for s in &waiting {
+        db.set_conversation_state(s, ConversationState::Requested, 1)
+            .unwrap();
+    }
+    let (new, contact) = (user().session_id(), user().session_id());
+    assert_eq!(
+        db.request_cap(&new).unwrap(),
+        Some("too many message requests")
+    );
+    // One already waiting may still add to its own request; a contact is never capped.
+    assert_eq!(db.request_cap(&waiting[0]).unwrap(), None);
+    db.set_conversation_state(&contact, ConversationState::Accepted, 1)
+        .unwrap();
+    assert_eq!(db.request_cap(&contact).unwrap(), None);
+    // Declining one frees a place.
+    db.set_conversation_state(&waiting[1], ConversationState::Declined, 1)
+        .unwrap();
+    assert_eq!(db.request_cap(&new).unwrap(), None);
+}

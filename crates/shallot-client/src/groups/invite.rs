@@ -146,6 +146,17 @@ pub(crate) fn record_note(
                     inviter: inviter.to_string(),
                 }
             };
+            // A stranger's invite waits for an answer, within the caps (`db::requests`); one
+            // already waiting for this group is only refreshed.
+            let waiting = existing
+                .as_ref()
+                .is_some_and(|g| matches!(g.record.status, GroupStatus::Invited { .. }));
+            if matches!(status, GroupStatus::Invited { .. }) && !waiting {
+                if let Some(why) = db.invite_cap(&inviter)? {
+                    tracing::warn!(message = %hash, "dropping group invite: {why}");
+                    return Ok((None, false));
+                }
+            }
             let joined_at = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
             let mut g = existing.unwrap_or_else(|| Group {
                 id: group,
@@ -269,6 +280,73 @@ mod tests {
         // From ourselves, or empty.
         assert!(check_update(&me, me.session_id(), T, &good).is_err());
         assert!(check_update(&me, alice.session_id(), T, &GroupUpdateMessage::default()).is_err());
+    }
+
+    /// Group `n`.
+    fn group(n: u32) -> GroupId {
+        let mut seed = [0; 32];
+        seed[..4].copy_from_slice(&n.to_le_bytes());
+        GroupAdmin::from_seed(seed).id()
+    }
+
+    /// A checked invite to group `n` from `inviter`.
+    fn note(n: u32, inviter: &Identity) -> GroupNote {
+        GroupNote::Invite {
+            group: group(n),
+            name: format!("group {n}"),
+            auth_data: vec![0; 100],
+            inviter: inviter.session_id(),
+            timestamp: T,
+        }
+    }
+
+    fn waiting(db: &Db) -> usize {
+        db.groups()
+            .unwrap()
+            .iter()
+            .filter(|g| matches!(g.record.status, GroupStatus::Invited { .. }))
+            .count()
+    }
+
+    #[test]
+    fn strangers_invites_are_capped_per_inviter_and_in_total_and_contacts_are_not() {
+        use crate::db::{MAX_PENDING_INVITES as TOTAL, MAX_PENDING_INVITES_PER_INVITER as CAP};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_in_dir(dir.path(), &user()).unwrap();
+        let hash = MessageHash::from_bytes([1; 32]);
+        let record = |n: u32, from: &Identity| record_note(&db, note(n, from), hash, T).unwrap();
+
+        // One stranger: the first CAP invites wait, the next is refused.
+        let spammer = user();
+        let cap = u32::try_from(CAP).unwrap();
+        for n in 0..cap {
+            assert!(record(n, &spammer).0.is_some());
+        }
+        assert_eq!(record(cap, &spammer), (None, false));
+        // Re-sent for a group already waiting: refreshed, not refused.
+        assert!(record(0, &spammer).0.is_some());
+        assert_eq!(waiting(&db), CAP);
+
+        // Many strangers: the total holds.
+        let mut n = 100;
+        while waiting(&db) < TOTAL {
+            let s = user();
+            for _ in 0..cap.min(u32::try_from(TOTAL - waiting(&db)).unwrap()) {
+                assert!(record(n, &s).0.is_some());
+                n += 1;
+            }
+        }
+        assert_eq!(record(n, &user()), (None, false));
+        assert_eq!(waiting(&db), TOTAL);
+
+        // A contact's invite joins at once, however full the box.
+        let friend = user();
+        db.set_conversation_state(&friend.session_id(), ConversationState::Accepted, T)
+            .unwrap();
+        let (shown, changed) = record(n + 1, &friend);
+        assert!(shown.is_some() && changed);
+        let joined = db.group(&group(n + 1)).unwrap().unwrap();
+        assert_eq!(joined.record.status, GroupStatus::Joined);
     }
 
     #[test]

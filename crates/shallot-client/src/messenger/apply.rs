@@ -88,7 +88,11 @@ fn record(
             Ok(shown)
         }
         Verdict::Approved(contact) => {
-            if db.conversation_state(&contact)? != Some(ConversationState::Blocked) {
+            // An approval answers a request of ours: it never makes a stranger a contact (which
+            // would also lift the request caps), only someone we wrote to.
+            if db.conversation_state(&contact)? != Some(ConversationState::Blocked)
+                && db.wrote_to(&contact)?
+            {
                 db.set_conversation_state(&contact, ConversationState::Accepted, now_ms)?;
                 if let Some(name) = name {
                     db.set_contact_name(&contact, &name)?;
@@ -143,11 +147,7 @@ fn record(
             Ok(None)
         }
         Verdict::Show(m, disappearing) => {
-            if m.direction == Direction::Incoming
-                && db.conversation_state(&m.conversation)? == Some(ConversationState::Blocked)
-            {
-                db.mark_seen(&hash, None)?;
-                follow.delete.push(hash);
+            if m.direction == Direction::Incoming && refused(db, &m.conversation, hash, follow)? {
                 return Ok(None);
             }
             if !db.insert_message(&m)? {
@@ -260,6 +260,28 @@ fn is_open(db: &Db, who: &SessionId) -> Result<bool, DbError> {
         db.conversation_state(who)?,
         None | Some(ConversationState::Blocked)
     ))
+}
+
+/// Whether an incoming message from `sender` is not kept (and so marked seen): everything from
+/// someone blocked (also deleted from our swarm), and a stranger's message over the request caps
+/// (`db::requests`).
+fn refused(
+    db: &Db,
+    sender: &SessionId,
+    hash: MessageHash,
+    follow: &mut FollowUp,
+) -> Result<bool, DbError> {
+    if db.conversation_state(sender)? == Some(ConversationState::Blocked) {
+        db.mark_seen(&hash, None)?;
+        follow.delete.push(hash);
+        return Ok(true);
+    }
+    if let Some(why) = db.request_cap(sender)? {
+        tracing::warn!(message = %hash, "dropping message: {why}");
+        db.mark_seen(&hash, None)?;
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -384,6 +406,79 @@ mod tests {
         inbox.take(&[item(&inbox.me, &mallory, &named(approval(true, T), "M"))]);
         assert_eq!(inbox.state(&mallory), Some(ConversationState::Blocked));
         assert_eq!(inbox.name(&mallory), None);
+    }
+
+    #[test]
+    fn a_strangers_approval_does_not_make_a_contact() {
+        let mut inbox = Inbox::new();
+        let (eve, carol) = (user(), user());
+        inbox.take(&[item(&inbox.me, &eve, &approval(true, T))]);
+        assert_eq!(inbox.state(&eve), None, "no conversation from an approval");
+        // Nor does it accept the request they sent first.
+        inbox.take(&[item(&inbox.me, &carol, &text("hi", T))]);
+        inbox.take(&[item(&inbox.me, &carol, &approval(true, T + 1))]);
+        assert_eq!(inbox.state(&carol), Some(ConversationState::Requested));
+    }
+
+    /// `n` distinct text messages from `from`, starting at `T + first`.
+    fn texts(inbox: &Inbox, from: &Identity, first: u64, n: u64) -> Vec<RetrievedMessage> {
+        (first..first + n)
+            .map(|i| item(&inbox.me, from, &text(&format!("m{i}"), T + i)))
+            .collect()
+    }
+
+    #[test]
+    fn a_strangers_request_keeps_their_first_messages_and_a_contact_is_never_capped() {
+        use crate::db::MAX_REQUEST_MESSAGES_PER_SENDER as CAP;
+        let mut inbox = Inbox::new();
+        let (stranger, contact) = (user(), user());
+        let flood = texts(&inbox, &stranger, 0, CAP as u64 + 20);
+        let (shown, _) = inbox.take(&flood);
+        assert_eq!(shown.len(), CAP);
+        let kept = inbox.db.messages(&stranger.session_id()).unwrap();
+        assert_eq!(kept.len(), CAP);
+        assert_eq!(kept[0].body, "m0", "the newest are refused, the first kept");
+        assert_eq!(kept[CAP - 1].body, format!("m{}", CAP - 1));
+        // Refused items are remembered, so the next poll does not judge them again.
+        assert!(flood.iter().all(|i| inbox.db.is_seen(&i.hash).unwrap()));
+        assert_eq!(inbox.state(&stranger), Some(ConversationState::Requested));
+
+        // A contact (we wrote first) is not a request: no cap.
+        inbox.sent(&contact, 1);
+        let (shown, _) = inbox.take(&texts(&inbox, &contact, 0, CAP as u64 + 20));
+        assert_eq!(shown.len(), CAP + 20);
+        // Once accepted, the stranger is a contact too.
+        inbox.set_state(&stranger, ConversationState::Accepted);
+        let (shown, _) = inbox.take(&texts(&inbox, &stranger, 500, 1));
+        assert_eq!(shown.len(), 1);
+    }
+
+    #[test]
+    fn requests_are_capped_in_total_and_a_new_stranger_is_refused_first() {
+        use crate::db::{MAX_REQUEST_MESSAGES as TOTAL, MAX_REQUEST_MESSAGES_PER_SENDER as CAP};
+        let mut inbox = Inbox::new();
+        let senders: Vec<Identity> = (0..TOTAL / CAP).map(|_| user()).collect();
+        for s in &senders {
+            let (shown, _) = inbox.take(&texts(&inbox, s, 0, CAP as u64));
+            assert_eq!(shown.len(), CAP);
+        }
+        // Full: one more stranger gets nothing kept, not even a conversation.
+        let late = user();
+        let (shown, _) = inbox.take(&texts(&inbox, &late, 0, 3));
+        assert!(shown.is_empty());
+        assert_eq!(inbox.state(&late), None);
+        // Declining a request makes room (its messages go with it).
+        inbox
+            .db
+            .set_conversation_state(&senders[0].session_id(), ConversationState::Declined, T)
+            .unwrap();
+        inbox
+            .db
+            .clear_conversation(&senders[0].session_id())
+            .unwrap();
+        let (shown, _) = inbox.take(&texts(&inbox, &late, 10, 1));
+        assert_eq!(shown.len(), 1);
+        assert_eq!(inbox.state(&late), Some(ConversationState::Requested));
     }
 
     #[test]
