@@ -120,6 +120,8 @@ const MIGRATIONS: &[&str] = &[
         stored_on INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX group_messages_by_group ON group_messages(group_id, timestamp);",
+    // v4: disappearing group messages.
+    "ALTER TABLE group_messages ADD COLUMN expires_ms INTEGER; -- local deletion time, if any",
 ];
 
 /// A database failure.

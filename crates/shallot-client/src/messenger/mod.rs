@@ -3,7 +3,7 @@
 //! swarm members with per-node `last_hash` cursors, deduplicated and persisted in the [`Db`].
 //!
 //! - [`outbox`]: sending messages and control messages (requests, timers, unsend, wipe).
-//! - [`inbox`]: polling, waiting and pushed receives.
+//! - [`inbox`]: polling, waiting and pushed receives; [`waits`]: the waits kept in flight.
 //! - [`judge`]: what a retrieved item is, from its bytes alone (pure).
 //! - [`apply`]: what an item's verdict does to the database.
 //! - [`config`]: our profile and contacts, synced between our devices.
@@ -34,8 +34,9 @@ mod judge;
 mod outbox;
 mod replies;
 mod signed;
+pub mod waits;
 
-pub(crate) use replies::{count_stored, retrieve_results};
+pub(crate) use replies::{count_stored, retrieve_results, was_held};
 #[cfg(test)]
 mod testing;
 
@@ -51,6 +52,9 @@ pub const POLL_NODES: usize = 2;
 /// How long a waiting receive ([`Messenger::receive_waiting`]) asks a swarm member to hold its
 /// retrieve open: our nodes grant at most 20 s by default, under the 30 s each onion hop allows.
 pub const PUSH_WAIT: Duration = Duration::from_secs(20);
+
+/// What a waiting request may take beyond its wait: the path there and back.
+pub(crate) const PUSH_WAIT_MARGIN: Duration = Duration::from_secs(10);
 
 /// Most retrieve rounds one [`Messenger::receive`] makes while nodes answer `more: true`.
 pub const MAX_POLL_ROUNDS: usize = 8;
@@ -171,6 +175,8 @@ pub struct Messenger {
     /// current, so a new wait starts at once. Forgotten after an error or a quiet wait, so the
     /// next one picks a random member (and members that missed a replica are read too).
     wait_member: Mutex<Option<shallot_proto::Ed25519Pub>>,
+    /// The waiting retrieves in flight between calls of [`Messenger::receive_waiting`].
+    pub(crate) waits: waits::Waits,
 }
 
 impl std::fmt::Debug for Messenger {
@@ -231,6 +237,7 @@ impl Messenger {
             client,
             db: DbHandle::spawn(db),
             wait_member: Mutex::new(None),
+            waits: waits::Waits::default(),
         }
     }
 
