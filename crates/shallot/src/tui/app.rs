@@ -2,8 +2,27 @@
 //! effects through the returned [`Action`].
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use shallot_client::{Direction, MessageState, StoredMessage};
+use shallot_client::{Direction, MessageState, StoredGroupMessage, StoredMessage};
+use shallot_proto::group::GroupId;
 use shallot_proto::SessionId;
+
+/// Who a conversation is with: one person, or a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// A 1:1 conversation.
+    Direct(SessionId),
+    /// A group (its `03…` ID).
+    Group(GroupId),
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Direct(id) => id.fmt(f),
+            Self::Group(id) => id.fmt(f),
+        }
+    }
+}
 
 /// One message as shown on screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +37,8 @@ pub struct Msg {
     pub body: String,
     /// Delivery state.
     pub state: MessageState,
+    /// Who wrote it, in a group (someone else's message); `None` in a 1:1 conversation.
+    pub sender: Option<SessionId>,
 }
 
 impl From<&StoredMessage> for Msg {
@@ -28,16 +49,31 @@ impl From<&StoredMessage> for Msg {
             timestamp: m.timestamp,
             body: m.body.clone(),
             state: m.state,
+            sender: None,
         }
     }
 }
 
-/// One conversation in the left pane.
+impl From<&StoredGroupMessage> for Msg {
+    fn from(m: &StoredGroupMessage) -> Self {
+        let outgoing = m.direction == Direction::Outgoing;
+        Self {
+            id: m.id.to_string(),
+            outgoing,
+            timestamp: m.timestamp,
+            body: m.body.clone(),
+            state: m.state,
+            sender: (!outgoing).then_some(m.sender),
+        }
+    }
+}
+
+/// One conversation (1:1 or group) in the left pane.
 #[derive(Debug, Clone)]
 pub struct Conv {
-    /// The other party.
-    pub id: SessionId,
-    /// Display name, if known.
+    /// The other party, or the group.
+    pub id: Peer,
+    /// Display name (a group's name), if known.
     pub name: Option<String>,
     /// Messages received while this conversation was not selected.
     pub unread: usize,
@@ -64,7 +100,7 @@ pub enum Event {
     /// A message arrived (pushed or polled), possibly a sync copy of one we sent elsewhere.
     Incoming {
         /// The conversation it belongs to.
-        conversation: SessionId,
+        conversation: Peer,
         /// The message.
         msg: Msg,
     },
@@ -92,8 +128,8 @@ pub enum Action {
     Send {
         /// Identifies the pending message.
         token: u64,
-        /// Recipient.
-        to: SessionId,
+        /// Recipient: a person or a group.
+        to: Peer,
         /// Text.
         text: String,
     },
@@ -142,7 +178,7 @@ impl App {
         }
     }
 
-    fn conv_index(&mut self, id: &SessionId) -> usize {
+    fn conv_index(&mut self, id: &Peer) -> usize {
         if let Some(i) = self.convs.iter().position(|c| c.id == *id) {
             return i;
         }
@@ -229,13 +265,21 @@ impl App {
             return Action::None;
         }
         if let Some(arg) = text.strip_prefix("/new") {
-            match arg.trim().parse::<SessionId>() {
+            let arg = arg.trim();
+            let peer = arg
+                .parse::<SessionId>()
+                .map(Peer::Direct)
+                .or_else(|_| arg.parse::<GroupId>().map(Peer::Group));
+            match peer {
                 Ok(id) => {
                     let i = self.conv_index(&id);
                     self.select(i);
                     self.status = None;
                 }
-                Err(_) => self.status = Some("usage: /new <66-hex Session ID starting 05>".into()),
+                Err(_) => {
+                    self.status =
+                        Some("usage: /new <66-hex Session ID (05…) or group ID (03…)>".into());
+                }
             }
             return Action::None;
         }
@@ -256,6 +300,7 @@ impl App {
             timestamp,
             body: text.to_owned(),
             state: MessageState::Sending,
+            sender: None,
         });
         Action::Send {
             token,

@@ -31,7 +31,7 @@ use shallot_client::{
 use shallot_proto::Identity;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-use app::{Action, App, Conv, Event, Msg, PathStatus};
+use app::{Action, App, Conv, Event, Msg, PathStatus, Peer};
 
 /// `shallot chat`.
 #[derive(Args)]
@@ -148,8 +148,18 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
     for c in db.conversations()? {
         let messages = db.messages(&c.id)?.iter().map(Msg::from).collect();
         convs.push(Conv {
-            id: c.id,
+            id: Peer::Direct(c.id),
             name: c.name,
+            unread: 0,
+            messages,
+        });
+    }
+    // Groups we can write to, beside the 1:1 conversations.
+    for g in db.groups()?.into_iter().filter(|g| g.can_access()) {
+        let messages = db.group_messages(&g.id)?.iter().map(Msg::from).collect();
+        convs.push(Conv {
+            id: Peer::Group(g.id),
+            name: Some(g.name()),
             unread: 0,
             messages,
         });
@@ -314,11 +324,17 @@ async fn event_loop(
                     Some(m) => {
                         let m = Arc::clone(m);
                         tokio::spawn(async move {
-                            let result = m
-                                .send(&to, &text)
-                                .await
-                                .map(|s| (s.hash.to_string(), s.stored_on))
-                                .map_err(|e| error_kind(&e));
+                            let result = match to {
+                                Peer::Direct(to) => m
+                                    .send(&to, &text)
+                                    .await
+                                    .map(|s| (s.hash.to_string(), s.stored_on)),
+                                Peer::Group(group) => m
+                                    .send_to_group(&group, &text)
+                                    .await
+                                    .map(|s| (s.hash.to_string(), s.stored_on)),
+                            }
+                            .map_err(|e| error_kind(&e));
                             let _ = tx.send(Ui::App(Event::SendDone { token, result }));
                         });
                     }
@@ -397,7 +413,9 @@ async fn private_push_loop(m: Arc<Messenger>, tx: UnboundedSender<Ui>) {
             .await
         {
             Ok(waited) => {
-                waited.messages.into_iter().for_each(|r| forward(&tx, r));
+                for r in waited.messages {
+                    forward(&m, &tx, r).await;
+                }
                 !waited.waited
             }
             Err(e) => {
@@ -437,7 +455,7 @@ async fn receive_loop(
         tokio::select! {
             note = pushed => match note {
                 Some(note) => match m.accept_pushed(&note).await {
-                    Ok(Some(r)) => forward(&tx, r),
+                    Ok(Some(r)) => forward(&m, &tx, r).await,
                     Ok(None) => {}
                     Err(e) => { let _ = tx.send(Ui::App(Event::Error(error_kind(&e)))); }
                 },
@@ -448,7 +466,11 @@ async fn receive_loop(
                     continue;
                 }
                 match m.receive().await {
-                    Ok(list) => list.into_iter().for_each(|r| forward(&tx, r)),
+                    Ok(list) => {
+                        for r in list {
+                            forward(&m, &tx, r).await;
+                        }
+                    }
                     Err(e) => { let _ = tx.send(Ui::App(Event::Error(error_kind(&e)))); }
                 }
             }
@@ -459,21 +481,38 @@ async fn receive_loop(
     }
 }
 
-fn forward(tx: &UnboundedSender<Ui>, r: ReceivedMessage) {
+/// Shows `r` in its pane: a group message in the group's, with its author; an invite (a group
+/// message in our 1:1 inbox, not stored among the group's messages) in the inviter's, marked.
+async fn forward(m: &Messenger, tx: &UnboundedSender<Ui>, r: ReceivedMessage) {
     let outgoing = r.direction == Direction::Outgoing;
-    // Groups have no pane of their own yet: their messages show in the sender's, marked.
-    let body = match r.group {
-        Some(group) => format!("[group {}…] {}", &group.to_string()[..10], r.body),
-        None => r.body,
+    let in_group = match r.group {
+        Some(id) => {
+            let hash = r.hash;
+            m.db()
+                .call(move |db| db.group_messages(&id))
+                .await
+                .is_ok_and(|messages| messages.iter().any(|g| g.id == hash))
+        }
+        None => false,
+    };
+    let (conversation, body, sender) = match r.group {
+        Some(group) if in_group => (Peer::Group(group), r.body, (!outgoing).then_some(r.sender)),
+        Some(group) => (
+            Peer::Direct(r.conversation),
+            format!("[invite to group {group}] {}", r.body),
+            None,
+        ),
+        None => (Peer::Direct(r.conversation), r.body, None),
     };
     let _ = tx.send(Ui::App(Event::Incoming {
-        conversation: r.conversation,
+        conversation,
         msg: Msg {
             id: r.hash.to_string(),
             outgoing,
             timestamp: r.timestamp,
             body,
             state: MessageState::Received,
+            sender,
         },
     }));
 }

@@ -6,12 +6,11 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 use shallot_client::MessageState;
-use shallot_proto::SessionId;
 
-use super::app::{App, Msg};
+use super::app::{App, Msg, Peer};
 
-/// `05abcd…wxyz`.
-pub fn short_id(id: &SessionId) -> String {
+/// `05abcd…wxyz` (or `03…` for a group).
+pub fn short_id(id: &impl std::fmt::Display) -> String {
     let s = id.to_string();
     if s.len() <= 12 {
         return s;
@@ -50,6 +49,11 @@ pub fn draw(frame: &mut Frame, app: &App) {
         .iter()
         .map(|c| {
             let name = c.name.clone().unwrap_or_else(|| short_id(&c.id));
+            // Groups are marked: they sit in the same list as 1:1 conversations.
+            let name = match c.id {
+                Peer::Group(_) => format!("# {name}"),
+                Peer::Direct(_) => name,
+            };
             let text = if c.unread > 0 {
                 format!("{name} ({})", c.unread)
             } else {
@@ -74,11 +78,21 @@ pub fn draw(frame: &mut Frame, app: &App) {
 
     let (title, lines): (String, Vec<Line>) = match app.current() {
         Some(c) => (
-            c.id.to_string(),
+            match c.id {
+                Peer::Group(id) => {
+                    let name = c.name.as_deref().unwrap_or_default();
+                    format!("group {name} ({})", short_id(&id))
+                }
+                Peer::Direct(id) => id.to_string(),
+            },
             c.messages
                 .iter()
                 .map(|m| {
-                    let who = if m.outgoing { "you" } else { "them" };
+                    let who = match (m.outgoing, &m.sender) {
+                        (true, _) => "you".to_owned(),
+                        (false, Some(sender)) => short_id(sender),
+                        (false, None) => "them".to_owned(),
+                    };
                     let extra = if m.outgoing {
                         state_text(m)
                     } else {
