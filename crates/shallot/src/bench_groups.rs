@@ -195,6 +195,22 @@ fn start_pollers(
         .collect()
 }
 
+/// The admin receives too, as in a chat: with a wait on the group in flight, its key list is
+/// current and a send needs no key refresh first. Runs until aborted.
+fn admin_receiver(admin: Arc<Messenger>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if !admin
+                .receive_waiting(PUSH_WAIT)
+                .await
+                .is_ok_and(|w| w.waited)
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    })
+}
+
 /// Times `removals` removals of one member each from a group of `size` (the admin and random
 /// Session IDs, who need not exist for an admin-side rekey); µs each, sorted.
 async fn timed_removals(admin: &Messenger, size: usize, removals: usize) -> Result<Vec<u32>> {
@@ -289,23 +305,8 @@ async fn run_async(net: &TempDevnet, args: &BenchGroupsArgs) -> Result<()> {
     let sightings = Arc::new(Mutex::new(vec![HashMap::new(); members.len()]));
     let requests = Arc::new(AtomicU64::new(0));
     let pollers = start_pollers(&members, group, &sightings, &requests, args.poll);
-    // The admin receives too, as in a chat: with a wait on the group in flight, its key list
-    // is current and a send needs no key refresh first.
     let admin = Arc::new(admin);
-    let admin_loop = (!args.poll).then(|| {
-        let admin = Arc::clone(&admin);
-        tokio::spawn(async move {
-            loop {
-                if !admin
-                    .receive_waiting(PUSH_WAIT)
-                    .await
-                    .is_ok_and(|w| w.waited)
-                {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        })
-    });
+    let admin_loop = (!args.poll).then(|| admin_receiver(Arc::clone(&admin)));
     let (warm, warm_lost, _) = timed_sends(&admin, &group, &sightings, 1).await?;
     if warm.is_empty() || warm_lost > 0 {
         bail!("the first group message did not reach every member");

@@ -215,7 +215,8 @@ async fn a_group_of_five_through_its_whole_life() {
         }
     };
     let send = bob.send_to_group(&gid, "pushed to carol");
-    let (pushed, sent) = tokio::time::timeout(LIMIT, async { tokio::join!(pushed, send) })
+    let both = Box::pin(async { tokio::join!(pushed, send) });
+    let (pushed, sent) = tokio::time::timeout(LIMIT, both)
         .await
         .expect("the group message arrives by private push");
     sent.unwrap();

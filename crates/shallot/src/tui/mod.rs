@@ -32,6 +32,7 @@ use shallot_proto::Identity;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use app::{Action, App, Conv, Event, Msg, PathStatus, Peer};
+use shallot_client::groups::Group;
 
 /// `shallot chat`.
 #[derive(Args)]
@@ -133,6 +134,30 @@ impl Drop for TermGuard {
     }
 }
 
+/// The 1:1 conversations and, beside them, the groups we can write to, with their messages.
+fn conversations(db: &Db) -> Result<Vec<Conv>> {
+    let mut convs = Vec::new();
+    for c in db.conversations()? {
+        let messages = db.messages(&c.id)?.iter().map(Msg::from).collect();
+        convs.push(Conv {
+            id: Peer::Direct(c.id),
+            name: c.name,
+            unread: 0,
+            messages,
+        });
+    }
+    for g in db.groups()?.into_iter().filter(Group::can_access) {
+        let messages = db.group_messages(&g.id)?.iter().map(Msg::from).collect();
+        convs.push(Conv {
+            id: Peer::Group(g.id),
+            name: Some(g.name()),
+            unread: 0,
+            messages,
+        });
+    }
+    Ok(convs)
+}
+
 /// Runs `shallot chat`.
 pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
     let store = AccountStore::new(dir);
@@ -144,26 +169,7 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
     }
     let identity = store.load()?;
     let db = Db::open_in_dir(dir, &identity).context("could not open the local database")?;
-    let mut convs = Vec::new();
-    for c in db.conversations()? {
-        let messages = db.messages(&c.id)?.iter().map(Msg::from).collect();
-        convs.push(Conv {
-            id: Peer::Direct(c.id),
-            name: c.name,
-            unread: 0,
-            messages,
-        });
-    }
-    // Groups we can write to, beside the 1:1 conversations.
-    for g in db.groups()?.into_iter().filter(|g| g.can_access()) {
-        let messages = db.group_messages(&g.id)?.iter().map(Msg::from).collect();
-        convs.push(Conv {
-            id: Peer::Group(g.id),
-            name: Some(g.name()),
-            unread: 0,
-            messages,
-        });
-    }
+    let convs = conversations(&db)?;
     let seeds: Vec<Seed> = args
         .seed_node
         .iter()

@@ -33,6 +33,21 @@ fn state_text(m: &Msg) -> String {
     }
 }
 
+/// A conversation's line in the left pane: its name (groups marked `#`, as they sit in the same
+/// list as 1:1 conversations) and its unread count.
+fn list_entry(c: &super::app::Conv) -> ListItem<'static> {
+    let name = c.name.clone().unwrap_or_else(|| short_id(&c.id));
+    let name = match c.id {
+        Peer::Group(_) => format!("# {name}"),
+        Peer::Direct(_) => name,
+    };
+    ListItem::new(if c.unread > 0 {
+        format!("{name} ({})", c.unread)
+    } else {
+        name
+    })
+}
+
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, app: &App) {
     let [main, input, footer] = Layout::vertical([
@@ -44,24 +59,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     let [left, right] =
         Layout::horizontal([Constraint::Length(24), Constraint::Min(10)]).areas(main);
 
-    let items: Vec<ListItem> = app
-        .convs
-        .iter()
-        .map(|c| {
-            let name = c.name.clone().unwrap_or_else(|| short_id(&c.id));
-            // Groups are marked: they sit in the same list as 1:1 conversations.
-            let name = match c.id {
-                Peer::Group(_) => format!("# {name}"),
-                Peer::Direct(_) => name,
-            };
-            let text = if c.unread > 0 {
-                format!("{name} ({})", c.unread)
-            } else {
-                name
-            };
-            ListItem::new(text)
-        })
-        .collect();
+    let items: Vec<ListItem> = app.convs.iter().map(list_entry).collect();
     let list = List::new(items)
         .block(
             Block::default()
