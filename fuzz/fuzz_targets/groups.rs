@@ -7,7 +7,11 @@
 //!   errors only (arbitrary bytes never authenticate).
 //! - `AuthData` verification and request signing for a fixed member; GroupUpdateMessage decoding
 //!   round-trips.
-//! - The bytes as a plaintext: encrypt_for_group → decrypt gives them back with the sender.
+//! - `unwrap_group_content` (the envelope reader a member runs on what a group key opened; any
+//!   member can seal any bytes): never panics, and what it reads re-wraps to the same
+//!   timestamp and content.
+//! - The bytes as a plaintext: encrypt_for_group → decrypt gives them back with the sender, and
+//!   the envelope reader gives the same answer as on the bytes themselves.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -15,8 +19,9 @@ use prost::Message;
 use shallot_proto::group::keys::KeyMessage;
 use shallot_proto::group::message::encrypt_for_group_with_nonce;
 use shallot_proto::group::{
-    check_kicked, decrypt_group_message, open_group_config, AuthData, GroupAdmin, GroupConfigKind,
-    GroupKey, GroupUpdateMessage, MultiContainer,
+    check_kicked, decrypt_group_message, open_group_config, unwrap_group_content,
+    wrap_group_content, AuthData, GroupAdmin, GroupConfigKind, GroupKey, GroupUpdateMessage,
+    MultiContainer,
 };
 use shallot_proto::subaccount::SubaccountFlags;
 use shallot_proto::Identity;
@@ -47,11 +52,18 @@ fuzz_target!(|data: &[u8]| {
         let again = GroupUpdateMessage::decode(update.encode_to_vec().as_slice()).unwrap();
         assert_eq!(again, update);
     }
+    let unwrapped = unwrap_group_content(data).map_err(|e| e.to_string());
+    if let Ok((timestamp, content)) = &unwrapped {
+        let again = unwrap_group_content(&wrap_group_content(content, *timestamp)).unwrap();
+        assert_eq!(&again, &(*timestamp, content.clone()));
+    }
     if !data.is_empty() && data.len() <= 4096 {
         let sent = encrypt_for_group_with_nonce(&member, &group, &key, data, true, 256, &[7; 24])
             .unwrap();
         let opened = decrypt_group_message([&key], &group, &sent).unwrap();
         assert_eq!(opened.plaintext, data);
         assert_eq!(opened.sender, member.session_id());
+        let read = unwrap_group_content(&opened.plaintext).map_err(|e| e.to_string());
+        assert_eq!(read, unwrapped);
     }
 });

@@ -681,6 +681,81 @@ async fn a_waiting_retrieve_answers_when_a_message_arrives() {
     assert_eq!(body["wait_ms"], 20_000);
 }
 
+/// A group member's batch of retrieves of the group namespaces (kicked notices, messages,
+/// Info, Members, keys), signed with its subaccount token, each asking to wait.
+fn member_wait(group: &User, member: &User, token: &[u8], token_sig: &str) -> Value {
+    let requests: Vec<Value> = [-11i16, 11, 13, 14, 12]
+        .iter()
+        .map(|ns| {
+            let params = group.params(json!({"namespace": ns, "timestamp": T0,
+                "signature": member.sign(format!("retrieve{}{T0}", support::ns_text(*ns))),
+                "subaccount": b64(token), "subaccount_sig": token_sig, "wait_ms": 20_000}));
+            json!({"method": "retrieve", "params": params})
+        })
+        .collect();
+    json!({"requests": requests})
+}
+
+#[tokio::test]
+async fn a_member_waits_on_the_group_namespaces_with_its_subaccount_until_revoked() {
+    let c = swarm();
+    let group = User::new(1);
+    let member = User::new(2);
+    let (token, token_sig) = group.subaccount(&member);
+    let params = member_wait(&group, &member, token.as_bytes(), &token_sig);
+    let waiting = {
+        let node = c.nodes[1].clone();
+        let body = json!({"method": "batch", "params": params.clone()}).to_string();
+        let request = shallot_proto::rpc::parse_body(body.as_bytes()).unwrap();
+        tokio::spawn(async move { node.execute(request, Origin::Client).await })
+    };
+    // A message stored in namespace 11 through node 0 reaches node 1, which wakes the wait.
+    let hash = stored(&c, &group, 11, b"to the group").await;
+    let (status, body) = support::split(waiting.await.unwrap());
+    assert_eq!(status, 200, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5, "{body}");
+    for result in results {
+        assert_eq!(result["code"], 200, "{body}");
+        assert_eq!(result["body"]["wait_ms"], 20_000, "held: {body}");
+    }
+    assert_eq!(hashes(&results[1]["body"]), vec![hash], "{body}");
+
+    // Revoked, the member still reads the kicked notices, but nothing else: the batch answers
+    // at once (a refused retrieve is not waited on).
+    let (status, _) = c
+        .rpc(
+            0,
+            "revoke_subaccount",
+            revocation(&group, "revoke_subaccount", token.as_bytes(), T0, &group),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        c.rpc(1, "batch", params),
+    );
+    let (status, body) = answer.await.expect("answered without waiting");
+    assert_eq!(status, 200, "{body}");
+    let codes: Vec<&Value> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["code"])
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            &json!(200),
+            &json!(401),
+            &json!(401),
+            &json!(401),
+            &json!(401)
+        ],
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn forwarded_requests_run_here_only_and_the_rest_is_refused() {
     let c = swarm();

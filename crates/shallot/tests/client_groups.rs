@@ -15,6 +15,7 @@ use assert_cmd::Command;
 use shallot_client::groups::poll::open_group_message;
 use shallot_client::groups::requests::Credential;
 use shallot_client::groups::{admin::MEMBER_FLAGS, GroupStatus};
+use shallot_client::messenger::PUSH_WAIT;
 use shallot_client::{Messenger, ReceivedMessage};
 use shallot_proto::group::{make_auth_data, GroupAdmin, GroupId, GroupInfo};
 use shallot_proto::rpc::{Request, Retrieve, RetrieveAuth, Store, StoreAuth};
@@ -201,6 +202,25 @@ async fn a_group_of_five_through_its_whole_life() {
     for who in [alice, carol] {
         wait_for(who, &gid, "hi from bob").await;
     }
+    // Private push covers the group's swarm: Carol's waiting receive (her own swarm and the
+    // group's, each held through her onion path) returns Bob's next message, held and never
+    // polled (a covered group is not polled while waiting).
+    let pushed = async {
+        loop {
+            let waited = carol.receive_waiting(PUSH_WAIT).await.unwrap();
+            if let Some(m) = waited.messages.iter().find(|m| m.body == "pushed to carol") {
+                assert!(waited.waited, "a held wait, not a poll instead");
+                return (m.group, m.sender);
+            }
+        }
+    };
+    let send = bob.send_to_group(&gid, "pushed to carol");
+    let both = Box::pin(async { tokio::join!(pushed, send) });
+    let (pushed, sent) = tokio::time::timeout(LIMIT, both)
+        .await
+        .expect("the group message arrives by private push");
+    sent.unwrap();
+    assert_eq!(pushed, (Some(gid), ids[1]));
     // Alice learnt from the invite responses that they joined.
     until(LIMIT, "accepted members", || async {
         let _ = alice.receive().await;
@@ -419,6 +439,38 @@ async fn a_group_of_five_through_its_whole_life() {
         !members.contains(&ids[4].to_string()),
         "Erin is gone: {members}"
     );
+
+    // A disappearing timer: Alice's next message lives a minute on the group swarm, and
+    // Dave's copy disappears a minute after it was sent (the group's signed setting).
+    alice.set_group_timer(&gid, 60).await.unwrap();
+    until(LIMIT, "the timer reaches Dave", || async {
+        let _ = dave.receive().await;
+        let secs = dave
+            .group(&gid)
+            .await
+            .unwrap()
+            .info()
+            .disappear_after_send_secs;
+        if secs == 60 {
+            Ok(())
+        } else {
+            Err(secs.to_string())
+        }
+    })
+    .await;
+    let brief = alice.send_to_group(&gid, "gone in a minute").await.unwrap();
+    wait_for(dave, &gid, "gone in a minute").await;
+    let hash = brief.hash;
+    let expires = dave
+        .db()
+        .call(move |db| db.group_message_expires(&hash))
+        .await
+        .unwrap();
+    assert_eq!(expires, Some(brief.timestamp + 60_000));
+    let stored = raw_items(alice, &gid, Namespace::GROUP_MESSAGES).await;
+    let swarm_copy = stored.iter().find(|m| m.hash == brief.hash).unwrap();
+    let lives = swarm_copy.expiration - brief.timestamp;
+    assert!((60_000..70_000).contains(&lives), "TTL {lives} ms");
 
     // Rename, then destroy: members follow.
     alice.rename_group(&gid, "Old friends").await.unwrap();

@@ -153,6 +153,33 @@ impl Db {
         Ok(())
     }
 
+    /// Sets when a group message disappears locally (the group's disappearing timer).
+    pub fn set_group_message_expires(
+        &self,
+        id: &MessageHash,
+        expires_ms: u64,
+    ) -> Result<(), DbError> {
+        self.conn.execute(
+            "UPDATE group_messages SET expires_ms = ?2 WHERE id = ?1",
+            params![id.to_string(), to_i64(expires_ms)],
+        )?;
+        Ok(())
+    }
+
+    /// When a group message disappears locally, if it does.
+    pub fn group_message_expires(&self, id: &MessageHash) -> Result<Option<u64>, DbError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT expires_ms FROM group_messages WHERE id = ?1",
+                params![id.to_string()],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()?
+            .flatten()
+            .map(to_u64))
+    }
+
     /// Deletes a group's messages sent before `before_ms` (the group's delete-before).
     pub fn delete_group_messages_before(
         &self,

@@ -120,12 +120,19 @@ impl Db {
             .map(to_u64))
     }
 
-    /// Deletes the messages whose disappearing time is at or before `now_ms`; returns how many.
+    /// Deletes the messages (1:1 and group) whose disappearing time is at or before `now_ms`;
+    /// returns how many.
     pub fn delete_expired(&self, now_ms: u64) -> Result<usize, DbError> {
-        Ok(self.conn.execute(
+        let now = to_i64(now_ms);
+        let direct = self.conn.execute(
             "DELETE FROM messages WHERE expires_ms IS NOT NULL AND expires_ms <= ?1",
-            params![to_i64(now_ms)],
-        )?)
+            params![now],
+        )?;
+        let group = self.conn.execute(
+            "DELETE FROM group_messages WHERE expires_ms IS NOT NULL AND expires_ms <= ?1",
+            params![now],
+        )?;
+        Ok(direct + group)
     }
 
     /// Records the hash of a sent message's sync copy in our own swarm.

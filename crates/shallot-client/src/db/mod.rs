@@ -147,6 +147,8 @@ const MIGRATIONS: &[&str] = &[
         pointer BLOB NOT NULL         -- sealed AttachmentPointer protobuf
     );
     CREATE INDEX attachments_by_message ON attachments(message);",
+    // v6: disappearing group messages.
+    "ALTER TABLE group_messages ADD COLUMN expires_ms INTEGER; -- local deletion time, if any",
 ];
 
 /// A database failure.

@@ -255,3 +255,43 @@ fn requests_are_capped_by_count_and_declined_ones_do_not_count() {
         .unwrap();
     assert_eq!(db.request_cap(&new).unwrap(), None);
 }
+
+#[test]
+fn group_messages_disappear_at_their_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let me = user();
+    let mut db = Db::open_in_dir(dir.path(), &me).unwrap();
+    let group = shallot_proto::group::GroupAdmin::from_seed([3; 32]).id();
+    let record =
+        crate::groups::GroupRecord::new("G", crate::groups::GroupStatus::Joined, 1_700_000_000);
+    db.save_group(&crate::groups::Group { id: group, record }, 1)
+        .unwrap();
+    for (n, body) in [(1, "lasting"), (2, "fleeting")] {
+        let m = crate::db::StoredGroupMessage {
+            id: h(n),
+            group,
+            direction: Direction::Incoming,
+            sender: user().session_id(),
+            timestamp: 1_000,
+            body: body.into(),
+            state: MessageState::Received,
+        };
+        assert!(db.insert_group_message(&m).unwrap());
+    }
+    db.set_group_message_expires(&h(2), 61_000).unwrap();
+    assert_eq!(db.group_message_expires(&h(1)).unwrap(), None);
+    assert_eq!(db.group_message_expires(&h(2)).unwrap(), Some(61_000));
+    assert_eq!(db.delete_expired(60_999).unwrap(), 0);
+    assert_eq!(db.delete_expired(61_000).unwrap(), 1);
+    let left: Vec<String> = db
+        .group_messages(&group)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(left, ["lasting"]);
+    assert!(
+        db.is_seen(&h(2)).unwrap(),
+        "an expired message is not taken in again"
+    );
+}

@@ -15,7 +15,7 @@ use shallot_proto::group::{
     GroupMembers, GroupUpdateMessage, KeyHolder, SendStatus,
 };
 use shallot_proto::session::config_message::{ConfigKind, ConfigMessage};
-use shallot_proto::session::protos::{Content, DataMessage};
+use shallot_proto::session::protos::{Content, DataMessage, ExpirationType};
 use shallot_proto::subaccount::SubaccountFlags;
 use shallot_proto::{Namespace, SessionId};
 
@@ -195,14 +195,17 @@ impl Messenger {
             &mut rand::rngs::OsRng,
         )
         .map_err(|e| MessengerError::Build(e.to_string()))?;
-        self.group_store(
-            &group.id,
-            credential,
-            Namespace::GROUP_MESSAGES,
-            data,
-            MESSAGE_TTL_MS,
-        )
-        .await
+        // A message that disappears after sending lives only that long on the swarm too.
+        let ttl = match (content.expiration_type, content.expiration_timer) {
+            (Some(kind), Some(secs))
+                if secs > 0 && kind == ExpirationType::DeleteAfterSend as i32 =>
+            {
+                u64::from(secs) * 1000
+            }
+            _ => MESSAGE_TTL_MS,
+        };
+        self.group_store(&group.id, credential, Namespace::GROUP_MESSAGES, data, ttl)
+            .await
     }
 
     /// Tells the group about a membership change (admin-signed); failures are logged only:

@@ -7,12 +7,13 @@ use shallot_proto::group::update::{
 use shallot_proto::group::{GroupId, GroupUpdateMessage};
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::session::config_message::ConfigKind;
-use shallot_proto::session::protos::Content;
+use shallot_proto::session::protos::{Content, ExpirationType};
 
 use super::admin::update_content;
 use super::requests::Credential;
 use super::{GroupError, GroupStatus, GroupSummary};
 use crate::db::{Direction, MessageState, StoredGroupMessage};
+use crate::messenger::waits::WaitTarget;
 use crate::messenger::{profile_of, Messenger, MessengerError};
 
 /// The result of [`Messenger::send_to_group`].
@@ -135,14 +136,28 @@ impl Messenger {
         }
         let mut group = self.load_group(id).await?;
         let credential = Credential::of(&group)?;
-        match self.refresh_group_keys(&group).await {
-            Ok(refreshed) => group = refreshed,
-            Err(e) => tracing::debug!("could not refresh the group keys before sending: {e}"),
+        // A message sealed with a key the other members do not hold yet is lost to them, so
+        // the key list must be current. It is while a waiting retrieve of the group is in
+        // flight (a key message stored meanwhile answers it, and it is taken in before the
+        // next wait starts); otherwise (polling, past the wait cap, a fresh start) fetch the
+        // key messages stored since our last look first.
+        if !self.waits.in_flight(WaitTarget::Group(*id)) {
+            match self.refresh_group_keys(&group).await {
+                Ok(refreshed) => group = refreshed,
+                Err(e) => tracing::debug!("could not refresh the group keys before sending: {e}"),
+            }
         }
         let timestamp = self.client.clock().now_ms();
         let mut content = Content::text(text, timestamp);
         if let Some(data) = content.data_message.as_mut() {
             data.profile = profile_of(self.display_name().await?);
+        }
+        // The group's disappearing timer: the swarm copy lives that long (post_to_group reads
+        // it from the content), and so does ours.
+        let secs = u32::try_from(group.info().disappear_after_send_secs).unwrap_or(0);
+        if secs > 0 {
+            content.expiration_type = Some(ExpirationType::DeleteAfterSend as i32);
+            content.expiration_timer = Some(secs);
         }
         let stored = self
             .post_to_group(&group, &credential, &content, timestamp)
@@ -157,7 +172,13 @@ impl Messenger {
             state: MessageState::Stored(stored.stored_on),
         };
         self.db
-            .call(move |db| db.insert_group_message(&message))
+            .call(move |db| {
+                db.insert_group_message(&message)?;
+                if secs > 0 {
+                    db.set_group_message_expires(&message.id, timestamp + u64::from(secs) * 1000)?;
+                }
+                Ok::<_, crate::db::DbError>(())
+            })
             .await?;
         Ok(SentToGroup {
             hash: stored.hash,

@@ -5,8 +5,10 @@
 //! data) is dropped with a log line and changes nothing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rand::seq::SliceRandom;
+use shallot_directory::NodeRecord;
 use shallot_proto::group::{
     check_kicked, decrypt_group_message, open_group_config, unwrap_group_content, GroupConfigKind,
     GroupId, GroupKeys, GroupUpdateMessage, KeyHolder, KickedError,
@@ -15,7 +17,7 @@ use shallot_proto::message_hash::MessageHash;
 use shallot_proto::rpc::{Request, RetrievedMessage};
 use shallot_proto::session::config_message::ConfigKind;
 use shallot_proto::session::protos::Content;
-use shallot_proto::{Identity, Namespace, SessionId};
+use shallot_proto::{Ed25519Pub, Identity, Namespace, SessionId};
 
 use super::admin::Change;
 use super::requests::{Credential, KICKED_NAMESPACE};
@@ -23,7 +25,8 @@ use super::state::{Hex, StoredKeyMessage};
 use super::{Group, GroupStatus};
 use crate::db::{Db, DbError, Direction, MessageState, StoredGroupMessage};
 use crate::error::Error;
-use crate::messenger::{retrieve_results, Messenger, MessengerError, ReceivedMessage};
+use crate::messenger::waits::{WaitTarget, MAX_GROUP_WAITS};
+use crate::messenger::{retrieve_results, was_held, Messenger, MessengerError, ReceivedMessage};
 
 /// The namespaces one group poll reads, in request order: kicked notices first (the one a
 /// revoked member can still read, and a batch's first retrieve must succeed), messages,
@@ -243,8 +246,9 @@ fn take_kicked(
     }
 }
 
-/// Takes in namespace-11 messages: texts are stored and shown, control messages noted for an
-/// admin, and whatever does not open (or predates delete-before) is dropped.
+/// Takes in namespace-11 messages: texts are stored and shown (to disappear under the group's
+/// timer, counted from their timestamp), control messages noted for an admin, and whatever
+/// does not open (or predates delete-before) is dropped.
 fn take_messages(
     db: &mut Db,
     group: &Group,
@@ -257,6 +261,7 @@ fn take_messages(
     let id = group.id;
     let own = me.session_id();
     let admin = group.admin().is_some();
+    let disappear_ms = u64::try_from(group.info().disappear_after_send_secs).unwrap_or(0) * 1000;
     for item in items {
         if !names_its_data(&id, Namespace::GROUP_MESSAGES, item) || db.is_seen(&item.hash)? {
             continue;
@@ -299,6 +304,10 @@ fn take_messages(
             state: MessageState::Received,
         };
         if db.insert_group_message(&message)? {
+            // The group's disappearing timer (its signed Info), whatever the message says.
+            if disappear_ms > 0 {
+                db.set_group_message_expires(&message.id, message.timestamp + disappear_ms)?;
+            }
             intake.shown.push(ReceivedMessage {
                 hash: message.id,
                 conversation: message.sender,
@@ -347,10 +356,13 @@ impl Messenger {
                 return Vec::new();
             }
         };
-        let polls = groups
-            .into_iter()
-            .filter(Group::can_access)
-            .map(|g| self.poll_group(g));
+        self.poll_groups(groups.into_iter().filter(Group::can_access).collect())
+            .await
+    }
+
+    /// Polls `groups` at once and returns the new visible messages; failures are logged.
+    pub(crate) async fn poll_groups(&self, groups: Vec<Group>) -> Vec<ReceivedMessage> {
+        let polls = groups.into_iter().map(|g| self.poll_group(g));
         let mut shown = Vec::new();
         for result in futures_util::future::join_all(polls).await {
             match result {
@@ -359,6 +371,167 @@ impl Messenger {
             }
         }
         shown
+    }
+
+    /// Starts a waiting retrieve for each group we can access that has none in flight, up to
+    /// [`MAX_GROUP_WAITS`] (most recently active first); returns the groups to poll instead:
+    /// past the cap, backing off after a wait that was not held, or whose wait could not start.
+    pub(crate) async fn start_group_waits(&self, wait: Duration) -> Vec<Group> {
+        let groups = match self.db.call(|db| db.groups()).await {
+            Ok(groups) => groups,
+            Err(e) => {
+                tracing::warn!("could not list groups: {e}");
+                return Vec::new();
+            }
+        };
+        let (mut covered, mut uncovered) = (Vec::new(), Vec::new());
+        for group in groups.into_iter().filter(Group::can_access) {
+            if covered.len() < MAX_GROUP_WAITS && !self.waits.backing_off(&group.id) {
+                covered.push(group);
+            } else {
+                uncovered.push(group);
+            }
+        }
+        self.waits
+            .retain_groups(&covered.iter().map(|g| g.id).collect::<Vec<_>>());
+        for group in covered {
+            let target = WaitTarget::Group(group.id);
+            if self.waits.in_flight(target) {
+                continue;
+            }
+            match self.group_wait_request(&group, wait).await {
+                Ok((member, request)) => {
+                    let timeout = wait + crate::messenger::PUSH_WAIT_MARGIN;
+                    self.waits
+                        .start(target, &self.client, member, request, timeout);
+                }
+                Err(e) => {
+                    tracing::debug!("could not wait on a group, polling it: {e}");
+                    self.waits.back_off(group.id);
+                    uncovered.push(group);
+                }
+            }
+        }
+        uncovered
+    }
+
+    /// A waiting retrieve of `group`'s namespaces ([`POLLED`]) to a random member of its swarm.
+    async fn group_wait_request(
+        &self,
+        group: &Group,
+        wait: Duration,
+    ) -> Result<(NodeRecord, Request), MessengerError> {
+        let credential = Credential::of(group)?;
+        let mut members = self.client.swarm(&group.id.account()).await?;
+        members.shuffle(&mut rand::thread_rng());
+        let member = members.into_iter().next().ok_or(Error::SwarmUnreachable {
+            tried: 0,
+            last: "no group swarm members".into(),
+        })?;
+        let mut request = self
+            .group_batch(&group.id, &credential, member.ed25519)
+            .await?;
+        if let Request::Batch(retrieves) = &mut request {
+            for retrieve in retrieves {
+                if let Request::Retrieve(r) = retrieve {
+                    r.wait_ms = Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+                }
+            }
+        }
+        Ok((member, request))
+    }
+
+    /// Takes in the answer to a group's waiting retrieve. A wait the node did not hold (or
+    /// that failed) puts the group on polling for a while, and a failed one is polled now.
+    pub(crate) async fn take_group_wait(
+        &self,
+        id: GroupId,
+        node: Ed25519Pub,
+        result: Result<(u16, serde_json::Value), Error>,
+    ) -> Vec<ReceivedMessage> {
+        let taken = match result {
+            Ok((_, body)) => self.take_group_answer(id, node, &body).await,
+            Err(e) => Err(e.into()),
+        };
+        match taken {
+            Ok((shown, true)) => shown,
+            Ok((shown, false)) => {
+                self.waits.back_off(id);
+                shown
+            }
+            Err(e) => {
+                tracing::debug!("a group wait failed, polling the group: {e}");
+                self.waits.back_off(id);
+                match self.load_group(&id).await {
+                    Ok(group) if group.can_access() => self.poll_groups(vec![group]).await,
+                    _ => Vec::new(),
+                }
+            }
+        }
+    }
+
+    /// The batch of signed retrieves of [`POLLED`] of `id` from `node`'s cursors.
+    async fn group_batch(
+        &self,
+        id: &GroupId,
+        credential: &Credential,
+        node: Ed25519Pub,
+    ) -> Result<Request, MessengerError> {
+        let account = id.account();
+        let cursors = self
+            .db
+            .call(move |db| {
+                POLLED
+                    .iter()
+                    .map(|ns| db.last_hash(&node, &account, *ns))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        let retrieves = POLLED
+            .iter()
+            .zip(cursors)
+            .map(|(ns, cursor)| self.group_retrieve(id, credential, *ns, cursor))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Request::Batch(retrieves))
+    }
+
+    /// Takes in `node`'s answer to a batch of [`POLLED`] of group `id`: items, then cursors,
+    /// then any admin work. Also says whether the node held the request (granted its wait).
+    async fn take_group_answer(
+        &self,
+        id: GroupId,
+        node: Ed25519Pub,
+        body: &serde_json::Value,
+    ) -> Result<(Vec<ReceivedMessage>, bool), MessengerError> {
+        let account = id.account();
+        let pages = retrieve_results(body, POLLED.len())?;
+        let held = was_held(&pages);
+        let items: Vec<Vec<RetrievedMessage>> = pages
+            .into_iter()
+            .map(|page| page.map(|p| p.messages).unwrap_or_default())
+            .collect();
+        let cursors: Vec<(Namespace, MessageHash)> = POLLED
+            .iter()
+            .zip(&items)
+            .filter_map(|(ns, messages)| Some((*ns, messages.last()?.hash)))
+            .collect();
+        let me = Arc::clone(&self.identity);
+        let now = self.client.clock().now_ms();
+        let intake = self
+            .db
+            .call(move |db| {
+                let intake = take_in_group(db, &me, id, &items, now)?;
+                for (ns, hash) in &cursors {
+                    db.set_last_hash(&node, &account, *ns, hash)?;
+                }
+                Ok::<_, DbError>(intake)
+            })
+            .await?;
+        if intake.standing_changed {
+            self.sync_config_logged(ConfigKind::UserGroups).await;
+        }
+        self.do_admin_work(&id, intake.work).await;
+        Ok((intake.shown, held))
     }
 
     /// Polls one group and takes in what came.
@@ -370,26 +543,8 @@ impl Messenger {
         members.shuffle(&mut rand::thread_rng());
         let mut last = None;
         for member in members.iter().take(2) {
-            let node = member.ed25519;
-            let cursors = self
-                .db
-                .call(move |db| {
-                    POLLED
-                        .iter()
-                        .map(|ns| db.last_hash(&node, &account, *ns))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .await?;
-            let retrieves = POLLED
-                .iter()
-                .zip(cursors)
-                .map(|(ns, cursor)| self.group_retrieve(&id, &credential, *ns, cursor))
-                .collect::<Result<Vec<_>, _>>()?;
-            let body = match self
-                .client
-                .request_node(member, &Request::Batch(retrieves))
-                .await
-            {
+            let request = self.group_batch(&id, &credential, member.ed25519).await?;
+            let body = match self.client.request_node(member, &request).await {
                 Ok((_, body)) => body,
                 Err(Error::SwarmMoved { snodes }) => {
                     if !snodes.is_empty() {
@@ -404,32 +559,8 @@ impl Messenger {
                     continue;
                 }
             };
-            let items: Vec<Vec<RetrievedMessage>> = retrieve_results(&body, POLLED.len())?
-                .into_iter()
-                .map(|page| page.map(|p| p.messages).unwrap_or_default())
-                .collect();
-            let cursors: Vec<(Namespace, MessageHash)> = POLLED
-                .iter()
-                .zip(&items)
-                .filter_map(|(ns, messages)| Some((*ns, messages.last()?.hash)))
-                .collect();
-            let me = Arc::clone(&self.identity);
-            let now = self.client.clock().now_ms();
-            let intake = self
-                .db
-                .call(move |db| {
-                    let intake = take_in_group(db, &me, id, &items, now)?;
-                    for (ns, hash) in &cursors {
-                        db.set_last_hash(&node, &account, *ns, hash)?;
-                    }
-                    Ok::<_, DbError>(intake)
-                })
-                .await?;
-            if intake.standing_changed {
-                self.sync_config_logged(ConfigKind::UserGroups).await;
-            }
-            self.do_admin_work(&id, intake.work).await;
-            return Ok(intake.shown);
+            let (shown, _) = self.take_group_answer(id, member.ed25519, &body).await?;
+            return Ok(shown);
         }
         Err(last
             .unwrap_or(Error::SwarmUnreachable {

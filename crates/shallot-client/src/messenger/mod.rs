@@ -3,7 +3,7 @@
 //! swarm members with per-node `last_hash` cursors, deduplicated and persisted in the [`Db`].
 //!
 //! - [`outbox`]: sending messages and control messages (requests, timers, unsend, wipe).
-//! - [`inbox`]: polling, waiting and pushed receives.
+//! - [`inbox`]: polling, waiting and pushed receives; [`waits`]: the waits kept in flight.
 //! - [`judge`]: what a retrieved item is, from its bytes alone (pure).
 //! - [`apply`]: what an item's verdict does to the database.
 //! - [`attachments`]: sending files and downloading received ones through the file server.
@@ -43,8 +43,9 @@ mod typing;
 
 pub use feedback::{MessageRef, Update};
 pub use signals::ReadOutcome;
+pub mod waits;
 
-pub(crate) use replies::{count_stored, retrieve_results};
+pub(crate) use replies::{count_stored, retrieve_results, was_held};
 #[cfg(test)]
 mod testing;
 
@@ -60,6 +61,9 @@ pub const POLL_NODES: usize = 2;
 /// How long a waiting receive ([`Messenger::receive_waiting`]) asks a swarm member to hold its
 /// retrieve open: our nodes grant at most 20 s by default, under the 30 s each onion hop allows.
 pub const PUSH_WAIT: Duration = Duration::from_secs(20);
+
+/// What a waiting request may take beyond its wait: the path there and back.
+pub(crate) const PUSH_WAIT_MARGIN: Duration = Duration::from_secs(10);
 
 /// Most retrieve rounds one [`Messenger::receive`] makes while nodes answer `more: true`.
 pub const MAX_POLL_ROUNDS: usize = 8;
@@ -194,6 +198,8 @@ pub struct Messenger {
     typing: Mutex<typing::Typing>,
     /// Receipts and reactions recorded and not yet taken ([`Messenger::take_updates`]).
     updates: Mutex<std::collections::VecDeque<Update>>,
+    /// The waiting retrieves in flight between calls of [`Messenger::receive_waiting`].
+    pub(crate) waits: waits::Waits,
 }
 
 impl std::fmt::Debug for Messenger {
@@ -256,6 +262,7 @@ impl Messenger {
             wait_member: Mutex::new(None),
             typing: Mutex::default(),
             updates: Mutex::default(),
+            waits: waits::Waits::default(),
         }
     }
 

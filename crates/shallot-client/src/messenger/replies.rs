@@ -10,7 +10,7 @@ use crate::onion_client::decode_reply;
 
 /// Whether a retrieve batch's answer was held by its node: every retrieve succeeded and says
 /// it was granted a wait (`wait_ms` > 0). A node that does not know `wait_ms` leaves it out.
-pub(super) fn was_held(pages: &[Option<RetrievePage>]) -> bool {
+pub(crate) fn was_held(pages: &[Option<RetrievePage>]) -> bool {
     !pages.is_empty()
         && pages.iter().all(|page| {
             page.as_ref()

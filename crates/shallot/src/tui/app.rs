@@ -4,8 +4,27 @@
 use std::collections::HashSet;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use shallot_client::{Direction, MessageState, StoredMessage, Update};
+use shallot_client::{Direction, MessageState, StoredGroupMessage, StoredMessage, Update};
+use shallot_proto::group::GroupId;
 use shallot_proto::SessionId;
+
+/// Who a conversation is with: one person, or a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// A 1:1 conversation.
+    Direct(SessionId),
+    /// A group (its `03…` ID).
+    Group(GroupId),
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Direct(id) => id.fmt(f),
+            Self::Group(id) => id.fmt(f),
+        }
+    }
+}
 
 /// While composing, a STARTED typing indicator is sent again after this long (it lasts 20 s
 /// at the other end).
@@ -31,6 +50,8 @@ pub struct Msg {
     pub quote: Option<String>,
     /// Reactions: the emoji, and whether it is ours.
     pub reactions: Vec<(String, bool)>,
+    /// Who wrote it, in a group (someone else's message); `None` in a 1:1 conversation.
+    pub sender: Option<SessionId>,
 }
 
 impl From<&StoredMessage> for Msg {
@@ -43,16 +64,33 @@ impl From<&StoredMessage> for Msg {
             state: m.state,
             quote: None,
             reactions: Vec::new(),
+            sender: None,
         }
     }
 }
 
-/// One conversation in the left pane.
+impl From<&StoredGroupMessage> for Msg {
+    fn from(m: &StoredGroupMessage) -> Self {
+        let outgoing = m.direction == Direction::Outgoing;
+        Self {
+            id: m.id.to_string(),
+            outgoing,
+            timestamp: m.timestamp,
+            body: m.body.clone(),
+            state: m.state,
+            quote: None,
+            reactions: Vec::new(),
+            sender: (!outgoing).then_some(m.sender),
+        }
+    }
+}
+
+/// One conversation (1:1 or group) in the left pane.
 #[derive(Debug, Clone)]
 pub struct Conv {
-    /// The other party.
-    pub id: SessionId,
-    /// Display name, if known.
+    /// The other party, or the group.
+    pub id: Peer,
+    /// Display name (a group's name), if known.
     pub name: Option<String>,
     /// Messages received while this conversation was not selected.
     pub unread: usize,
@@ -81,7 +119,7 @@ pub enum Event {
     /// A message arrived (pushed or polled), possibly a sync copy of one we sent elsewhere.
     Incoming {
         /// The conversation it belongs to.
-        conversation: SessionId,
+        conversation: Peer,
         /// The message.
         msg: Msg,
     },
@@ -113,8 +151,8 @@ pub enum Action {
     Send {
         /// Identifies the pending message.
         token: u64,
-        /// Recipient.
-        to: SessionId,
+        /// Recipient: a person or a group.
+        to: Peer,
         /// Text.
         text: String,
     },
@@ -203,6 +241,10 @@ impl App {
         let Some(conv) = self.convs.get(self.selected) else {
             return Action::None;
         };
+        // Groups send no read receipts (as in Session).
+        if matches!(conv.id, Peer::Group(_)) {
+            return Action::None;
+        }
         let ids: Vec<String> = conv
             .messages
             .iter()
@@ -231,8 +273,19 @@ impl App {
     /// After a key that edited the input: STARTED when composing starts, and again every
     /// [`TYPING_REFRESH_MS`]; STOPPED when the input is emptied. Commands are not composing.
     fn typed(&mut self) -> Action {
-        let Some(to) = self.current().map(|c| c.id) else {
-            return Action::None;
+        // Typing indicators are for one-to-one conversations (Session sends none in groups).
+        let to = match self.current().map(|c| c.id) {
+            Some(Peer::Direct(to)) => Some(to),
+            _ => None,
+        };
+        let Some(to) = to else {
+            return match self.composing.take() {
+                Some((was, _, _)) => Action::Typing {
+                    to: was,
+                    started: false,
+                },
+                None => Action::None,
+            };
         };
         let now = self.now_ms;
         let composing = !self.input.is_empty() && !self.input.starts_with('/');
@@ -263,7 +316,11 @@ impl App {
                 messages,
                 read,
             } => {
-                let Some(conv) = self.convs.iter_mut().find(|c| c.id == conversation) else {
+                let Some(conv) = self
+                    .convs
+                    .iter_mut()
+                    .find(|c| c.id == Peer::Direct(conversation))
+                else {
                     return;
                 };
                 let ids: HashSet<String> = messages.iter().map(ToString::to_string).collect();
@@ -286,7 +343,7 @@ impl App {
                 let Some(m) = self
                     .convs
                     .iter_mut()
-                    .find(|c| c.id == conversation)
+                    .find(|c| c.id == Peer::Direct(conversation))
                     .and_then(|c| c.messages.iter_mut().find(|m| m.id == id))
                 else {
                     return;
@@ -302,7 +359,7 @@ impl App {
         }
     }
 
-    fn conv_index(&mut self, id: &SessionId) -> usize {
+    fn conv_index(&mut self, id: &Peer) -> usize {
         if let Some(i) = self.convs.iter().position(|c| c.id == *id) {
             return i;
         }
@@ -343,7 +400,7 @@ impl App {
             Event::Update(update) => self.update(update),
             Event::Typing(typing) => {
                 for c in &mut self.convs {
-                    c.typing = typing.contains(&c.id);
+                    c.typing = matches!(c.id, Peer::Direct(id) if typing.contains(&id));
                 }
             }
             Event::SendDone { token, result } => {
@@ -409,13 +466,21 @@ impl App {
             return Action::None;
         }
         if let Some(arg) = text.strip_prefix("/new") {
-            match arg.trim().parse::<SessionId>() {
+            let arg = arg.trim();
+            let peer = arg
+                .parse::<SessionId>()
+                .map(Peer::Direct)
+                .or_else(|_| arg.parse::<GroupId>().map(Peer::Group));
+            match peer {
                 Ok(id) => {
                     let i = self.conv_index(&id);
                     self.select(i);
                     self.status = None;
                 }
-                Err(_) => self.status = Some("usage: /new <66-hex Session ID starting 05>".into()),
+                Err(_) => {
+                    self.status =
+                        Some("usage: /new <66-hex Session ID (05…) or group ID (03…)>".into());
+                }
             }
             return Action::None;
         }
@@ -424,6 +489,19 @@ impl App {
             self.input = line;
             return Action::None;
         };
+        let direct = match conv.id {
+            Peer::Direct(id) => Some(id),
+            Peer::Group(_) => None,
+        };
+        if direct.is_none()
+            && ["/react ", "/unreact ", "/reply "]
+                .iter()
+                .any(|c| text.starts_with(c))
+        {
+            self.status = Some("reactions and replies in groups are not supported yet".into());
+            self.input = line;
+            return Action::None;
+        }
         for (command, remove) in [("/react ", false), ("/unreact ", true)] {
             if let Some(args) = text.strip_prefix(command) {
                 let mut words = args.split_whitespace();
@@ -472,15 +550,16 @@ impl App {
             state: MessageState::Sending,
             quote: quote.as_ref().map(|(_, body)| body.clone()),
             reactions: Vec::new(),
+            sender: None,
         });
-        match quote {
-            Some((message, _)) => Action::Reply {
+        match (quote, direct) {
+            (Some((message, _)), Some(to)) => Action::Reply {
                 token,
-                to: conv.id,
+                to,
                 message,
                 text: text.to_owned(),
             },
-            None => Action::Send {
+            _ => Action::Send {
                 token,
                 to: conv.id,
                 text: text.to_owned(),

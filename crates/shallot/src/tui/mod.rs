@@ -32,7 +32,8 @@ use shallot_proto::message_hash::MessageHash;
 use shallot_proto::Identity;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-use app::{Action, App, Conv, Event, Msg, PathStatus};
+use app::{Action, App, Conv, Event, Msg, PathStatus, Peer};
+use shallot_client::groups::Group;
 
 /// `shallot chat`.
 #[derive(Args)]
@@ -238,8 +239,8 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
     result
 }
 
-/// The conversations saved in `db`, with each message's quote and reactions (`me`'s marked
-/// ours).
+/// The 1:1 conversations saved in `db`, with each message's quote and reactions (`me`'s marked
+/// ours), and beside them the groups we can write to, with their messages.
 fn load_conversations(db: &Db, me: &shallot_proto::SessionId) -> Result<Vec<Conv>> {
     let mut convs = Vec::new();
     for c in db.conversations()? {
@@ -255,8 +256,18 @@ fn load_conversations(db: &Db, me: &shallot_proto::SessionId) -> Result<Vec<Conv
             messages.push(msg);
         }
         convs.push(Conv {
-            id: c.id,
+            id: Peer::Direct(c.id),
             name: c.name,
+            unread: 0,
+            messages,
+            typing: false,
+        });
+    }
+    for g in db.groups()?.into_iter().filter(Group::can_access) {
+        let messages = db.group_messages(&g.id)?.iter().map(Msg::from).collect();
+        convs.push(Conv {
+            id: Peer::Group(g.id),
+            name: Some(g.name()),
             unread: 0,
             messages,
             typing: false,
@@ -315,7 +326,10 @@ async fn event_loop(
                     for update in m.take_updates() {
                         app.handle(Event::Update(update));
                     }
-                    let typists = app.convs.iter().map(|c| c.id).filter(|c| m.is_typing(c));
+                    let typists = app.convs.iter().filter_map(|c| match c.id {
+                        Peer::Direct(id) if m.is_typing(&id) => Some(id),
+                        _ => None,
+                    });
                     app.handle(Event::Typing(typists.collect()));
                     let idle = app.tick();
                     perform(idle, messenger.as_ref(), tx, typing);
@@ -372,11 +386,17 @@ fn perform(
     match action {
         Action::Send { token, to, text } => {
             tokio::spawn(async move {
-                let result = m
-                    .send(&to, &text)
-                    .await
-                    .map(|s| (s.hash.to_string(), s.stored_on))
-                    .map_err(|e| error_kind(&e));
+                let result = match to {
+                    Peer::Direct(to) => m
+                        .send(&to, &text)
+                        .await
+                        .map(|s| (s.hash.to_string(), s.stored_on)),
+                    Peer::Group(group) => m
+                        .send_to_group(&group, &text)
+                        .await
+                        .map(|s| (s.hash.to_string(), s.stored_on)),
+                }
+                .map_err(|e| error_kind(&e));
                 let _ = tx.send(Ui::App(Event::SendDone { token, result }));
             });
         }
@@ -567,6 +587,8 @@ async fn receive_loop(
     }
 }
 
+/// Shows `r` in its pane: a group message in the group's, with its author; an invite (a group
+/// message in our 1:1 inbox, not stored among the group's messages) in the inviter's, marked.
 async fn forward(m: &Messenger, tx: &UnboundedSender<Ui>, r: ReceivedMessage) {
     let outgoing = r.direction == Direction::Outgoing;
     let id = r.hash;
@@ -578,13 +600,27 @@ async fn forward(m: &Messenger, tx: &UnboundedSender<Ui>, r: ReceivedMessage) {
     } else {
         None
     };
-    // Groups have no pane of their own yet: their messages show in the sender's, marked.
-    let body = match r.group {
-        Some(group) => format!("[group {}…] {}", &group.to_string()[..10], r.body),
-        None => r.body,
+    let in_group = match r.group {
+        Some(id) => {
+            let hash = r.hash;
+            m.db()
+                .call(move |db| db.group_messages(&id))
+                .await
+                .is_ok_and(|messages| messages.iter().any(|g| g.id == hash))
+        }
+        None => false,
+    };
+    let (conversation, body, sender) = match r.group {
+        Some(group) if in_group => (Peer::Group(group), r.body, (!outgoing).then_some(r.sender)),
+        Some(group) => (
+            Peer::Direct(r.conversation),
+            format!("[invite to group {group}] {}", r.body),
+            None,
+        ),
+        None => (Peer::Direct(r.conversation), r.body, None),
     };
     let _ = tx.send(Ui::App(Event::Incoming {
-        conversation: r.conversation,
+        conversation,
         msg: Msg {
             id: r.hash.to_string(),
             outgoing,
@@ -593,6 +629,7 @@ async fn forward(m: &Messenger, tx: &UnboundedSender<Ui>, r: ReceivedMessage) {
             state: MessageState::Received,
             quote,
             reactions: Vec::new(),
+            sender,
         },
     }));
 }

@@ -7,7 +7,7 @@ use shallot_client::{MessageState, Update};
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::SessionId;
 
-use super::app::{Action, App, Conv, Event, Msg, PathStatus};
+use super::app::{Action, App, Conv, Event, Msg, PathStatus, Peer};
 use super::view::draw;
 
 fn sid(byte: char) -> SessionId {
@@ -32,7 +32,7 @@ fn type_text(app: &mut App, text: &str) {
 
 fn incoming(conv: SessionId, id: &str, ts: u64, body: &str) -> Event {
     Event::Incoming {
-        conversation: conv,
+        conversation: Peer::Direct(conv),
         msg: Msg {
             id: id.into(),
             outgoing: false,
@@ -41,13 +41,14 @@ fn incoming(conv: SessionId, id: &str, ts: u64, body: &str) -> Event {
             state: MessageState::Received,
             quote: None,
             reactions: Vec::new(),
+            sender: None,
         },
     }
 }
 
 fn conv(id: SessionId, name: &str) -> Conv {
     Conv {
-        id,
+        id: Peer::Direct(id),
         name: Some(name.into()),
         unread: 0,
         messages: Vec::new(),
@@ -97,7 +98,7 @@ fn send_goes_sending_then_stored_or_failed() {
     let Action::Send { token, to, text } = app.handle(key(KeyCode::Enter)) else {
         panic!("Enter must send");
     };
-    assert_eq!((to, text.as_str()), (a, "hello there"));
+    assert_eq!((to, text.as_str()), (Peer::Direct(a), "hello there"));
     assert!(app.input.is_empty());
     let s = screen(&app);
     assert!(s.contains("01:00:00 you: hello there [sending…]"), "{s}");
@@ -166,7 +167,7 @@ fn new_conversation_command_and_unknown_sender() {
     type_text(&mut app, &format!("/new {c}"));
     app.handle(key(KeyCode::Enter));
     assert_eq!(app.convs.len(), 1);
-    assert_eq!(app.current().map(|x| x.id), Some(c));
+    assert_eq!(app.current().map(|x| x.id), Some(Peer::Direct(c)));
     // A message from someone new opens a conversation with one unread message.
     let d = sid('d');
     app.handle(incoming(d, "h9", 5_000, "hello stranger"));
@@ -408,4 +409,54 @@ fn reactions_and_replies_by_message_number() {
     type_text_any(&mut app, "/reply 1");
     assert_eq!(app.handle(key(KeyCode::Enter)), Action::None);
     assert!(screen(&app).contains("usage: /reply"));
+}
+
+#[test]
+fn groups_are_listed_beside_conversations_and_sent_to() {
+    let a = sid('a');
+    let group = shallot_proto::group::GroupAdmin::from_seed([7; 32]).id();
+    let mut app = App::new(vec![
+        conv(a, "alice"),
+        Conv {
+            id: Peer::Group(group),
+            name: Some("Friends".into()),
+            unread: 0,
+            messages: Vec::new(),
+            typing: false,
+        },
+    ]);
+    // A member's message lands in the group's pane, unread, with its author.
+    app.handle(Event::Incoming {
+        conversation: Peer::Group(group),
+        msg: Msg {
+            id: "g1".into(),
+            outgoing: false,
+            timestamp: 4_000,
+            body: "hi all".into(),
+            state: MessageState::Received,
+            sender: Some(sid('b')),
+            quote: None,
+            reactions: Vec::new(),
+        },
+    });
+    assert_eq!(app.convs[1].unread, 1);
+    let s = screen(&app);
+    assert!(s.contains("# Friends (1)"), "{s}");
+    app.handle(key(KeyCode::Down));
+    let s = screen(&app);
+    let title = format!("group Friends ({})", super::view::short_id(&group));
+    assert!(s.contains(&title), "{s}");
+    assert!(s.contains("00:00:04 05bbbb…bbbb: hi all"), "{s}");
+    // Enter sends to the selected group.
+    type_text(&mut app, "hello group");
+    let Action::Send { to, text, .. } = app.handle(key(KeyCode::Enter)) else {
+        panic!("Enter must send");
+    };
+    assert_eq!((to, text.as_str()), (Peer::Group(group), "hello group"));
+    assert!(screen(&app).contains("you: hello group [sending…]"));
+    // `/new 03…` opens a group's pane too.
+    let other = shallot_proto::group::GroupAdmin::from_seed([8; 32]).id();
+    type_text(&mut app, &format!("/new {other}"));
+    app.handle(key(KeyCode::Enter));
+    assert_eq!(app.current().map(|c| c.id), Some(Peer::Group(other)));
 }

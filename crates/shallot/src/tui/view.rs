@@ -6,12 +6,11 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 use shallot_client::MessageState;
-use shallot_proto::SessionId;
 
-use super::app::{App, Msg};
+use super::app::{App, Msg, Peer};
 
-/// `05abcd…wxyz`.
-pub fn short_id(id: &SessionId) -> String {
+/// `05abcd…wxyz` (or `03…` for a group).
+pub fn short_id(id: &impl std::fmt::Display) -> String {
     let s = id.to_string();
     if s.len() <= 12 {
         return s;
@@ -39,7 +38,11 @@ fn state_text(m: &Msg) -> String {
 /// The lines of one message, numbered as `/react` and `/reply` name it: what it quotes (a
 /// reply), then its text with its delivery state and reactions.
 fn message_lines(n: usize, m: &Msg) -> Vec<Line<'static>> {
-    let who = if m.outgoing { "you" } else { "them" };
+    let who = match (m.outgoing, &m.sender) {
+        (true, _) => "you".to_owned(),
+        (false, Some(sender)) => short_id(sender),
+        (false, None) => "them".to_owned(),
+    };
     let extra = if m.outgoing {
         state_text(m)
     } else {
@@ -68,6 +71,21 @@ fn message_lines(n: usize, m: &Msg) -> Vec<Line<'static>> {
     lines
 }
 
+/// A conversation's line in the left pane: its name (groups marked `#`, as they sit in the same
+/// list as 1:1 conversations) and its unread count.
+fn list_entry(c: &super::app::Conv) -> ListItem<'static> {
+    let name = c.name.clone().unwrap_or_else(|| short_id(&c.id));
+    let name = match c.id {
+        Peer::Group(_) => format!("# {name}"),
+        Peer::Direct(_) => name,
+    };
+    ListItem::new(if c.unread > 0 {
+        format!("{name} ({})", c.unread)
+    } else {
+        name
+    })
+}
+
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, app: &App) {
     let [main, input, footer] = Layout::vertical([
@@ -79,19 +97,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     let [left, right] =
         Layout::horizontal([Constraint::Length(24), Constraint::Min(10)]).areas(main);
 
-    let items: Vec<ListItem> = app
-        .convs
-        .iter()
-        .map(|c| {
-            let name = c.name.clone().unwrap_or_else(|| short_id(&c.id));
-            let text = if c.unread > 0 {
-                format!("{name} ({})", c.unread)
-            } else {
-                name
-            };
-            ListItem::new(text)
-        })
-        .collect();
+    let items: Vec<ListItem> = app.convs.iter().map(list_entry).collect();
     let list = List::new(items)
         .block(
             Block::default()
@@ -108,7 +114,13 @@ pub fn draw(frame: &mut Frame, app: &App) {
 
     let (title, lines): (String, Vec<Line>) = match app.current() {
         Some(c) => (
-            c.id.to_string(),
+            match c.id {
+                Peer::Group(id) => {
+                    let name = c.name.as_deref().unwrap_or_default();
+                    format!("group {name} ({})", short_id(&id))
+                }
+                Peer::Direct(id) => id.to_string(),
+            },
             c.messages
                 .iter()
                 .enumerate()
