@@ -459,6 +459,25 @@ impl App {
         Action::None
     }
 
+    /// `/new ID`: opens (or selects) the conversation with a person or a group.
+    fn open(&mut self, arg: &str) {
+        let peer = arg
+            .parse::<SessionId>()
+            .map(Peer::Direct)
+            .or_else(|_| arg.parse::<GroupId>().map(Peer::Group));
+        match peer {
+            Ok(id) => {
+                let i = self.conv_index(&id);
+                self.select(i);
+                self.status = None;
+            }
+            Err(_) => {
+                self.status =
+                    Some("usage: /new <66-hex Session ID (05…) or group ID (03…)>".into());
+            }
+        }
+    }
+
     fn submit(&mut self) -> Action {
         let line = std::mem::take(&mut self.input);
         let text = line.trim();
@@ -466,22 +485,7 @@ impl App {
             return Action::None;
         }
         if let Some(arg) = text.strip_prefix("/new") {
-            let arg = arg.trim();
-            let peer = arg
-                .parse::<SessionId>()
-                .map(Peer::Direct)
-                .or_else(|_| arg.parse::<GroupId>().map(Peer::Group));
-            match peer {
-                Ok(id) => {
-                    let i = self.conv_index(&id);
-                    self.select(i);
-                    self.status = None;
-                }
-                Err(_) => {
-                    self.status =
-                        Some("usage: /new <66-hex Session ID (05…) or group ID (03…)>".into());
-                }
-            }
+            self.open(arg.trim());
             return Action::None;
         }
         let Some(conv) = self.convs.get_mut(self.selected) else {
