@@ -10,11 +10,12 @@ use rand::rngs::OsRng;
 use rand::seq::SliceRandom;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use shallot_directory::capped::{read_capped, BodyError};
 use shallot_directory::NodeRecord;
 use shallot_proto::onion::{
     build_to_node, build_to_node_padded, build_to_server, decode_snode_response, open_hop_error,
     padding, BuiltOnion, EncType, NodeKeys, ResponseKey, ServerDestination, SnodeBody, V4Request,
-    V4Response,
+    V4Response, MAX_ONION_SIZE,
 };
 use shallot_proto::rpc::{OxendResult, Request};
 use shallot_proto::{AccountId, AccountKind, Ed25519Pub};
@@ -108,6 +109,15 @@ impl Default for ClientConfig {
         }
     }
 }
+
+/// Largest reply read from a guard: a node reads at most 10 MiB ([`MAX_ONION_SIZE`], the
+/// nodes' `max_reply_bytes`) from the next hop and passes it on, so an honest reply (a 10 MB
+/// attachment download included) stays under this; 64 KiB over it for a guard's own framing.
+pub const MAX_GUARD_REPLY_BYTES: usize = MAX_ONION_SIZE + 64 * 1024;
+
+/// Largest reply read from a node asked directly (a guard test, a seed's node list): as much
+/// as a directory's answer ([`shallot_directory::client::MAX_ANSWER_BYTES`]).
+pub const MAX_DIRECT_REPLY_BYTES: usize = shallot_directory::client::MAX_ANSWER_BYTES;
 
 /// How many [`Route`]s [`OnionClient::recent_routes`] keeps.
 pub const ROUTE_LOG_LEN: usize = 32;
@@ -586,10 +596,15 @@ impl OnionClient {
                 reason: e.to_string(),
             })?;
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| Error::NodeUnreachable {
-            destination: node.ed25519.to_hex(),
-            reason: e.to_string(),
-        })?;
+        let bytes = read_capped(response, MAX_DIRECT_REPLY_BYTES)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge { .. } => Error::protocol("reading a node's reply", e),
+                BodyError::Transport(reason) => Error::NodeUnreachable {
+                    destination: node.ed25519.to_hex(),
+                    reason,
+                },
+            })?;
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         self.inner.clock.observe_body(node.ed25519, &body);
@@ -754,13 +769,18 @@ impl OnionClient {
                 }
             })?;
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| {
-            (
-                Outcome::PathFailure,
-                format!("reading the guard's reply: {e}"),
-            )
-        })?;
-        Ok((status, bytes.to_vec()))
+        // A guard sending more than any honest reply breaks the protocol: it is dropped like an
+        // unreachable one, and the request tried on another path.
+        let bytes = read_capped(response, MAX_GUARD_REPLY_BYTES)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge { .. } => (Outcome::GuardUnreachable, format!("guard {e}")),
+                BodyError::Transport(_) => (
+                    Outcome::PathFailure,
+                    format!("reading the guard's reply: {e}"),
+                ),
+            })?;
+        Ok((status, bytes))
     }
 
     /// The generic attempt loop: pick a path avoiding `avoid` and its swarm, build, send, classify, report.

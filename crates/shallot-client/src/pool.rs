@@ -15,6 +15,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use shallot_directory::capped::read_capped;
 use shallot_directory::{CallError, DirectoryClient, NodeRecord};
 use shallot_proto::rpc::{OxendEndpoint, Request};
 use shallot_proto::swarm::{swarm_for, SwarmId};
@@ -280,9 +281,10 @@ impl Pool {
                 response.status()
             )));
         }
-        let reply: Value = response
-            .json()
+        let body = read_capped(response, crate::onion_client::MAX_DIRECT_REPLY_BYTES)
             .await
+            .map_err(|e| Error::protocol("reading a seed's answer", e))?;
+        let reply: Value = serde_json::from_slice(&body)
             .map_err(|e| Error::protocol("reading a seed's answer", e))?;
         let result = reply
             .get("result")

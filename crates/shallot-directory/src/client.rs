@@ -8,6 +8,10 @@ use serde_json::Value;
 
 use crate::view::{NetworkView, ViewError};
 
+/// Largest answer read from a directory: 32 MiB. A `get_n_service_nodes` answer takes under
+/// 1 KB per node, so this holds ten thousand nodes three times over.
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
 /// How long a call may take unless the caller says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -114,7 +118,9 @@ impl DirectoryClient {
         }
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
-        let body = response.bytes().await.map_err(transport)?;
+        let body = crate::capped::read_capped(response, MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| CallError::Transport(e.to_string()))?;
         let reply: Reply = serde_json::from_slice(&body)
             .map_err(|_| CallError::Transport(format!("HTTP {status}: the answer is not JSON")))?;
         if let Some(error) = reply.error {

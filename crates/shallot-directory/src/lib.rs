@@ -6,6 +6,7 @@
 //! and makes every other directory call.
 
 pub mod assignment;
+pub mod capped;
 pub mod client;
 pub mod proof;
 pub mod record;

@@ -26,6 +26,7 @@ use shallot_store::{StoreError, StoredMessage};
 
 use crate::peers::PeerError;
 use crate::state::{Node, MULTI_EXPIRY_HARDFORK, STORAGE_SERVER_VERSION};
+use crate::waiters::Want;
 
 /// Where a request came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -326,7 +327,17 @@ impl Node {
             .filter_map(|r| r.wait_ms)
             .max()
             .unwrap_or(0);
-        let wants: Vec<_> = retrieves.iter().map(|r| (r.account, r.namespace)).collect();
+        let wants: Vec<_> = retrieves
+            .iter()
+            .map(|r| Want {
+                account: r.account,
+                namespace: r.namespace,
+                member: r
+                    .auth
+                    .and_then(|a| a.auth.subaccount)
+                    .map(|signed| signed.token),
+            })
+            .collect();
         let ticket = self.waiters.register(&wants);
         let granted = if ticket.is_some() {
             self.waiters.granted(requested)

@@ -5,14 +5,17 @@
 //! address, and the reply travels back through the same hops.
 //!
 //! A waiting request costs one registry entry and one suspended task (no thread). Waiters are
-//! capped per account (so one account cannot take the node's share) and in total; a request over
-//! a cap is answered at once, as a plain retrieve, and its reply says `"wait_ms": 0`.
+//! capped per holder (so one account cannot take the node's share) and in total; a request over
+//! a cap is answered at once, as a plain retrieve, and its reply says `"wait_ms": 0`. The holder
+//! is the account, or, for a retrieve signed with a subaccount token (a group member), the
+//! account and that token: every member of a group gets its own share.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use shallot_proto::subaccount::SubaccountToken;
 use shallot_proto::{AccountId, Namespace};
 use tokio::sync::Notify;
 
@@ -25,7 +28,8 @@ pub struct WaitLimits {
     /// per hop) and the request's signature still valid when it is read again. 0 disables
     /// waiting altogether.
     pub max_wait_ms: u64,
-    /// Waiting requests held at once for one account (several devices, several swarm members).
+    /// Waiting requests held at once for one account (several devices, several swarm members);
+    /// counted per subaccount token for retrieves a subaccount signed (each group member).
     pub max_per_account: usize,
     /// Waiting requests held at once by the node.
     pub max_total: usize,
@@ -51,6 +55,8 @@ impl Default for WaitLimits {
 struct Entry {
     id: u64,
     namespace: Namespace,
+    /// The subaccount token the retrieve was signed with; `None`: the account's own key.
+    member: Option<SubaccountToken>,
     notify: Arc<Notify>,
 }
 
@@ -82,6 +88,18 @@ impl std::fmt::Debug for Waiters {
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
+}
+
+/// One (account, namespace) a waiting retrieve reads, and who asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Want {
+    /// The account read.
+    pub account: AccountId,
+    /// The namespace read.
+    pub namespace: Namespace,
+    /// The subaccount token the retrieve is signed with (a group member): its waits are capped
+    /// apart from other members'. `None`: the account's own key, or unsigned.
+    pub member: Option<SubaccountToken>,
 }
 
 /// A registered wait: woken by [`Waiters::notify`] for any of its (account, namespace) pairs.
@@ -147,24 +165,29 @@ impl Waiters {
         )
     }
 
-    /// Registers one wait for every (account, namespace) in `wants`; `None` when waiting is
-    /// disabled, `wants` is empty, or an account or the node holds its cap (the caller then
-    /// answers at once). Register *before* reading the store, so that a message stored in
-    /// between still wakes the ticket.
-    pub fn register(&self, wants: &[(AccountId, Namespace)]) -> Option<Ticket<'_>> {
+    /// Registers one wait for every [`Want`] in `wants`; `None` when waiting is disabled, `wants`
+    /// is empty, or a holder (account, or account and member token) or the node holds its cap
+    /// (the caller then answers at once). Register *before* reading the store, so that a
+    /// message stored in between still wakes the ticket; drop the ticket unless the reads were
+    /// authenticated, so that only a token's owner holds a wait counted under it.
+    pub fn register(&self, wants: &[Want]) -> Option<Ticket<'_>> {
         if wants.is_empty() || self.limits.max_wait_ms == 0 {
             return None;
         }
-        let mut accounts: Vec<AccountId> = wants.iter().map(|(a, _)| *a).collect();
+        let mut accounts: Vec<AccountId> = wants.iter().map(|w| w.account).collect();
         accounts.sort_unstable_by_key(AccountId::to_bytes);
         accounts.dedup();
         let mut state = self.lock();
         if state.closed || state.total >= self.limits.max_total {
             return None;
         }
-        let over = accounts.iter().any(|account| {
-            state.by_account.get(account).map_or(0, |entries| {
-                let mut ids: Vec<u64> = entries.iter().map(|e| e.id).collect();
+        let over = wants.iter().any(|want| {
+            state.by_account.get(&want.account).map_or(0, |entries| {
+                let mut ids: Vec<u64> = entries
+                    .iter()
+                    .filter(|e| e.member == want.member)
+                    .map(|e| e.id)
+                    .collect();
                 ids.dedup();
                 ids.len()
             }) >= self.limits.max_per_account
@@ -176,12 +199,17 @@ impl Waiters {
         state.next_id += 1;
         state.total += 1;
         let notify = Arc::new(Notify::new());
-        for (account, namespace) in wants {
-            state.by_account.entry(*account).or_default().push(Entry {
-                id,
-                namespace: *namespace,
-                notify: notify.clone(),
-            });
+        for want in wants {
+            state
+                .by_account
+                .entry(want.account)
+                .or_default()
+                .push(Entry {
+                    id,
+                    namespace: want.namespace,
+                    member: want.member,
+                    notify: notify.clone(),
+                });
         }
         Some(Ticket {
             waiters: self,
@@ -234,6 +262,14 @@ mod tests {
         AccountId::from_bytes(&bytes).unwrap()
     }
 
+    fn want(n: u8, namespace: i16) -> Want {
+        Want {
+            account: account(n),
+            namespace: Namespace(namespace),
+            member: None,
+        }
+    }
+
     fn limits(per_account: usize, total: usize) -> WaitLimits {
         WaitLimits {
             max_wait_ms: 20_000,
@@ -245,10 +281,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_store_wakes_only_matching_waits() {
         let waiters = Waiters::default();
-        let inbox = waiters
-            .register(&[(account(1), Namespace(0)), (account(1), Namespace(2))])
-            .unwrap();
-        let other = waiters.register(&[(account(2), Namespace(0))]).unwrap();
+        let inbox = waiters.register(&[want(1, 0), want(1, 2)]).unwrap();
+        let other = waiters.register(&[want(2, 0)]).unwrap();
         waiters.notify(&account(1), Namespace(2));
         assert!(inbox.wait(Duration::from_secs(1)).await);
         // Another account's wait, and the same account's other namespace, are not woken.
@@ -260,7 +294,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_notification_before_the_wait_is_not_lost() {
         let waiters = Waiters::default();
-        let ticket = waiters.register(&[(account(1), Namespace(0))]).unwrap();
+        let ticket = waiters.register(&[want(1, 0)]).unwrap();
         // Stored between registration and the wait (while the first read runs).
         waiters.notify(&account(1), Namespace(0));
         let started = tokio::time::Instant::now();
@@ -271,7 +305,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_wait_times_out_at_its_deadline() {
         let waiters = Waiters::default();
-        let ticket = waiters.register(&[(account(1), Namespace(0))]).unwrap();
+        let ticket = waiters.register(&[want(1, 0)]).unwrap();
         let started = tokio::time::Instant::now();
         assert!(!ticket.wait(Duration::from_secs(20)).await);
         assert_eq!(started.elapsed(), Duration::from_secs(20));
@@ -283,7 +317,7 @@ mod tests {
         let task = {
             let waiters = waiters.clone();
             tokio::spawn(async move {
-                let ticket = waiters.register(&[(account(1), Namespace(0))]).unwrap();
+                let ticket = waiters.register(&[want(1, 0)]).unwrap();
                 ticket.wait(Duration::from_secs(20)).await
             })
         };
@@ -297,24 +331,22 @@ mod tests {
     #[test]
     fn caps_per_account_and_in_total() {
         let waiters = Waiters::new(limits(2, 3));
-        let a1 = waiters.register(&[(account(1), Namespace(0)), (account(1), Namespace(2))]);
-        let a2 = waiters.register(&[(account(1), Namespace(0))]);
+        let a1 = waiters.register(&[want(1, 0), want(1, 2)]);
+        let a2 = waiters.register(&[want(1, 0)]);
         assert!(a1.is_some() && a2.is_some());
         // Account 1 holds its two; another account still gets in.
-        assert!(waiters.register(&[(account(1), Namespace(0))]).is_none());
-        let b1 = waiters.register(&[(account(2), Namespace(0))]);
+        assert!(waiters.register(&[want(1, 0)]).is_none());
+        let b1 = waiters.register(&[want(2, 0)]);
         assert!(b1.is_some());
         // The node holds its three.
-        assert!(waiters.register(&[(account(3), Namespace(0))]).is_none());
+        assert!(waiters.register(&[want(3, 0)]).is_none());
         assert_eq!(waiters.len(), 3);
         // A ticket naming a capped account is refused whole.
         drop(b1);
-        assert!(waiters
-            .register(&[(account(3), Namespace(0)), (account(1), Namespace(0))])
-            .is_none());
+        assert!(waiters.register(&[want(3, 0), want(1, 0)]).is_none());
         // Dropping a ticket frees its slots.
         drop(a1);
-        assert!(waiters.register(&[(account(1), Namespace(0))]).is_some());
+        assert!(waiters.register(&[want(1, 0)]).is_some());
         drop(a2);
         assert!(waiters.is_empty());
     }
@@ -322,12 +354,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn closing_wakes_every_wait_and_refuses_new_ones() {
         let waiters = Waiters::default();
-        let a = waiters.register(&[(account(1), Namespace(0))]).unwrap();
-        let b = waiters.register(&[(account(2), Namespace(3))]).unwrap();
+        let a = waiters.register(&[want(1, 0)]).unwrap();
+        let b = waiters.register(&[want(2, 3)]).unwrap();
         waiters.close();
         assert!(a.wait(Duration::from_secs(20)).await);
         assert!(b.wait(Duration::from_secs(20)).await);
-        assert!(waiters.register(&[(account(3), Namespace(0))]).is_none());
+        assert!(waiters.register(&[want(3, 0)]).is_none());
     }
 
     #[test]
@@ -339,7 +371,7 @@ mod tests {
             max_wait_ms: 0,
             ..WaitLimits::default()
         });
-        assert!(off.register(&[(account(1), Namespace(0))]).is_none());
+        assert!(off.register(&[want(1, 0)]).is_none());
         let long = Waiters::new(WaitLimits {
             max_wait_ms: 600_000,
             ..WaitLimits::default()

@@ -756,6 +756,61 @@ async fn a_member_waits_on_the_group_namespaces_with_its_subaccount_until_revoke
     );
 }
 
+/// A group member's retrieve of the group messages (namespace 11), signed with its subaccount
+/// token, asking to wait.
+fn member_retrieve(group: &User, member: &User) -> Value {
+    let (token, token_sig) = group.subaccount(member);
+    group.params(json!({"namespace": 11, "timestamp": T0,
+        "signature": member.sign(format!("retrieve11{T0}")),
+        "subaccount": b64(token.as_bytes()), "subaccount_sig": token_sig, "wait_ms": 20_000}))
+}
+
+/// Starts `params` as a retrieve at node 1, run to its answer in the background.
+fn spawn_retrieve(c: &Cluster, params: &Value) -> tokio::task::JoinHandle<(u16, Value)> {
+    let node = c.nodes[1].clone();
+    let body = json!({"method": "retrieve", "params": params}).to_string();
+    let request = shallot_proto::rpc::parse_body(body.as_bytes()).unwrap();
+    tokio::spawn(async move { support::split(node.execute(request, Origin::Client).await) })
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_member_of_a_large_group_gets_push_and_one_member_is_still_capped() {
+    let c = swarm();
+    let group = User::new(1);
+    // Ten members online, one wait each, plus a first member's other seven devices: more than
+    // the account's 8, but no member holds more than its own 8.
+    let members: Vec<User> = (2..12).map(User::new).collect();
+    let mut waits: Vec<_> = members
+        .iter()
+        .map(|m| spawn_retrieve(&c, &member_retrieve(&group, m)))
+        .collect();
+    for _ in 0..7 {
+        waits.push(spawn_retrieve(&c, &member_retrieve(&group, &members[0])));
+    }
+    let all_held = async {
+        while c.nodes[1].waiters.len() < waits.len() {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), all_held)
+        .await
+        .expect("every member's waits held");
+    // A ninth wait with the first member's token is over its cap: answered at once, not held.
+    let started = tokio::time::Instant::now();
+    let (status, body) = c
+        .rpc(1, "retrieve", member_retrieve(&group, &members[0]))
+        .await;
+    assert_eq!((status, &body["wait_ms"]), (200, &json!(0)), "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    // Every held wait was granted its 20 s and ends at its deadline with nothing new.
+    for wait in waits {
+        let (status, body) = wait.await.unwrap();
+        assert_eq!((status, &body["wait_ms"]), (200, &json!(20_000)), "{body}");
+    }
+    assert!(started.elapsed() >= std::time::Duration::from_secs(19));
+    assert!(c.nodes[1].waiters.is_empty());
+}
+
 #[tokio::test]
 async fn forwarded_requests_run_here_only_and_the_rest_is_refused() {
     let c = swarm();

@@ -7,6 +7,7 @@ mod support;
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -373,4 +374,138 @@ async fn nodes_refuse_a_peer_whose_certificate_is_for_another_key() {
         matches!(err, shallot_node::peers::PeerError::Unreachable(_)),
         "{err}"
     );
+}
+
+/// A guard that passes the guard test (any `/storage_rpc/v1` request: `200 {}`) but answers
+/// every onion request with an endless body: HTTPS with `identity`'s node certificate at
+/// `addr`. Returns how many onion requests it answered.
+async fn endless_guard(identity: &Identity, addr: SocketAddr) -> std::sync::Arc<AtomicUsize> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (cert, key) = shallot_node::peer_tls::node_certificate(identity).unwrap();
+    let mut tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key.into())
+        .unwrap();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let onions = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = onions.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, counter) = (acceptor.clone(), counter.clone());
+            tokio::spawn(async move {
+                let Ok(mut stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                // The request head, then as much of the body as it announces.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&request[..head_end]).to_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                while request.len() < head_end + length {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if head.starts_with("post /onion_req/v2") {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let ok = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
+                    if stream.write_all(ok).await.is_err() {
+                        return;
+                    }
+                    let chunk = vec![0u8; 64 * 1024];
+                    while stream.write_all(&chunk).await.is_ok() {}
+                } else {
+                    let ok = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+                    let _ = stream.write_all(ok).await;
+                    let _ = stream.shutdown().await;
+                }
+            });
+        }
+    });
+    onions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_sending_an_endless_reply_fails_the_request_and_is_dropped() {
+    let net = Net::start(&[2, 3]).await;
+    let listed = |i: usize| NodeRecord {
+        pubkey_legacy: *net.nodes[i].identity.ed25519_public().as_bytes(),
+        ed25519: net.nodes[i].identity.ed25519_public(),
+        x25519: net.nodes[i].identity.x25519_public(),
+        ip: *v4(net.nodes[i].addr).ip(),
+        https_port: net.nodes[i].addr.port(),
+        omq_port: 0,
+        swarm_id: net.nodes[i].swarm,
+    };
+    let hostile = user();
+    let hostile_addr = SocketAddrV4::new(Ipv4Addr::new(127, 0, subnet(&net), 251), 4433);
+    let onions = endless_guard(&hostile, hostile_addr.into()).await;
+    let mut nodes: Vec<NodeRecord> = (0..net.nodes.len()).map(listed).collect();
+    nodes.push(NodeRecord {
+        pubkey_legacy: *hostile.ed25519_public().as_bytes(),
+        ed25519: hostile.ed25519_public(),
+        x25519: hostile.x25519_public(),
+        ip: *hostile_addr.ip(),
+        https_port: hostile_addr.port(),
+        omq_port: 0,
+        swarm_id: net.nodes[2].swarm,
+    });
+    let config = ClientConfig {
+        paths: shallot_client::PathConfig {
+            paths: 1,
+            ..shallot_client::PathConfig::default()
+        },
+        max_attempts: 1,
+        ..config(Vec::new(), &net)
+    };
+    let client = OnionClient::new(
+        config,
+        shallot_client::Pool::new(nodes),
+        NetworkClock::default(),
+    )
+    .unwrap();
+    let now = now_ms() / 1000;
+    client.restore_guards(vec![shallot_client::GuardEntry {
+        ed25519: hostile.ed25519_public(),
+        added: now,
+        expires: now + 30 * 24 * 3600,
+        failures: 0,
+    }]);
+
+    // The one path starts at the hostile guard: its endless reply is cut off at the cap, and
+    // the request fails as a failed path, not an out-of-memory client.
+    let destination = listed(0);
+    let err = client
+        .request_node(&destination, &Request::Info)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PathFailed, "{err}");
+    assert!(err.to_string().contains("limit"), "{err}");
+    assert_eq!(onions.load(Ordering::SeqCst), 1);
+    // The guard is dropped: the next request goes through an honest one.
+    assert!(!client.guards().contains(&hostile.ed25519_public()));
+    let (status, _) = client
+        .request_node(&destination, &Request::Info)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(onions.load(Ordering::SeqCst), 1);
 }
