@@ -40,7 +40,9 @@ pub struct ClientConfig {
     pub enc_type: EncType,
     /// Path policy.
     pub paths: PathConfig,
-    /// Attempts per request over different paths before giving up with `PathFailed`.
+    /// Attempts per request over different paths before giving up with `PathFailed`; an attempt
+    /// whose guard was unreachable is not counted (up to this many such attempts), since that
+    /// guard is dropped and the next attempt goes through another.
     pub max_attempts: usize,
     /// Nodes asked for their list when refreshing the pool.
     pub refresh_sources: usize,
@@ -412,6 +414,48 @@ fn node_keys(node: &NodeRecord) -> NodeKeys {
     NodeKeys {
         ed25519: node.ed25519,
         x25519: node.x25519,
+    }
+}
+
+/// The tries of one request ([`ClientConfig::max_attempts`] of them). A try that found its guard
+/// unreachable is not counted: the guard is dropped at once, so the next try goes through another
+/// guard or a newly tested one. Otherwise the client's own dead guards use up a request meant for
+/// a live node: with both guards gone (and a stale connection to one of them costing a try of
+/// its own) every try failed before a new path was built, and the swarm member was given up.
+/// Uncounted tries are bounded by `max_attempts` too.
+#[derive(Debug, Clone, Copy)]
+struct Tries {
+    max: usize,
+    counted: usize,
+    uncounted: usize,
+}
+
+impl Tries {
+    fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            counted: 0,
+            uncounted: 0,
+        }
+    }
+
+    /// The number of the try about to be made (from 1), or `None` once the tries are used up.
+    fn start(&self) -> Option<usize> {
+        (self.counted < self.max).then(|| self.made() + 1)
+    }
+
+    /// Records a failed try and what it said about the path.
+    fn failed(&mut self, outcome: Option<Outcome>) {
+        if outcome == Some(Outcome::GuardUnreachable) && self.uncounted < self.max {
+            self.uncounted += 1;
+        } else {
+            self.counted += 1;
+        }
+    }
+
+    /// Tries failed so far.
+    fn made(&self) -> usize {
+        self.counted + self.uncounted
     }
 }
 
@@ -796,9 +840,9 @@ impl OnionClient {
         B: Fn(&Path) -> Result<BuiltOnion, Error>,
         C: Fn(u16, &[u8], &ResponseKey) -> Verdict<T>,
     {
-        let attempts = self.inner.config.max_attempts.max(1);
+        let mut tries = Tries::new(self.inner.config.max_attempts);
         let mut reason = String::new();
-        for attempt in 1..=attempts {
+        while let Some(attempt) = tries.start() {
             self.ensure_paths().await?;
             let path = {
                 let mut state = self.state();
@@ -842,6 +886,7 @@ impl OnionClient {
                 }
                 Verdict::Retry(outcome, why) => {
                     tracing::debug!(attempt, "onion attempt failed: {why}");
+                    tries.failed(outcome);
                     if let Some(outcome) = outcome {
                         self.report(&path, outcome);
                     }
@@ -849,7 +894,10 @@ impl OnionClient {
                 }
             }
         }
-        Err(Error::PathFailed { attempts, reason })
+        Err(Error::PathFailed {
+            attempts: tries.made(),
+            reason,
+        })
     }
 
     /// Sends a storage RPC `request` to the service node `destination` through an onion path
@@ -1047,6 +1095,39 @@ mod tests {
     use super::*;
     use crate::pool::tests::node;
     use serde_json::json;
+
+    #[test]
+    fn dead_guards_do_not_use_up_the_tries_of_a_request() {
+        // The flaky dead-guards run: a stale connection to the first dead guard, then both
+        // refuse. Before, that was all three tries and the live member was given up.
+        let mut tries = Tries::new(3);
+        let mut made = Vec::new();
+        for outcome in [
+            Outcome::PathFailure,
+            Outcome::GuardUnreachable,
+            Outcome::GuardUnreachable,
+        ] {
+            made.push(tries.start().unwrap());
+            tries.failed(Some(outcome));
+        }
+        assert_eq!(made, [1, 2, 3]);
+        assert_eq!(tries.start(), Some(4), "a try is left for the new path");
+        tries.failed(Some(Outcome::PathFailure));
+        assert_eq!(tries.start(), Some(5));
+        tries.failed(None);
+        assert_eq!(
+            tries.start(),
+            None,
+            "three counted failures end the request"
+        );
+        assert_eq!(tries.made(), 5);
+        // Unreachable guards alone are bounded too: max counted plus max uncounted.
+        let mut tries = Tries::new(3);
+        while tries.start().is_some() {
+            tries.failed(Some(Outcome::GuardUnreachable));
+        }
+        assert_eq!(tries.made(), 6);
+    }
 
     fn done_err<T: std::fmt::Debug>(v: Verdict<T>) -> (crate::ErrorKind, Option<Outcome>) {
         match v {
