@@ -485,3 +485,71 @@ async fn onion_errors() {
     assert!(String::from_utf8_lossy(&reply.body).contains("at most 1000 bytes"));
     fs.server.shutdown().await;
 }
+
+/// Opens an upload that declares `declared` bytes, sends only its headers and a first piece, and
+/// stalls: it holds one in-memory body slot until the connection is dropped.
+async fn stalled_upload(fs: &Running, declared: usize) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut tcp = tokio::net::TcpStream::connect(fs.server.local_addr())
+        .await
+        .unwrap();
+    let head = format!("POST /file HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\n\r\n");
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&[7u8; 100]).await.unwrap();
+    tcp
+}
+
+/// Memory held by uploads in flight is bounded: past `max_concurrent_bodies` slow uploads (each
+/// over the 64 KiB that needs no slot), the next large upload gets 503 at once (not another
+/// 10 MB buffer), downloads still work, and a freed slot is usable again.
+#[tokio::test]
+async fn uploads_held_in_memory_are_bounded() {
+    let fs = start(|config| config.limits.max_concurrent_bodies = 2).await;
+    let kept = fs.upload(vec![5u8; 300]).await;
+    let stalled = [
+        stalled_upload(&fs, 200_000).await,
+        stalled_upload(&fs, 200_000).await,
+    ];
+    // The stalled uploads take their slots once the server has read their headers; until then
+    // a third upload may still get one, which is also within the bound.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let refused = loop {
+        let (status, body) = fs
+            .status_and_json(fs.http.post(fs.url("/file")).body(vec![6u8; 100_000]))
+            .await;
+        if status == 503 {
+            break body;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(std::time::Instant::now() < deadline, "never refused");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        refused["error"], "too many uploads in progress",
+        "{refused}"
+    );
+    // Small requests need no slot: a download goes through while uploads are full.
+    let response = fs
+        .http
+        .get(fs.url(&format!("/file/{}", kept.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), &[5u8; 300][..]);
+    // Dropping the stalled connections frees their slots.
+    drop(stalled);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, body) = fs
+            .status_and_json(fs.http.post(fs.url("/file")).body(vec![8u8; 100_000]))
+            .await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(std::time::Instant::now() < deadline, "slots never freed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    fs.server.shutdown().await;
+}
