@@ -149,6 +149,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX attachments_by_message ON attachments(message);",
     // v6: disappearing group messages.
     "ALTER TABLE group_messages ADD COLUMN expires_ms INTEGER; -- local deletion time, if any",
+    // v7: attachments of group messages (as `attachments`, for `group_messages`).
+    "CREATE TABLE group_attachments (
+        id TEXT PRIMARY KEY,          -- AttachmentId: 16 hex of BLAKE2b(message id, index)
+        message TEXT NOT NULL REFERENCES group_messages(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,         -- position in the message
+        pointer BLOB NOT NULL         -- sealed AttachmentPointer protobuf
+    );
+    CREATE INDEX group_attachments_by_message ON group_attachments(message);",
 ];
 
 /// A database failure.
