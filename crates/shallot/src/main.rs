@@ -17,6 +17,7 @@ mod bench_groups;
 mod bench_stats;
 mod bench_timing;
 mod demo_cmd;
+mod demo_files;
 mod demo_group;
 mod devnet_cmd;
 mod directory_cmd;
