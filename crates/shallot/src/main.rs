@@ -14,6 +14,7 @@ mod audit_cmd;
 mod bench_attach;
 mod bench_cmd;
 mod bench_groups;
+mod bench_net;
 mod bench_stats;
 mod bench_timing;
 mod demo_cmd;
