@@ -341,17 +341,33 @@ async fn cli_attachment_to_a_group_of_three() {
     assert!(ok, "{stderr}");
     let gid = stdout.trim().to_owned();
     assert!(gid.starts_with("03"), "{stdout}");
+    let file = random_file(work.path(), "report.pdf", 1_000_000, 6);
+    let file_arg = file.to_string_lossy();
+    let (url, key) = (server.url(), files.entry.ed25519.clone());
     for dir in [b.path(), c.path()] {
         shallot_until(dir, &["inbox", "--seed-node", &seed], "the invite", |out| {
             out.contains(&gid)
         });
+        // Not a member until the invite is accepted: refused before anything is uploaded.
+        let (ok, _, stderr) = shallot(
+            dir,
+            &[
+                "send",
+                &gid,
+                "--attach",
+                &file_arg,
+                "--file-server",
+                &url,
+                "--file-server-key",
+                &key,
+            ],
+        );
+        assert!(!ok && stderr.contains("not a member"), "{stderr}");
+        assert_eq!(entries(&files.dir.join("files")), Vec::<String>::new());
         let (ok, _, stderr) = shallot(dir, &["group", "accept", &gid]);
         assert!(ok, "{stderr}");
     }
 
-    let file = random_file(work.path(), "report.pdf", 1_000_000, 6);
-    let file_arg = file.to_string_lossy();
-    let (url, key) = (server.url(), files.entry.ed25519.clone());
     let (ok, stdout, stderr) = shallot(
         a.path(),
         &[

@@ -45,7 +45,7 @@ impl Messenger {
         progress: &mut (dyn FnMut(usize, Progress) + Send),
     ) -> Result<SentToGroup, MessengerError> {
         // Refused before any upload if we cannot write to the group.
-        self.group(group).await?;
+        crate::groups::requests::Credential::of(&self.load_group(group).await?)?;
         let mut pointers = Vec::with_capacity(files.len());
         for (index, file) in files.iter().enumerate() {
             let pointer =
