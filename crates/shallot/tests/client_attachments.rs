@@ -386,40 +386,42 @@ async fn cli_attachment_to_a_group_of_three() {
     assert!(stdout.contains("attachment "), "{stdout}");
 
     for (i, dir) in [b.path(), c.path()].into_iter().enumerate() {
-        let inbox = shallot_until(dir, &["inbox"], "the group attachment", |out| {
-            out.contains("attachment ")
-        });
-        // `[group Team] SENDER: the report`, then the attachment line right under it.
-        let lines: Vec<&str> = inbox.lines().collect();
-        let at = lines
-            .iter()
-            .position(|l| l.starts_with("attachment "))
-            .unwrap();
-        assert!(at > 0 && lines[at - 1].contains("[group Team]"), "{inbox}");
-        assert!(lines[at - 1].ends_with(": the report"), "{inbox}");
-        let fields: Vec<&str> = lines[at].split(' ').collect();
-        assert_eq!(fields[2..], ["report.pdf", "1000000"], "{inbox}");
         let out = work.path().join(format!("saved-{i}.pdf"));
-        let out_arg = out.to_string_lossy();
-        let (ok, stdout, stderr) = shallot(
+        receive_group_file(
             dir,
-            &[
-                "download",
-                fields[1],
-                "--out",
-                &out_arg,
-                "--file-server",
-                &url,
-                "--file-server-key",
-                &key,
-            ],
-        );
-        assert!(ok, "{stderr}");
-        assert!(stdout.contains("1000000 bytes"), "{stdout}");
-        assert!(
-            std::fs::read(&out).unwrap() == std::fs::read(&file).unwrap(),
-            "member {i}'s copy differs"
+            &out,
+            &file,
+            &["--file-server", &url, "--file-server-key", &key],
         );
     }
     drop(files);
+}
+
+/// A member's `inbox` shows the group message `[group Team] …: the report` with the attachment
+/// line right under it; `download` (with `pin`, the file server flags) saves it at `out`,
+/// byte-identical to `file`.
+fn receive_group_file(dir: &Path, out: &Path, file: &Path, pin: &[&str]) {
+    let inbox = shallot_until(dir, &["inbox"], "the group attachment", |out| {
+        out.contains("attachment ")
+    });
+    let lines: Vec<&str> = inbox.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("attachment "))
+        .unwrap();
+    assert!(at > 0 && lines[at - 1].contains("[group Team]"), "{inbox}");
+    assert!(lines[at - 1].ends_with(": the report"), "{inbox}");
+    let fields: Vec<&str> = lines[at].split(' ').collect();
+    assert_eq!(fields[2..], ["report.pdf", "1000000"], "{inbox}");
+    let out_arg = out.to_string_lossy();
+    let mut args = vec!["download", fields[1], "--out", &out_arg];
+    args.extend(pin);
+    let (ok, stdout, stderr) = shallot(dir, &args);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1000000 bytes"), "{stdout}");
+    assert!(
+        std::fs::read(out).unwrap() == std::fs::read(file).unwrap(),
+        "{}'s copy differs",
+        dir.display()
+    );
 }
