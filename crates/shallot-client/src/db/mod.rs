@@ -23,7 +23,8 @@
 //! - `seen` hashes (including dropped ones) and the `last_hash` cursors: node Ed25519 keys, our
 //!   own account id, namespace, last hash;
 //! - the schema version and the snapshot names;
-//! - which messages have attachments, and how many (`attachments`: id, message id, index);
+//! - which messages have attachments, and how many (`attachments`, `group_attachments`: id,
+//!   message id, index);
 //! - which group IDs we are in, and per group message its hash, group, direction, timestamp
 //!   and state (`db::groups`).
 //!
