@@ -11,7 +11,7 @@ use rand::RngCore;
 use shallot_client::attachments::upload::EncryptedFile;
 use shallot_client::attachments::FileServer;
 use shallot_client::{Messenger, Seed};
-use shallot_devnet::{DevnetConfig, TempDevnet};
+
 use shallot_proto::attachment::legacy::decrypt_legacy;
 use shallot_proto::Identity;
 
@@ -130,30 +130,17 @@ pub fn run(args: &BenchAttachArgs) -> Result<()> {
     if args.runs == 0 || args.size == 0 {
         bail!("--runs and --size must be at least 1");
     }
-    eprintln!("starting a devnet of {} nodes …", args.nodes);
-    let binary = std::env::current_exe().context("cannot find the shallot binary")?;
-    let net = TempDevnet::new(binary, false)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let (net, runtime) = crate::bench_net::start(args.nodes)?;
     let result: Result<()> = runtime.block_on(async {
-        let config = DevnetConfig {
-            nodes: args.nodes,
-            subnet: args.subnet,
-            ..DevnetConfig::default()
-        };
-        let state = net.up(&config, shallot_devnet::Step::print).await?;
-        let node = state.nodes.first().context("no nodes")?.addr;
+        let (state, node) = crate::bench_net::up(&net, args.nodes, args.subnet).await?;
         let files = state
             .file_server
             .clone()
             .context("the devnet has no file server")?;
         let server = FileServer::new(&files.url(), files.ed25519.parse()?)?;
         let new = || Identity::generate(&mut rand::rngs::OsRng);
-        let account = |name: &str, id| {
-            let dir = net.dir().join(name);
-            crate::local_accounts::new_account_dir(dir, id, Seed::Node(node), args.nodes)
+        let account = |name: &'static str, id| {
+            crate::bench_net::account(&net, name, id, Seed::Node(node), args.nodes)
         };
         let alice = account("alice", new()).await?;
         let bob = account("bob", new()).await?;

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use shallot_client::Seed;
-use shallot_devnet::{process, DevnetConfig, LocalNet, NetOptions, TempDevnet};
+use shallot_devnet::{process, LocalNet, NetOptions};
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::onion::{build_to_node, EncType, NodeKeys};
 use shallot_proto::signing::SignedRequest;
@@ -549,29 +549,6 @@ async fn private_push_run(
     ))
 }
 
-/// An account of the bench in `net`'s directory, bootstrapped from `seed`.
-async fn bench_account(
-    net: &TempDevnet,
-    name: &str,
-    identity: Identity,
-    seed: Seed,
-    nodes: usize,
-) -> Result<shallot_client::Messenger> {
-    let dir = net.dir().join(name);
-    crate::local_accounts::new_account(&dir, identity, seed, (nodes, None), None).await
-}
-
-/// Brings the bench's devnet up; its first node as the clients' seed.
-async fn start_devnet(net: &TempDevnet, args: &BenchE2eArgs) -> Result<Seed> {
-    let config = DevnetConfig {
-        nodes: args.nodes,
-        subnet: args.subnet,
-        ..DevnetConfig::default()
-    };
-    let state = net.up(&config, shallot_devnet::Step::print).await?;
-    Ok(Seed::Node(state.nodes.first().context("no nodes")?.addr))
-}
-
 /// Runs `shallot bench e2e`.
 pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
     use shallot_client::push;
@@ -580,19 +557,14 @@ pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
     if args.messages == 0 {
         bail!("--messages must be at least 1");
     }
-    eprintln!("starting a devnet of {} nodes …", args.nodes);
-    let binary = std::env::current_exe().context("cannot find the shallot binary")?;
-    let net = TempDevnet::new(binary, false)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let (net, runtime) = crate::bench_net::start(args.nodes)?;
     let result: Result<()> = runtime.block_on(async {
-        let seed = start_devnet(&net, args).await?;
+        let seed = Seed::Node(crate::bench_net::up(&net, args.nodes, args.subnet).await?.1);
         let new = || Identity::generate(&mut rand::rngs::OsRng);
         let bob_id = new();
-        let alice = bench_account(&net, "alice", new(), seed.clone(), args.nodes).await?;
-        let bob = Arc::new(bench_account(&net, "bob", bob_id.clone(), seed, args.nodes).await?);
+        let account = |name, id, seed| crate::bench_net::account(&net, name, id, seed, args.nodes);
+        let alice = account("alice", new(), seed.clone()).await?;
+        let bob = Arc::new(account("bob", bob_id.clone(), seed).await?);
         let bob_sid = bob.session_id();
 
         // (a) Private push: Bob waits through his onion path.

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use shallot_client::messenger::PUSH_WAIT;
 use shallot_client::{Messenger, Seed};
-use shallot_devnet::{DevnetConfig, TempDevnet};
+use shallot_devnet::TempDevnet;
 use shallot_proto::group::GroupId;
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::{Identity, SessionId};
@@ -264,13 +264,7 @@ pub fn run(args: &BenchGroupsArgs) -> Result<()> {
     if args.removals >= args.rekey_members {
         bail!("--removals must be below --rekey-members");
     }
-    eprintln!("starting a devnet of {} nodes …", args.nodes);
-    let binary = std::env::current_exe().context("cannot find the shallot binary")?;
-    let net = TempDevnet::new(binary, false)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let (net, runtime) = crate::bench_net::start(args.nodes)?;
     let result = runtime.block_on(run_async(&net, args));
     drop(runtime);
     drop(net);
@@ -278,13 +272,7 @@ pub fn run(args: &BenchGroupsArgs) -> Result<()> {
 }
 
 async fn run_async(net: &TempDevnet, args: &BenchGroupsArgs) -> Result<()> {
-    let config = DevnetConfig {
-        nodes: args.nodes,
-        subnet: args.subnet,
-        ..DevnetConfig::default()
-    };
-    let state = net.up(&config, shallot_devnet::Step::print).await?;
-    let seed = Seed::Node(state.nodes.first().context("no nodes")?.addr);
+    let seed = Seed::Node(crate::bench_net::up(net, args.nodes, args.subnet).await?.1);
     eprintln!("creating {} accounts …", args.members);
     let admin = account(net, "admin", &seed, args.nodes).await?;
     let mut members = Vec::with_capacity(args.members - 1);

@@ -1,7 +1,8 @@
 //! `shallot devnet demo`: a throwaway devnet, two new accounts exchanging a message each way
 //! through 3-hop onion paths, and, for every node on those paths, what it learned about who
 //! talks to whom — read from the nodes' own observation logs (as `shallot audit` does); then a
-//! group of three and what its swarm learned.
+//! picture each way through the file server and what it learned; then a group of three and what
+//! its swarm learned.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -188,8 +189,21 @@ async fn demo(net: &TempDevnet, nodes: usize, clients: u8) -> Result<()> {
     let world = World::load(&logs, nodes_seen, clients, people, &[(a, b)])?;
     report(&world, &cases)?;
 
+    println!("\n== 6. A picture each way, as an attachment through the devnet's file server ==");
+    let Some(files) = &state.file_server else {
+        bail!("the devnet has no file server");
+    };
+    crate::demo_files::run(
+        [("Alice", &alice), ("Bob", &bob)],
+        files,
+        &net.dir().join("fileserver"),
+        &net.dir().join("pictures"),
+        &[ip(1), ip(2)],
+    )
+    .await?;
+
     println!(
-        "\n== 6. A group of three in its own swarm: Alice (admin), Bob and Carol (from {}) ==",
+        "\n== 7. A group of three in its own swarm: Alice (admin), Bob and Carol (from {}) ==",
         ip(3)
     );
     let carol_dir = net.dir().join("carol");
@@ -262,7 +276,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         }
     });
     drop(runtime);
-    println!("\n== 7. Shut down ==");
+    println!("\n== 8. Shut down ==");
     match net.close() {
         Ok((dir, true)) => println!("devnet stopped; removed {}", dir.display()),
         Ok((dir, false)) => println!("devnet stopped; its data stays in {}", dir.display()),

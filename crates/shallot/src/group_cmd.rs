@@ -1,7 +1,7 @@
 //! `shallot group …`: group chats in their own swarms (Session's "03" groups). The group's
 //! swarm never learns who its members are: they read and write with blinded tokens.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -245,6 +245,9 @@ pub fn run(command: GroupCommand, dir: &Path) -> Result<()> {
                     group.name(),
                     message.body
                 );
+                let hash = message.id;
+                let attachments = m.db().call(move |db| db.attachments(&hash)).await?;
+                crate::attach_cmd::print_attachments(&attachments);
             }
             Ok(())
         }),
@@ -438,22 +441,43 @@ async fn members(messenger: &Messenger, id: &GroupId) -> Result<()> {
 }
 
 /// Runs `shallot send GROUP_ID TEXT`.
-pub fn send(group: &str, text: &str, net: &NetArgs, dir: &Path) -> Result<()> {
+pub fn send(
+    group: &str,
+    text: &str,
+    files: &[PathBuf],
+    server: &crate::attach_cmd::FileServerArgs,
+    net: &NetArgs,
+    dir: &Path,
+) -> Result<()> {
     let id = parse_group(group)?;
+    crate::attach_cmd::check_files(files)?;
     let text = text.to_owned();
     with(dir, net, |m| async move {
         // New keys first: a message sealed with a key the others do not hold yet is lost.
         fetch(&m).await;
-        let sent = m
-            .send_to_group(&id, &text)
+        let sent = if files.is_empty() {
+            m.send_to_group(&id, &text).await
+        } else {
+            let server = server.resolve(&m, dir).await?;
+            let mut printers: Vec<_> = files
+                .iter()
+                .map(|f| crate::attach_cmd::progress_printer(f.display().to_string()))
+                .collect();
+            m.send_files_to_group(&id, &text, files, &server, &mut |i, p| {
+                if let Some(print) = printers.get_mut(i) {
+                    print(p);
+                }
+            })
             .await
-            .context("sending to the group failed")?;
+        }
+        .context("sending to the group failed")?;
         println!(
             "Sent to {}: stored on {} node(s) of its swarm (id {})",
             name(&m, &id).await,
             sent.stored_on,
             sent.hash
         );
+        crate::attach_cmd::print_attachments(&sent.attachments);
         Ok(())
     })
 }
@@ -488,6 +512,7 @@ pub async fn print_group_message(messenger: &Messenger, id: &GroupId, m: &Receiv
             utc(m.timestamp),
             m.body
         );
+        crate::attach_cmd::print_attachments(&m.attachments);
     }
 }
 

@@ -40,13 +40,3 @@ pub(crate) async fn new_account(
         .context("could not build onion paths")?;
     Ok(messenger)
 }
-
-/// [`new_account`] in `dir`, with no source address or contact (the benches).
-pub(crate) async fn new_account_dir(
-    dir: std::path::PathBuf,
-    identity: Identity,
-    seed: Seed,
-    nodes: usize,
-) -> Result<Messenger> {
-    new_account(&dir, identity, seed, (nodes, None), None).await
-}

@@ -578,10 +578,14 @@ pub fn send(args: &SendArgs, dir: &Path) -> Result<()> {
         if args.wait_read.is_some() {
             bail!("--wait-read is for one-to-one messages (groups send no read receipts)");
         }
-        if !args.attach.is_empty() {
-            bail!("attachments to groups are not supported yet");
-        }
-        return crate::group_cmd::send(&args.recipient, text, &args.net, dir);
+        return crate::group_cmd::send(
+            &args.recipient,
+            text,
+            &args.attach,
+            &args.files,
+            &args.net,
+            dir,
+        );
     }
     let recipient = parse_sid(&args.recipient)?;
     crate::attach_cmd::check_files(&args.attach)?;

@@ -288,3 +288,140 @@ async fn cli_send_attach_inbox_and_download() {
     assert!(stderr.contains("no attachment"), "{stderr}");
     drop(files);
 }
+
+/// Runs `shallot` in `dir` until `check` accepts its stdout (a message may take a few polls to
+/// arrive); the last output on giving up.
+fn shallot_until(dir: &Path, args: &[&str], what: &str, check: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let (ok, stdout, stderr) = shallot(dir, args);
+        if ok && check(&stdout) {
+            return stdout;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {stdout}{stderr}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A file sent to a group of three with `send GROUP_ID --attach`: the pointer travels inside
+/// the group-encrypted message, both other members' `inbox` print it under the `[group NAME]`
+/// line, and both download it byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_attachment_to_a_group_of_three() {
+    let (net, files, server) = start(245).await;
+    let seed = net.nodes[1].addr.to_string();
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let [a, b, c, work] = &dirs[..] else {
+        unreachable!()
+    };
+    let mut ids = Vec::new();
+    for dir in [a.path(), b.path(), c.path()] {
+        assert!(shallot(dir, &["account", "new"]).0);
+        let (_, show, _) = shallot(dir, &["account", "show", "--json"]);
+        let show: serde_json::Value = serde_json::from_str(&show).unwrap();
+        ids.push(show["session_id"].as_str().unwrap().to_owned());
+    }
+    let (ok, stdout, stderr) = shallot(
+        a.path(),
+        &[
+            "group",
+            "create",
+            "Team",
+            "--member",
+            &ids[1],
+            "--member",
+            &ids[2],
+            "--seed-node",
+            &seed,
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let gid = stdout.trim().to_owned();
+    assert!(gid.starts_with("03"), "{stdout}");
+    let file = random_file(work.path(), "report.pdf", 1_000_000, 6);
+    let file_arg = file.to_string_lossy();
+    let (url, key) = (server.url(), files.entry.ed25519.clone());
+    for dir in [b.path(), c.path()] {
+        shallot_until(dir, &["inbox", "--seed-node", &seed], "the invite", |out| {
+            out.contains(&gid)
+        });
+        // Not a member until the invite is accepted: refused before anything is uploaded.
+        let (ok, _, stderr) = shallot(
+            dir,
+            &[
+                "send",
+                &gid,
+                "--attach",
+                &file_arg,
+                "--file-server",
+                &url,
+                "--file-server-key",
+                &key,
+            ],
+        );
+        assert!(!ok && stderr.contains("not a member"), "{stderr}");
+        assert_eq!(entries(&files.dir.join("files")), Vec::<String>::new());
+        let (ok, _, stderr) = shallot(dir, &["group", "accept", &gid]);
+        assert!(ok, "{stderr}");
+    }
+
+    let (ok, stdout, stderr) = shallot(
+        a.path(),
+        &[
+            "send",
+            &gid,
+            "the report",
+            "--attach",
+            &file_arg,
+            "--file-server",
+            &url,
+            "--file-server-key",
+            &key,
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("attachment "), "{stdout}");
+
+    for (i, dir) in [b.path(), c.path()].into_iter().enumerate() {
+        let out = work.path().join(format!("saved-{i}.pdf"));
+        receive_group_file(
+            dir,
+            &out,
+            &file,
+            &["--file-server", &url, "--file-server-key", &key],
+        );
+    }
+    drop(files);
+}
+
+/// A member's `inbox` shows the group message `[group Team] …: the report` with the attachment
+/// line right under it; `download` (with `pin`, the file server flags) saves it at `out`,
+/// byte-identical to `file`.
+fn receive_group_file(dir: &Path, out: &Path, file: &Path, pin: &[&str]) {
+    let inbox = shallot_until(dir, &["inbox"], "the group attachment", |out| {
+        out.contains("attachment ")
+    });
+    let lines: Vec<&str> = inbox.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("attachment "))
+        .unwrap();
+    assert!(at > 0 && lines[at - 1].contains("[group Team]"), "{inbox}");
+    assert!(lines[at - 1].ends_with(": the report"), "{inbox}");
+    let fields: Vec<&str> = lines[at].split(' ').collect();
+    assert_eq!(fields[2..], ["report.pdf", "1000000"], "{inbox}");
+    let out_arg = out.to_string_lossy();
+    let mut args = vec!["download", fields[1], "--out", &out_arg];
+    args.extend(pin);
+    let (ok, stdout, stderr) = shallot(dir, &args);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1000000 bytes"), "{stdout}");
+    assert!(
+        std::fs::read(out).unwrap() == std::fs::read(file).unwrap(),
+        "{}'s copy differs",
+        dir.display()
+    );
+}

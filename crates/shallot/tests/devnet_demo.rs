@@ -1,7 +1,9 @@
 //! `shallot devnet demo` end to end through the binary: a devnet comes up with observation logs,
 //! both messages are delivered, the per-hop tables show no node that logged both a client's
-//! address and an account, a group of three exchanges messages and its swarm holds no member's
-//! Session ID, and the devnet is shut down and removed.
+//! address and an account, a picture goes each way through the file server, which keeps only
+//! encrypted blobs of padded sizes (no sender, recipient or client address in its metadata or
+//! log), a group of three exchanges messages and its swarm holds no member's Session ID, and
+//! the devnet is shut down and removed.
 //!
 //! What this does and does not check: the tables are rendered from the nodes' own observation
 //! logs, so the oracle is what the node code records of each request, not the bytes on the
@@ -76,6 +78,31 @@ fn demo_delivers_both_ways_and_no_hop_logged_both_ends() {
     assert!(stdout.contains("127.0.203.2 (Bob)"), "{stdout}");
     assert!(
         stdout.contains("Conclusion, from what the nodes logged: no node saw a client's address"),
+        "{stdout}"
+    );
+    // A picture each way through the file server, byte-identical, and what the server kept:
+    // encrypted blobs of padded sizes, no sender, recipient or client address.
+    for line in [
+        "Alice attached alice.png",
+        "Bob downloaded alice.png through an onion path, checked and saved it",
+        "Bob attached bob.png",
+        "Alice downloaded bob.png through an onion path, checked and saved it",
+        "What the file server learned",
+        "its table of files has the columns id, size, uploaded_ms, expires_ms:",
+        "no client address (127.0.203.1, 127.0.203.2) and no Session ID",
+        "the file server holds encrypted blobs of padded sizes: no sender, no recipient, no \
+         client IP",
+    ] {
+        assert!(stdout.contains(line), "{line}:\n{stdout}");
+    }
+    let blobs: Vec<&str> = stdout
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with("file ") && l.contains("an encrypted blob"))
+        .collect();
+    assert_eq!(blobs.len(), 2, "{stdout}");
+    assert!(
+        stdout.lines().filter(|l| l.contains(", identical")).count() == 2,
         "{stdout}"
     );
     // The group: both messages read by the other two, and the group swarm's holdings listed

@@ -1,5 +1,6 @@
-//! Attachment pointers of messages, each under a stable [`AttachmentId`] the user names with
-//! `shallot download`. The pointer (URL, key, digest, name, size) is sealed; the table shows
+//! Attachment pointers of messages (1:1 in `attachments`, group in `group_attachments`, each
+//! deleted with its message), each under a stable [`AttachmentId`] the user names with
+//! `shallot download`. The pointer (URL, key, digest, name, size) is sealed; the tables show
 //! only which message has how many attachments.
 
 use prost::Message as _;
@@ -85,25 +86,70 @@ impl StoredAttachment {
     }
 }
 
+/// Which table a message's attachments go in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    /// 1:1 messages (`messages`).
+    Direct,
+    /// Group messages (`group_messages`).
+    Group,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Direct => "attachments",
+            Self::Group => "group_attachments",
+        }
+    }
+}
+
+/// Both tables as one, for lookups by message or id.
+const BOTH: &str = "(SELECT id, message, idx, pointer FROM attachments
+     UNION ALL SELECT id, message, idx, pointer FROM group_attachments)";
+
 impl Db {
-    /// Stores the attachment pointers of message `message` (already stored); returns them
+    /// Stores the attachment pointers of 1:1 message `message` (already stored); returns them
     /// with their ids. Storing the same message's attachments again changes nothing.
     pub fn insert_attachments(
         &self,
         message: &MessageHash,
         pointers: &[AttachmentPointer],
     ) -> Result<Vec<StoredAttachment>, DbError> {
+        self.insert_into(Table::Direct, message, pointers)
+    }
+
+    /// Stores the attachment pointers of group message `message` (already stored), as
+    /// [`Self::insert_attachments`] does for 1:1 messages.
+    pub fn insert_group_attachments(
+        &self,
+        message: &MessageHash,
+        pointers: &[AttachmentPointer],
+    ) -> Result<Vec<StoredAttachment>, DbError> {
+        self.insert_into(Table::Group, message, pointers)
+    }
+
+    fn insert_into(
+        &self,
+        table: Table,
+        message: &MessageHash,
+        pointers: &[AttachmentPointer],
+    ) -> Result<Vec<StoredAttachment>, DbError> {
         let mut stored = Vec::with_capacity(pointers.len());
         for (index, pointer) in pointers.iter().enumerate() {
             let id = AttachmentId::of(message, index);
+            // The same AAD in both tables: an id names one message's attachment either way.
             let sealed = seal_with(
                 &self.cipher,
                 &aad("attachments", "pointer", id.as_str()),
                 &pointer.encode_to_vec(),
             );
             self.conn.execute(
-                "INSERT OR IGNORE INTO attachments (id, message, idx, pointer)
-                 VALUES (?1, ?2, ?3, ?4)",
+                &format!(
+                    "INSERT OR IGNORE INTO {} (id, message, idx, pointer)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    table.name()
+                ),
                 params![
                     id.as_str(),
                     message.to_string(),
@@ -121,7 +167,7 @@ impl Db {
         Ok(stored)
     }
 
-    /// The attachments of message `message`, in order.
+    /// The attachments of message `message` (1:1 or group), in order.
     pub fn attachments(&self, message: &MessageHash) -> Result<Vec<StoredAttachment>, DbError> {
         self.query_attachments(
             "WHERE message = ?1 ORDER BY idx",
@@ -144,7 +190,7 @@ impl Db {
         args: &[&dyn rusqlite::ToSql],
     ) -> Result<Vec<StoredAttachment>, DbError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT id, message, idx, pointer FROM attachments {filter}"
+            "SELECT id, message, idx, pointer FROM {BOTH} {filter}"
         ))?;
         let rows = stmt.query_map(args, |r| {
             Ok((

@@ -23,7 +23,8 @@
 //! - `seen` hashes (including dropped ones) and the `last_hash` cursors: node Ed25519 keys, our
 //!   own account id, namespace, last hash;
 //! - the schema version and the snapshot names;
-//! - which messages have attachments, and how many (`attachments`: id, message id, index);
+//! - which messages have attachments, and how many (`attachments`, `group_attachments`: id,
+//!   message id, index);
 //! - which group IDs we are in, and per group message its hash, group, direction, timestamp
 //!   and state (`db::groups`).
 //!
@@ -149,6 +150,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX attachments_by_message ON attachments(message);",
     // v6: disappearing group messages.
     "ALTER TABLE group_messages ADD COLUMN expires_ms INTEGER; -- local deletion time, if any",
+    // v7: attachments of group messages (as `attachments`, for `group_messages`).
+    "CREATE TABLE group_attachments (
+        id TEXT PRIMARY KEY,          -- AttachmentId: 16 hex of BLAKE2b(message id, index)
+        message TEXT NOT NULL REFERENCES group_messages(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,         -- position in the message
+        pointer BLOB NOT NULL         -- sealed AttachmentPointer protobuf
+    );
+    CREATE INDEX group_attachments_by_message ON group_attachments(message);",
 ];
 
 /// A database failure.

@@ -295,3 +295,57 @@ fn group_messages_disappear_at_their_time() {
         "an expired message is not taken in again"
     );
 }
+
+#[test]
+fn group_attachments_are_found_by_id_and_go_with_their_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let me = user();
+    let mut db = Db::open_in_dir(dir.path(), &me).unwrap();
+    let group = shallot_proto::group::GroupAdmin::from_seed([4; 32]).id();
+    let record =
+        crate::groups::GroupRecord::new("G", crate::groups::GroupStatus::Joined, 1_700_000_000);
+    db.save_group(&crate::groups::Group { id: group, record }, 1)
+        .unwrap();
+    let m = crate::db::StoredGroupMessage {
+        id: h(7),
+        group,
+        direction: Direction::Incoming,
+        sender: user().session_id(),
+        timestamp: 1_000,
+        body: String::new(),
+        state: MessageState::Received,
+    };
+    assert!(db.insert_group_message(&m).unwrap());
+    let pointer = shallot_proto::attachment::AttachmentPointer {
+        file_name: Some("photo.png".into()),
+        size: Some(1234),
+        ..Default::default()
+    };
+    let stored = db
+        .insert_group_attachments(&h(7), std::slice::from_ref(&pointer))
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    // Again: nothing changes.
+    db.insert_group_attachments(&h(7), &[pointer]).unwrap();
+    assert_eq!(db.attachments(&h(7)).unwrap(), stored);
+    let found = db.find_attachments(&stored[0].id.as_str()[..6]).unwrap();
+    assert_eq!(found, stored);
+    assert_eq!(found[0].file_name(), "photo.png");
+    assert_eq!(found[0].size(), 1234);
+    // A 1:1 message's attachment is not a group message's.
+    assert!(db
+        .insert_attachments(
+            &h(8),
+            &stored[..1]
+                .iter()
+                .map(|a| a.pointer.clone())
+                .collect::<Vec<_>>()
+        )
+        .is_err());
+    db.delete_group(&group).unwrap();
+    assert!(db.attachments(&h(7)).unwrap().is_empty());
+    assert!(db
+        .find_attachments(stored[0].id.as_str())
+        .unwrap()
+        .is_empty());
+}

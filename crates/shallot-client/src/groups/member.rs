@@ -1,5 +1,6 @@
 //! What every member does: answer an invite, send to the group, leave.
 
+use shallot_proto::attachment::AttachmentPointer;
 use shallot_proto::group::update::{
     GroupUpdateInviteResponseMessage, GroupUpdateMemberLeftMessage,
     GroupUpdateMemberLeftNotificationMessage,
@@ -12,12 +13,12 @@ use shallot_proto::session::protos::{Content, ExpirationType};
 use super::admin::update_content;
 use super::requests::Credential;
 use super::{GroupError, GroupStatus, GroupSummary};
-use crate::db::{Direction, MessageState, StoredGroupMessage};
+use crate::db::{Direction, MessageState, StoredAttachment, StoredGroupMessage};
 use crate::messenger::waits::WaitTarget;
 use crate::messenger::{profile_of, Messenger, MessengerError};
 
 /// The result of [`Messenger::send_to_group`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SentToGroup {
     /// The message's hash on the group swarm (its id in the database).
     pub hash: MessageHash,
@@ -25,6 +26,8 @@ pub struct SentToGroup {
     pub timestamp: u64,
     /// How many members of the group swarm stored it.
     pub stored_on: u32,
+    /// The files it carries, as stored ([`Messenger::send_files_to_group`]).
+    pub attachments: Vec<StoredAttachment>,
 }
 
 impl Messenger {
@@ -131,7 +134,19 @@ impl Messenger {
         id: &GroupId,
         text: &str,
     ) -> Result<SentToGroup, MessengerError> {
-        if text.is_empty() {
+        self.send_group_message(id, text, Vec::new()).await
+    }
+
+    /// Sends `text` with the `attachments` pointers (already uploaded, see
+    /// `Messenger::send_files_to_group`) to a group, as [`Self::send_to_group`]: the pointers
+    /// go in the group-encrypted `DataMessage`, as in a 1:1 message, and are stored with ours.
+    pub(crate) async fn send_group_message(
+        &self,
+        id: &GroupId,
+        text: &str,
+        attachments: Vec<AttachmentPointer>,
+    ) -> Result<SentToGroup, MessengerError> {
+        if text.is_empty() && attachments.is_empty() {
             return Err(MessengerError::Build("empty message".into()));
         }
         let mut group = self.load_group(id).await?;
@@ -151,6 +166,11 @@ impl Messenger {
         let mut content = Content::text(text, timestamp);
         if let Some(data) = content.data_message.as_mut() {
             data.profile = profile_of(self.display_name().await?);
+            // A file-only message has no body (as Session sends it).
+            if text.is_empty() {
+                data.body = None;
+            }
+            data.attachments.clone_from(&attachments);
         }
         // The group's disappearing timer: the swarm copy lives that long (post_to_group reads
         // it from the content), and so does ours.
@@ -171,19 +191,22 @@ impl Messenger {
             body: text.to_owned(),
             state: MessageState::Stored(stored.stored_on),
         };
-        self.db
+        let attachments = self
+            .db
             .call(move |db| {
                 db.insert_group_message(&message)?;
+                let attachments = db.insert_group_attachments(&message.id, &attachments)?;
                 if secs > 0 {
                     db.set_group_message_expires(&message.id, timestamp + u64::from(secs) * 1000)?;
                 }
-                Ok::<_, crate::db::DbError>(())
+                Ok::<_, crate::db::DbError>(attachments)
             })
             .await?;
         Ok(SentToGroup {
             hash: stored.hash,
             timestamp,
             stored_on: stored.stored_on,
+            attachments,
         })
     }
 }

@@ -25,6 +25,7 @@ use super::state::{Hex, StoredKeyMessage};
 use super::{Group, GroupStatus};
 use crate::db::{Db, DbError, Direction, MessageState, StoredGroupMessage};
 use crate::error::Error;
+use crate::messenger::judge::MAX_ATTACHMENTS;
 use crate::messenger::waits::{WaitTarget, MAX_GROUP_WAITS};
 use crate::messenger::{retrieve_results, was_held, Messenger, MessengerError, ReceivedMessage};
 
@@ -286,10 +287,14 @@ fn take_messages(
             }
             continue;
         }
-        let Some(body) = data.body.filter(|b| !b.is_empty()) else {
+        // Attachment pointers are kept unchecked (checked when downloaded), as in 1:1.
+        let mut pointers = data.attachments;
+        pointers.truncate(MAX_ATTACHMENTS);
+        let body = data.body.unwrap_or_default();
+        if body.is_empty() && pointers.is_empty() {
             db.mark_seen(&item.hash, None)?;
             continue;
-        };
+        }
         let message = StoredGroupMessage {
             id: item.hash,
             group: id,
@@ -308,6 +313,7 @@ fn take_messages(
             if disappear_ms > 0 {
                 db.set_group_message_expires(&message.id, message.timestamp + disappear_ms)?;
             }
+            let attachments = db.insert_group_attachments(&message.id, &pointers)?;
             intake.shown.push(ReceivedMessage {
                 hash: message.id,
                 conversation: message.sender,
@@ -316,7 +322,7 @@ fn take_messages(
                 timestamp: message.timestamp,
                 body: message.body,
                 group: Some(id),
-                attachments: Vec::new(),
+                attachments,
             });
         }
     }

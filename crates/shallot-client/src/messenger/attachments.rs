@@ -1,13 +1,15 @@
 //! Messages with files: upload each file to the file server through an onion path, send the
-//! message with their pointers, and download a stored attachment by its id.
+//! message (1:1 or to a group) with their pointers, and download a stored attachment by its id.
 
 use std::path::{Path, PathBuf};
 
+use shallot_proto::group::GroupId;
 use shallot_proto::SessionId;
 
 use super::{Messenger, MessengerError, SentMessage};
 use crate::attachments::{download, upload_file, FileServer, Progress};
 use crate::db::StoredAttachment;
+use crate::groups::member::SentToGroup;
 
 impl Messenger {
     /// Encrypts and uploads `files` to `server` (in order; `progress` gets the file's index),
@@ -29,6 +31,28 @@ impl Messenger {
             pointers.push(pointer);
         }
         self.send_message(recipient, text, pointers, None).await
+    }
+
+    /// Encrypts and uploads `files` to `server` like [`Self::send_files`], then sends `text`
+    /// with their pointers to group `group` (inside the group-encrypted message, as in 1:1).
+    /// If an upload fails nothing is sent.
+    pub async fn send_files_to_group(
+        &self,
+        group: &GroupId,
+        text: &str,
+        files: &[PathBuf],
+        server: &FileServer,
+        progress: &mut (dyn FnMut(usize, Progress) + Send),
+    ) -> Result<SentToGroup, MessengerError> {
+        // Refused before any upload if we cannot write to the group.
+        crate::groups::requests::Credential::of(&self.load_group(group).await?)?;
+        let mut pointers = Vec::with_capacity(files.len());
+        for (index, file) in files.iter().enumerate() {
+            let pointer =
+                upload_file(&self.client, server, file, &mut |p| progress(index, p)).await?;
+            pointers.push(pointer);
+        }
+        self.send_group_message(group, text, pointers).await
     }
 
     /// The stored attachment whose id is `id` or starts with it.

@@ -34,7 +34,7 @@ mod attachments;
 mod config;
 pub mod feedback;
 mod inbox;
-mod judge;
+pub(crate) mod judge;
 mod outbox;
 mod replies;
 mod signals;

@@ -2,6 +2,7 @@
 //! effects through the returned [`Action`].
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use shallot_client::{Direction, MessageState, StoredGroupMessage, StoredMessage, Update};
@@ -33,6 +34,27 @@ pub const TYPING_REFRESH_MS: u64 = 10_000;
 /// Composing counts as stopped after this long without a key (a STOPPED indicator is sent).
 pub const TYPING_IDLE_MS: u64 = 5_000;
 
+/// A file a message carries, as shown (`📎 name (size)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attached {
+    /// The attachment's id (what `/save` downloads); empty while our upload is in flight.
+    pub id: String,
+    /// The file name (made safe to show).
+    pub name: String,
+    /// Its size in bytes, as the sender gave it.
+    pub size: u64,
+}
+
+impl From<&shallot_client::StoredAttachment> for Attached {
+    fn from(a: &shallot_client::StoredAttachment) -> Self {
+        Self {
+            id: a.id.to_string(),
+            name: a.file_name(),
+            size: a.size(),
+        }
+    }
+}
+
 /// One message as shown on screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Msg {
@@ -52,6 +74,8 @@ pub struct Msg {
     pub reactions: Vec<(String, bool)>,
     /// Who wrote it, in a group (someone else's message); `None` in a 1:1 conversation.
     pub sender: Option<SessionId>,
+    /// The files it carries.
+    pub attachments: Vec<Attached>,
 }
 
 impl From<&StoredMessage> for Msg {
@@ -65,6 +89,7 @@ impl From<&StoredMessage> for Msg {
             quote: None,
             reactions: Vec::new(),
             sender: None,
+            attachments: Vec::new(),
         }
     }
 }
@@ -81,6 +106,7 @@ impl From<&StoredGroupMessage> for Msg {
             quote: None,
             reactions: Vec::new(),
             sender: (!outgoing).then_some(m.sender),
+            attachments: Vec::new(),
         }
     }
 }
@@ -140,6 +166,13 @@ pub enum Event {
     Update(Update),
     /// The conversations whose other party is typing now.
     Typing(Vec<SessionId>),
+    /// Our message `message` (`local-N` while in flight) carries these files, as stored.
+    Attachments {
+        /// The message's id.
+        message: String,
+        /// Its files, with their ids.
+        attachments: Vec<Attached>,
+    },
 }
 
 /// What the runtime should do next.
@@ -185,6 +218,26 @@ pub enum Action {
         to: SessionId,
         /// Started or stopped.
         started: bool,
+    },
+    /// Upload the file at `path` and send it to `to`; report back as for [`Action::Send`]
+    /// (progress in [`Event::Status`]).
+    Attach {
+        /// Identifies the pending message.
+        token: u64,
+        /// Recipient: a person or a group.
+        to: Peer,
+        /// The file.
+        path: PathBuf,
+    },
+    /// Download attachment `id` and save it at `path` (progress and outcome in
+    /// [`Event::Status`]).
+    Save {
+        /// The attachment's id.
+        id: String,
+        /// Its name (for the status line).
+        name: String,
+        /// Where to save it.
+        path: PathBuf,
     },
     /// Leave the chat.
     Quit,
@@ -423,6 +476,19 @@ impl App {
                     (None, Ok(_)) => {}
                 }
             }
+            Event::Attachments {
+                message,
+                attachments,
+            } => {
+                if let Some(m) = self
+                    .convs
+                    .iter_mut()
+                    .flat_map(|c| c.messages.iter_mut())
+                    .find(|m| m.id == message)
+                {
+                    m.attachments = attachments;
+                }
+            }
             Event::Paths(p) => self.paths = p,
             Event::Status(s) => self.status = s,
             Event::Error(kind) => self.last_error = Some(kind),
@@ -478,6 +544,46 @@ impl App {
         }
     }
 
+    /// `/attach PATH` in the selected conversation: the file is checked, shown at once as
+    /// being sent, and handed to the runtime; on a bad file the command stays in the input.
+    fn attach(&mut self, path: &str, line: String) -> Action {
+        let attached = match attachable(path) {
+            Ok(attached) => attached,
+            Err(why) => {
+                self.status = Some(why);
+                self.input = line;
+                return Action::None;
+            }
+        };
+        let Some(conv) = self.convs.get_mut(self.selected) else {
+            return Action::None;
+        };
+        self.status = None;
+        self.composing = None;
+        self.next_token += 1;
+        let token = self.next_token;
+        let timestamp = conv
+            .messages
+            .last()
+            .map_or(self.now_ms, |m| m.timestamp.max(self.now_ms));
+        conv.messages.push(Msg {
+            id: format!("local-{token}"),
+            outgoing: true,
+            timestamp,
+            body: String::new(),
+            state: MessageState::Sending,
+            quote: None,
+            reactions: Vec::new(),
+            sender: None,
+            attachments: vec![attached],
+        });
+        Action::Attach {
+            token,
+            to: conv.id,
+            path: PathBuf::from(path),
+        }
+    }
+
     fn submit(&mut self) -> Action {
         let line = std::mem::take(&mut self.input);
         let text = line.trim();
@@ -493,6 +599,16 @@ impl App {
             self.input = line;
             return Action::None;
         };
+        if let Some(args) = text.strip_prefix("/save") {
+            return save(conv, args).unwrap_or_else(|usage| {
+                self.status = Some(usage);
+                Action::None
+            });
+        }
+        if let Some(path) = text.strip_prefix("/attach") {
+            let path = path.trim().to_owned();
+            return self.attach(&path, line);
+        }
         let direct = match conv.id {
             Peer::Direct(id) => Some(id),
             Peer::Group(_) => None,
@@ -555,6 +671,7 @@ impl App {
             quote: quote.as_ref().map(|(_, body)| body.clone()),
             reactions: Vec::new(),
             sender: None,
+            attachments: Vec::new(),
         });
         match (quote, direct) {
             (Some((message, _)), Some(to)) => Action::Reply {
@@ -570,6 +687,67 @@ impl App {
             },
         }
     }
+}
+
+/// The file `/attach PATH` names, checked before anything is sent: it exists, is a file, and is
+/// within the attachment size limit.
+fn attachable(path: &str) -> Result<Attached, String> {
+    if path.is_empty() {
+        return Err("usage: /attach PATH (a file up to 10 MB)".into());
+    }
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot attach {path}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("cannot attach {path}: not a file"));
+    }
+    let max = shallot_client::attachments::MAX_ATTACHMENT_SIZE as u64;
+    if meta.len() > max {
+        return Err(format!(
+            "cannot attach {path}: {} bytes is over the {max}-byte limit",
+            meta.len()
+        ));
+    }
+    let name = std::path::Path::new(path)
+        .file_name()
+        .map_or_else(|| path.to_owned(), |n| n.to_string_lossy().into_owned());
+    Ok(Attached {
+        id: String::new(),
+        name,
+        size: meta.len(),
+    })
+}
+
+/// `/save N PATH` (or `N.K` for a message's K-th file): the download to start, or the usage.
+fn save(conv: &Conv, args: &str) -> Result<Action, String> {
+    const USAGE: &str = "usage: /save N PATH (N: the message's number; N.K: its K-th file)";
+    let (which, path) = args
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| USAGE.to_owned())?;
+    let path = path.trim();
+    let (n, k) = which.split_once('.').unwrap_or((which, "1"));
+    let m = message_at(conv, n).ok_or_else(|| USAGE.to_owned())?;
+    if path.is_empty() {
+        return Err(USAGE.to_owned());
+    }
+    let Some(file) = k
+        .parse::<usize>()
+        .ok()
+        .and_then(|k| m.attachments.get(k.checked_sub(1)?))
+    else {
+        return Err(if m.attachments.is_empty() {
+            format!("message {n} has no file")
+        } else {
+            format!("message {n} has no file {k}")
+        });
+    };
+    if file.id.is_empty() {
+        return Err("that file is still being sent".into());
+    }
+    Ok(Action::Save {
+        id: file.id.clone(),
+        name: file.name.clone(),
+        path: PathBuf::from(path),
+    })
 }
 
 /// Message number `n` (as the screen numbers them, from 1) of `conv`, if sent or received

@@ -11,7 +11,7 @@ mod tests;
 pub mod view;
 
 use std::io::{self, Stdout};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ use shallot_proto::message_hash::MessageHash;
 use shallot_proto::Identity;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-use app::{Action, App, Conv, Event, Msg, PathStatus, Peer};
+use app::{Action, App, Attached, Conv, Event, Msg, PathStatus, Peer};
 use shallot_client::groups::Group;
 
 /// `shallot chat`.
@@ -80,6 +80,16 @@ pub struct ChatArgs {
     /// read receipts are a separate setting: `shallot receipts on|off`)
     #[arg(long)]
     no_typing: bool,
+    #[command(flatten)]
+    files: crate::attach_cmd::FileServerArgs,
+}
+
+/// What the runtime needs besides the messenger: whether to send typing indicators, and where
+/// attachments go (`/attach`, `/save`).
+struct Opts {
+    typing: bool,
+    files: crate::attach_cmd::FileServerArgs,
+    dir: PathBuf,
 }
 
 /// How the chat receives messages.
@@ -231,8 +241,12 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
         }
     });
 
-    let typing = !args.no_typing;
-    let result = rt.block_on(event_loop(&mut terminal, &mut app, &mut rx, &tx, typing));
+    let opts = Opts {
+        typing: !args.no_typing,
+        files: args.files.clone(),
+        dir: dir.to_owned(),
+    };
+    let result = rt.block_on(event_loop(&mut terminal, &mut app, &mut rx, &tx, &opts));
     // Leave the screen before the runtime shuts down.
     drop(guard);
     rt.shutdown_timeout(Duration::from_secs(1));
@@ -248,6 +262,11 @@ fn load_conversations(db: &Db, me: &shallot_proto::SessionId) -> Result<Vec<Conv
         for stored in db.messages(&c.id)? {
             let mut msg = Msg::from(&stored);
             msg.quote = db.quoted_text(&stored.id)?;
+            msg.attachments = db
+                .attachments(&stored.id)?
+                .iter()
+                .map(Attached::from)
+                .collect();
             msg.reactions = db
                 .reactions(&stored.id)?
                 .into_iter()
@@ -264,7 +283,16 @@ fn load_conversations(db: &Db, me: &shallot_proto::SessionId) -> Result<Vec<Conv
         });
     }
     for g in db.groups()?.into_iter().filter(Group::can_access) {
-        let messages = db.group_messages(&g.id)?.iter().map(Msg::from).collect();
+        let mut messages = Vec::new();
+        for stored in db.group_messages(&g.id)? {
+            let mut msg = Msg::from(&stored);
+            msg.attachments = db
+                .attachments(&stored.id)?
+                .iter()
+                .map(Attached::from)
+                .collect();
+            messages.push(msg);
+        }
         convs.push(Conv {
             id: Peer::Group(g.id),
             name: Some(g.name()),
@@ -306,7 +334,7 @@ async fn event_loop(
     app: &mut App,
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<Ui>,
     tx: &UnboundedSender<Ui>,
-    typing: bool,
+    opts: &Opts,
 ) -> Result<()> {
     let mut messenger: Option<Arc<Messenger>> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -332,7 +360,7 @@ async fn event_loop(
                     });
                     app.handle(Event::Typing(typists.collect()));
                     let idle = app.tick();
-                    perform(idle, messenger.as_ref(), tx, typing);
+                    perform(idle, messenger.as_ref(), tx, opts);
                     Ui::App(Event::Paths(path_status(m)))
                 }
                 None => continue,
@@ -346,7 +374,7 @@ async fn event_loop(
                 app.handle(Event::Status(None));
                 // The selected conversation is on screen: its messages are read.
                 let read = app.read_current();
-                perform(read, messenger.as_ref(), tx, typing);
+                perform(read, messenger.as_ref(), tx, opts);
                 Event::Paths(status)
             }
             Ui::Fatal(e) => Event::Status(Some(format!("not connected: {e}"))),
@@ -360,22 +388,26 @@ async fn event_loop(
                 }
                 return Ok(());
             }
-            action => perform(action, messenger.as_ref(), tx, typing),
+            action => perform(action, messenger.as_ref(), tx, opts),
         }
     }
 }
 
 /// Starts what `action` asks for in the background; results come back on `tx`. Typing
-/// indicators are sent only with `typing`.
+/// indicators are sent only with `opts.typing`.
+#[allow(clippy::too_many_lines)] // One arm per action.
 fn perform(
     action: Action,
     messenger: Option<&Arc<Messenger>>,
     tx: &UnboundedSender<Ui>,
-    typing: bool,
+    opts: &Opts,
 ) {
     let tx = tx.clone();
     let Some(m) = messenger.map(Arc::clone) else {
-        if let Action::Send { token, .. } | Action::Reply { token, .. } = action {
+        if let Action::Send { token, .. }
+        | Action::Reply { token, .. }
+        | Action::Attach { token, .. } = action
+        {
             let _ = tx.send(Ui::App(Event::SendDone {
                 token,
                 result: Err("not connected yet".into()),
@@ -445,7 +477,32 @@ fn perform(
                 }
             });
         }
-        Action::Typing { to, started } if typing => {
+        Action::Attach { token, to, path } => {
+            let (files, dir) = (opts.files.clone(), opts.dir.clone());
+            tokio::spawn(async move {
+                let result = attach(&m, &files, &dir, to, &path, token, &tx).await;
+                let _ = tx.send(Ui::App(Event::Status(None)));
+                if let Err(e) = &result {
+                    let _ = tx.send(Ui::App(Event::Status(Some(format!("{e:#}")))));
+                }
+                let result = result.map_err(|e| {
+                    e.downcast_ref::<MessengerError>()
+                        .map_or_else(|| "attachment failed".to_owned(), error_kind)
+                });
+                let _ = tx.send(Ui::App(Event::SendDone { token, result }));
+            });
+        }
+        Action::Save { id, name, path } => {
+            let (files, dir) = (opts.files.clone(), opts.dir.clone());
+            tokio::spawn(async move {
+                let status = match save(&m, &files, &dir, &id, &name, &path, &tx).await {
+                    Ok((saved, bytes)) => format!("saved {name} ({bytes} bytes) to {saved}"),
+                    Err(e) => format!("could not save {name}: {e:#}"),
+                };
+                let _ = tx.send(Ui::App(Event::Status(Some(status))));
+            });
+        }
+        Action::Typing { to, started } if opts.typing => {
             tokio::spawn(async move {
                 if let Err(e) = m.send_typing(&to, started).await {
                     tracing::debug!("typing indicator not sent: {e}");
@@ -454,6 +511,93 @@ fn perform(
         }
         Action::Typing { .. } | Action::None | Action::Quit => {}
     }
+}
+
+/// A status-line progress reporter for a transfer of `name` (one update per percent).
+fn status_progress(
+    name: String,
+    tx: UnboundedSender<Ui>,
+) -> impl FnMut(shallot_client::attachments::Progress) + Send {
+    use shallot_client::attachments::Stage;
+    let mut last = None;
+    move |p| {
+        let stage = match p.stage {
+            Stage::Encrypt => "encrypting",
+            Stage::Upload => "uploading",
+            Stage::Download => "downloading",
+            Stage::Decrypt => "decrypting",
+        };
+        let percent = p.done.saturating_mul(100) / p.total.max(1);
+        if last != Some((p.stage, percent)) {
+            last = Some((p.stage, percent));
+            let _ = tx.send(Ui::App(Event::Status(Some(format!(
+                "{stage} {name}: {percent}%"
+            )))));
+        }
+    }
+}
+
+/// Uploads the file at `path` to the file server and sends it to `to`; the message's id and
+/// how many nodes stored it. The message's files (with their ids) go to the screen first.
+async fn attach(
+    m: &Messenger,
+    files: &crate::attach_cmd::FileServerArgs,
+    dir: &Path,
+    to: Peer,
+    path: &Path,
+    token: u64,
+    tx: &UnboundedSender<Ui>,
+) -> Result<(String, u32)> {
+    let server = files.resolve(m, dir).await?;
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut progress = status_progress(name, tx.clone());
+    let paths = [path.to_owned()];
+    let (hash, stored_on, attachments) = match to {
+        Peer::Direct(to) => {
+            let sent = m
+                .send_files(&to, "", &paths, &server, &mut |_, p| progress(p))
+                .await?;
+            (sent.hash, sent.stored_on, sent.attachments)
+        }
+        Peer::Group(group) => {
+            let sent = m
+                .send_files_to_group(&group, "", &paths, &server, &mut |_, p| progress(p))
+                .await?;
+            (sent.hash, sent.stored_on, sent.attachments)
+        }
+    };
+    let _ = tx.send(Ui::App(Event::Attachments {
+        message: format!("local-{token}"),
+        attachments: attachments.iter().map(Attached::from).collect(),
+    }));
+    Ok((hash.to_string(), stored_on))
+}
+
+/// Downloads attachment `id` through an onion path and saves it at `path` (inside it, under
+/// the file's name, when `path` is a directory); where it went and how many bytes.
+async fn save(
+    m: &Messenger,
+    files: &crate::attach_cmd::FileServerArgs,
+    dir: &Path,
+    id: &str,
+    name: &str,
+    path: &Path,
+    tx: &UnboundedSender<Ui>,
+) -> Result<(String, u64)> {
+    let server = files.resolve(m, dir).await?;
+    let out = if path.is_dir() {
+        path.join(name)
+    } else {
+        path.to_owned()
+    };
+    let mut progress = status_progress(name.to_owned(), tx.clone());
+    let (_, bytes) = m
+        .download_attachment(id, &out, &server, &mut progress)
+        .await?;
+    Ok((out.display().to_string(), bytes))
 }
 
 /// Bootstraps from `config`'s seeds (or loads the saved pool) and builds paths, retrying every
@@ -610,6 +754,7 @@ async fn forward(m: &Messenger, tx: &UnboundedSender<Ui>, r: ReceivedMessage) {
         }
         None => false,
     };
+    let attachments = r.attachments.iter().map(Attached::from).collect();
     let (conversation, body, sender) = match r.group {
         Some(group) if in_group => (Peer::Group(group), r.body, (!outgoing).then_some(r.sender)),
         Some(group) => (
@@ -630,6 +775,7 @@ async fn forward(m: &Messenger, tx: &UnboundedSender<Ui>, r: ReceivedMessage) {
             quote,
             reactions: Vec::new(),
             sender,
+            attachments,
         },
     }));
 }

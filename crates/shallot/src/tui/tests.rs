@@ -7,7 +7,7 @@ use shallot_client::{MessageState, Update};
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::SessionId;
 
-use super::app::{Action, App, Conv, Event, Msg, PathStatus, Peer};
+use super::app::{Action, App, Attached, Conv, Event, Msg, PathStatus, Peer};
 use super::view::draw;
 
 fn sid(byte: char) -> SessionId {
@@ -42,6 +42,7 @@ fn incoming(conv: SessionId, id: &str, ts: u64, body: &str) -> Event {
             quote: None,
             reactions: Vec::new(),
             sender: None,
+            attachments: Vec::new(),
         },
     }
 }
@@ -437,6 +438,7 @@ fn groups_are_listed_beside_conversations_and_sent_to() {
             sender: Some(sid('b')),
             quote: None,
             reactions: Vec::new(),
+            attachments: Vec::new(),
         },
     });
     assert_eq!(app.convs[1].unread, 1);
@@ -459,4 +461,153 @@ fn groups_are_listed_beside_conversations_and_sent_to() {
     type_text(&mut app, &format!("/new {other}"));
     app.handle(key(KeyCode::Enter));
     assert_eq!(app.current().map(|c| c.id), Some(Peer::Group(other)));
+}
+
+/// The screen with the paperclip's second cell (it is two columns wide) taken out.
+fn flat(app: &App) -> String {
+    screen(app).replace("📎  ", "📎 ")
+}
+
+#[test]
+fn attach_sends_a_file_with_progress_in_the_status_line() {
+    let a = sid('a');
+    let group = shallot_proto::group::GroupAdmin::from_seed([9; 32]).id();
+    let mut app = App::new(vec![
+        conv(a, "alice"),
+        Conv {
+            id: Peer::Group(group),
+            name: Some("Friends".into()),
+            unread: 0,
+            messages: Vec::new(),
+            typing: false,
+        },
+    ]);
+    app.now_ms = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    std::fs::write(&photo, vec![7u8; 1820]).unwrap();
+
+    // A missing file is refused at once, the command kept for correcting.
+    let missing = dir.path().join("nope.png");
+    type_text_any(&mut app, &format!("/attach {}", missing.display()));
+    assert_eq!(app.handle(key(KeyCode::Enter)), Action::None);
+    assert!(app.status.as_deref().unwrap().starts_with("cannot attach"));
+    assert!(app.input.starts_with("/attach"));
+    assert!(app.convs[0].messages.is_empty());
+    app.input.clear();
+    type_text_any(&mut app, "/attach");
+    app.handle(key(KeyCode::Enter));
+    assert!(app.status.as_deref().unwrap().starts_with("usage: /attach"));
+    app.input.clear();
+
+    // A file: shown at once as `📎 name (size)`, sending; progress in the status line.
+    type_text_any(&mut app, &format!("/attach {}", photo.display()));
+    let Action::Attach { token, to, path } = app.handle(key(KeyCode::Enter)) else {
+        panic!("/attach must attach");
+    };
+    assert_eq!((to, path.as_path()), (Peer::Direct(a), photo.as_path()));
+    let s = flat(&app);
+    assert!(s.contains("01:00:00 you:  [sending…]"), "{s}");
+    assert!(s.contains("📎 photo.png (1.8 KB)"), "{s}");
+    assert!(
+        !s.contains("/save 1"),
+        "our own file needs no save hint: {s}"
+    );
+    app.handle(Event::Status(Some("uploading photo.png: 45%".into())));
+    assert!(screen(&app).contains("uploading photo.png: 45%"));
+    app.handle(Event::Attachments {
+        message: format!("local-{token}"),
+        attachments: vec![Attached {
+            id: "0123456789abcdef".into(),
+            name: "photo.png".into(),
+            size: 1820,
+        }],
+    });
+    app.handle(Event::Status(None));
+    app.handle(Event::SendDone {
+        token,
+        result: Ok(("hash1".into(), 3)),
+    });
+    let s = flat(&app);
+    assert!(s.contains("you:  [stored on 3]"), "{s}");
+    assert!(s.contains("📎 photo.png (1.8 KB)"), "{s}");
+    assert_eq!(
+        app.convs[0].messages[0].attachments[0].id,
+        "0123456789abcdef"
+    );
+
+    // The same in a group's pane goes to the group.
+    app.handle(key(KeyCode::Down));
+    type_text_any(&mut app, &format!("/attach {}", photo.display()));
+    let Action::Attach { to, .. } = app.handle(key(KeyCode::Enter)) else {
+        panic!("/attach must attach in a group too");
+    };
+    assert_eq!(to, Peer::Group(group));
+    assert!(flat(&app).contains("📎 photo.png (1.8 KB)"));
+}
+
+#[test]
+fn a_received_file_shows_and_saves_by_message_number() {
+    let a = sid('a');
+    let mut app = App::new(vec![conv(a, "alice")]);
+    let file = |id: &str, name: &str, size| Attached {
+        id: id.into(),
+        name: name.into(),
+        size,
+    };
+    let Event::Incoming {
+        conversation,
+        mut msg,
+    } = incoming(a, "h1", 5_000, "the report")
+    else {
+        unreachable!()
+    };
+    msg.attachments = vec![file("aaaa", "report.pdf", 1_000_000)];
+    app.handle(Event::Incoming { conversation, msg });
+    let Event::Incoming {
+        conversation,
+        mut msg,
+    } = incoming(a, "h2", 6_000, "")
+    else {
+        unreachable!()
+    };
+    msg.attachments = vec![file("bbbb", "a.png", 512), file("cccc", "b.png", 2_500)];
+    app.handle(Event::Incoming { conversation, msg });
+    let s = flat(&app);
+    assert!(s.contains("them: the report"), "{s}");
+    assert!(s.contains("📎 report.pdf (1.0 MB)  · /save 1 PATH"), "{s}");
+    assert!(s.contains("📎 a.png (512 B)  · /save 2.1 PATH"), "{s}");
+    assert!(s.contains("📎 b.png (2.5 KB)  · /save 2.2 PATH"), "{s}");
+
+    type_text_any(&mut app, "/save 1 /tmp/out.pdf");
+    assert_eq!(
+        app.handle(key(KeyCode::Enter)),
+        Action::Save {
+            id: "aaaa".into(),
+            name: "report.pdf".into(),
+            path: "/tmp/out.pdf".into(),
+        }
+    );
+    type_text_any(&mut app, "/save 2.2 ~/b copy.png");
+    assert_eq!(
+        app.handle(key(KeyCode::Enter)),
+        Action::Save {
+            id: "cccc".into(),
+            name: "b.png".into(),
+            path: "~/b copy.png".into(),
+        }
+    );
+    for (bad, why) in [
+        ("/save 2.3 x", "message 2 has no file 3"),
+        ("/save 1", "usage: /save N PATH"),
+        ("/save 9 x", "usage: /save N PATH"),
+    ] {
+        type_text_any(&mut app, bad);
+        assert_eq!(app.handle(key(KeyCode::Enter)), Action::None, "{bad}");
+        assert!(
+            app.status.as_deref().unwrap().starts_with(why),
+            "{bad}: {:?}",
+            app.status
+        );
+    }
 }

@@ -68,7 +68,34 @@ fn message_lines(n: usize, m: &Msg) -> Vec<Line<'static>> {
         hms(m.timestamp),
         m.body
     )));
+    let several = m.attachments.len() > 1;
+    for (k, a) in m.attachments.iter().enumerate() {
+        let name: String = a.name.chars().filter(|c| !c.is_control()).collect();
+        // A received file says how to save it (`/save N.K` when the message has several).
+        let hint = match (m.outgoing, several) {
+            (true, _) => String::new(),
+            (false, false) => format!("  · /save {n} PATH"),
+            (false, true) => format!("  · /save {n}.{} PATH", k + 1),
+        };
+        lines.push(Line::from(format!(
+            "{n:>3}          📎 {name} ({}){hint}",
+            size_text(a.size)
+        )));
+    }
     lines
+}
+
+/// A file size as people read it: `512 B`, `1.8 KB`, `10.0 MB` (powers of 1000).
+pub fn size_text(bytes: u64) -> String {
+    #[allow(clippy::cast_precision_loss)] // Shown with one decimal.
+    let b = bytes as f64;
+    if bytes < 1000 {
+        format!("{bytes} B")
+    } else if bytes < 1_000_000 {
+        format!("{:.1} KB", b / 1e3)
+    } else {
+        format!("{:.1} MB", b / 1e6)
+    }
 }
 
 /// A conversation's line in the left pane: its name (groups marked `#`, as they sit in the same
@@ -144,7 +171,8 @@ pub fn draw(frame: &mut Frame, app: &App) {
     frame.render_widget(messages, right);
 
     let input_title = app.status.clone().unwrap_or_else(|| {
-        "Enter: send · /reply N text · /react N 👍 · /new <id> · Tab/↑↓ · Esc: quit".into()
+        "Enter: send · /reply N text · /react N 👍 · /attach PATH · /save N PATH · /new ID · Esc: quit"
+            .into()
     });
     frame.render_widget(
         Paragraph::new(app.input.as_str())
