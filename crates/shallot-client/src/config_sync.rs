@@ -21,11 +21,11 @@ use shallot_proto::message_hash::MessageHash;
 use shallot_proto::session::config_merge::{apply_diff, current_versions, next_base, NextBase};
 use shallot_proto::session::config_message::{
     diff, open_config_full, prune, seal_config, ConfigKind, ConfigMessage, Contacts, Dict,
-    ExpiryMode, ParsedConfig, UserProfile,
+    ExpiryMode, ParsedConfig, ProfilePictureTimes, UserProfile,
 };
 use shallot_proto::{Identity, SessionId};
 
-use crate::db::{ConversationState, Db, DbError, Disappearing};
+use crate::db::{ConversationState, Db, DbError, Disappearing, PictureRef};
 use crate::messenger::clean_display_name;
 
 /// One current version of a config, as this device holds it.
@@ -112,9 +112,23 @@ pub fn local_data(db: &Db, kind: ConfigKind, base: &Dict, now_ms: u64) -> Result
     let mut data = base.clone();
     match kind {
         ConfigKind::UserProfile => {
+            let own = db.own_profile()?;
             let mut profile = UserProfile::from_data(base);
-            profile.name = db.profile_name()?;
-            profile.apply_to(&mut data);
+            profile.name.clone_from(&own.name);
+            let url = own.picture.as_ref().map(|p| &p.url);
+            let key = own.picture.as_ref().map(|p| &p.key);
+            let set_at = i64::try_from(own.picture_set_at).unwrap_or(i64::MAX);
+            if own.reupload_at > own.picture_set_at {
+                // A keep-alive's re-upload: `P`/`Q`/`T`, leaving `p`/`q`/`t` as they were.
+                profile.apply_to(&mut data);
+                let at = i64::try_from(own.reupload_at).unwrap_or(i64::MAX);
+                ProfilePictureTimes::apply_reupload(&mut data, url, key, at);
+            } else {
+                profile.picture_url = url.cloned();
+                profile.picture_key = key.cloned();
+                profile.apply_to(&mut data);
+            }
+            ProfilePictureTimes::apply_set_at(&mut data, set_at);
         }
         ConfigKind::Contacts => {
             let mut contacts = Contacts::from_data(base);
@@ -298,9 +312,32 @@ fn apply(
     match kind {
         ConfigKind::UserProfile => {
             let profile = UserProfile::from_data(data);
+            let times = ProfilePictureTimes::from_data(data);
+            let reupload = times.reupload_is_current();
+            let (url, key) = if reupload {
+                times.reupload.clone()
+            } else {
+                (profile.picture_url.clone(), profile.picture_key.clone())
+            };
+            let picture = url.zip(key).map(|(url, key)| PictureRef { url, key });
+            let mut own = db.own_profile()?;
             if let Some(name) = profile.name.as_deref().and_then(clean_display_name) {
-                db.set_profile_name(&name)?;
+                own.name = Some(name);
             }
+            if own.picture != picture {
+                // Another device's picture: its file server lifetime is unknown here.
+                own.picture = picture;
+                own.uploaded_at = 0;
+                own.expires_at = 0;
+                own.checked_at = 0;
+            }
+            own.picture_set_at = u64::try_from(times.set_at).unwrap_or(0);
+            own.reupload_at = if reupload {
+                u64::try_from(times.reupload_at).unwrap_or(0)
+            } else {
+                0
+            };
+            db.save_own_profile(&own)?;
         }
         ConfigKind::Contacts => {
             let me = identity.session_id();

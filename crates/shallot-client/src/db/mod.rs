@@ -28,7 +28,9 @@
 //!   and state (`db::groups`).
 //!
 //! Sealed: message bodies and senders, reactions and quotes, attachment pointers (URL, key,
-//! digest, name, size), group records (keys, configs, credentials), contact display names, the
+//! digest, name, size), group records (keys, configs, credentials), contact display names and
+//! profile pictures (URL, key; the cached pictures in `pictures/` stay encrypted with their
+//! profile keys, under file names keyed by the database key), the
 //! pool and swarm snapshots, and
 //! an account check value (opening the file with another account's key fails cleanly).
 
@@ -52,6 +54,7 @@ mod feedback;
 mod groups;
 mod messages;
 mod network;
+mod pictures;
 mod requests;
 mod rows;
 #[cfg(test)]
@@ -62,6 +65,7 @@ pub use attachments::{AttachmentId, StoredAttachment};
 pub(crate) use feedback::truncate;
 pub use feedback::{StoredQuote, StoredReaction, MAX_QUOTE_BYTES, MAX_REACTIONS};
 pub use groups::StoredGroupMessage;
+pub use pictures::{ContactPicture, OwnProfile, PictureRef, PICTURES_DIR};
 pub use requests::{
     MAX_PENDING_INVITES, MAX_PENDING_INVITES_PER_INVITER, MAX_REQUESTS, MAX_REQUEST_MESSAGES,
     MAX_REQUEST_MESSAGES_PER_SENDER,
@@ -149,6 +153,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX attachments_by_message ON attachments(message);",
     // v6: disappearing group messages.
     "ALTER TABLE group_messages ADD COLUMN expires_ms INTEGER; -- local deletion time, if any",
+    // v7: contacts' profile pictures (`db::pictures`).
+    "ALTER TABLE conversations ADD COLUMN picture BLOB; -- sealed JSON: URL, key, cache file",
 ];
 
 /// A database failure.
@@ -175,6 +181,10 @@ pub enum DbError {
 pub struct Db {
     conn: Connection,
     cipher: XChaCha20Poly1305,
+    /// Where downloaded profile pictures are cached (`pictures/` beside the database file).
+    pictures: std::path::PathBuf,
+    /// Keys the cache's file names, so they do not reveal the pictures' URLs.
+    picture_names: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Db {
@@ -235,7 +245,17 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let key = derive_key(identity);
         let cipher = XChaCha20Poly1305::new(key.as_ref().into());
-        let mut db = Self { conn, cipher };
+        let picture_names = pictures::name_key(&key);
+        let pictures = path
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join(pictures::PICTURES_DIR);
+        let mut db = Self {
+            conn,
+            cipher,
+            pictures,
+            picture_names,
+        };
         db.migrate()?;
         db.check_account(identity)?;
         Ok(db)
