@@ -504,6 +504,74 @@ mod tests {
     }
 
     #[test]
+    fn our_picture_and_its_reupload_copy_reach_the_second_device() {
+        let me = identity(1);
+        let dir = tempfile::tempdir().unwrap();
+        let first = Db::open(&dir.path().join("a.db"), &me).unwrap();
+        let second = Db::open(&dir.path().join("b.db"), &me).unwrap();
+        let kind = ConfigKind::UserProfile;
+        let picture = |n: u8| PictureRef {
+            url: format!("http://f.example/file/{n}"),
+            key: vec![n; 32],
+        };
+        let mut own = first.own_profile().unwrap();
+        own.name = Some("Alice".into());
+        own.picture = Some(picture(1));
+        own.picture_set_at = 1_000;
+        own.expires_at = 9_000;
+        first.save_own_profile(&own).unwrap();
+        let v1 = push(&first, &me, kind, hash(1));
+        let data = &load_state(&first, kind).unwrap().versions()[0].message.data;
+        assert_eq!(
+            UserProfile::from_data(data).picture_url.as_deref(),
+            Some("http://f.example/file/1")
+        );
+        assert_eq!(ProfilePictureTimes::from_data(data).set_at, 1_000);
+        adopt(&second, &me, kind, &[v1], 2_000).unwrap();
+        let theirs = second.own_profile().unwrap();
+        assert_eq!(theirs.picture, Some(picture(1)));
+        assert_eq!(theirs.picture_set_at, 1_000);
+        assert_eq!(
+            theirs.expires_at, 0,
+            "the lifetime is the first device's to know"
+        );
+        assert!(prepare_push(&second, &me, kind, 3_000).unwrap().is_none());
+
+        // A keep-alive re-upload on the first device: `P`/`Q`/`T`, `p`/`q`/`t` unchanged.
+        own = first.own_profile().unwrap();
+        own.picture = Some(picture(2));
+        own.reupload_at = 5_000;
+        first.save_own_profile(&own).unwrap();
+        let v2 = push(&first, &me, kind, hash(2));
+        let data = &load_state(&first, kind).unwrap().versions()[0].message.data;
+        assert_eq!(
+            UserProfile::from_data(data).picture_url.as_deref(),
+            Some("http://f.example/file/1")
+        );
+        let times = ProfilePictureTimes::from_data(data);
+        assert!(times.reupload_is_current());
+        assert_eq!(times.reupload.0.as_deref(), Some("http://f.example/file/2"));
+        adopt(&second, &me, kind, &[v2], 6_000).unwrap();
+        let theirs = second.own_profile().unwrap();
+        assert_eq!(theirs.picture, Some(picture(2)));
+        assert_eq!(theirs.reupload_at, 5_000);
+        assert!(prepare_push(&second, &me, kind, 7_000).unwrap().is_none());
+
+        // Removed on the second device: the first learns it.
+        let mut theirs = second.own_profile().unwrap();
+        theirs.picture = None;
+        theirs.picture_set_at = 8_000;
+        theirs.reupload_at = 0;
+        second.save_own_profile(&theirs).unwrap();
+        let v3 = push(&second, &me, kind, hash(3));
+        adopt(&first, &me, kind, &[v3], 9_000).unwrap();
+        let own = first.own_profile().unwrap();
+        assert_eq!(own.picture, None);
+        assert_eq!(own.name.as_deref(), Some("Alice"));
+        assert!(prepare_push(&first, &me, kind, 10_000).unwrap().is_none());
+    }
+
+    #[test]
     fn concurrent_contact_changes_on_two_devices_are_merged_not_lost() {
         let me = identity(1);
         let (bob, dave, erin) = (

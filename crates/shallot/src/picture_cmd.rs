@@ -133,7 +133,7 @@ pub async fn describe(messenger: &Messenger, who: Option<&SessionId>) -> Result<
     Ok(match cached {
         Some(path) => format!(
             "Picture: yes, cached ({} bytes encrypted); save it with `shallot picture {id}--out PATH`",
-            std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+            std::fs::metadata(path).map_or(0, |m| m.len())
         ),
         None => format!("Picture: yes, not downloaded yet; `shallot picture {id}--out PATH` fetches it"),
     })

@@ -327,6 +327,49 @@ mod tests {
     }
 
     #[test]
+    fn the_senders_picture_is_taken_with_its_key_and_bad_references_change_nothing() {
+        let (me, alice) = (user(), user());
+        let url = "http://files.example/file/abc#p=".to_owned() + &"11".repeat(32);
+        let with = |url: Option<&str>, key: Option<Vec<u8>>, at: Option<u64>| {
+            let mut content = named(text("hi", T), "Alice");
+            let data = content.data_message.as_mut().unwrap();
+            let profile = data.profile.as_mut().unwrap();
+            profile.profile_picture = url.map(str::to_owned);
+            profile.last_profile_update_seconds = at;
+            data.profile_key = key;
+            judge(&me, &item(&me, &alice, &content)).picture
+        };
+        // The Ed25519 key in `p=` must be a valid point: take a real one.
+        let url = url.replace(&"11".repeat(32), &alice.ed25519_public().to_hex());
+        let picture = PictureRef {
+            url: url.clone(),
+            key: vec![9; 32],
+        };
+        assert_eq!(
+            with(Some(&url), Some(vec![9; 32]), Some(77)),
+            Some((Some(picture.clone()), 77))
+        );
+        // Without `lastProfileUpdateSeconds`: the message's time.
+        assert_eq!(
+            with(Some(&url), Some(vec![9; 32]), None),
+            Some((Some(picture), T / 1000))
+        );
+        // A profile without a picture: removed.
+        assert_eq!(with(None, None, None), Some((None, T / 1000)));
+        // No key, a short key, a bad URL or one too long: nothing changes.
+        assert_eq!(with(Some(&url), None, None), None);
+        assert_eq!(with(Some(&url), Some(vec![9; 31]), None), None);
+        assert_eq!(with(Some("ftp://x/file/a"), Some(vec![9; 32]), None), None);
+        let long = format!("http://files.example/file/{}", "a".repeat(300));
+        assert_eq!(with(Some(&long), Some(vec![9; 32]), None), None);
+        // No profile at all, or our own message: nothing.
+        assert_eq!(judge(&me, &item(&me, &alice, &text("hi", T))).picture, None);
+        let mut own = named(text("hi", T), "Me");
+        own.data_message.as_mut().unwrap().sync_target = Some(alice.session_id().to_string());
+        assert_eq!(judge(&me, &item(&me, &me, &own)).picture, None);
+    }
+
+    #[test]
     fn the_senders_display_name_is_taken_cleaned_and_only_from_others() {
         let (me, alice) = (user(), user());
         let judged = judge(

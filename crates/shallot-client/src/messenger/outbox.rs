@@ -260,7 +260,6 @@ impl Messenger {
                 is_approved: Some(true),
                 profile,
                 profile_key,
-                ..MessageRequestResponse::default()
             }),
             sig_timestamp: Some(now),
             ..Content::default()

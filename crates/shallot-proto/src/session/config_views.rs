@@ -427,10 +427,10 @@ mod tests {
             &mut data,
             Some(&"http://f/file/b".to_owned()),
             Some(&vec![1; 32]),
-            2_000_000, // ms: read as seconds
+            2_000_000_000_000, // ms: read as seconds
         );
         let times = ProfilePictureTimes::from_data(&data);
-        assert_eq!(times.reupload_at, 2_000);
+        assert_eq!(times.reupload_at, 2_000_000_000);
         assert!(times.reupload_is_current());
         assert_eq!(times.reupload.0.as_deref(), Some("http://f/file/b"));
         // `p`/`q` are untouched by a re-upload.
@@ -439,13 +439,13 @@ mod tests {
             Some("http://f/file/a")
         );
         // A later explicit set wins again; a bad `Q` makes no copy.
-        ProfilePictureTimes::apply_set_at(&mut data, 3_000);
+        ProfilePictureTimes::apply_set_at(&mut data, 3_000_000_000);
         assert!(!ProfilePictureTimes::from_data(&data).reupload_is_current());
         data.insert(b"Q".to_vec(), Value::from(vec![1u8; 31]));
         assert_eq!(ProfilePictureTimes::from_data(&data).reupload, (None, None));
         // Applying what is there changes nothing.
         let before = data.clone();
-        ProfilePictureTimes::apply_set_at(&mut data, 3_000);
+        ProfilePictureTimes::apply_set_at(&mut data, 3_000_000_000);
         assert_eq!(data, before);
     }
 }
