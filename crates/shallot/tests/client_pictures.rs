@@ -82,6 +82,22 @@ async fn until_contact_picture(
     .await;
 }
 
+/// Makes `who`'s own picture reference point at `url` (same key), with the cached blob moved
+/// along, as if the server had handed out that id.
+async fn point_own_picture_at(who: &Messenger, url: String) -> bool {
+    who.db()
+        .call(move |db| {
+            let blob = std::fs::read(db.cached_picture(None)?.unwrap()).unwrap();
+            let mut own = db.own_profile()?;
+            own.picture.as_mut().unwrap().url.clone_from(&url);
+            db.save_own_profile(&own)?;
+            std::fs::write(db.picture_cache_path(None, &url), blob).unwrap();
+            db.set_picture_cached(None, &url)
+        })
+        .await
+        .unwrap()
+}
+
 /// The files in `dir` (empty if it does not exist).
 fn entries(dir: &Path) -> Vec<String> {
     let Ok(read) = std::fs::read_dir(dir) else {
@@ -203,20 +219,14 @@ async fn a_picture_reaches_the_contact_and_the_second_device_and_bad_blobs_are_r
     }
     // A file the server lost (here: a reference to an id it never had, with our cached blob)
     // is uploaded again from the cache, recorded as the re-upload copy and synced.
-    let lost = set2.url.replace(url.id.as_str(), "nosuchfile");
-    let lost_ref = lost.clone();
-    alice
-        .db()
-        .call(move |db| {
-            let blob = std::fs::read(db.cached_picture(None)?.unwrap()).unwrap();
-            let mut own = db.own_profile()?;
-            own.picture.as_mut().unwrap().url.clone_from(&lost_ref);
-            db.save_own_profile(&own)?;
-            std::fs::write(db.picture_cache_path(None, &lost_ref), blob).unwrap();
-            db.set_picture_cached(None, &lost_ref)
-        })
-        .await
-        .unwrap();
+    // A numeric (non-content-hash) id, which `/extend` does not serve, waits 12 days instead.
+    let lost = |id: &str| set2.url.replace(url.id.as_str(), id);
+    assert!(point_own_picture_at(&alice, lost("1234567")).await);
+    assert_eq!(
+        alice.keep_picture_alive(&server, true).await.unwrap(),
+        KeepAlive::NotDue
+    );
+    assert!(point_own_picture_at(&alice, lost(&"Z".repeat(44))).await);
     match alice.keep_picture_alive(&server, true).await.unwrap() {
         // Same bytes, content-addressed server: the same URL as before.
         KeepAlive::Reuploaded { url } => assert_eq!(url, set2.url),

@@ -19,6 +19,13 @@ use crate::db::{Db, DbError, OwnProfile, PictureRef};
 /// Keep-alive checks of our picture happen at most this often (desktop: every 2 hours).
 pub const KEEP_ALIVE_INTERVAL_SECS: u64 = 2 * 60 * 60;
 
+/// A picture under an id `/extend` does not serve is uploaded again after this (desktop: 12
+/// days, under every known file server lifetime).
+pub const REUPLOAD_AFTER_SECS: u64 = 12 * 24 * 60 * 60;
+
+/// Length of a content-hash file id, the only kind `/extend` serves.
+const CONTENT_ID_LEN: usize = 44;
+
 /// What [`Messenger::keep_picture_alive`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeepAlive {
@@ -234,6 +241,16 @@ impl Messenger {
         let url: FileUrl = picture.url.parse().map_err(|e| {
             AttachmentError::Pointer(shallot_proto::attachment::PointerError::Url(e))
         })?;
+        if url.id.as_str().len() != CONTENT_ID_LEN {
+            // Not a content-hash id (Session's server also hands out numeric ids): `/extend`
+            // answers 404 for those whether or not the file is there, so, as desktop does,
+            // upload it again once it is 12 days old instead.
+            let since = own.uploaded_at.max(own.picture_time());
+            if now < since.saturating_add(REUPLOAD_AFTER_SECS) {
+                return Ok(KeepAlive::NotDue);
+            }
+            return self.reupload_picture(picture, server, now).await;
+        }
         match extend_file(&self.client, &url, server.x25519()).await {
             Ok(info) => {
                 let expires = float_secs(info.expires);
