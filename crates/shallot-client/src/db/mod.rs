@@ -25,7 +25,9 @@
 //! - the schema version and the snapshot names;
 //! - which messages have attachments, and how many (`attachments`: id, message id, index);
 //! - which group IDs we are in, and per group message its hash, group, direction, timestamp
-//!   and state (`db::groups`).
+//!   and state (`db::groups`);
+//! - whether a contact's messages carried a profile (`conversations.picture` is set), and how
+//!   many pictures are cached in `pictures/` and their (encrypted) sizes.
 //!
 //! Sealed: message bodies and senders, reactions and quotes, attachment pointers (URL, key,
 //! digest, name, size), group records (keys, configs, credentials), contact display names and
