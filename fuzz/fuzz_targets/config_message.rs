@@ -8,7 +8,7 @@
 //!   against itself. As the only current version it is the base of the next one; two
 //!   serializations with different diffs conflict and merge back to the same data.
 //! - The bytes as a data dict (any bencoded dict, wrapped in a message and re-parsed so it is
-//!   pruned like received data): applying the `UserProfile`/`Contacts` views read from it changes
+//!   pruned like received data): applying the `UserProfile`/`ProfilePictureTimes`/`Contacts` views read from it changes
 //!   nothing, changed views read back as written, and sealing then opening gives the message back.
 //! - The bytes as ciphertext (`open_config` under a fixed key) and as a payload to pad.
 #![no_main]
@@ -16,7 +16,7 @@
 use libfuzzer_sys::fuzz_target;
 use shallot_proto::session::{
     apply_diff, config_hash, current_versions, next_base, config_padded_size, open_config, pad_config, seal_config, strip_config_padding,
-    ConfigError, ConfigKind, ConfigMessage, Contacts, Dict, ExpiryMode, UserProfile, Value,
+    ConfigError, ConfigKind, ConfigMessage, Contacts, Dict, ExpiryMode, ProfilePictureTimes, UserProfile, Value,
     CONFIG_ENCRYPTION_OVERHEAD,
 };
 use shallot_proto::{SessionId, X25519Pub};
@@ -90,6 +90,18 @@ fn views(dict: Dict) {
     assert_eq!(
         applied, data,
         "applying the unchanged profile changed the data"
+    );
+    let times = ProfilePictureTimes::from_data(&data);
+    ProfilePictureTimes::apply_set_at(&mut applied, times.set_at);
+    ProfilePictureTimes::apply_reupload(
+        &mut applied,
+        times.reupload.0.as_ref(),
+        times.reupload.1.as_ref(),
+        times.reupload_at,
+    );
+    assert_eq!(
+        applied, data,
+        "applying the unchanged picture times changed the data"
     );
     let contacts = Contacts::from_data(&data);
     contacts.apply_to(&mut applied);

@@ -21,11 +21,11 @@ use shallot_proto::message_hash::MessageHash;
 use shallot_proto::session::config_merge::{apply_diff, current_versions, next_base, NextBase};
 use shallot_proto::session::config_message::{
     diff, open_config_full, prune, seal_config, ConfigKind, ConfigMessage, Contacts, Dict,
-    ExpiryMode, ParsedConfig, UserProfile,
+    ExpiryMode, ParsedConfig, ProfilePictureTimes, UserProfile,
 };
 use shallot_proto::{Identity, SessionId};
 
-use crate::db::{ConversationState, Db, DbError, Disappearing};
+use crate::db::{ConversationState, Db, DbError, Disappearing, PictureRef};
 use crate::messenger::clean_display_name;
 
 /// One current version of a config, as this device holds it.
@@ -112,9 +112,23 @@ pub fn local_data(db: &Db, kind: ConfigKind, base: &Dict, now_ms: u64) -> Result
     let mut data = base.clone();
     match kind {
         ConfigKind::UserProfile => {
+            let own = db.own_profile()?;
             let mut profile = UserProfile::from_data(base);
-            profile.name = db.profile_name()?;
-            profile.apply_to(&mut data);
+            profile.name.clone_from(&own.name);
+            let url = own.picture.as_ref().map(|p| &p.url);
+            let key = own.picture.as_ref().map(|p| &p.key);
+            let set_at = i64::try_from(own.picture_set_at).unwrap_or(i64::MAX);
+            if own.reupload_at > own.picture_set_at {
+                // A keep-alive's re-upload: `P`/`Q`/`T`, leaving `p`/`q`/`t` as they were.
+                profile.apply_to(&mut data);
+                let at = i64::try_from(own.reupload_at).unwrap_or(i64::MAX);
+                ProfilePictureTimes::apply_reupload(&mut data, url, key, at);
+            } else {
+                profile.picture_url = url.cloned();
+                profile.picture_key = key.cloned();
+                profile.apply_to(&mut data);
+            }
+            ProfilePictureTimes::apply_set_at(&mut data, set_at);
         }
         ConfigKind::Contacts => {
             let mut contacts = Contacts::from_data(base);
@@ -298,9 +312,32 @@ fn apply(
     match kind {
         ConfigKind::UserProfile => {
             let profile = UserProfile::from_data(data);
+            let times = ProfilePictureTimes::from_data(data);
+            let reupload = times.reupload_is_current();
+            let (url, key) = if reupload {
+                times.reupload.clone()
+            } else {
+                (profile.picture_url.clone(), profile.picture_key.clone())
+            };
+            let picture = url.zip(key).map(|(url, key)| PictureRef { url, key });
+            let mut own = db.own_profile()?;
             if let Some(name) = profile.name.as_deref().and_then(clean_display_name) {
-                db.set_profile_name(&name)?;
+                own.name = Some(name);
             }
+            if own.picture != picture {
+                // Another device's picture: its file server lifetime is unknown here.
+                own.picture = picture;
+                own.uploaded_at = 0;
+                own.expires_at = 0;
+                own.checked_at = 0;
+            }
+            own.picture_set_at = u64::try_from(times.set_at).unwrap_or(0);
+            own.reupload_at = if reupload {
+                u64::try_from(times.reupload_at).unwrap_or(0)
+            } else {
+                0
+            };
+            db.save_own_profile(&own)?;
         }
         ConfigKind::Contacts => {
             let me = identity.session_id();
@@ -464,6 +501,74 @@ mod tests {
             Adoption::default()
         );
         assert_eq!(first.profile_name().unwrap().as_deref(), Some("Alice B."));
+    }
+
+    #[test]
+    fn our_picture_and_its_reupload_copy_reach_the_second_device() {
+        let me = identity(1);
+        let dir = tempfile::tempdir().unwrap();
+        let first = Db::open(&dir.path().join("a.db"), &me).unwrap();
+        let second = Db::open(&dir.path().join("b.db"), &me).unwrap();
+        let kind = ConfigKind::UserProfile;
+        let picture = |n: u8| PictureRef {
+            url: format!("http://f.example/file/{n}"),
+            key: vec![n; 32],
+        };
+        let mut own = first.own_profile().unwrap();
+        own.name = Some("Alice".into());
+        own.picture = Some(picture(1));
+        own.picture_set_at = 1_000;
+        own.expires_at = 9_000;
+        first.save_own_profile(&own).unwrap();
+        let v1 = push(&first, &me, kind, hash(1));
+        let data = &load_state(&first, kind).unwrap().versions()[0].message.data;
+        assert_eq!(
+            UserProfile::from_data(data).picture_url.as_deref(),
+            Some("http://f.example/file/1")
+        );
+        assert_eq!(ProfilePictureTimes::from_data(data).set_at, 1_000);
+        adopt(&second, &me, kind, &[v1], 2_000).unwrap();
+        let theirs = second.own_profile().unwrap();
+        assert_eq!(theirs.picture, Some(picture(1)));
+        assert_eq!(theirs.picture_set_at, 1_000);
+        assert_eq!(
+            theirs.expires_at, 0,
+            "the lifetime is the first device's to know"
+        );
+        assert!(prepare_push(&second, &me, kind, 3_000).unwrap().is_none());
+
+        // A keep-alive re-upload on the first device: `P`/`Q`/`T`, `p`/`q`/`t` unchanged.
+        own = first.own_profile().unwrap();
+        own.picture = Some(picture(2));
+        own.reupload_at = 5_000;
+        first.save_own_profile(&own).unwrap();
+        let v2 = push(&first, &me, kind, hash(2));
+        let data = &load_state(&first, kind).unwrap().versions()[0].message.data;
+        assert_eq!(
+            UserProfile::from_data(data).picture_url.as_deref(),
+            Some("http://f.example/file/1")
+        );
+        let times = ProfilePictureTimes::from_data(data);
+        assert!(times.reupload_is_current());
+        assert_eq!(times.reupload.0.as_deref(), Some("http://f.example/file/2"));
+        adopt(&second, &me, kind, &[v2], 6_000).unwrap();
+        let theirs = second.own_profile().unwrap();
+        assert_eq!(theirs.picture, Some(picture(2)));
+        assert_eq!(theirs.reupload_at, 5_000);
+        assert!(prepare_push(&second, &me, kind, 7_000).unwrap().is_none());
+
+        // Removed on the second device: the first learns it.
+        let mut theirs = second.own_profile().unwrap();
+        theirs.picture = None;
+        theirs.picture_set_at = 8_000;
+        theirs.reupload_at = 0;
+        second.save_own_profile(&theirs).unwrap();
+        let v3 = push(&second, &me, kind, hash(3));
+        adopt(&first, &me, kind, &[v3], 9_000).unwrap();
+        let own = first.own_profile().unwrap();
+        assert_eq!(own.picture, None);
+        assert_eq!(own.name.as_deref(), Some("Alice"));
+        assert!(prepare_push(&first, &me, kind, 10_000).unwrap().is_none());
     }
 
     #[test]

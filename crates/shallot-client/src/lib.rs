@@ -39,12 +39,14 @@ pub mod timing;
 
 pub use clock::NetworkClock;
 pub use db::{
-    AttachmentId, ConversationState, Db, DbError, DbHandle, Direction, Disappearing, MessageState,
-    StoredAttachment, StoredGroupMessage, StoredMessage, StoredQuote, StoredReaction,
+    AttachmentId, ContactPicture, ConversationState, Db, DbError, DbHandle, Direction,
+    Disappearing, MessageState, OwnProfile, PictureRef, StoredAttachment, StoredGroupMessage,
+    StoredMessage, StoredQuote, StoredReaction,
 };
 pub use error::{Error, ErrorKind};
 pub use messenger::{
-    Messenger, MessengerError, ReadOutcome, ReceivedMessage, SentMessage, Update, Waited,
+    KeepAlive, Messenger, MessengerError, Picture, ReadOutcome, ReceivedMessage, SentMessage,
+    Update, Waited,
 };
 pub use onion_client::{ClientConfig, OnionClient, Route};
 pub use paths::{GuardEntry, PathConfig, PathId, PathManager};

@@ -29,6 +29,7 @@ mod local_accounts;
 mod msg_cmd;
 mod node_cmd;
 mod observations;
+mod picture_cmd;
 mod timing_attack;
 mod tui;
 
@@ -88,8 +89,12 @@ enum Command {
     Block(msg_cmd::ContactArgs),
     /// Set the disappearing-messages timer for a conversation (e.g. 30s, 5m, 1h, off)
     Disappear(msg_cmd::DisappearArgs),
-    /// Show or set your display name (`--name`), which contacts see with your messages
+    /// Show or set your display name (`--name`) and profile picture (`--picture FILE`,
+    /// `--remove-picture`), which contacts see with your messages; `--show ID` shows a contact's
     Profile(msg_cmd::ProfileArgs),
+    /// Save a contact's profile picture (or yours) to a file: fetched through your onion path
+    /// once, checked, and cached (encrypted) beside your database
+    Picture(picture_cmd::PictureArgs),
     /// Delete one of your sent messages for everyone
     Unsend(msg_cmd::UnsendArgs),
     /// React to a message with an emoji (its id as `shallot inbox` prints it); --remove takes
@@ -198,6 +203,7 @@ fn main() -> Result<()> {
         Command::Block(args) => msg_cmd::contact(msg_cmd::ContactAction::Block, &args, &dir),
         Command::Disappear(args) => msg_cmd::disappear(&args, &dir),
         Command::Profile(args) => msg_cmd::profile(&args, &dir),
+        Command::Picture(args) => picture_cmd::picture(&args, &dir),
         Command::Unsend(args) => msg_cmd::unsend(&args, &dir),
         Command::React(args) => feedback_cmd::react(&args, &dir),
         Command::Reply(args) => feedback_cmd::reply(&args, &dir),

@@ -1,7 +1,7 @@
 //! `shallot send` and `shallot inbox`: one-to-one messages with the account in the data
 //! directory, through onion paths, with local state in `<data-dir>/client.db`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -176,6 +176,18 @@ pub struct ProfileArgs {
     /// Set the display name your contacts see with your messages (1–100 bytes)
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
+    /// Set your profile picture: the image is encrypted, uploaded to the file server and sent
+    /// with your messages (at most 5 MB; sent as it is, so prefer a small JPEG or PNG)
+    #[arg(long, value_name = "FILE", conflicts_with = "remove_picture")]
+    picture: Option<PathBuf>,
+    /// Remove your profile picture
+    #[arg(long)]
+    remove_picture: bool,
+    /// Show a contact's name and profile picture instead of yours
+    #[arg(long, value_name = "SESSION_ID", conflicts_with_all = ["name", "picture", "remove_picture"])]
+    show: Option<String>,
+    #[command(flatten)]
+    files: crate::attach_cmd::FileServerArgs,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -349,6 +361,9 @@ pub fn disappear(args: &DisappearArgs, dir: &Path) -> Result<()> {
 pub fn profile(args: &ProfileArgs, dir: &Path) -> Result<()> {
     runtime()?.block_on(async {
         let messenger = connect(dir, &args.net).await?;
+        if let Some(id) = &args.show {
+            return crate::picture_cmd::show(&messenger, id).await;
+        }
         if let Some(name) = &args.name {
             let name = messenger
                 .set_display_name(name)
@@ -358,13 +373,23 @@ pub fn profile(args: &ProfileArgs, dir: &Path) -> Result<()> {
                 "Display name set to {name:?}: contacts see it with your next message, \
                  and your other devices on their next poll."
             );
-        } else {
+        }
+        if let Some(file) = &args.picture {
+            crate::picture_cmd::set(&messenger, file, &args.files, dir).await?;
+        } else if args.remove_picture {
+            crate::picture_cmd::remove(&messenger).await?;
+        }
+        if args.name.is_none() {
             match messenger.display_name().await? {
                 Some(name) => println!("Display name: {name}"),
                 None => println!("No display name set (use `shallot profile --name NAME`)."),
             }
         }
+        println!("{}", crate::picture_cmd::describe(&messenger, None).await?);
         println!("Session ID: {}", messenger.session_id());
+        if let Err(e) = messenger.save_network_state().await {
+            eprintln!("warning: could not save the node list: {e}");
+        }
         Ok(())
     })
 }
@@ -609,6 +634,7 @@ pub fn send(args: &SendArgs, dir: &Path) -> Result<()> {
                 .await
         }
         .context("sending failed")?;
+        crate::picture_cmd::keep_alive(&messenger, dir).await;
         if let Err(e) = messenger.save_network_state().await {
             eprintln!("warning: could not save the node list: {e}");
         }
@@ -649,6 +675,7 @@ pub fn inbox(args: &InboxArgs, dir: &Path) -> Result<()> {
             if messages.is_empty() {
                 println!("No new messages.");
             }
+            crate::picture_cmd::keep_alive(&messenger, dir).await;
             if let Err(e) = messenger.save_network_state().await {
                 eprintln!("warning: could not save the node list: {e}");
             }

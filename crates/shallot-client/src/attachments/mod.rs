@@ -5,6 +5,7 @@
 //!
 //! - [`upload`]: file → encrypted blob → `POST /file` → pointer.
 //! - [`download`]: pointer → `GET /file/{id}` → checked plaintext saved under a path.
+//! - [`picture`]: profile pictures (L-P, AES-GCM with the profile key): upload, fetch, extend.
 //!
 //! A file is read and written in pieces: the plaintext is never held whole, the blob once (an
 //! onion request cannot be streamed, so the blob travels as one body, as in Session).
@@ -19,6 +20,7 @@ use shallot_proto::{Ed25519Pub, X25519Pub};
 use crate::error::Error;
 
 pub mod download;
+pub mod picture;
 pub mod upload;
 
 pub use download::download;
@@ -153,6 +155,9 @@ pub enum AttachmentError {
     /// The server's reply is not what the API says.
     #[error("malformed file server reply: {0}")]
     Reply(String),
+    /// No profile picture is known (or kept) for what was asked.
+    #[error("{0}")]
+    NoPicture(String),
     /// The onion path failed; [`Error::kind`] says what to do.
     #[error(transparent)]
     Network(Error),

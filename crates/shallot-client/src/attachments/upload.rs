@@ -146,6 +146,18 @@ pub async fn upload_blob(
     blob: Vec<u8>,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<FileUrl, AttachmentError> {
+    Ok(upload_blob_expiring(client, server, blob, progress)
+        .await?
+        .0)
+}
+
+/// [`upload_blob`], also returning when the server will drop the file (Unix seconds).
+pub async fn upload_blob_expiring(
+    client: &OnionClient,
+    server: &FileServer,
+    blob: Vec<u8>,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<(FileUrl, f64), AttachmentError> {
     let total = blob.len() as u64;
     progress(Progress {
         stage: Stage::Upload,
@@ -185,7 +197,7 @@ pub async fn upload_blob(
         total,
     });
     let destination = &server.destination;
-    Ok(FileUrl {
+    let url = FileUrl {
         protocol: destination.protocol,
         host: destination.host.clone(),
         port: destination
@@ -194,7 +206,8 @@ pub async fn upload_blob(
         id,
         server_ed25519: Some(server.ed25519),
         stream: false,
-    })
+    };
+    Ok((url, reply.expires))
 }
 
 /// A MIME type from a file name's extension (what the recipient's client uses to show it).

@@ -94,6 +94,10 @@ impl DbHandle {
         fn conversations() -> Vec<Conversation>;
         /// Our own display name (`None` until set).
         fn profile_name() -> Option<String>;
+        /// Our own profile: name and picture.
+        fn own_profile() -> crate::db::OwnProfile;
+        /// A contact's recorded profile picture.
+        fn contact_picture(contact: SessionId) -> Option<crate::db::ContactPicture>;
     }
 
     /// The ids of messages whose id (as text) starts with `prefix`.

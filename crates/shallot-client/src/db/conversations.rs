@@ -44,22 +44,6 @@ impl Db {
             .transpose()
     }
 
-    /// Our own display name, sent with our messages (`None` until set).
-    pub fn profile_name(&self) -> Result<Option<String>, DbError> {
-        let profile: Option<serde_json::Value> = self.load_snapshot("profile")?;
-        Ok(profile
-            .as_ref()
-            .and_then(|p| p.get("name"))
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned))
-    }
-
-    /// Sets our own display name.
-    pub fn set_profile_name(&self, name: &str) -> Result<(), DbError> {
-        let json = serde_json::json!({ "name": name }).to_string();
-        self.save_snapshot("profile", json.as_bytes())
-    }
-
     /// All conversations, most recent first.
     pub fn conversations(&self) -> Result<Vec<Conversation>, DbError> {
         let mut stmt = self.conn.prepare(

@@ -26,10 +26,14 @@
 //! - which messages have attachments, and how many (`attachments`, `group_attachments`: id,
 //!   message id, index);
 //! - which group IDs we are in, and per group message its hash, group, direction, timestamp
-//!   and state (`db::groups`).
+//!   and state (`db::groups`);
+//! - whether a contact's messages carried a profile (`conversations.picture` is set), and how
+//!   many pictures are cached in `pictures/` and their (encrypted) sizes.
 //!
 //! Sealed: message bodies and senders, reactions and quotes, attachment pointers (URL, key,
-//! digest, name, size), group records (keys, configs, credentials), contact display names, the
+//! digest, name, size), group records (keys, configs, credentials), contact display names and
+//! profile pictures (URL, key; the cached pictures in `pictures/` stay encrypted with their
+//! profile keys, under file names keyed by the database key), the
 //! pool and swarm snapshots, and
 //! an account check value (opening the file with another account's key fails cleanly).
 
@@ -53,6 +57,7 @@ mod feedback;
 mod groups;
 mod messages;
 mod network;
+mod pictures;
 mod requests;
 mod rows;
 #[cfg(test)]
@@ -63,6 +68,7 @@ pub use attachments::{AttachmentId, StoredAttachment};
 pub(crate) use feedback::truncate;
 pub use feedback::{StoredQuote, StoredReaction, MAX_QUOTE_BYTES, MAX_REACTIONS};
 pub use groups::StoredGroupMessage;
+pub use pictures::{ContactPicture, OwnProfile, PictureRef, PICTURES_DIR};
 pub use requests::{
     MAX_PENDING_INVITES, MAX_PENDING_INVITES_PER_INVITER, MAX_REQUESTS, MAX_REQUEST_MESSAGES,
     MAX_REQUEST_MESSAGES_PER_SENDER,
@@ -158,6 +164,8 @@ const MIGRATIONS: &[&str] = &[
         pointer BLOB NOT NULL         -- sealed AttachmentPointer protobuf
     );
     CREATE INDEX group_attachments_by_message ON group_attachments(message);",
+    // v8: contacts' profile pictures (`db::pictures`).
+    "ALTER TABLE conversations ADD COLUMN picture BLOB; -- sealed JSON: URL, key, cache file",
 ];
 
 /// A database failure.
@@ -184,6 +192,10 @@ pub enum DbError {
 pub struct Db {
     conn: Connection,
     cipher: XChaCha20Poly1305,
+    /// Where downloaded profile pictures are cached (`pictures/` beside the database file).
+    pictures: std::path::PathBuf,
+    /// Keys the cache's file names, so they do not reveal the pictures' URLs.
+    picture_names: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Db {
@@ -244,7 +256,17 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let key = derive_key(identity);
         let cipher = XChaCha20Poly1305::new(key.as_ref().into());
-        let mut db = Self { conn, cipher };
+        let picture_names = pictures::name_key(&key);
+        let pictures = path
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join(pictures::PICTURES_DIR);
+        let mut db = Self {
+            conn,
+            cipher,
+            pictures,
+            picture_names,
+        };
         db.migrate()?;
         db.check_account(identity)?;
         Ok(db)

@@ -72,6 +72,7 @@ fn record(
     let Judged {
         verdict,
         name,
+        picture,
         quote,
         attachments,
     } = judged;
@@ -96,6 +97,9 @@ fn record(
                 db.set_conversation_state(&contact, ConversationState::Accepted, now_ms)?;
                 if let Some(name) = name {
                     db.set_contact_name(&contact, &name)?;
+                }
+                if let Some((picture, updated)) = picture {
+                    db.record_contact_picture(&contact, picture, updated)?;
                 }
             }
             db.mark_seen(&hash, None)?;
@@ -156,6 +160,9 @@ fn record(
             let attachments = db.insert_attachments(&m.id, &attachments)?;
             if let (Some(name), Direction::Incoming) = (name, m.direction) {
                 db.set_contact_name(&m.conversation, &name)?;
+            }
+            if let (Some((picture, updated)), Direction::Incoming) = (picture, m.direction) {
+                db.record_contact_picture(&m.conversation, picture, updated)?;
             }
             if let Some(quote) = quote {
                 db.set_quote(&m.id, &quote)?;

@@ -1,6 +1,7 @@
 //! What one item retrieved from our inbox is, decided from its bytes alone: no database,
 //! clock or network, so every decision is unit-tested here.
 
+use shallot_proto::attachment::pointer::resolve_profile_picture;
 use shallot_proto::attachment::AttachmentPointer;
 use shallot_proto::rpc::RetrievedMessage;
 use shallot_proto::session::protos::{Content, DataMessage, ExpirationType};
@@ -9,7 +10,7 @@ use shallot_proto::{Identity, Namespace, SessionId};
 
 use super::clean_display_name;
 use super::feedback::{self, MessageRef};
-use crate::db::{Direction, Disappearing, MessageState, StoredMessage, StoredQuote};
+use crate::db::{Direction, Disappearing, MessageState, PictureRef, StoredMessage, StoredQuote};
 use shallot_proto::message_hash::MessageHash;
 
 /// What one retrieved item turned out to be.
@@ -58,6 +59,9 @@ pub(super) enum Verdict {
 pub(super) struct Judged {
     pub verdict: Verdict,
     pub name: Option<String>,
+    /// The profile picture the sender's profile carried (others' messages only): `Some(None)`
+    /// when the profile had none (removed), with the time it dates from (seconds).
+    pub picture: Option<(Option<PictureRef>, u64)>,
     /// For a shown reply: the message it quotes.
     pub quote: Option<StoredQuote>,
     /// The attachment pointers of a message to show (unchecked: they are checked when
@@ -73,6 +77,7 @@ impl From<Verdict> for Judged {
         Self {
             verdict,
             name: None,
+            picture: None,
             quote: None,
             attachments: Vec::new(),
         }
@@ -93,6 +98,9 @@ pub(super) fn judge(me: &Identity, item: &RetrievedMessage) -> Judged {
     let name = (incoming.sender != own)
         .then(|| profile_name(&incoming.content))
         .flatten();
+    let picture = (incoming.sender != own)
+        .then(|| profile_picture(&incoming.content, incoming.envelope_timestamp))
+        .flatten();
     if let Some(update) = incoming
         .content
         .data_message
@@ -109,6 +117,7 @@ pub(super) fn judge(me: &Identity, item: &RetrievedMessage) -> Judged {
         return Judged {
             verdict,
             name,
+            picture,
             quote: None,
             attachments: Vec::new(),
         };
@@ -139,6 +148,7 @@ pub(super) fn judge(me: &Identity, item: &RetrievedMessage) -> Judged {
     Judged {
         verdict,
         name,
+        picture,
         quote,
         attachments,
     }
@@ -257,6 +267,41 @@ fn profile_name(content: &Content) -> Option<String> {
         .and_then(clean_display_name)
 }
 
+/// The profile picture a received `Content` carries: `None` without a profile or with an
+/// unusable reference (bad URL or key: nothing changes), `Some(None)` for a profile without a
+/// picture (removed), else the reference, with the time it dates from (the profile's
+/// `lastProfileUpdateSeconds`, else the message's own time).
+fn profile_picture(content: &Content, timestamp_ms: u64) -> Option<(Option<PictureRef>, u64)> {
+    let (profile, key) = if let Some(d) = content.data_message.as_ref() {
+        (d.profile.as_ref()?, d.profile_key.as_deref())
+    } else {
+        let r = content.message_request_response.as_ref()?;
+        (r.profile.as_ref()?, r.profile_key.as_deref())
+    };
+    let updated = profile
+        .last_profile_update_seconds
+        .unwrap_or(timestamp_ms / 1000);
+    let url = profile.profile_picture.as_deref().unwrap_or_default();
+    if url.is_empty() {
+        return Some((None, updated));
+    }
+    let key = key?;
+    if url.len() > MAX_PICTURE_URL
+        || resolve_profile_picture(url, key).is_err()
+        || url.chars().any(char::is_control)
+    {
+        return None;
+    }
+    let picture = PictureRef {
+        url: url.to_owned(),
+        key: key.to_vec(),
+    };
+    Some((Some(picture), updated))
+}
+
+/// Longest profile picture URL kept (libsession's `profile_pic` URL limit).
+pub const MAX_PICTURE_URL: usize = 223;
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -279,6 +324,49 @@ mod tests {
         };
         assert_eq!(judged.verdict, Verdict::Show(expected, Disappearing::Off));
         assert_eq!(judged.name, None, "no profile, no name");
+    }
+
+    #[test]
+    fn the_senders_picture_is_taken_with_its_key_and_bad_references_change_nothing() {
+        let (me, alice) = (user(), user());
+        let url = "http://files.example/file/abc#p=".to_owned() + &"11".repeat(32);
+        let with = |url: Option<&str>, key: Option<Vec<u8>>, at: Option<u64>| {
+            let mut content = named(text("hi", T), "Alice");
+            let data = content.data_message.as_mut().unwrap();
+            let profile = data.profile.as_mut().unwrap();
+            profile.profile_picture = url.map(str::to_owned);
+            profile.last_profile_update_seconds = at;
+            data.profile_key = key;
+            judge(&me, &item(&me, &alice, &content)).picture
+        };
+        // The Ed25519 key in `p=` must be a valid point: take a real one.
+        let url = url.replace(&"11".repeat(32), &alice.ed25519_public().to_hex());
+        let picture = PictureRef {
+            url: url.clone(),
+            key: vec![9; 32],
+        };
+        assert_eq!(
+            with(Some(&url), Some(vec![9; 32]), Some(77)),
+            Some((Some(picture.clone()), 77))
+        );
+        // Without `lastProfileUpdateSeconds`: the message's time.
+        assert_eq!(
+            with(Some(&url), Some(vec![9; 32]), None),
+            Some((Some(picture), T / 1000))
+        );
+        // A profile without a picture: removed.
+        assert_eq!(with(None, None, None), Some((None, T / 1000)));
+        // No key, a short key, a bad URL or one too long: nothing changes.
+        assert_eq!(with(Some(&url), None, None), None);
+        assert_eq!(with(Some(&url), Some(vec![9; 31]), None), None);
+        assert_eq!(with(Some("ftp://x/file/a"), Some(vec![9; 32]), None), None);
+        let long = format!("http://files.example/file/{}", "a".repeat(300));
+        assert_eq!(with(Some(&long), Some(vec![9; 32]), None), None);
+        // No profile at all, or our own message: nothing.
+        assert_eq!(judge(&me, &item(&me, &alice, &text("hi", T))).picture, None);
+        let mut own = named(text("hi", T), "Me");
+        own.data_message.as_mut().unwrap().sync_target = Some(alice.session_id().to_string());
+        assert_eq!(judge(&me, &item(&me, &me, &own)).picture, None);
     }
 
     #[test]

@@ -36,12 +36,14 @@ pub mod feedback;
 mod inbox;
 pub(crate) mod judge;
 mod outbox;
+mod pictures;
 mod replies;
 mod signals;
 mod signed;
 mod typing;
 
 pub use feedback::{MessageRef, Update};
+pub use pictures::{keep_alive_due, KeepAlive, Picture, KEEP_ALIVE_INTERVAL_SECS};
 pub use signals::ReadOutcome;
 pub mod waits;
 
@@ -234,6 +236,21 @@ pub(crate) fn profile_of(name: Option<String>) -> Option<Profile> {
         display_name: Some(name),
         ..Profile::default()
     })
+}
+
+/// The profile and profile key sent with our one-to-one messages: display name and picture URL,
+/// with the picture's key beside it (Session sends `profilePicture` and `profileKey` only
+/// together). `None` while we have neither a name nor a picture.
+pub(crate) fn outgoing_profile(own: &crate::db::OwnProfile) -> (Option<Profile>, Option<Vec<u8>>) {
+    if own.name.is_none() && own.picture.is_none() {
+        return (None, None);
+    }
+    let profile = Profile {
+        display_name: own.name.clone(),
+        profile_picture: own.picture.as_ref().map(|p| p.url.clone()),
+        ..Profile::default()
+    };
+    (Some(profile), own.picture.as_ref().map(|p| p.key.clone()))
 }
 
 impl Messenger {

@@ -13,7 +13,7 @@ use shallot_proto::signing::SignedRequest;
 use shallot_proto::{Namespace, SessionId};
 
 use super::replies::count_stored;
-use super::{profile_of, Messenger, MessengerError, SentMessage, MESSAGE_TTL_MS};
+use super::{outgoing_profile, Messenger, MessengerError, SentMessage, MESSAGE_TTL_MS};
 use crate::db::{
     ConversationState, DbError, Direction, Disappearing, MessageState, StoredMessage, StoredQuote,
 };
@@ -75,11 +75,11 @@ impl Messenger {
         quote: Option<StoredQuote>,
     ) -> Result<SentMessage, MessengerError> {
         let to = *recipient;
-        let (latest, disappearing, name) = self
+        let (latest, disappearing, own) = self
             .db
             .call(move |db| {
                 let latest = db.latest_timestamp(&to)?;
-                Ok::<_, DbError>((latest, db.disappearing(&to)?, db.profile_name()?))
+                Ok::<_, DbError>((latest, db.disappearing(&to)?, db.own_profile()?))
             })
             .await?;
         // Backdated, but after the conversation's latest message: a reply never shows above
@@ -92,7 +92,7 @@ impl Messenger {
         );
         let mut content = Content::text(text, timestamp);
         if let Some(data) = content.data_message.as_mut() {
-            data.profile = profile_of(name);
+            (data.profile, data.profile_key) = outgoing_profile(&own);
             data.quote = quote.as_ref().map(super::signals::quote_proto);
             // Session sends no empty body with a file.
             if text.is_empty() && !attachments.is_empty() {
@@ -254,11 +254,12 @@ impl Messenger {
         let now = self.client.clock().now_ms();
         self.answer_request(contact, ConversationState::Accepted)
             .await?;
+        let (profile, profile_key) = outgoing_profile(&self.db.own_profile().await?);
         let content = Content {
             message_request_response: Some(MessageRequestResponse {
                 is_approved: Some(true),
-                profile: self.profile().await?,
-                ..MessageRequestResponse::default()
+                profile,
+                profile_key,
             }),
             sig_timestamp: Some(now),
             ..Content::default()
@@ -304,11 +305,12 @@ impl Messenger {
             Disappearing::AfterSend(s) => (Some(ExpirationType::DeleteAfterSend), s),
             Disappearing::AfterRead(s) => (Some(ExpirationType::DeleteAfterRead), s),
         };
-        let profile = self.profile().await?;
+        let (profile, profile_key) = outgoing_profile(&self.db.own_profile().await?);
         let update = |sync_target: Option<String>| Content {
             data_message: Some(DataMessage {
                 flags: Some(DataMessage::FLAG_EXPIRATION_TIMER_UPDATE),
                 profile: profile.clone(),
+                profile_key: profile_key.clone(),
                 sync_target,
                 ..DataMessage::default()
             }),

@@ -16,7 +16,7 @@ use shallot_proto::SessionId;
 
 use super::apply::FollowUp;
 use super::feedback::{clean_emoji, Update, MAX_RECEIPT_TIMESTAMPS, TYPING_TTL_MS};
-use super::{profile_of, Messenger, MessengerError, SentMessage, MESSAGE_TTL_MS, PUSH_WAIT};
+use super::{outgoing_profile, Messenger, MessengerError, SentMessage, MESSAGE_TTL_MS, PUSH_WAIT};
 use crate::db::{
     ConversationState, DbError, Direction, MessageState, StoredMessage, StoredQuote,
     MAX_QUOTE_BYTES,
@@ -211,7 +211,7 @@ impl Messenger {
         } else {
             ReactionAction::React
         };
-        let name = self.db.profile_name().await?;
+        let (profile, profile_key) = outgoing_profile(&self.db.own_profile().await?);
         let content = |sync_target: Option<String>| Content {
             data_message: Some(DataMessage {
                 reaction: Some(Reaction {
@@ -220,7 +220,8 @@ impl Messenger {
                     emoji: Some(emoji.clone()),
                     action: Some(action as i32),
                 }),
-                profile: profile_of(name.clone()),
+                profile: profile.clone(),
+                profile_key: profile_key.clone(),
                 sync_target,
                 ..DataMessage::default()
             }),

@@ -45,7 +45,7 @@ pub use crate::bencode::{encode_dict, BencodeError, Dict, Value, MAX_NESTING};
 pub(crate) use crate::session::config_diff::scalar_order;
 pub use crate::session::config_diff::{diff, prune};
 pub use crate::session::config_views::{
-    ContactEntry, Contacts, ExpiryMode, UserProfile, PROFILE_PICTURE_KEY_LEN,
+    ContactEntry, Contacts, ExpiryMode, ProfilePictureTimes, UserProfile, PROFILE_PICTURE_KEY_LEN,
 };
 
 /// Why a config message could not be parsed or opened.

@@ -128,6 +128,63 @@ impl UserProfile {
     }
 }
 
+/// The profile picture's history in UserProfile, beside [`UserProfile`]'s `p`/`q`: when it was
+/// last set explicitly (`t`, seconds) and the re-upload copy a keep-alive wrote (`P`/`Q`, at
+/// `T`). The picture shown is the re-upload copy when `T > t`, else `p`/`q` (libsession's rule).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfilePictureTimes {
+    /// `t`: last explicit change of the picture (set or removed), Unix seconds; 0 if unknown.
+    pub set_at: i64,
+    /// `P`/`Q`: the re-upload copy (both or neither, as `p`/`q`).
+    pub reupload: (Option<String>, Option<Vec<u8>>),
+    /// `T`: when the re-upload copy was written, Unix seconds; 0 if never.
+    pub reupload_at: i64,
+}
+
+impl ProfilePictureTimes {
+    /// Reads `t`, `P`, `Q`, `T` (timestamps in ms or µs are read as seconds, as libsession does).
+    pub fn from_data(data: &Dict) -> Self {
+        let url = get_text(data, "P");
+        let key = get_bytes(data, "Q").filter(|k| k.len() == PROFILE_PICTURE_KEY_LEN);
+        let reupload = match (url, key) {
+            (Some(url), Some(key)) => (Some(url), Some(key.to_vec())),
+            _ => (None, None),
+        };
+        Self {
+            set_at: get_int(data, "t").map_or(0, to_epoch_seconds),
+            reupload,
+            reupload_at: get_int(data, "T").map_or(0, to_epoch_seconds),
+        }
+    }
+
+    /// Whether the re-upload copy is the current picture (`T > t` and `P`/`Q` set).
+    pub fn reupload_is_current(&self) -> bool {
+        self.reupload_at > self.set_at && self.reupload.0.is_some()
+    }
+
+    /// Writes `t` (absent when 0), changing nothing that already reads the same.
+    pub fn apply_set_at(data: &mut Dict, set_at: i64) {
+        if Self::from_data(data).set_at != set_at {
+            put(data, "t", (set_at != 0).then_some(Value::Int(set_at)));
+        }
+    }
+
+    /// Writes `P`/`Q` and `T` (a re-upload of the current picture), changing nothing that
+    /// already reads the same.
+    pub fn apply_reupload(data: &mut Dict, url: Option<&String>, key: Option<&Vec<u8>>, at: i64) {
+        let current = Self::from_data(data);
+        let wanted = wanted_picture(url, key);
+        if current.reupload != wanted {
+            let (url, key) = wanted;
+            put(data, "P", url.map(Value::from));
+            put(data, "Q", key.map(Value::from));
+        }
+        if current.reupload_at != at {
+            put(data, "T", (at != 0).then_some(Value::Int(at)));
+        }
+    }
+}
+
 /// A contact's disappearing-messages setting (`e`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum ExpiryMode {
@@ -346,5 +403,49 @@ impl Contacts {
         let mut data = Dict::new();
         self.apply_to(&mut data);
         data
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reupload_copy_counts_only_when_newer_than_the_explicit_set() {
+        let mut data = Dict::new();
+        apply_picture(
+            &mut data,
+            Some(&"http://f/file/a".to_owned()),
+            Some(&vec![1; 32]),
+        );
+        ProfilePictureTimes::apply_set_at(&mut data, 1_000);
+        let times = ProfilePictureTimes::from_data(&data);
+        assert_eq!(times.set_at, 1_000);
+        assert!(!times.reupload_is_current());
+
+        ProfilePictureTimes::apply_reupload(
+            &mut data,
+            Some(&"http://f/file/b".to_owned()),
+            Some(&vec![1; 32]),
+            2_000_000_000_000, // ms: read as seconds
+        );
+        let times = ProfilePictureTimes::from_data(&data);
+        assert_eq!(times.reupload_at, 2_000_000_000);
+        assert!(times.reupload_is_current());
+        assert_eq!(times.reupload.0.as_deref(), Some("http://f/file/b"));
+        // `p`/`q` are untouched by a re-upload.
+        assert_eq!(
+            UserProfile::from_data(&data).picture_url.as_deref(),
+            Some("http://f/file/a")
+        );
+        // A later explicit set wins again; a bad `Q` makes no copy.
+        ProfilePictureTimes::apply_set_at(&mut data, 3_000_000_000);
+        assert!(!ProfilePictureTimes::from_data(&data).reupload_is_current());
+        data.insert(b"Q".to_vec(), Value::from(vec![1u8; 31]));
+        assert_eq!(ProfilePictureTimes::from_data(&data).reupload, (None, None));
+        // Applying what is there changes nothing.
+        let before = data.clone();
+        ProfilePictureTimes::apply_set_at(&mut data, 3_000_000_000);
+        assert_eq!(data, before);
     }
 }

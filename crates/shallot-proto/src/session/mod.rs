@@ -33,8 +33,8 @@ pub use config_merge::{apply_diff, current_versions, next_base, NextBase};
 pub use config_message::{
     config_hash, config_padded_size, open_config, open_config_full, pad_config, seal_config,
     strip_config_padding, BencodeError, ConfigError, ConfigKind, ConfigMessage, ConfigSignature,
-    ContactEntry, Contacts, Dict, ExpiryMode, LaggedDiff, OpenedConfig, ParsedConfig, UserProfile,
-    Value, LAG_WINDOW, MAX_DECOMPRESSED_CONFIG,
+    ContactEntry, Contacts, Dict, ExpiryMode, LaggedDiff, OpenedConfig, ParsedConfig,
+    ProfilePictureTimes, UserProfile, Value, LAG_WINDOW, MAX_DECOMPRESSED_CONFIG,
 };
 pub use encrypt::{
     decrypt_incoming, encrypt_for_recipient, encrypt_for_recipient_deterministic, DecryptError,
