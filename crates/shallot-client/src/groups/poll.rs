@@ -46,6 +46,8 @@ pub(crate) struct AdminWork {
     pub joined: Vec<(SessionId, Option<String>)>,
     /// Members who said they left: to remove (and rekey).
     pub left: Vec<SessionId>,
+    /// Concurrent config versions (or concurrent rekeys) to resolve: push the merge.
+    pub merge: bool,
 }
 
 /// What taking in one group's poll did.
@@ -128,37 +130,27 @@ pub(crate) fn take_keys(
     }
 }
 
-/// Takes in Info or Members versions: the greatest `(seqno, hash)` that opens with a held key
-/// and is signed by the group becomes current (members adopt, they never merge).
+/// Takes in Info or Members versions: each that opens with a held key and is signed by the
+/// group joins the current versions (see [`Group::add_config_versions`]). Concurrent versions
+/// are shown merged; an admin also pushes the merge (members only read, groups spec §4.1).
 pub(crate) fn take_configs(
     group: &mut Group,
     keys: &GroupKeys,
     kind: GroupConfigKind,
     items: &[RetrievedMessage],
 ) {
-    let current = match kind {
-        GroupConfigKind::Info => group.info_config(),
-        GroupConfigKind::Members => group.members_config(),
-    };
-    let mut best = current.map(|c| c.seqno_hash());
+    let mut opened_versions = Vec::new();
     for item in items {
         if !names_its_data(&group.id, kind.namespace(), item) {
             continue;
         }
         match open_group_config(&item.data, keys.decryption_keys(), &group.id, kind) {
-            Ok(opened) => {
-                let rank = opened.parsed.seqno_hash();
-                if best.is_none_or(|b| rank > b) {
-                    best = Some(rank);
-                    let kept = Some(Hex(opened.plaintext));
-                    match kind {
-                        GroupConfigKind::Info => group.record.info = kept,
-                        GroupConfigKind::Members => group.record.members = kept,
-                    }
-                }
-            }
+            Ok(opened) => opened_versions.push(opened.plaintext),
             Err(e) => tracing::warn!(message = %item.hash, "dropping group config: {e}"),
         }
+    }
+    if !opened_versions.is_empty() {
+        group.add_config_versions(kind, opened_versions);
     }
 }
 
@@ -196,6 +188,9 @@ pub(crate) fn take_in_group(
         GroupConfigKind::Members,
         at(Namespace::GROUP_MEMBERS),
     );
+    if group.admin().is_some() && (group.config_conflict() || keys.needs_rekey()) {
+        intake.work.merge = true;
+    }
     let info = group.info();
     if info.destroyed && group.record.status != GroupStatus::Destroyed {
         group.record.status = GroupStatus::Destroyed;
@@ -618,16 +613,20 @@ impl Messenger {
         Ok(refreshed.ok_or(super::GroupError::Unknown)?)
     }
 
-    /// Marks members who joined as accepted, and removes members who left; failures logged.
+    /// Marks members who joined as accepted, pushes the merge of concurrent configs (after a
+    /// new key if admins rekeyed concurrently), and removes members who left; failures logged.
     async fn do_admin_work(&self, id: &GroupId, work: AdminWork) {
-        if !work.joined.is_empty() {
+        if !work.joined.is_empty() || work.merge {
             let result = async {
                 let mut group = self.load_group(id).await?;
                 let Some(admin) = group.admin() else {
                     return Ok(());
                 };
+                if group.record.status != GroupStatus::Joined {
+                    return Ok(());
+                }
                 let mut change = Change::of(&group);
-                let mut changed = false;
+                let mut changed = work.merge;
                 for (member, name) in &work.joined {
                     if let Some(entry) = change.members.members.get_mut(member) {
                         if entry.invite != shallot_proto::group::SendStatus::Accepted {
@@ -648,7 +647,7 @@ impl Messenger {
             }
             .await;
             if let Err(e) = result {
-                tracing::warn!("could not mark new members as joined: {e}");
+                tracing::warn!("could not update the group's configs: {e}");
             }
         }
         if !work.left.is_empty() {
