@@ -44,7 +44,8 @@ pub use db::{
 };
 pub use error::{Error, ErrorKind};
 pub use messenger::{
-    Messenger, MessengerError, ReadOutcome, ReceivedMessage, SentMessage, Update, Waited,
+    AnyMessage, Messenger, MessengerError, ReadOutcome, ReceivedMessage, SentMessage, Update,
+    Waited,
 };
 pub use onion_client::{ClientConfig, OnionClient, Route};
 pub use paths::{GuardEntry, PathConfig, PathId, PathManager};

@@ -149,6 +149,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX attachments_by_message ON attachments(message);",
     // v6: disappearing group messages.
     "ALTER TABLE group_messages ADD COLUMN expires_ms INTEGER; -- local deletion time, if any",
+    // v7: reactions and quoted replies in groups (`db::feedback`).
+    "ALTER TABLE group_messages ADD COLUMN reactions BLOB;     -- sealed JSON list
+    ALTER TABLE group_messages ADD COLUMN quote BLOB;         -- sealed JSON, replies",
 ];
 
 /// A database failure.

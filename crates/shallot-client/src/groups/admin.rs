@@ -11,9 +11,8 @@ use shallot_proto::group::update::{
 };
 use shallot_proto::group::{
     encrypt_for_group, kicked_notice, make_auth_data, seal_signed_group_config, sign_group_config,
-    subaccount_token,
-    wrap_group_content, AdminText, GroupAdmin, GroupConfigKind, GroupId, GroupInfo, GroupMember,
-    GroupMembers, GroupUpdateMessage, KeyHolder, SendStatus,
+    subaccount_token, wrap_group_content, AdminText, GroupAdmin, GroupConfigKind, GroupId,
+    GroupInfo, GroupMember, GroupMembers, GroupUpdateMessage, KeyHolder, SendStatus,
 };
 use shallot_proto::session::config_merge::next_base;
 use shallot_proto::session::config_message::{prune, ConfigKind};

@@ -12,7 +12,7 @@ use shallot_proto::session::protos::{Content, ExpirationType};
 use super::admin::update_content;
 use super::requests::Credential;
 use super::{GroupError, GroupStatus, GroupSummary};
-use crate::db::{Direction, MessageState, StoredGroupMessage};
+use crate::db::{Direction, MessageState, StoredGroupMessage, StoredQuote};
 use crate::messenger::waits::WaitTarget;
 use crate::messenger::{profile_of, Messenger, MessengerError};
 
@@ -131,26 +131,65 @@ impl Messenger {
         id: &GroupId,
         text: &str,
     ) -> Result<SentToGroup, MessengerError> {
-        if text.is_empty() {
-            return Err(MessengerError::Build("empty message".into()));
-        }
+        self.send_group_message(id, text, None).await
+    }
+
+    /// A group we can write to, with our credential and a current key list. A message
+    /// sealed with a key the other members do not hold yet is lost to them, so the key list
+    /// must be current. It is while a waiting retrieve of the group is in flight (a key
+    /// message stored meanwhile answers it, and it is taken in before the next wait starts);
+    /// otherwise (polling, past the wait cap, a fresh start) fetch the key messages stored
+    /// since our last look first.
+    async fn group_to_write(
+        &self,
+        id: &GroupId,
+    ) -> Result<(super::Group, Credential), MessengerError> {
         let mut group = self.load_group(id).await?;
         let credential = Credential::of(&group)?;
-        // A message sealed with a key the other members do not hold yet is lost to them, so
-        // the key list must be current. It is while a waiting retrieve of the group is in
-        // flight (a key message stored meanwhile answers it, and it is taken in before the
-        // next wait starts); otherwise (polling, past the wait cap, a fresh start) fetch the
-        // key messages stored since our last look first.
         if !self.waits.in_flight(WaitTarget::Group(*id)) {
             match self.refresh_group_keys(&group).await {
                 Ok(refreshed) => group = refreshed,
                 Err(e) => tracing::debug!("could not refresh the group keys before sending: {e}"),
             }
         }
+        Ok((group, credential))
+    }
+
+    /// Posts a control `content` (a reaction) to a group we are in; its hash is marked seen
+    /// so our own poll does not take it in again.
+    pub(crate) async fn post_group_content(
+        &self,
+        id: &GroupId,
+        content: Content,
+    ) -> Result<(), MessengerError> {
+        let (group, credential) = self.group_to_write(id).await?;
+        let timestamp = content
+            .sig_timestamp
+            .unwrap_or_else(|| self.client.clock().now_ms());
+        let stored = self
+            .post_to_group(&group, &credential, &content, timestamp)
+            .await?;
+        let hash = stored.hash;
+        self.db.call(move |db| db.mark_seen(&hash, None)).await?;
+        Ok(())
+    }
+
+    /// [`Self::send_to_group`], quoting `quote` for a reply (kept with our copy too).
+    pub(crate) async fn send_group_message(
+        &self,
+        id: &GroupId,
+        text: &str,
+        quote: Option<StoredQuote>,
+    ) -> Result<SentToGroup, MessengerError> {
+        if text.is_empty() {
+            return Err(MessengerError::Build("empty message".into()));
+        }
+        let (group, credential) = self.group_to_write(id).await?;
         let timestamp = self.client.clock().now_ms();
         let mut content = Content::text(text, timestamp);
         if let Some(data) = content.data_message.as_mut() {
             data.profile = profile_of(self.display_name().await?);
+            data.quote = quote.as_ref().map(crate::messenger::signals::quote_proto);
         }
         // The group's disappearing timer: the swarm copy lives that long (post_to_group reads
         // it from the content), and so does ours.
@@ -174,6 +213,9 @@ impl Messenger {
         self.db
             .call(move |db| {
                 db.insert_group_message(&message)?;
+                if let Some(quote) = &quote {
+                    db.set_quote(&message.id, quote)?;
+                }
                 if secs > 0 {
                     db.set_group_message_expires(&message.id, timestamp + u64::from(secs) * 1000)?;
                 }

@@ -59,6 +59,8 @@ pub(crate) struct GroupIntake {
     pub work: AdminWork,
     /// Our standing changed (kicked, destroyed): push UserGroups.
     pub standing_changed: bool,
+    /// Reactions members added or took back.
+    pub updates: Vec<crate::messenger::Update>,
 }
 
 /// A group message opened: its author (from the signature), timestamp and content.
@@ -281,6 +283,14 @@ fn take_messages(
             }
             continue;
         }
+        if let Some(reaction) = &data.reaction {
+            db.mark_seen(&item.hash, None)?;
+            take_reaction(db, &id, opened.sender, reaction, intake)?;
+            continue;
+        }
+        // Read receipts and typing indicators are not sent in Session groups: anything without
+        // a text is dropped.
+        let quote = crate::messenger::feedback::quote_of(&data);
         let Some(body) = data.body.filter(|b| !b.is_empty()) else {
             db.mark_seen(&item.hash, None)?;
             continue;
@@ -299,6 +309,9 @@ fn take_messages(
             state: MessageState::Received,
         };
         if db.insert_group_message(&message)? {
+            if let Some(quote) = &quote {
+                db.set_quote(&message.id, quote)?;
+            }
             // The group's disappearing timer (its signed Info), whatever the message says.
             if disappear_ms > 0 {
                 db.set_group_message_expires(&message.id, message.timestamp + disappear_ms)?;
@@ -314,6 +327,38 @@ fn take_messages(
                 attachments: Vec::new(),
             });
         }
+    }
+    Ok(())
+}
+
+/// Takes in a member's reaction to a group message (named by its timestamp and author; one
+/// we do not hold is ignored).
+fn take_reaction(
+    db: &Db,
+    group: &GroupId,
+    reactor: SessionId,
+    reaction: &shallot_proto::session::protos::Reaction,
+    intake: &mut GroupIntake,
+) -> Result<(), DbError> {
+    let (target, emoji, remove) = match crate::messenger::feedback::read_reaction(reaction) {
+        Ok(read) => read,
+        Err(why) => {
+            tracing::debug!("dropping a group reaction: {why}");
+            return Ok(());
+        }
+    };
+    let Some(message) = db.group_message_by(group, target.timestamp, &target.author)? else {
+        return Ok(());
+    };
+    if db.set_reaction(&message.id, &reactor, &emoji, remove)? {
+        intake.updates.push(crate::messenger::Update::Reaction {
+            conversation: message.sender,
+            group: Some(*group),
+            message: message.id,
+            author: reactor,
+            emoji,
+            removed: remove,
+        });
     }
     Ok(())
 }
@@ -525,6 +570,7 @@ impl Messenger {
         if intake.standing_changed {
             self.sync_config_logged(ConfigKind::UserGroups).await;
         }
+        self.note_updates(intake.updates);
         self.do_admin_work(&id, intake.work).await;
         Ok((intake.shown, held))
     }

@@ -10,12 +10,12 @@
 
 use serde::{Deserialize, Serialize};
 use shallot_proto::bencode::Dict;
+use shallot_proto::group::GroupConfigKind;
 use shallot_proto::group::{
     AuthData, GroupAdmin, GroupId, GroupInfo, GroupKeys, GroupMembers, KeyHolder, RemovedStatus,
     UserGroups,
 };
 use shallot_proto::message_hash::MessageHash;
-use shallot_proto::group::GroupConfigKind;
 use shallot_proto::session::config_merge::{current_versions, next_base, NextBase};
 use shallot_proto::session::config_message::{ConfigMessage, ParsedConfig};
 use shallot_proto::Identity;

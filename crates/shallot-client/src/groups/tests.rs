@@ -3,9 +3,7 @@
 //! signed, encrypted bytes, and a member shows the merge before it is pushed.
 #![allow(clippy::unwrap_used)]
 
-use shallot_proto::group::{
-    seal_signed_group_config, GroupAdmin, GroupConfigKind, GroupMember,
-};
+use shallot_proto::group::{seal_signed_group_config, GroupAdmin, GroupConfigKind, GroupMember};
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::rpc::RetrievedMessage;
 use shallot_proto::{Identity, Namespace, SessionId};
@@ -68,7 +66,12 @@ fn push(
     if rekey || keys.needs_rekey() {
         let message = keys.rekey(admin, &change.members.rekey_members()).to_vec();
         let item = stored(group, Namespace::GROUP_KEYS, message, at);
-        poll(group, me, Namespace::GROUP_KEYS, std::slice::from_ref(&item));
+        poll(
+            group,
+            me,
+            Namespace::GROUP_KEYS,
+            std::slice::from_ref(&item),
+        );
         out.push((Namespace::GROUP_KEYS, item));
     }
     let rekeyed = !out.is_empty();

@@ -37,12 +37,12 @@ mod inbox;
 mod judge;
 mod outbox;
 mod replies;
-mod signals;
+pub(crate) mod signals;
 mod signed;
 mod typing;
 
 pub use feedback::{MessageRef, Update};
-pub use signals::ReadOutcome;
+pub use signals::{AnyMessage, ReadOutcome};
 pub mod waits;
 
 pub(crate) use replies::{count_stored, retrieve_results, was_held};
