@@ -460,6 +460,64 @@ mod tests {
     }
 
     #[test]
+    fn group_messages_take_reactions_and_quotes_in_their_own_rows() {
+        use crate::db::StoredGroupMessage;
+        use crate::groups::{Group, GroupRecord, GroupStatus};
+        let (_dir, mut db, me) = open();
+        let bob = user();
+        let group = shallot_proto::group::GroupAdmin::from_seed([7; 32]).id();
+        db.save_group(
+            &Group {
+                id: group,
+                record: GroupRecord::new("Friends", GroupStatus::Joined, 1),
+            },
+            T,
+        )
+        .unwrap();
+        let in_group = |n: u8, sender: SessionId, ts: u64, body: &str| StoredGroupMessage {
+            id: MessageHash::from_bytes([n; 32]),
+            group,
+            direction: Direction::Incoming,
+            sender,
+            timestamp: ts,
+            body: body.into(),
+            state: MessageState::Received,
+        };
+        let lunch = in_group(1, bob, T, "lunch?");
+        let noon = in_group(2, me, T + 1, "noon");
+        for m in [&lunch, &noon] {
+            db.insert_group_message(m).unwrap();
+        }
+        assert_eq!(
+            db.find_group_messages(&lunch.id.to_string()[..6]).unwrap(),
+            [lunch.id]
+        );
+        assert_eq!(
+            db.group_message_by(&group, T, &bob).unwrap(),
+            Some(lunch.clone())
+        );
+        assert!(db.group_message_by(&group, T, &me).unwrap().is_none());
+        assert!(db.set_reaction(&lunch.id, &me, "👍", false).unwrap());
+        assert_eq!(db.reactions(&lunch.id).unwrap()[0].author, me);
+        // A reply naming the message without its text shows the group message's own text.
+        db.set_quote(
+            &noon.id,
+            &StoredQuote {
+                timestamp: T,
+                author: bob,
+                text: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(db.quoted_text(&noon.id).unwrap().as_deref(), Some("lunch?"));
+        assert_eq!(db.quoted_text(&lunch.id).unwrap(), None);
+        // Unknown ids take nothing; the rows go with the group.
+        db.delete_group(&group).unwrap();
+        assert!(!db.set_reaction(&lunch.id, &me, "👍", false).unwrap());
+        assert!(db.reactions(&lunch.id).unwrap().is_empty());
+    }
+
+    #[test]
     fn truncates_at_character_boundaries() {
         assert_eq!(truncate("héllo", 2), "h");
         assert_eq!(truncate("héllo", 3), "hé");
