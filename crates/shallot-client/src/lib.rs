@@ -45,8 +45,8 @@ pub use db::{
 };
 pub use error::{Error, ErrorKind};
 pub use messenger::{
-    KeepAlive, Messenger, MessengerError, Picture, ReadOutcome, ReceivedMessage, SentMessage,
-    Update, Waited,
+    AnyMessage, KeepAlive, Messenger, MessengerError, Picture, ReadOutcome, ReceivedMessage,
+    SentMessage, Update, Waited,
 };
 pub use onion_client::{ClientConfig, OnionClient, Route};
 pub use paths::{GuardEntry, PathConfig, PathId, PathManager};

@@ -5,9 +5,9 @@
 
 use proptest::prelude::*;
 use shallot_proto::group::{
-    open_group_config, seal_group_config, AuthData, GroupAdmin, GroupConfigError, GroupConfigKind,
-    GroupId, GroupInfo, GroupKey, GroupMember, GroupMembers, Removal, RemovedStatus, SendStatus,
-    UserGroupEntry, UserGroups,
+    open_group_config, seal_group_config, seal_signed_group_config, sign_group_config, AuthData,
+    GroupAdmin, GroupConfigError, GroupConfigKind, GroupId, GroupInfo, GroupKey, GroupMember,
+    GroupMembers, Removal, RemovedStatus, SendStatus, UserGroupEntry, UserGroups,
 };
 use shallot_proto::session::{
     encrypt_config, open_config, pad_config, seal_config, ConfigKind, ConfigMessage, Dict, Value,
@@ -49,6 +49,27 @@ fn info_push_sizes_match_libsession() {
     let opened = open_group_config(&sealed2, [&key], &admin.id(), GroupConfigKind::Info).unwrap();
     assert_eq!(GroupInfo::from_data(&opened.parsed.message.data), richer);
     assert_eq!(opened.parsed.message.seqno, 2);
+}
+
+#[test]
+fn a_signed_config_is_what_members_decrypt_and_sealing_is_deterministic() {
+    // The signed bytes are what the version's hash (in later lagged diffs) covers: admins keep
+    // them, members decrypt them, and the same inputs seal to the same bytes.
+    let admin = admin();
+    let key = GroupKey::from_bytes([0xaa; 32]);
+    let message = ConfigMessage::new(3, GroupInfo::default().to_data());
+    let signed = sign_group_config(&message, None, &admin);
+    let sealed = seal_signed_group_config(&signed, &key, GroupConfigKind::Info).unwrap();
+    assert_eq!(
+        sealed,
+        seal_group_config(&message, None, &admin, &key, GroupConfigKind::Info).unwrap()
+    );
+    let opened = open_group_config(&sealed, [&key], &admin.id(), GroupConfigKind::Info).unwrap();
+    assert_eq!(opened.plaintext, signed);
+    assert_eq!(
+        opened.parsed.hash,
+        ConfigMessage::parse_full(&signed).unwrap().hash
+    );
 }
 
 #[test]

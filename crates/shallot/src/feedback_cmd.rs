@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use shallot_client::{
-    AccountStore, Db, Direction, Messenger, ReceivedMessage, SentMessage, Update,
+    AccountStore, AnyMessage, Db, Direction, Messenger, ReceivedMessage, SentMessage, Update,
 };
+use shallot_proto::group::GroupId;
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::SessionId;
 
@@ -91,11 +92,14 @@ pub fn react(args: &ReactArgs, dir: &Path) -> Result<()> {
             .await
             .context("could not react")?;
         let done = if args.remove { "Removed" } else { "Sent" };
+        let place = match &message {
+            AnyMessage::Direct(m) => format!("in your conversation with {}", m.conversation),
+            AnyMessage::Group(m) => format!("in group {}", group_name(&messenger, &m.group).await),
+        };
         println!(
-            "{done} reaction {} on [{}] in your conversation with {}.",
+            "{done} reaction {} on [{}] {place}.",
             args.emoji.trim(),
-            short_id(&message.id),
-            message.conversation
+            short_id(&message.id()),
         );
         save(&messenger).await;
         Ok(())
@@ -110,8 +114,13 @@ pub fn reply(args: &ReplyArgs, dir: &Path) -> Result<()> {
             .reply(&args.message, &args.text)
             .await
             .context("could not send the reply")?;
+        let swarm = if is_group_message(&messenger, &sent.hash).await {
+            "the group's swarm"
+        } else {
+            "their swarm"
+        };
         println!(
-            "Replied: stored on {} node(s) of their swarm (id {})",
+            "Replied: stored on {} node(s) of {swarm} (id {})",
             sent.stored_on,
             short_id(&sent.hash)
         );
@@ -166,14 +175,31 @@ pub async fn wait_read(
     Ok(())
 }
 
+/// Whether `id` is one of our group messages.
+async fn is_group_message(messenger: &Messenger, id: &MessageHash) -> bool {
+    let id = *id;
+    matches!(
+        messenger.db().call(move |db| db.group_message(&id)).await,
+        Ok(Some(_))
+    )
+}
+
+/// A group's name as `inbox` prints it (its ID if unknown).
+async fn group_name(messenger: &Messenger, id: &GroupId) -> String {
+    messenger
+        .group(id)
+        .await
+        .map_or_else(|_| id.to_string(), |g| g.name())
+}
+
 async fn save(messenger: &Messenger) {
     if let Err(e) = messenger.save_network_state().await {
         eprintln!("warning: could not save the node list: {e}");
     }
 }
 
-/// The lines `inbox` prints under a one-to-one message: what it quotes (`> text`) and its
-/// reactions.
+/// The lines `inbox` prints under a message: what it quotes (`> text`) and its reactions,
+/// each by `you`, or in a one-to-one conversation `them`, or in a group the member's name.
 pub async fn message_extras(messenger: &Messenger, m: &ReceivedMessage) -> Vec<String> {
     let mut lines = Vec::new();
     let id = m.hash;
@@ -195,13 +221,17 @@ pub async fn message_extras(messenger: &Messenger, m: &ReceivedMessage) -> Vec<S
     }
     if !reactions.is_empty() {
         let me = messenger.session_id();
-        let list: Vec<String> = reactions
-            .iter()
-            .map(|r| {
-                let by = if r.author == me { "you" } else { "them" };
-                format!("{} {by}", r.emoji)
-            })
-            .collect();
+        let mut list = Vec::new();
+        for r in &reactions {
+            let by = if r.author == me {
+                "you".to_owned()
+            } else if m.group.is_some() {
+                who(messenger, &r.author).await
+            } else {
+                "them".to_owned()
+            };
+            list.push(format!("{} {by}", r.emoji));
+        }
         lines.push(format!("    reactions: {}", list.join(", ")));
     }
     lines
@@ -236,6 +266,7 @@ pub async fn print_updates(messenger: &Messenger) {
             }
             Update::Reaction {
                 conversation,
+                group,
                 message,
                 author,
                 emoji,
@@ -247,10 +278,11 @@ pub async fn print_updates(messenger: &Messenger) {
                     who(messenger, &author).await
                 };
                 let verb = if removed { "removed" } else { "reacted" };
-                println!(
-                    "{by} {verb} {emoji} on [{}] (conversation with {conversation})",
-                    short_id(&message)
-                );
+                let place = match group {
+                    Some(group) => format!("group {}", group_name(messenger, &group).await),
+                    None => format!("conversation with {conversation}"),
+                };
+                println!("{by} {verb} {emoji} on [{}] ({place})", short_id(&message));
             }
         }
     }

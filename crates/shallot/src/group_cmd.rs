@@ -507,12 +507,29 @@ pub async fn print_group_message(messenger: &Messenger, id: &GroupId, m: &Receiv
             utc(m.timestamp)
         );
     } else {
-        println!(
-            "{}  [group {group_name}] {from}: {}",
-            utc(m.timestamp),
-            m.body
-        );
-        crate::attach_cmd::print_attachments(&m.attachments);
+        // Its id (for `react` and `reply`), then as a reply what it quotes, its files and its
+        // reactions.
+        let id = crate::feedback_cmd::short_id(&m.hash);
+        let extras = crate::feedback_cmd::message_extras(messenger, m).await;
+        let head = format!("{}  [{id}] [group {group_name}] {from}:", utc(m.timestamp));
+        match extras.split_first() {
+            Some((quote, rest)) if quote.starts_with("    >") => {
+                println!("{head}");
+                println!("{quote}");
+                println!("    {}", m.body);
+                crate::attach_cmd::print_attachments(&m.attachments);
+                for line in rest {
+                    println!("{line}");
+                }
+            }
+            _ => {
+                println!("{head} {}", m.body);
+                crate::attach_cmd::print_attachments(&m.attachments);
+                for line in &extras {
+                    println!("{line}");
+                }
+            }
+        }
     }
 }
 

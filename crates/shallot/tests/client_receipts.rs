@@ -195,7 +195,7 @@ async fn receipts_typing_reactions_and_replies_both_ways() {
         .react(&hi.to_string()[..12], "🎉", false)
         .await
         .unwrap();
-    assert_eq!(reacted.body, "hi alice");
+    assert_eq!(reacted.body(), "hi alice");
     let inbox = run_ok(shallot(bob_path).args(["inbox", "--seed-node", &seed]));
     assert!(inbox.contains("reacted 🎉 on ["), "{inbox}");
 

@@ -1,6 +1,7 @@
 //! What is said about messages after they are sent: read state (receipts from them, reading
 //! by us), emoji reactions, and the message a reply quotes. Reactions and quotes are sealed
-//! JSON columns of the message they belong to, so they go when it goes (unsend, expiry).
+//! JSON columns of the message they belong to, one-to-one or group (a message id names one
+//! row of one table), so they go when it goes (unsend, expiry, delete-before).
 
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -102,27 +103,60 @@ impl Db {
             .find(|m| m.sender == *author))
     }
 
-    /// The reactions to a message, in the order they came.
-    pub fn reactions(&self, id: &MessageHash) -> Result<Vec<StoredReaction>, DbError> {
+    /// The table holding message `id` (one-to-one or group), if any.
+    fn table_of(&self, id: &MessageHash) -> Result<Option<&'static str>, DbError> {
+        for table in ["messages", "group_messages"] {
+            let found = self
+                .conn
+                .query_row(
+                    &format!("SELECT 1 FROM {table} WHERE id = ?1"),
+                    params![id.to_string()],
+                    |_| Ok(()),
+                )
+                .optional()?;
+            if found.is_some() {
+                return Ok(Some(table));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sealed column `column` of message `id` in `table`, if set.
+    fn sealed_column(
+        &self,
+        table: &str,
+        column: &str,
+        id: &MessageHash,
+    ) -> Result<Option<Vec<u8>>, DbError> {
+        let row = id.to_string();
         let sealed: Option<Vec<u8>> = self
             .conn
             .query_row(
-                "SELECT reactions FROM messages WHERE id = ?1",
-                params![id.to_string()],
+                &format!("SELECT {column} FROM {table} WHERE id = ?1"),
+                params![row],
                 |r| r.get(0),
             )
             .optional()?
             .flatten();
-        let Some(sealed) = sealed else {
-            return Ok(Vec::new());
-        };
-        let json = self.open_value(&aad("messages", "reactions", &id.to_string()), &sealed)?;
-        serde_json::from_slice(&json).map_err(|_| DbError::Corrupt("messages.reactions".into()))
+        sealed
+            .map(|sealed| self.open_value(&aad(table, column, &row), &sealed))
+            .transpose()
     }
 
-    /// Adds (or with `remove`, removes) `author`'s `emoji` on message `id`. Returns whether
-    /// anything changed: not for an unknown message, a repeat, or a message already holding
-    /// [`MAX_REACTIONS`].
+    /// The reactions to a message (one-to-one or group), in the order they came.
+    pub fn reactions(&self, id: &MessageHash) -> Result<Vec<StoredReaction>, DbError> {
+        let Some(table) = self.table_of(id)? else {
+            return Ok(Vec::new());
+        };
+        let Some(json) = self.sealed_column(table, "reactions", id)? else {
+            return Ok(Vec::new());
+        };
+        serde_json::from_slice(&json).map_err(|_| DbError::Corrupt(format!("{table}.reactions")))
+    }
+
+    /// Adds (or with `remove`, removes) `author`'s `emoji` on message `id` (one-to-one or
+    /// group). Returns whether anything changed: not for an unknown message, a repeat, or a
+    /// message already holding [`MAX_REACTIONS`].
     pub fn set_reaction(
         &self,
         id: &MessageHash,
@@ -130,9 +164,9 @@ impl Db {
         emoji: &str,
         remove: bool,
     ) -> Result<bool, DbError> {
-        if self.message(id)?.is_none() {
+        let Some(table) = self.table_of(id)? else {
             return Ok(false);
-        }
+        };
         let mut reactions = self.reactions(id)?;
         let at = reactions
             .iter()
@@ -152,22 +186,26 @@ impl Db {
             None
         } else {
             let json = serde_json::to_vec(&reactions)
-                .map_err(|_| DbError::Corrupt("messages.reactions".into()))?;
+                .map_err(|_| DbError::Corrupt(format!("{table}.reactions")))?;
             Some(seal_with(
                 &self.cipher,
-                &aad("messages", "reactions", &row),
+                &aad(table, "reactions", &row),
                 &json,
             ))
         };
         self.conn.execute(
-            "UPDATE messages SET reactions = ?2 WHERE id = ?1",
+            &format!("UPDATE {table} SET reactions = ?2 WHERE id = ?1"),
             params![row, sealed],
         )?;
         Ok(true)
     }
 
-    /// Keeps with reply `id` the message it quotes (text cut to [`MAX_QUOTE_BYTES`]).
+    /// Keeps with reply `id` (one-to-one or group) the message it quotes (text cut to
+    /// [`MAX_QUOTE_BYTES`]).
     pub fn set_quote(&self, id: &MessageHash, quote: &StoredQuote) -> Result<(), DbError> {
+        let Some(table) = self.table_of(id)? else {
+            return Ok(());
+        };
         let quote = StoredQuote {
             text: quote
                 .text
@@ -176,50 +214,51 @@ impl Db {
             ..quote.clone()
         };
         let json =
-            serde_json::to_vec(&quote).map_err(|_| DbError::Corrupt("messages.quote".into()))?;
+            serde_json::to_vec(&quote).map_err(|_| DbError::Corrupt(format!("{table}.quote")))?;
         let row = id.to_string();
-        let sealed = seal_with(&self.cipher, &aad("messages", "quote", &row), &json);
+        let sealed = seal_with(&self.cipher, &aad(table, "quote", &row), &json);
         self.conn.execute(
-            "UPDATE messages SET quote = ?2 WHERE id = ?1",
+            &format!("UPDATE {table} SET quote = ?2 WHERE id = ?1"),
             params![row, sealed],
         )?;
         Ok(())
     }
 
-    /// The message reply `id` quotes, if it is a reply.
+    /// The message reply `id` (one-to-one or group) quotes, if it is a reply.
     pub fn quote(&self, id: &MessageHash) -> Result<Option<StoredQuote>, DbError> {
-        let row = id.to_string();
-        let sealed: Option<Vec<u8>> = self
-            .conn
-            .query_row(
-                "SELECT quote FROM messages WHERE id = ?1",
-                params![row],
-                |r| r.get(0),
-            )
-            .optional()?
-            .flatten();
-        sealed
-            .map(|sealed| {
-                let json = self.open_value(&aad("messages", "quote", &row), &sealed)?;
-                serde_json::from_slice(&json).map_err(|_| DbError::Corrupt("messages.quote".into()))
+        let Some(table) = self.table_of(id)? else {
+            return Ok(None);
+        };
+        self.sealed_column(table, "quote", id)?
+            .map(|json| {
+                serde_json::from_slice(&json)
+                    .map_err(|_| DbError::Corrupt(format!("{table}.quote")))
             })
             .transpose()
     }
 
     /// What reply `id` quotes, as text to show: the text the reply carried, else the quoted
-    /// message's own text if we have it, else `(original message not found)`; `None` when
-    /// `id` is not a reply.
+    /// message's own text if we have it (in the same conversation or group), else
+    /// `(original message not found)`; `None` when `id` is not a reply.
     pub fn quoted_text(&self, id: &MessageHash) -> Result<Option<String>, DbError> {
-        let (Some(quote), Some(reply)) = (self.quote(id)?, self.message(id)?) else {
+        let Some(quote) = self.quote(id)? else {
             return Ok(None);
         };
         if let Some(text) = quote.text {
             return Ok(Some(text));
         }
-        Ok(Some(
+        let original = if let Some(reply) = self.message(id)? {
             self.message_by(&reply.conversation, quote.timestamp, &quote.author)?
-                .map_or_else(|| "(original message not found)".to_owned(), |m| m.body),
-        ))
+                .map(|m| m.body)
+        } else if let Some(reply) = self.group_message(id)? {
+            self.group_message_by(&reply.group, quote.timestamp, &quote.author)?
+                .map(|m| m.body)
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(original.unwrap_or_else(|| {
+            "(original message not found)".to_owned()
+        })))
     }
 
     /// Marks the incoming messages among `ids` as read by us; returns those not read before
@@ -418,6 +457,64 @@ mod tests {
         assert!(!db.read_receipts().unwrap(), "off by default");
         db.set_read_receipts(true).unwrap();
         assert!(db.read_receipts().unwrap());
+    }
+
+    #[test]
+    fn group_messages_take_reactions_and_quotes_in_their_own_rows() {
+        use crate::db::StoredGroupMessage;
+        use crate::groups::{Group, GroupRecord, GroupStatus};
+        let (_dir, mut db, me) = open();
+        let bob = user();
+        let group = shallot_proto::group::GroupAdmin::from_seed([7; 32]).id();
+        db.save_group(
+            &Group {
+                id: group,
+                record: GroupRecord::new("Friends", GroupStatus::Joined, 1),
+            },
+            T,
+        )
+        .unwrap();
+        let in_group = |n: u8, sender: SessionId, ts: u64, body: &str| StoredGroupMessage {
+            id: MessageHash::from_bytes([n; 32]),
+            group,
+            direction: Direction::Incoming,
+            sender,
+            timestamp: ts,
+            body: body.into(),
+            state: MessageState::Received,
+        };
+        let lunch = in_group(1, bob, T, "lunch?");
+        let noon = in_group(2, me, T + 1, "noon");
+        for m in [&lunch, &noon] {
+            db.insert_group_message(m).unwrap();
+        }
+        assert_eq!(
+            db.find_group_messages(&lunch.id.to_string()[..6]).unwrap(),
+            [lunch.id]
+        );
+        assert_eq!(
+            db.group_message_by(&group, T, &bob).unwrap(),
+            Some(lunch.clone())
+        );
+        assert!(db.group_message_by(&group, T, &me).unwrap().is_none());
+        assert!(db.set_reaction(&lunch.id, &me, "👍", false).unwrap());
+        assert_eq!(db.reactions(&lunch.id).unwrap()[0].author, me);
+        // A reply naming the message without its text shows the group message's own text.
+        db.set_quote(
+            &noon.id,
+            &StoredQuote {
+                timestamp: T,
+                author: bob,
+                text: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(db.quoted_text(&noon.id).unwrap().as_deref(), Some("lunch?"));
+        assert_eq!(db.quoted_text(&lunch.id).unwrap(), None);
+        // Unknown ids take nothing; the rows go with the group.
+        db.delete_group(&group).unwrap();
+        assert!(!db.set_reaction(&lunch.id, &me, "👍", false).unwrap());
+        assert!(db.reactions(&lunch.id).unwrap().is_empty());
     }
 
     #[test]

@@ -194,30 +194,79 @@ impl Db {
 
     /// A group's messages, oldest first.
     pub fn group_messages(&self, group: &GroupId) -> Result<Vec<StoredGroupMessage>, DbError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, direction, sender, timestamp, body, state, stored_on
-             FROM group_messages WHERE group_id = ?1 ORDER BY timestamp, id",
-        )?;
-        let rows = stmt.query_map(params![group.to_string()], |r| {
+        self.query_group_messages(
+            "WHERE group_id = ?1 ORDER BY timestamp, id",
+            params![group.to_string()],
+        )
+    }
+
+    /// One group message by id.
+    pub fn group_message(&self, id: &MessageHash) -> Result<Option<StoredGroupMessage>, DbError> {
+        Ok(self
+            .query_group_messages("WHERE id = ?1", params![id.to_string()])?
+            .pop())
+    }
+
+    /// The message of `group` sent at `timestamp` by `author`, as reactions and quotes name
+    /// messages.
+    pub fn group_message_by(
+        &self,
+        group: &GroupId,
+        timestamp: u64,
+        author: &SessionId,
+    ) -> Result<Option<StoredGroupMessage>, DbError> {
+        Ok(self
+            .query_group_messages(
+                "WHERE group_id = ?1 AND timestamp = ?2 ORDER BY id",
+                params![group.to_string(), to_i64(timestamp)],
+            )?
+            .into_iter()
+            .find(|m| m.sender == *author))
+    }
+
+    /// The ids of group messages whose hash starts with `prefix`.
+    pub fn find_group_messages(&self, prefix: &str) -> Result<Vec<MessageHash>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM group_messages WHERE substr(id, 1, length(?1)) = ?1")?;
+        let ids = stmt
+            .query_map(params![prefix], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter()
+            .map(|id| hash_from_sql(id, "group_messages.id"))
+            .collect()
+    }
+
+    fn query_group_messages(
+        &self,
+        filter: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<StoredGroupMessage>, DbError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT id, group_id, direction, sender, timestamp, body, state, stored_on
+             FROM group_messages {filter}"
+        ))?;
+        let rows = stmt.query_map(args, |r| {
             Ok((
                 r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, Vec<u8>>(4)?,
-                r.get::<_, i64>(5)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Vec<u8>>(5)?,
                 r.get::<_, i64>(6)?,
+                r.get::<_, i64>(7)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, direction, sender, timestamp, body, state, stored_on) = row?;
+            let (id, group, direction, sender, timestamp, body, state, stored_on) = row?;
             let corrupt = |what: &str| DbError::Corrupt(format!("group_messages.{what}"));
             let sender = self.open_string(&aad("group_messages", "sender", &id), &sender)?;
             let body = self.open_string(&aad("group_messages", "body", &id), &body)?;
             out.push(StoredGroupMessage {
                 id: hash_from_sql(&id, "group_messages.id")?,
-                group: *group,
+                group: group.parse().map_err(|_| corrupt("group_id"))?,
                 direction: if direction == 0 {
                     Direction::Incoming
                 } else {

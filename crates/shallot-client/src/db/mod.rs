@@ -166,6 +166,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX group_attachments_by_message ON group_attachments(message);",
     // v8: contacts' profile pictures (`db::pictures`).
     "ALTER TABLE conversations ADD COLUMN picture BLOB; -- sealed JSON: URL, key, cache file",
+    // v9: reactions and quoted replies in groups (`db::feedback`).
+    "ALTER TABLE group_messages ADD COLUMN reactions BLOB;     -- sealed JSON list
+    ALTER TABLE group_messages ADD COLUMN quote BLOB;         -- sealed JSON, replies",
 ];
 
 /// A database failure.

@@ -10,11 +10,12 @@ use shallot_proto::group::update::{
     GroupUpdatePromoteMessage, InfoChangeType, MemberChangeType,
 };
 use shallot_proto::group::{
-    encrypt_for_group, kicked_notice, make_auth_data, seal_group_config, subaccount_token,
-    wrap_group_content, AdminText, GroupAdmin, GroupConfigKind, GroupId, GroupInfo, GroupMember,
-    GroupMembers, GroupUpdateMessage, KeyHolder, SendStatus,
+    encrypt_for_group, kicked_notice, make_auth_data, seal_signed_group_config, sign_group_config,
+    subaccount_token, wrap_group_content, AdminText, GroupAdmin, GroupConfigKind, GroupId,
+    GroupInfo, GroupMember, GroupMembers, GroupUpdateMessage, KeyHolder, SendStatus,
 };
-use shallot_proto::session::config_message::{ConfigKind, ConfigMessage};
+use shallot_proto::session::config_merge::next_base;
+use shallot_proto::session::config_message::{prune, ConfigKind};
 use shallot_proto::session::protos::{Content, DataMessage, ExpirationType};
 use shallot_proto::subaccount::SubaccountFlags;
 use shallot_proto::{Namespace, SessionId};
@@ -94,8 +95,12 @@ impl Messenger {
     }
 
     /// Pushes `change` to the group swarm as its admin: a supplement and a new key message if
-    /// asked, then new Info and Members versions sealed with the current key. The record is
-    /// saved after each stored step, so a failure midway loses nothing that reached the swarm.
+    /// asked (or if admins rekeyed concurrently), then new Info and Members versions sealed
+    /// with the current key. Each new version is built on the merge of the current versions
+    /// (libsession's rules), so it also resolves concurrent pushes of other admins; a config
+    /// is pushed only if its data changes, it has concurrent versions, or the key changed.
+    /// The record is saved after each stored step, so a failure midway loses nothing that
+    /// reached the swarm.
     pub(crate) async fn push_change(
         &self,
         group: &mut Group,
@@ -120,7 +125,8 @@ impl Messenger {
                 .await?;
             record_key_message(group, stored, message);
         }
-        if change.rekey {
+        let rekey = change.rekey || keys.needs_rekey();
+        if rekey {
             let message = keys.rekey(admin, &change.members.rekey_members()).to_vec();
             let stored = self
                 .group_store(
@@ -143,19 +149,10 @@ impl Messenger {
         }
         let key = keys.encryption_key().ok_or(GroupError::NoKey)?.clone();
         for kind in [GroupConfigKind::Info, GroupConfigKind::Members] {
-            let current = match kind {
-                GroupConfigKind::Info => group.info_config(),
-                GroupConfigKind::Members => group.members_config(),
+            let Some(signed) = next_config_version(group, admin, &change, kind, rekey) else {
+                continue;
             };
-            let (seqno, previous) =
-                current.map_or((0, None), |c| (c.message.seqno, Some(c.message.data)));
-            let mut data = previous.clone().unwrap_or_default();
-            match kind {
-                GroupConfigKind::Info => change.info.apply_to(&mut data),
-                GroupConfigKind::Members => change.members.apply_to(&mut data),
-            }
-            let message = ConfigMessage::new(seqno + 1, data);
-            let sealed = seal_group_config(&message, previous.as_ref(), admin, &key, kind)
+            let sealed = seal_signed_group_config(&signed, &key, kind)
                 .map_err(|e| GroupError::Invalid(format!("cannot seal the group config: {e}")))?;
             self.group_store(
                 &id,
@@ -165,13 +162,10 @@ impl Messenger {
                 GROUP_CONFIG_TTL_MS,
             )
             .await?;
-            let kept = Some(Hex(message.serialize(previous.as_ref())));
-            match kind {
-                GroupConfigKind::Info => group.record.info = kept,
-                GroupConfigKind::Members => group.record.members = kept,
-            }
+            group.add_config_versions(kind, [signed]);
+            self.save_group(group).await?;
         }
-        self.save_group(group).await
+        Ok(())
     }
 
     /// Encrypts `content` for the group with its current key and stores it in namespace 11.
@@ -575,6 +569,31 @@ impl Messenger {
         self.sync_config_logged(ConfigKind::UserGroups).await;
         Ok(())
     }
+}
+
+/// The next version of config `kind` carrying `change`, signed: built on the merge of the
+/// current versions (its `=` diff holds only this change, its `<` the diffs it absorbs).
+/// `None` when there is nothing to push: one current version, no change, no new key.
+pub(crate) fn next_config_version(
+    group: &Group,
+    admin: &GroupAdmin,
+    change: &Change,
+    kind: GroupConfigKind,
+    rekeyed: bool,
+) -> Option<Vec<u8>> {
+    let versions = group.config_versions(kind);
+    let base = next_base(&versions);
+    let mut data = base.data.clone();
+    match kind {
+        GroupConfigKind::Info => change.info.apply_to(&mut data),
+        GroupConfigKind::Members => change.members.apply_to(&mut data),
+    }
+    let data = prune(&data);
+    if versions.len() == 1 && data == base.data && !rekeyed {
+        return None;
+    }
+    let previous = (!versions.is_empty()).then_some(&base.data);
+    Some(sign_group_config(&base.message(data), previous, admin))
 }
 
 /// Adds a key message we stored to the record.

@@ -13,7 +13,7 @@ use shallot_proto::session::protos::{Content, ExpirationType};
 use super::admin::update_content;
 use super::requests::Credential;
 use super::{GroupError, GroupStatus, GroupSummary};
-use crate::db::{Direction, MessageState, StoredAttachment, StoredGroupMessage};
+use crate::db::{Direction, MessageState, StoredAttachment, StoredGroupMessage, StoredQuote};
 use crate::messenger::waits::WaitTarget;
 use crate::messenger::{profile_of, Messenger, MessengerError};
 
@@ -134,34 +134,63 @@ impl Messenger {
         id: &GroupId,
         text: &str,
     ) -> Result<SentToGroup, MessengerError> {
-        self.send_group_message(id, text, Vec::new()).await
+        self.send_group_message(id, text, Vec::new(), None).await
     }
 
-    /// Sends `text` with the `attachments` pointers (already uploaded, see
-    /// `Messenger::send_files_to_group`) to a group, as [`Self::send_to_group`]: the pointers
-    /// go in the group-encrypted `DataMessage`, as in a 1:1 message, and are stored with ours.
-    pub(crate) async fn send_group_message(
+    /// A group we can write to, with our credential and a current key list. A message
+    /// sealed with a key the other members do not hold yet is lost to them, so the key list
+    /// must be current. It is while a waiting retrieve of the group is in flight (a key
+    /// message stored meanwhile answers it, and it is taken in before the next wait starts);
+    /// otherwise (polling, past the wait cap, a fresh start) fetch the key messages stored
+    /// since our last look first.
+    async fn group_to_write(
         &self,
         id: &GroupId,
-        text: &str,
-        attachments: Vec<AttachmentPointer>,
-    ) -> Result<SentToGroup, MessengerError> {
-        if text.is_empty() && attachments.is_empty() {
-            return Err(MessengerError::Build("empty message".into()));
-        }
+    ) -> Result<(super::Group, Credential), MessengerError> {
         let mut group = self.load_group(id).await?;
         let credential = Credential::of(&group)?;
-        // A message sealed with a key the other members do not hold yet is lost to them, so
-        // the key list must be current. It is while a waiting retrieve of the group is in
-        // flight (a key message stored meanwhile answers it, and it is taken in before the
-        // next wait starts); otherwise (polling, past the wait cap, a fresh start) fetch the
-        // key messages stored since our last look first.
         if !self.waits.in_flight(WaitTarget::Group(*id)) {
             match self.refresh_group_keys(&group).await {
                 Ok(refreshed) => group = refreshed,
                 Err(e) => tracing::debug!("could not refresh the group keys before sending: {e}"),
             }
         }
+        Ok((group, credential))
+    }
+
+    /// Posts a control `content` (a reaction) to a group we are in; its hash is marked seen
+    /// so our own poll does not take it in again.
+    pub(crate) async fn post_group_content(
+        &self,
+        id: &GroupId,
+        content: Content,
+    ) -> Result<(), MessengerError> {
+        let (group, credential) = self.group_to_write(id).await?;
+        let timestamp = content
+            .sig_timestamp
+            .unwrap_or_else(|| self.client.clock().now_ms());
+        let stored = self
+            .post_to_group(&group, &credential, &content, timestamp)
+            .await?;
+        let hash = stored.hash;
+        self.db.call(move |db| db.mark_seen(&hash, None)).await?;
+        Ok(())
+    }
+
+    /// [`Self::send_to_group`] with the `attachments` pointers (already uploaded, see
+    /// `Messenger::send_files_to_group`) and `quote` for a reply: both go in the group-encrypted
+    /// `DataMessage`, as in a 1:1 message, and are kept with our copy.
+    pub(crate) async fn send_group_message(
+        &self,
+        id: &GroupId,
+        text: &str,
+        attachments: Vec<AttachmentPointer>,
+        quote: Option<StoredQuote>,
+    ) -> Result<SentToGroup, MessengerError> {
+        if text.is_empty() && attachments.is_empty() {
+            return Err(MessengerError::Build("empty message".into()));
+        }
+        let (group, credential) = self.group_to_write(id).await?;
         let timestamp = self.client.clock().now_ms();
         let mut content = Content::text(text, timestamp);
         if let Some(data) = content.data_message.as_mut() {
@@ -171,6 +200,7 @@ impl Messenger {
                 data.body = None;
             }
             data.attachments.clone_from(&attachments);
+            data.quote = quote.as_ref().map(crate::messenger::signals::quote_proto);
         }
         // The group's disappearing timer: the swarm copy lives that long (post_to_group reads
         // it from the content), and so does ours.
@@ -196,6 +226,9 @@ impl Messenger {
             .call(move |db| {
                 db.insert_group_message(&message)?;
                 let attachments = db.insert_group_attachments(&message.id, &attachments)?;
+                if let Some(quote) = &quote {
+                    db.set_quote(&message.id, quote)?;
+                }
                 if secs > 0 {
                     db.set_group_message_expires(&message.id, timestamp + u64::from(secs) * 1000)?;
                 }

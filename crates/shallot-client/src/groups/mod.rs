@@ -18,6 +18,8 @@ pub mod member;
 pub mod poll;
 pub mod requests;
 pub mod state;
+#[cfg(test)]
+mod tests;
 
 pub use state::{Group, GroupRecord, GroupStatus};
 

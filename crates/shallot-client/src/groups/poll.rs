@@ -47,6 +47,8 @@ pub(crate) struct AdminWork {
     pub joined: Vec<(SessionId, Option<String>)>,
     /// Members who said they left: to remove (and rekey).
     pub left: Vec<SessionId>,
+    /// Concurrent config versions (or concurrent rekeys) to resolve: push the merge.
+    pub merge: bool,
 }
 
 /// What taking in one group's poll did.
@@ -58,6 +60,8 @@ pub(crate) struct GroupIntake {
     pub work: AdminWork,
     /// Our standing changed (kicked, destroyed): push UserGroups.
     pub standing_changed: bool,
+    /// Reactions members added or took back.
+    pub updates: Vec<crate::messenger::Update>,
 }
 
 /// A group message opened: its author (from the signature), timestamp and content.
@@ -129,37 +133,27 @@ pub(crate) fn take_keys(
     }
 }
 
-/// Takes in Info or Members versions: the greatest `(seqno, hash)` that opens with a held key
-/// and is signed by the group becomes current (members adopt, they never merge).
+/// Takes in Info or Members versions: each that opens with a held key and is signed by the
+/// group joins the current versions (see [`Group::add_config_versions`]). Concurrent versions
+/// are shown merged; an admin also pushes the merge (members only read, groups spec §4.1).
 pub(crate) fn take_configs(
     group: &mut Group,
     keys: &GroupKeys,
     kind: GroupConfigKind,
     items: &[RetrievedMessage],
 ) {
-    let current = match kind {
-        GroupConfigKind::Info => group.info_config(),
-        GroupConfigKind::Members => group.members_config(),
-    };
-    let mut best = current.map(|c| c.seqno_hash());
+    let mut opened_versions = Vec::new();
     for item in items {
         if !names_its_data(&group.id, kind.namespace(), item) {
             continue;
         }
         match open_group_config(&item.data, keys.decryption_keys(), &group.id, kind) {
-            Ok(opened) => {
-                let rank = opened.parsed.seqno_hash();
-                if best.is_none_or(|b| rank > b) {
-                    best = Some(rank);
-                    let kept = Some(Hex(opened.plaintext));
-                    match kind {
-                        GroupConfigKind::Info => group.record.info = kept,
-                        GroupConfigKind::Members => group.record.members = kept,
-                    }
-                }
-            }
+            Ok(opened) => opened_versions.push(opened.plaintext),
             Err(e) => tracing::warn!(message = %item.hash, "dropping group config: {e}"),
         }
+    }
+    if !opened_versions.is_empty() {
+        group.add_config_versions(kind, opened_versions);
     }
 }
 
@@ -197,6 +191,9 @@ pub(crate) fn take_in_group(
         GroupConfigKind::Members,
         at(Namespace::GROUP_MEMBERS),
     );
+    if group.admin().is_some() && (group.config_conflict() || keys.needs_rekey()) {
+        intake.work.merge = true;
+    }
     let info = group.info();
     if info.destroyed && group.record.status != GroupStatus::Destroyed {
         group.record.status = GroupStatus::Destroyed;
@@ -287,7 +284,15 @@ fn take_messages(
             }
             continue;
         }
-        // Attachment pointers are kept unchecked (checked when downloaded), as in 1:1.
+        if let Some(reaction) = &data.reaction {
+            db.mark_seen(&item.hash, None)?;
+            take_reaction(db, &id, opened.sender, reaction, intake)?;
+            continue;
+        }
+        // Read receipts and typing indicators are not sent in Session groups: anything with
+        // neither text nor files is dropped. Attachment pointers are kept unchecked (checked
+        // when downloaded), as in 1:1.
+        let quote = crate::messenger::feedback::quote_of(&data);
         let mut pointers = data.attachments;
         pointers.truncate(MAX_ATTACHMENTS);
         let body = data.body.unwrap_or_default();
@@ -309,6 +314,9 @@ fn take_messages(
             state: MessageState::Received,
         };
         if db.insert_group_message(&message)? {
+            if let Some(quote) = &quote {
+                db.set_quote(&message.id, quote)?;
+            }
             // The group's disappearing timer (its signed Info), whatever the message says.
             if disappear_ms > 0 {
                 db.set_group_message_expires(&message.id, message.timestamp + disappear_ms)?;
@@ -325,6 +333,38 @@ fn take_messages(
                 attachments,
             });
         }
+    }
+    Ok(())
+}
+
+/// Takes in a member's reaction to a group message (named by its timestamp and author; one
+/// we do not hold is ignored).
+fn take_reaction(
+    db: &Db,
+    group: &GroupId,
+    reactor: SessionId,
+    reaction: &shallot_proto::session::protos::Reaction,
+    intake: &mut GroupIntake,
+) -> Result<(), DbError> {
+    let (target, emoji, remove) = match crate::messenger::feedback::read_reaction(reaction) {
+        Ok(read) => read,
+        Err(why) => {
+            tracing::debug!("dropping a group reaction: {why}");
+            return Ok(());
+        }
+    };
+    let Some(message) = db.group_message_by(group, target.timestamp, &target.author)? else {
+        return Ok(());
+    };
+    if db.set_reaction(&message.id, &reactor, &emoji, remove)? {
+        intake.updates.push(crate::messenger::Update::Reaction {
+            conversation: message.sender,
+            group: Some(*group),
+            message: message.id,
+            author: reactor,
+            emoji,
+            removed: remove,
+        });
     }
     Ok(())
 }
@@ -536,6 +576,7 @@ impl Messenger {
         if intake.standing_changed {
             self.sync_config_logged(ConfigKind::UserGroups).await;
         }
+        self.note_updates(intake.updates);
         self.do_admin_work(&id, intake.work).await;
         Ok((intake.shown, held))
     }
@@ -624,16 +665,20 @@ impl Messenger {
         Ok(refreshed.ok_or(super::GroupError::Unknown)?)
     }
 
-    /// Marks members who joined as accepted, and removes members who left; failures logged.
+    /// Marks members who joined as accepted, pushes the merge of concurrent configs (after a
+    /// new key if admins rekeyed concurrently), and removes members who left; failures logged.
     async fn do_admin_work(&self, id: &GroupId, work: AdminWork) {
-        if !work.joined.is_empty() {
+        if !work.joined.is_empty() || work.merge {
             let result = async {
                 let mut group = self.load_group(id).await?;
                 let Some(admin) = group.admin() else {
                     return Ok(());
                 };
+                if group.record.status != GroupStatus::Joined {
+                    return Ok(());
+                }
                 let mut change = Change::of(&group);
-                let mut changed = false;
+                let mut changed = work.merge;
                 for (member, name) in &work.joined {
                     if let Some(entry) = change.members.members.get_mut(member) {
                         if entry.invite != shallot_proto::group::SendStatus::Accepted {
@@ -654,7 +699,7 @@ impl Messenger {
             }
             .await;
             if let Err(e) = result {
-                tracing::warn!("could not mark new members as joined: {e}");
+                tracing::warn!("could not update the group's configs: {e}");
             }
         }
         if !work.left.is_empty() {

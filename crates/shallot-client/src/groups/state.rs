@@ -1,14 +1,22 @@
 //! One group as this device keeps it ([`GroupRecord`], persisted sealed in the database) and
 //! the views derived from it: the key list (rebuilt by replaying the stored key messages), the
-//! current Info and Members configs, and our credentials.
+//! Info and Members configs, and our credentials.
+//!
+//! Of each config we keep the current versions: one, or several when admins pushed
+//! concurrently. They are resolved by libsession's rules (`shallot_proto::session::
+//! config_merge`, as the user configs are): what we show is their merge, which is also what an
+//! admin pushes next (signed), so both admins' changes survive and every admin pushes the same
+//! bytes.
 
 use serde::{Deserialize, Serialize};
 use shallot_proto::bencode::Dict;
+use shallot_proto::group::GroupConfigKind;
 use shallot_proto::group::{
     AuthData, GroupAdmin, GroupId, GroupInfo, GroupKeys, GroupMembers, KeyHolder, RemovedStatus,
     UserGroups,
 };
 use shallot_proto::message_hash::MessageHash;
+use shallot_proto::session::config_merge::{current_versions, next_base, NextBase};
 use shallot_proto::session::config_message::{ConfigMessage, ParsedConfig};
 use shallot_proto::Identity;
 
@@ -63,10 +71,32 @@ pub struct GroupRecord {
     pub joined_at: i64,
     /// Every valid key message seen, oldest first.
     pub key_messages: Vec<StoredKeyMessage>,
-    /// The current Info config (decrypted, serialized), if any.
-    pub info: Option<Hex>,
-    /// The current Members config (decrypted, serialized), if any.
-    pub members: Option<Hex>,
+    /// The current Info config versions (decrypted, signed, serialized): one, or several
+    /// concurrent ones until an admin pushes their merge.
+    #[serde(deserialize_with = "heads")]
+    pub info: Vec<Hex>,
+    /// The current Members config versions, likewise.
+    #[serde(deserialize_with = "heads")]
+    pub members: Vec<Hex>,
+}
+
+/// Most concurrent versions of a config kept (the greatest `(seqno, hash)` ones): admins
+/// merge them at their next poll, so more means a misbehaving admin.
+pub const MAX_CONFIG_HEADS: usize = 16;
+
+/// Reads a record's config versions: a list, or (records written before merging) one
+/// version or none.
+fn heads<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Hex>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Heads {
+        Many(Vec<Hex>),
+        One(Option<Hex>),
+    }
+    Ok(match Heads::deserialize(d)? {
+        Heads::Many(heads) => heads,
+        Heads::One(head) => head.into_iter().collect(),
+    })
 }
 
 impl GroupRecord {
@@ -79,8 +109,8 @@ impl GroupRecord {
             auth_data: None,
             joined_at,
             key_messages: Vec::new(),
-            info: None,
-            members: None,
+            info: Vec::new(),
+            members: Vec::new(),
         }
     }
 }
@@ -133,28 +163,75 @@ impl Group {
         self.record.key_messages.iter().any(|m| m.hash == *hash)
     }
 
-    /// The current Info config.
-    pub fn info_config(&self) -> Option<ParsedConfig> {
-        ConfigMessage::parse_full(&self.record.info.as_ref()?.0).ok()
+    fn heads(&self, kind: GroupConfigKind) -> &Vec<Hex> {
+        match kind {
+            GroupConfigKind::Info => &self.record.info,
+            GroupConfigKind::Members => &self.record.members,
+        }
     }
 
-    /// The current Members config.
-    pub fn members_config(&self) -> Option<ParsedConfig> {
-        ConfigMessage::parse_full(&self.record.members.as_ref()?.0).ok()
+    /// The current versions of a config, sorted by `(seqno, hash)`: one, several while
+    /// concurrent admin pushes await a merge, or none yet.
+    pub fn config_versions(&self, kind: GroupConfigKind) -> Vec<ParsedConfig> {
+        self.heads(kind)
+            .iter()
+            .filter_map(|head| ConfigMessage::parse_full(&head.0).ok())
+            .collect()
     }
 
-    /// The group's settings (defaults before the first Info config).
+    /// What the next version of a config builds on: the merge of the current versions (their
+    /// data when there is one), with the seqno and lagged diffs an admin's next push carries.
+    pub fn config_base(&self, kind: GroupConfigKind) -> NextBase {
+        next_base(&self.config_versions(kind))
+    }
+
+    /// Whether concurrent versions of a config wait for an admin's merge.
+    pub fn config_conflict(&self) -> bool {
+        self.record.info.len() > 1 || self.record.members.len() > 1
+    }
+
+    /// Adds config versions (decrypted, verified, serialized): those absorbed by another
+    /// version's lagged diffs, stale or repeated are dropped, at most [`MAX_CONFIG_HEADS`]
+    /// kept. Returns whether the current versions changed.
+    pub fn add_config_versions(
+        &mut self,
+        kind: GroupConfigKind,
+        versions: impl IntoIterator<Item = Vec<u8>>,
+    ) -> bool {
+        let slot = match kind {
+            GroupConfigKind::Info => &mut self.record.info,
+            GroupConfigKind::Members => &mut self.record.members,
+        };
+        let mut by_hash = std::collections::HashMap::new();
+        let mut parsed = Vec::new();
+        for bytes in slot.iter().map(|h| h.0.clone()).chain(versions) {
+            if let Ok(version) = ConfigMessage::parse_full(&bytes) {
+                by_hash.entry(version.hash).or_insert(bytes);
+                parsed.push(version);
+            }
+        }
+        let mut current = current_versions(parsed);
+        let cut = current.len().saturating_sub(MAX_CONFIG_HEADS);
+        current.drain(..cut);
+        let kept: Vec<Hex> = current
+            .iter()
+            .filter_map(|v| by_hash.remove(&v.hash).map(Hex))
+            .collect();
+        let changed = kept != *slot;
+        *slot = kept;
+        changed
+    }
+
+    /// The group's settings (defaults before the first Info config): the merge of the
+    /// current versions.
     pub fn info(&self) -> GroupInfo {
-        self.info_config()
-            .map(|c| GroupInfo::from_data(&c.message.data))
-            .unwrap_or_default()
+        GroupInfo::from_data(&self.config_base(GroupConfigKind::Info).data)
     }
 
-    /// The member list (empty before the first Members config).
+    /// The member list (empty before the first Members config): the merge of the current
+    /// versions.
     pub fn members(&self) -> GroupMembers {
-        self.members_config()
-            .map(|c| GroupMembers::from_data(&c.message.data))
-            .unwrap_or_default()
+        GroupMembers::from_data(&self.config_base(GroupConfigKind::Members).data)
     }
 
     /// The name to show: the Info config's, else the invite's.

@@ -248,6 +248,7 @@ fn record_feedback(
             if db.set_reaction(&message.id, &reactor, &emoji, remove)? {
                 follow.updates.push(Update::Reaction {
                     conversation,
+                    group: None,
                     message: message.id,
                     author: reactor,
                     emoji,

@@ -52,7 +52,7 @@ impl Messenger {
                 upload_file(&self.client, server, file, &mut |p| progress(index, p)).await?;
             pointers.push(pointer);
         }
-        self.send_group_message(group, text, pointers).await
+        self.send_group_message(group, text, pointers, None).await
     }
 
     /// The stored attachment whose id is `id` or starts with it.

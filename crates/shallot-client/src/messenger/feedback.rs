@@ -46,8 +46,10 @@ pub enum Update {
     },
     /// A reaction was added or removed.
     Reaction {
-        /// The conversation.
+        /// The conversation (the other party); in a group, the reacted message's author.
         conversation: SessionId,
+        /// The group, for a reaction to a group message.
+        group: Option<shallot_proto::group::GroupId>,
         /// The message reacted to.
         message: shallot_proto::message_hash::MessageHash,
         /// Who reacted.
@@ -118,25 +120,37 @@ pub(super) fn classify(
     Some(reaction_verdict(me, sender, data, reaction))
 }
 
+/// What a reaction says: the message it names, the emoji, and whether it is taken back; or
+/// why it is dropped. The same in one-to-one conversations and groups.
+pub(crate) fn read_reaction(
+    reaction: &shallot_proto::session::protos::Reaction,
+) -> Result<(MessageRef, String, bool), &'static str> {
+    let remove = match reaction.action.map(ReactionAction::try_from) {
+        Some(Ok(ReactionAction::React)) => false,
+        Some(Ok(ReactionAction::Remove)) => true,
+        _ => return Err("reaction without an action"),
+    };
+    let (Some(timestamp), Some(Ok(author))) = (
+        reaction.id,
+        reaction.author.as_deref().map(str::parse::<SessionId>),
+    ) else {
+        return Err("reaction without a valid message reference");
+    };
+    let Some(emoji) = reaction.emoji.as_deref().and_then(clean_emoji) else {
+        return Err("reaction without a valid emoji");
+    };
+    Ok((MessageRef { timestamp, author }, emoji, remove))
+}
+
 fn reaction_verdict(
     me: &SessionId,
     sender: SessionId,
     data: &DataMessage,
     reaction: &shallot_proto::session::protos::Reaction,
 ) -> Verdict {
-    let remove = match reaction.action.map(ReactionAction::try_from) {
-        Some(Ok(ReactionAction::React)) => false,
-        Some(Ok(ReactionAction::Remove)) => true,
-        _ => return Verdict::Drop("reaction without an action".into()),
-    };
-    let (Some(timestamp), Some(Ok(author))) = (
-        reaction.id,
-        reaction.author.as_deref().map(str::parse::<SessionId>),
-    ) else {
-        return Verdict::Drop("reaction without a valid message reference".into());
-    };
-    let Some(emoji) = reaction.emoji.as_deref().and_then(clean_emoji) else {
-        return Verdict::Drop("reaction without a valid emoji".into());
+    let (target, emoji, remove) = match read_reaction(reaction) {
+        Ok(read) => read,
+        Err(why) => return Verdict::Drop(why.into()),
     };
     let conversation = if sender == *me {
         match data.sync_target.as_deref().map(str::parse::<SessionId>) {
@@ -148,13 +162,13 @@ fn reaction_verdict(
         sender
     };
     // In a one-to-one conversation every message is ours or theirs.
-    if author != *me && author != conversation {
+    if target.author != *me && target.author != conversation {
         return Verdict::Drop("reaction to a message outside the conversation".into());
     }
     Verdict::Reaction {
         conversation,
         reactor: sender,
-        target: MessageRef { timestamp, author },
+        target,
         emoji,
         remove,
     }
@@ -162,7 +176,7 @@ fn reaction_verdict(
 
 /// The message a visible `data` message quotes, if it is a valid reply (a quote without a
 /// timestamp or a valid author is ignored; the reply still shows).
-pub(super) fn quote_of(data: &DataMessage) -> Option<StoredQuote> {
+pub(crate) fn quote_of(data: &DataMessage) -> Option<StoredQuote> {
     let quote = data.quote.as_ref()?;
     let author = quote.author.as_deref()?.parse().ok()?;
     Some(StoredQuote {

@@ -38,13 +38,13 @@ pub(crate) mod judge;
 mod outbox;
 mod pictures;
 mod replies;
-mod signals;
+pub(crate) mod signals;
 mod signed;
 mod typing;
 
 pub use feedback::{MessageRef, Update};
 pub use pictures::{keep_alive_due, KeepAlive, Picture, KEEP_ALIVE_INTERVAL_SECS};
-pub use signals::ReadOutcome;
+pub use signals::{AnyMessage, ReadOutcome};
 pub mod waits;
 
 pub(crate) use replies::{count_stored, retrieve_results, was_held};

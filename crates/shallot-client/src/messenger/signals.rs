@@ -18,8 +18,8 @@ use super::apply::FollowUp;
 use super::feedback::{clean_emoji, Update, MAX_RECEIPT_TIMESTAMPS, TYPING_TTL_MS};
 use super::{outgoing_profile, Messenger, MessengerError, SentMessage, MESSAGE_TTL_MS, PUSH_WAIT};
 use crate::db::{
-    ConversationState, DbError, Direction, MessageState, StoredMessage, StoredQuote,
-    MAX_QUOTE_BYTES,
+    ConversationState, DbError, Direction, MessageState, StoredGroupMessage, StoredMessage,
+    StoredQuote, MAX_QUOTE_BYTES,
 };
 
 /// Most updates kept for [`Messenger::take_updates`]; older ones are dropped first.
@@ -44,8 +44,13 @@ impl Messenger {
                 typing.set(who, until, now);
             }
         }
+        self.note_updates(follow.updates.drain(..));
+    }
+
+    /// Keeps `new` updates for [`Self::take_updates`] (at most [`MAX_UPDATES`]).
+    pub(crate) fn note_updates(&self, new: impl IntoIterator<Item = Update>) {
         let mut updates = self.updates.lock().unwrap_or_else(PoisonError::into_inner);
-        for update in follow.updates.drain(..) {
+        for update in new {
             if updates.len() >= MAX_UPDATES {
                 updates.pop_front();
             }
@@ -88,6 +93,28 @@ impl Messenger {
                 };
                 db.message(id)?
                     .ok_or_else(|| MessengerError::Build("no such message".into()))
+            })
+            .await
+    }
+
+    /// The one-to-one or group message whose id starts with `prefix` (as `shallot inbox`
+    /// prints it).
+    pub async fn find_any_message(&self, prefix: &str) -> Result<AnyMessage, MessengerError> {
+        let prefix = prefix.trim().to_owned();
+        self.db
+            .call(move |db| {
+                let (direct, group) = if prefix.is_empty() {
+                    (Vec::new(), Vec::new())
+                } else {
+                    (db.find_messages(&prefix)?, db.find_group_messages(&prefix)?)
+                };
+                let found = match (direct.as_slice(), group.as_slice()) {
+                    ([id], []) => db.message(id)?.map(AnyMessage::Direct),
+                    ([], [id]) => db.group_message(id)?.map(AnyMessage::Group),
+                    ([], []) => None,
+                    _ => return Err(MessengerError::Build("ambiguous message id prefix".into())),
+                };
+                found.ok_or_else(|| MessengerError::Build("no such message".into()))
             })
             .await
     }
@@ -177,23 +204,24 @@ impl Messenger {
     }
 
     /// Reacts to message `id` (or an unambiguous prefix) with `emoji`, or with `remove` takes
-    /// our reaction back: recorded here, sent to the other party and, with `syncTarget`, to our
-    /// other devices. Returns the message reacted to.
+    /// our reaction back: recorded here, and sent to the other party and, with `syncTarget`,
+    /// to our other devices; or, for a group message, posted to the group (every member and
+    /// our other devices read it there). Returns the message reacted to.
     pub async fn react(
         &self,
         id: &str,
         emoji: &str,
         remove: bool,
-    ) -> Result<StoredMessage, MessengerError> {
+    ) -> Result<AnyMessage, MessengerError> {
         let Some(emoji) = clean_emoji(emoji) else {
             return Err(MessengerError::Build(format!(
                 "not an emoji (1 to {} bytes, no control characters)",
                 super::feedback::MAX_EMOJI_BYTES
             )));
         };
-        let message = self.find_message(id).await?;
+        let message = self.find_any_message(id).await?;
         let me = self.session_id();
-        let (target, own, text) = (message.id, me, emoji.clone());
+        let (target, own, text) = (message.id(), me, emoji.clone());
         let changed = self
             .db
             .call(move |db| db.set_reaction(&target, &own, &text, remove))
@@ -215,8 +243,8 @@ impl Messenger {
         let content = |sync_target: Option<String>| Content {
             data_message: Some(DataMessage {
                 reaction: Some(Reaction {
-                    id: Some(message.timestamp),
-                    author: Some(message.sender.to_string()),
+                    id: Some(message.timestamp()),
+                    author: Some(message.sender().to_string()),
                     emoji: Some(emoji.clone()),
                     action: Some(action as i32),
                 }),
@@ -228,11 +256,19 @@ impl Messenger {
             sig_timestamp: Some(self.client.clock().now_ms()),
             ..Content::default()
         };
-        if message.conversation != me {
-            self.send_control_ttl(&message.conversation, content(None), MESSAGE_TTL_MS)
+        let conversation = match &message {
+            AnyMessage::Direct(direct) => direct.conversation,
+            AnyMessage::Group(in_group) => {
+                self.post_group_content(&in_group.group, content(None))
+                    .await?;
+                return Ok(message);
+            }
+        };
+        if conversation != me {
+            self.send_control_ttl(&conversation, content(None), MESSAGE_TTL_MS)
                 .await?;
         }
-        let sync = content(Some(message.conversation.to_string()));
+        let sync = content(Some(conversation.to_string()));
         if let Err(e) = self.send_control_ttl(&me, sync, MESSAGE_TTL_MS).await {
             tracing::warn!("reaction not synced to our other devices: {e}");
         }
@@ -240,16 +276,35 @@ impl Messenger {
     }
 
     /// Replies to message `id` (or an unambiguous prefix) with `text`: a message to its
-    /// conversation that quotes it (its timestamp, author and text), as [`Messenger::send`].
+    /// conversation (as [`Messenger::send`]) or group (as [`Messenger::send_to_group`]) that
+    /// quotes it (its timestamp, author and text).
     pub async fn reply(&self, id: &str, text: &str) -> Result<SentMessage, MessengerError> {
-        let quoted = self.find_message(id).await?;
+        let quoted = self.find_any_message(id).await?;
         let quote = StoredQuote {
-            timestamp: quoted.timestamp,
-            author: quoted.sender,
-            text: Some(crate::db::truncate(&quoted.body, MAX_QUOTE_BYTES).to_owned()),
+            timestamp: quoted.timestamp(),
+            author: quoted.sender(),
+            text: Some(crate::db::truncate(quoted.body(), MAX_QUOTE_BYTES).to_owned()),
         };
-        self.send_message(&quoted.conversation, text, Vec::new(), Some(quote))
-            .await
+        match quoted {
+            AnyMessage::Direct(m) => {
+                self.send_message(&m.conversation, text, Vec::new(), Some(quote))
+                    .await
+            }
+            AnyMessage::Group(m) => {
+                let sent = self
+                    .send_group_message(&m.group, text, Vec::new(), Some(quote))
+                    .await?;
+                Ok(SentMessage {
+                    hash: sent.hash,
+                    timestamp: sent.timestamp,
+                    stored_on: sent.stored_on,
+                    // Our other devices read it in the group: no sync copy is needed.
+                    synced: true,
+                    delayed: Duration::ZERO,
+                    attachments: Vec::new(),
+                })
+            }
+        }
     }
 
     /// Waits up to `timeout` for the recipient's read receipt of our message `id`, receiving
@@ -286,8 +341,51 @@ impl Messenger {
     }
 }
 
+/// A message reactions and replies name: one-to-one or in a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnyMessage {
+    /// In a one-to-one conversation.
+    Direct(StoredMessage),
+    /// In a group.
+    Group(StoredGroupMessage),
+}
+
+impl AnyMessage {
+    /// Its id (hash on the swarm it was read from).
+    pub const fn id(&self) -> MessageHash {
+        match self {
+            Self::Direct(m) => m.id,
+            Self::Group(m) => m.id,
+        }
+    }
+
+    /// Its author.
+    pub const fn sender(&self) -> SessionId {
+        match self {
+            Self::Direct(m) => m.sender,
+            Self::Group(m) => m.sender,
+        }
+    }
+
+    /// Its sent timestamp (ms), by which reactions and quotes name it.
+    pub const fn timestamp(&self) -> u64 {
+        match self {
+            Self::Direct(m) => m.timestamp,
+            Self::Group(m) => m.timestamp,
+        }
+    }
+
+    /// Its text.
+    pub fn body(&self) -> &str {
+        match self {
+            Self::Direct(m) => &m.body,
+            Self::Group(m) => &m.body,
+        }
+    }
+}
+
 /// The `Quote` a reply carries for `quote`.
-pub(super) fn quote_proto(quote: &StoredQuote) -> Quote {
+pub(crate) fn quote_proto(quote: &StoredQuote) -> Quote {
     Quote {
         id: Some(quote.timestamp),
         author: Some(quote.author.to_string()),

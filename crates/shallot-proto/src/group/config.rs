@@ -72,17 +72,34 @@ pub fn seal_group_config(
     key: &GroupKey,
     kind: GroupConfigKind,
 ) -> Result<Vec<u8>, GroupConfigError> {
+    seal_signed_group_config(&sign_group_config(message, previous, admin), key, kind)
+}
+
+/// The signed serialization of `message` (its `=` diff against `previous`), `~` last: the
+/// bytes members decrypt, and what the version's hash in later `<` lagged diffs covers.
+/// Deterministic (Ed25519), so admins signing the same merge produce the same bytes.
+pub fn sign_group_config(
+    message: &ConfigMessage,
+    previous: Option<&Dict>,
+    admin: &GroupAdmin,
+) -> Vec<u8> {
     let mut serialized = message.serialize(previous);
     serialized.pop();
-    let signed = append_signature(serialized, admin);
-    let compressed = ruzstd::encoding::compress_to_vec(
-        signed.as_slice(),
-        ruzstd::encoding::CompressionLevel::Fastest,
-    );
+    append_signature(serialized, admin)
+}
+
+/// Compresses a signed config (from [`sign_group_config`]) if shorter, pads and encrypts it.
+pub fn seal_signed_group_config(
+    signed: &[u8],
+    key: &GroupKey,
+    kind: GroupConfigKind,
+) -> Result<Vec<u8>, GroupConfigError> {
+    let compressed =
+        ruzstd::encoding::compress_to_vec(signed, ruzstd::encoding::CompressionLevel::Fastest);
     let payload = if compressed.len() + 1 < signed.len() {
         [b"z".as_slice(), &compressed].concat()
     } else {
-        signed
+        signed.to_vec()
     };
     let sealed = encrypt_config(&pad_config(&payload), key.as_bytes(), kind.domain())
         .map_err(|e| GroupConfigError::Config(e.into()))?;

@@ -194,8 +194,8 @@ pub enum Action {
     Reply {
         /// Identifies the pending message.
         token: u64,
-        /// Recipient.
-        to: SessionId,
+        /// Recipient: a person or a group.
+        to: Peer,
         /// The id of the message replied to.
         message: String,
         /// Text.
@@ -265,6 +265,8 @@ pub struct App {
     reported: HashSet<String>,
     /// While composing: the conversation, when STARTED was last sent, and the last key.
     composing: Option<(SessionId, u64, u64)>,
+    /// Our Session ID: marks our reactions in groups.
+    pub me: Option<SessionId>,
 }
 
 impl App {
@@ -387,22 +389,27 @@ impl App {
             }
             Update::Reaction {
                 conversation,
+                group,
                 message,
                 author,
                 emoji,
                 removed,
             } => {
+                // In a one-to-one conversation, a reaction not by them is ours.
+                let (pane, mine) = match group {
+                    Some(group) => (Peer::Group(group), Some(author) == self.me),
+                    None => (Peer::Direct(conversation), author != conversation),
+                };
                 let id = message.to_string();
                 let Some(m) = self
                     .convs
                     .iter_mut()
-                    .find(|c| c.id == Peer::Direct(conversation))
+                    .find(|c| c.id == pane)
                     .and_then(|c| c.messages.iter_mut().find(|m| m.id == id))
                 else {
                     return;
                 };
-                // In a one-to-one conversation, a reaction not by them is ours.
-                let entry = (emoji, author != conversation);
+                let entry = (emoji, mine);
                 if removed {
                     m.reactions.retain(|r| *r != entry);
                 } else if !m.reactions.contains(&entry) {
@@ -609,19 +616,6 @@ impl App {
             let path = path.trim().to_owned();
             return self.attach(&path, line);
         }
-        let direct = match conv.id {
-            Peer::Direct(id) => Some(id),
-            Peer::Group(_) => None,
-        };
-        if direct.is_none()
-            && ["/react ", "/unreact ", "/reply "]
-                .iter()
-                .any(|c| text.starts_with(c))
-        {
-            self.status = Some("reactions and replies in groups are not supported yet".into());
-            self.input = line;
-            return Action::None;
-        }
         for (command, remove) in [("/react ", false), ("/unreact ", true)] {
             if let Some(args) = text.strip_prefix(command) {
                 let mut words = args.split_whitespace();
@@ -673,14 +667,14 @@ impl App {
             sender: None,
             attachments: Vec::new(),
         });
-        match (quote, direct) {
-            (Some((message, _)), Some(to)) => Action::Reply {
+        match quote {
+            Some((message, _)) => Action::Reply {
                 token,
-                to,
+                to: conv.id,
                 message,
                 text: text.to_owned(),
             },
-            _ => Action::Send {
+            None => Action::Send {
                 token,
                 to: conv.id,
                 text: text.to_owned(),

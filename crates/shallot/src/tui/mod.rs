@@ -25,8 +25,8 @@ use crossterm::terminal::{
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use shallot_client::{
-    push, AccountStore, ClientConfig, Db, Direction, MessageState, Messenger, MessengerError,
-    NetworkClock, OnionClient, Pool, ReceivedMessage, Seed, Update,
+    push, AccountStore, AnyMessage, ClientConfig, Db, Direction, MessageState, Messenger,
+    MessengerError, NetworkClock, OnionClient, Pool, ReceivedMessage, Seed, Update,
 };
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::Identity;
@@ -212,6 +212,7 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
     });
 
     let mut app = App::new(convs);
+    app.me = Some(identity.session_id());
     app.status = Some(if saved_pool.is_some() {
         "building paths… (saved node list)".into()
     } else {
@@ -290,6 +291,12 @@ fn load_conversations(db: &Db, me: &shallot_proto::SessionId) -> Result<Vec<Conv
                 .attachments(&stored.id)?
                 .iter()
                 .map(Attached::from)
+                .collect();
+            msg.quote = db.quoted_text(&stored.id)?;
+            msg.reactions = db
+                .reactions(&stored.id)?
+                .into_iter()
+                .map(|r| (r.emoji, r.author == *me))
                 .collect();
             messages.push(msg);
         }
@@ -455,9 +462,14 @@ fn perform(
             tokio::spawn(async move {
                 match m.react(&message, &emoji, remove).await {
                     Ok(reacted) => {
+                        let (conversation, group) = match &reacted {
+                            AnyMessage::Direct(d) => (d.conversation, None),
+                            AnyMessage::Group(g) => (g.sender, Some(g.group)),
+                        };
                         let _ = tx.send(Ui::App(Event::Update(Update::Reaction {
-                            conversation: reacted.conversation,
-                            message: reacted.id,
+                            conversation,
+                            group,
+                            message: reacted.id(),
                             author: m.session_id(),
                             emoji: emoji.trim().to_owned(),
                             removed: remove,
@@ -736,14 +748,11 @@ async fn receive_loop(
 async fn forward(m: &Messenger, tx: &UnboundedSender<Ui>, r: ReceivedMessage) {
     let outgoing = r.direction == Direction::Outgoing;
     let id = r.hash;
-    let quote = if r.group.is_none() {
-        m.db()
-            .call(move |db| db.quoted_text(&id))
-            .await
-            .unwrap_or_default()
-    } else {
-        None
-    };
+    let quote = m
+        .db()
+        .call(move |db| db.quoted_text(&id))
+        .await
+        .unwrap_or_default();
     let in_group = match r.group {
         Some(id) => {
             let hash = r.hash;

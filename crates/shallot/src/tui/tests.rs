@@ -368,6 +368,7 @@ fn reactions_and_replies_by_message_number() {
     for (author, removed) in [(a, false), (sid('f'), false)] {
         app.handle(Event::Update(Update::Reaction {
             conversation: a,
+            group: None,
             message: h1,
             author,
             emoji: "👍".into(),
@@ -379,6 +380,7 @@ fn reactions_and_replies_by_message_number() {
     assert!(s.contains("them: lunch?  (👍 them, 👍 you)"), "{s}");
     app.handle(Event::Update(Update::Reaction {
         conversation: a,
+        group: None,
         message: h1,
         author: a,
         emoji: "👍".into(),
@@ -398,7 +400,10 @@ fn reactions_and_replies_by_message_number() {
     else {
         panic!("a reply");
     };
-    assert_eq!((to, message, text.as_str()), (a, id1, "sure, at noon"));
+    assert_eq!(
+        (to, message, text.as_str()),
+        (Peer::Direct(a), id1, "sure, at noon")
+    );
     app.handle(Event::SendDone {
         token,
         result: Ok(("r".into(), 1)),
@@ -449,6 +454,49 @@ fn groups_are_listed_beside_conversations_and_sent_to() {
     let title = format!("group Friends ({})", super::view::short_id(&group));
     assert!(s.contains(&title), "{s}");
     assert!(s.contains("00:00:04 05bbbb…bbbb: hi all"), "{s}");
+    // Reactions and replies work on group messages too; ours are marked by our ID.
+    let (h1, id1) = hash(1);
+    app.handle(Event::Incoming {
+        conversation: Peer::Group(group),
+        msg: Msg {
+            id: id1.clone(),
+            outgoing: false,
+            timestamp: 5_000,
+            body: "lunch?".into(),
+            state: MessageState::Received,
+            sender: Some(sid('b')),
+            quote: None,
+            reactions: Vec::new(),
+            attachments: Vec::new(),
+        },
+    });
+    type_text_any(&mut app, "/react 2 🎉");
+    assert_eq!(
+        app.handle(key(KeyCode::Enter)),
+        Action::React {
+            message: id1.clone(),
+            emoji: "🎉".into(),
+            remove: false
+        }
+    );
+    app.me = Some(sid('e'));
+    for author in [sid('b'), sid('e')] {
+        app.handle(Event::Update(Update::Reaction {
+            conversation: sid('b'),
+            group: Some(group),
+            message: h1,
+            author,
+            emoji: "🎉".into(),
+            removed: false,
+        }));
+    }
+    let s = screen(&app).replace("🎉 ", "🎉");
+    assert!(s.contains("lunch?  (🎉 them, 🎉 you)"), "{s}");
+    type_text_any(&mut app, "/reply 2 noon");
+    let Action::Reply { to, message, .. } = app.handle(key(KeyCode::Enter)) else {
+        panic!("a reply in the group");
+    };
+    assert_eq!((to, message), (Peer::Group(group), id1));
     // Enter sends to the selected group.
     type_text(&mut app, "hello group");
     let Action::Send { to, text, .. } = app.handle(key(KeyCode::Enter)) else {
