@@ -33,7 +33,9 @@ pub mod signed;
 pub mod update;
 pub mod user_groups;
 
-pub use auth::{make_auth_data, subaccount_token, AuthData, AuthError, SubaccountRequestAuth};
+pub use auth::{
+    make_auth_data, subaccount_token, AuthData, AuthError, MemberSigner, SubaccountRequestAuth,
+};
 pub use config::{open_group_config, seal_group_config, GroupConfigError, GroupConfigKind};
 pub use envelope::{unwrap_group_content, wrap_group_content, GroupEnvelopeError};
 pub use identity::{seed_hash, GroupAdmin, GroupId, SeedHash};
