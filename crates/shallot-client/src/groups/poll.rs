@@ -356,6 +356,7 @@ impl Messenger {
                 return Vec::new();
             }
         };
+        self.note_groups(&groups);
         self.poll_groups(groups.into_iter().filter(Group::can_access).collect())
             .await
     }
@@ -384,6 +385,7 @@ impl Messenger {
                 return Vec::new();
             }
         };
+        self.note_groups(&groups);
         let (mut covered, mut uncovered) = (Vec::new(), Vec::new());
         for group in groups.into_iter().filter(Group::can_access) {
             if covered.len() < MAX_GROUP_WAITS && !self.waits.backing_off(&group.id) {
