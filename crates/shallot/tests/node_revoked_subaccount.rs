@@ -307,7 +307,8 @@ async fn a_subaccount_revoked_while_its_retrieve_waits_is_refused_when_it_wakes(
         // the revocation; one not held yet is refused at its first read.
         tokio::time::sleep(Duration::from_millis(300)).await;
         f.revocation(&net, "revoke_subaccount").await;
-        f.owner_store(&net, 0, NS, "stored after the revocation").await;
+        f.owner_store(&net, 0, NS, "stored after the revocation")
+            .await;
     });
     assert_eq!(
         waited,

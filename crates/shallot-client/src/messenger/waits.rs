@@ -258,7 +258,11 @@ mod tests {
             waits.stick(group(1), node);
             waits.retain_groups(&[group(2)]);
             assert!(!waits.in_flight(WaitTarget::Group(group(1))));
-            assert_eq!(waits.take_sticky(&group(1)), None, "forgotten with its wait");
+            assert_eq!(
+                waits.take_sticky(&group(1)),
+                None,
+                "forgotten with its wait"
+            );
             assert_eq!(waits.take_sticky(&group(2)), Some(node));
             assert!(waits.in_flight(WaitTarget::Own), "our own wait stays");
         });
