@@ -31,7 +31,7 @@ pub enum Credential {
         data: AuthData,
         /// What signing with it derives, once per credential: a group batch signs five
         /// retrieves, and the derivation (scalar multiplications) costs more than a signature.
-        signer: OnceLock<MemberSigner>,
+        signer: Box<OnceLock<MemberSigner>>,
     },
 }
 
@@ -54,7 +54,7 @@ impl Credential {
     pub fn member(data: AuthData) -> Self {
         Self::Member {
             data,
-            signer: OnceLock::new(),
+            signer: Box::default(),
         }
     }
 
@@ -63,16 +63,15 @@ impl Credential {
         match self {
             Self::Admin(admin) => Ok(Auth::new(admin.sign(message))),
             Self::Member { data, signer } => {
-                let signed = match signer.get() {
-                    Some(ready) => ready.sign(message),
-                    None => {
-                        let made = data.signer(me).map_err(|e| {
-                            GroupError::Invalid(format!("cannot sign as a member: {e}"))
-                        })?;
-                        let signed = made.sign(message);
-                        let _ = signer.set(made);
-                        signed
-                    }
+                let signed = if let Some(ready) = signer.get() {
+                    ready.sign(message)
+                } else {
+                    let made = data.signer(me).map_err(|e| {
+                        GroupError::Invalid(format!("cannot sign as a member: {e}"))
+                    })?;
+                    let signed = made.sign(message);
+                    let _ = signer.set(made);
+                    signed
                 };
                 Ok(Auth {
                     signature: signed.signature,
