@@ -17,6 +17,16 @@ use crate::swarm_sig::check_swarm_reply;
 /// How many 421 redirects one `request_swarm` follows before giving up.
 pub const MAX_REDIRECTS: usize = 2;
 
+/// Whether a failed request says the swarm member itself failed, so that it leaves the cached
+/// swarm: the hop before it could not reach it, or it answered with a server error. A path
+/// failure (our guard unreachable, a relay lost, a timeout, no path at all) says nothing about
+/// the member, which may never have seen the request: it stays (the next member is still
+/// tried). Before, such a failure dropped it, and with our own guards failing a healthy swarm
+/// emptied from the cache.
+fn member_failed(e: &Error) -> bool {
+    e.kind() == ErrorKind::NodeUnreachable
+}
+
 /// Cached swarm members per account (sans-I/O).
 #[derive(Debug, Clone, Default)]
 pub struct SwarmCache {
@@ -211,7 +221,9 @@ impl OnionClient {
                         ) =>
                     {
                         last = e.to_string();
-                        self.state().swarms.remove_member(account, &member.ed25519);
+                        if member_failed(&e) {
+                            self.state().swarms.remove_member(account, &member.ed25519);
+                        }
                     }
                     Err(e) => return Err(e),
                 }
@@ -231,6 +243,26 @@ mod tests {
     use crate::pool::tests::node;
     use serde_json::json;
     use shallot_proto::swarm::SwarmId;
+
+    #[test]
+    fn only_a_member_that_failed_itself_leaves_the_cached_swarm() {
+        let reached = Error::NodeUnreachable {
+            destination: "ab".into(),
+            reason: "status 500".into(),
+        };
+        assert!(member_failed(&reached));
+        let ours = [
+            Error::PathFailed {
+                attempts: 3,
+                reason: "guard unreachable".into(),
+            },
+            Error::NoPath("the node pool is empty".into()),
+            Error::ClockSkew { status: 425 },
+        ];
+        for e in &ours {
+            assert!(!member_failed(e), "{e}");
+        }
+    }
 
     #[test]
     fn parses_swarm_bodies_and_caches_per_account() {

@@ -160,6 +160,13 @@ fn swarm_subaccount_auth_from_libsession() {
     assert!(signed
         .token
         .verify(admin.id().pubkey(), &signed.subaccount_signature));
+    // A signer kept across requests signs exactly as a fresh derivation does.
+    let signer = auth.signer(&member).unwrap();
+    let _ = signer.sign(b"another request first");
+    assert_eq!(
+        signer.sign(i["message_ascii"].as_str().unwrap().as_bytes()),
+        signed
+    );
 
     // Any single flipped bit fails verification, except the top bit of k (⚠ §9.7).
     let raw = *auth.as_bytes();

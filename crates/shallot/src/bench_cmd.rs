@@ -570,6 +570,11 @@ pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
         // (a) Private push: Bob waits through his onion path.
         let (private_lat, private_lost, waits, held) =
             private_push_run(&alice, &bob, args.messages).await?;
+        eprintln!(
+            "private push: p50 {:.1} ms, p95 {:.1} ms, {private_lost} lost",
+            percentile(&private_lat, 0.50),
+            percentile(&private_lat, 0.95)
+        );
 
         // (b) Direct push (opt-in): Bob holds a WebSocket subscription at a swarm member; a
         // message counts when its notification decrypts.

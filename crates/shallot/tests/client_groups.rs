@@ -102,7 +102,7 @@ async fn member_store(
         sig_timestamp: now,
     }
     .message();
-    let auth = Credential::Member(auth.clone()).auth(me, &message).unwrap();
+    let auth = Credential::member(auth.clone()).auth(me, &message).unwrap();
     let ts = i64::try_from(now).unwrap();
     let store = Store {
         account: group.account(),
@@ -263,7 +263,7 @@ async fn a_group_of_five_through_its_whole_life() {
         timestamp,
     }
     .message();
-    let auth = Credential::Member(erin_auth)
+    let auth = Credential::member(erin_auth)
         .auth(&Identity::from_seed(seeds[4]), &message)
         .unwrap();
     let retrieve = Request::Retrieve(Retrieve {

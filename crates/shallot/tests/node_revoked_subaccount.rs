@@ -292,3 +292,26 @@ async fn a_revoked_subaccount_is_refused_by_every_member() {
     }
     eprintln!("revoked subaccount scenario: {:?}", started.elapsed());
 }
+
+/// A waiting retrieve woken by a store is read again without its signatures being checked a
+/// second time (they were when it came), but a revocation that came meanwhile still counts: the
+/// revoked subaccount gets the 401, never the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subaccount_revoked_while_its_retrieve_waits_is_refused_when_it_wakes() {
+    let net = Net::start(&[3]).await;
+    let f = Fixture::new();
+    let mut params = f.sub_retrieve(NS);
+    params["wait_ms"] = 10_000.into();
+    let (waited, ()) = tokio::join!(net.rpc(1, "retrieve", params), async {
+        // Held by then or not, the answer is the same: a wait held is woken by the store after
+        // the revocation; one not held yet is refused at its first read.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        f.revocation(&net, "revoke_subaccount").await;
+        f.owner_store(&net, 0, NS, "stored after the revocation")
+            .await;
+    });
+    assert_eq!(
+        waited,
+        (401, json!("retrieve signature verification failed"))
+    );
+}

@@ -402,6 +402,7 @@ impl Messenger {
                 return Vec::new();
             }
         };
+        self.note_groups(&groups);
         self.poll_groups(groups.into_iter().filter(Group::can_access).collect())
             .await
     }
@@ -430,6 +431,7 @@ impl Messenger {
                 return Vec::new();
             }
         };
+        self.note_groups(&groups);
         let (mut covered, mut uncovered) = (Vec::new(), Vec::new());
         for group in groups.into_iter().filter(Group::can_access) {
             if covered.len() < MAX_GROUP_WAITS && !self.waits.backing_off(&group.id) {
@@ -461,7 +463,10 @@ impl Messenger {
         uncovered
     }
 
-    /// A waiting retrieve of `group`'s namespaces ([`POLLED`]) to a random member of its swarm.
+    /// A waiting retrieve of `group`'s namespaces ([`POLLED`]) to a member of its swarm: the
+    /// one whose last answer brought items ([`Waits::stick`]), else a random one.
+    ///
+    /// [`Waits::stick`]: crate::messenger::waits::Waits::stick
     async fn group_wait_request(
         &self,
         group: &Group,
@@ -470,6 +475,10 @@ impl Messenger {
         let credential = Credential::of(group)?;
         let mut members = self.client.swarm(&group.id.account()).await?;
         members.shuffle(&mut rand::thread_rng());
+        let sticky = self.waits.take_sticky(&group.id);
+        if let Some(pos) = sticky.and_then(|k| members.iter().position(|m| m.ed25519 == k)) {
+            members.swap(0, pos);
+        }
         let member = members.into_iter().next().ok_or(Error::SwarmUnreachable {
             tried: 0,
             last: "no group swarm members".into(),
@@ -561,6 +570,9 @@ impl Messenger {
             .zip(&items)
             .filter_map(|(ns, messages)| Some((*ns, messages.last()?.hash)))
             .collect();
+        if !cursors.is_empty() {
+            self.waits.stick(id, node);
+        }
         let me = Arc::clone(&self.identity);
         let now = self.client.clock().now_ms();
         let intake = self

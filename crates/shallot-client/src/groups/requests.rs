@@ -2,7 +2,9 @@
 //! subaccount key (groups spec §2.1–§2.2), stored, retrieved and (un)revoked through the
 //! onion paths like any other request.
 
-use shallot_proto::group::{AuthData, GroupAdmin, GroupId};
+use std::sync::OnceLock;
+
+use shallot_proto::group::{AuthData, GroupAdmin, GroupId, MemberSigner};
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::rpc::{
     Auth, Request, Retrieve, RetrieveAuth, RetrievedMessage, Revocation, SignedToken, Store,
@@ -24,7 +26,13 @@ pub enum Credential {
     /// The group seed: full access.
     Admin(Box<GroupAdmin>),
     /// A member's `auth_data`: the access its flags grant, until revoked.
-    Member(AuthData),
+    Member {
+        /// The credential.
+        data: AuthData,
+        /// What signing with it derives, once per credential: a group batch signs five
+        /// retrieves, and the derivation (scalar multiplications) costs more than a signature.
+        signer: Box<OnceLock<MemberSigner>>,
+    },
 }
 
 impl Credential {
@@ -38,18 +46,33 @@ impl Credential {
         group
             .admin()
             .map(|a| Self::Admin(Box::new(a)))
-            .or_else(|| group.auth_data().map(Self::Member))
+            .or_else(|| group.auth_data().map(Self::member))
             .ok_or(GroupError::NoAccess("no credential for the group swarm"))
+    }
+
+    /// A member's credential from its `auth_data`.
+    pub fn member(data: AuthData) -> Self {
+        Self::Member {
+            data,
+            signer: Box::default(),
+        }
     }
 
     /// The authentication fields for a request whose signed message is `message`.
     pub fn auth(&self, me: &Identity, message: &[u8]) -> Result<Auth, GroupError> {
         match self {
             Self::Admin(admin) => Ok(Auth::new(admin.sign(message))),
-            Self::Member(data) => {
-                let signed = data
-                    .sign_request(me, message)
-                    .map_err(|e| GroupError::Invalid(format!("cannot sign as a member: {e}")))?;
+            Self::Member { data, signer } => {
+                let signed = if let Some(ready) = signer.get() {
+                    ready.sign(message)
+                } else {
+                    let made = data.signer(me).map_err(|e| {
+                        GroupError::Invalid(format!("cannot sign as a member: {e}"))
+                    })?;
+                    let signed = made.sign(message);
+                    let _ = signer.set(made);
+                    signed
+                };
                 Ok(Auth {
                     signature: signed.signature,
                     pubkey_ed25519: None,

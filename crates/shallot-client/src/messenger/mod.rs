@@ -202,6 +202,9 @@ pub struct Messenger {
     updates: Mutex<std::collections::VecDeque<Update>>,
     /// The waiting retrieves in flight between calls of [`Messenger::receive_waiting`].
     pub(crate) waits: waits::Waits,
+    /// The accounts of the groups we are joined to, as last listed (at creation, then at each
+    /// receive): their swarms are private too ([`Messenger::note_correspondents`]).
+    joined_groups: Mutex<Vec<AccountId>>,
 }
 
 impl std::fmt::Debug for Messenger {
@@ -212,12 +215,14 @@ impl std::fmt::Debug for Messenger {
     }
 }
 
-/// Our account, `also` and everyone we have a conversation with: the accounts whose swarms
-/// must not see our IP.
+/// Our account, `also`, everyone we have a conversation with and the groups we are joined to:
+/// the accounts whose swarms must not see our IP. A group's swarm holds what we read and write
+/// there (and answers our waits as a message arrives), as a correspondent's swarm does.
 fn private_accounts(
     own: AccountId,
     also: Option<&SessionId>,
     conversations: &[Conversation],
+    groups: &[AccountId],
 ) -> Vec<AccountId> {
     let mut accounts = vec![own];
     accounts.extend(also.map(SessionId::account).filter(|a| *a != own));
@@ -227,7 +232,17 @@ fn private_accounts(
             .map(|c| c.id.account())
             .filter(|a| *a != own),
     );
+    accounts.extend_from_slice(groups);
     accounts
+}
+
+/// The accounts of the groups among `groups` we are joined to.
+pub(crate) fn joined_group_accounts(groups: &[crate::groups::Group]) -> Vec<AccountId> {
+    groups
+        .iter()
+        .filter(|g| g.record.status == crate::groups::GroupStatus::Joined)
+        .map(|g| g.id.account())
+        .collect()
 }
 
 /// The profile sent with our messages (`None` while we have no display name).
@@ -266,9 +281,21 @@ impl Messenger {
             }
         }
         Self::restore_guards(&client, &db);
+        let joined_groups = match db.groups() {
+            Ok(groups) => joined_group_accounts(&groups),
+            Err(e) => {
+                tracing::debug!("could not list groups: {e}");
+                Vec::new()
+            }
+        };
         match db.conversations() {
             Ok(conversations) => {
-                client.set_private_accounts(private_accounts(account, None, &conversations));
+                client.set_private_accounts(private_accounts(
+                    account,
+                    None,
+                    &conversations,
+                    &joined_groups,
+                ));
             }
             Err(e) => tracing::debug!("could not list conversations: {e}"),
         }
@@ -280,13 +307,15 @@ impl Messenger {
             typing: Mutex::default(),
             updates: Mutex::default(),
             waits: waits::Waits::default(),
+            joined_groups: Mutex::new(joined_groups),
         }
     }
 
-    /// Tells the client our account, every account we have a conversation with and `also`
-    /// (someone we are about to write to), so that nodes that see our IP stay out of their
-    /// swarms ([`OnionClient::set_private_accounts`]). Called on creation and before each send
-    /// and receive; a command that knows its recipient calls it before building paths.
+    /// Tells the client our account, every account we have a conversation with, our joined
+    /// groups (as last listed, see [`Self::note_groups`]) and `also` (someone we are about to
+    /// write to), so that nodes that see our IP stay out of their swarms
+    /// ([`OnionClient::set_private_accounts`]). Called on creation and before each send and
+    /// receive; a command that knows its recipient calls it before building paths.
     pub async fn note_correspondents(&self, also: Option<&SessionId>) {
         let conversations = match self.db.conversations().await {
             Ok(conversations) => conversations,
@@ -295,8 +324,27 @@ impl Messenger {
                 Vec::new()
             }
         };
-        self.client
-            .set_private_accounts(private_accounts(self.account(), also, &conversations));
+        let groups = self
+            .joined_groups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        self.client.set_private_accounts(private_accounts(
+            self.account(),
+            also,
+            &conversations,
+            &groups,
+        ));
+    }
+
+    /// Remembers which of `groups` (every group we keep, as just listed) we are joined to,
+    /// for [`Self::note_correspondents`]; the receives that list the groups call it, so a group
+    /// joined or left counts from the next receive on.
+    pub(crate) fn note_groups(&self, groups: &[crate::groups::Group]) {
+        *self
+            .joined_groups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = joined_group_accounts(groups);
     }
 
     /// Hands the guard set saved in `db` to `client` ([`OnionClient::restore_guards`]).
@@ -366,5 +414,60 @@ impl Messenger {
             })
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::groups::{Group, GroupRecord, GroupStatus};
+
+    fn group(seed: u8, status: GroupStatus) -> Group {
+        Group {
+            id: shallot_proto::group::GroupAdmin::from_seed([seed; 32]).id(),
+            record: GroupRecord::new("G", status, 1_700_000_000),
+        }
+    }
+
+    #[test]
+    fn joined_groups_swarms_are_private_and_others_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = Identity::generate(&mut rand::rngs::OsRng);
+        let db = Db::open_in_dir(dir.path(), &me).unwrap();
+        let joined = group(1, GroupStatus::Joined);
+        let invited = group(
+            2,
+            GroupStatus::Invited {
+                inviter: String::new(),
+            },
+        );
+        let kicked = group(3, GroupStatus::Kicked);
+        for g in [&joined, &invited, &kicked] {
+            db.save_group(g, 1).unwrap();
+        }
+        let client = OnionClient::new(
+            crate::ClientConfig::default(),
+            crate::pool::Pool::new([]),
+            crate::NetworkClock::default(),
+        )
+        .unwrap();
+        let messenger = Messenger::new(me.clone(), client.clone(), db);
+        let private = || client.state().private_accounts.clone();
+        // Listed at creation: our own account and the joined group's, not the others.
+        assert_eq!(
+            private(),
+            vec![me.session_id().account(), joined.id.account()]
+        );
+
+        // Left (or kicked) since: gone from the next receive on.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            messenger.note_groups(&[group(1, GroupStatus::Kicked), invited.clone()]);
+            messenger.note_correspondents(None).await;
+        });
+        assert_eq!(private(), vec![me.session_id().account()]);
     }
 }

@@ -33,7 +33,9 @@ pub mod signed;
 pub mod update;
 pub mod user_groups;
 
-pub use auth::{make_auth_data, subaccount_token, AuthData, AuthError, SubaccountRequestAuth};
+pub use auth::{
+    make_auth_data, subaccount_token, AuthData, AuthError, MemberSigner, SubaccountRequestAuth,
+};
 pub use config::{
     open_group_config, seal_group_config, seal_signed_group_config, sign_group_config,
     GroupConfigError, GroupConfigKind,
