@@ -376,3 +376,54 @@ async fn cli_profile_picture_show_and_save() {
     assert!(stderr.contains("no profile picture"), "{stderr}");
     drop(files);
 }
+
+/// A picture set after the last one-to-one message reaches a contact through a group message
+/// (as Session's clients send it), and downloads byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_picture_reaches_a_contact_through_a_group_message() {
+    let (net, files, server) = start(247).await;
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let alice = messenger(&net, user(), a.path()).await;
+    let bob = messenger(&net, user(), b.path()).await;
+    let me = alice.session_id();
+
+    // Bob knows Alice from a one-to-one message, without a picture.
+    alice.send(&bob.session_id(), "hi Bob").await.unwrap();
+    until(LIMIT, "Alice's message at Bob", || async {
+        bob.receive().await.map_err(|e| e.to_string())?;
+        match bob.db().conversation_state(&me).await {
+            Ok(Some(_)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+
+    // Alice makes a group with Bob; Bob accepts.
+    let gid = alice
+        .create_group("Pictures", &[bob.session_id()])
+        .await
+        .unwrap();
+    until(LIMIT, "the invite at Bob", || async {
+        bob.receive().await.map_err(|e| e.to_string())?;
+        bob.group(&gid).await.map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await;
+    bob.accept_group(&gid).await.unwrap();
+
+    // Alice sets a picture and writes only in the group: Bob takes the picture from there.
+    let image = random_file(work.path(), "alice.png", 40_000, 7);
+    let set = alice.set_profile_picture(&image, &server).await.unwrap();
+    alice.send_to_group(&gid, "new picture").await.unwrap();
+    until_contact_picture(&bob, &me, "Alice's picture from the group", |url| {
+        url == Some(set.url.as_str())
+    })
+    .await;
+    let got = bob.profile_picture(Some(&me), &server).await.unwrap();
+    assert!(
+        got.image == std::fs::read(&image).unwrap(),
+        "picture differs"
+    );
+    drop(files);
+    drop(net);
+}

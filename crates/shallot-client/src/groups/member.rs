@@ -15,7 +15,7 @@ use super::requests::Credential;
 use super::{GroupError, GroupStatus, GroupSummary};
 use crate::db::{Direction, MessageState, StoredAttachment, StoredGroupMessage, StoredQuote};
 use crate::messenger::waits::WaitTarget;
-use crate::messenger::{profile_of, Messenger, MessengerError};
+use crate::messenger::{outgoing_profile, Messenger, MessengerError};
 
 /// The result of [`Messenger::send_to_group`].
 #[derive(Debug, Clone, PartialEq)]
@@ -194,7 +194,9 @@ impl Messenger {
         let timestamp = self.client.clock().now_ms();
         let mut content = Content::text(text, timestamp);
         if let Some(data) = content.data_message.as_mut() {
-            data.profile = profile_of(self.display_name().await?);
+            // Name and picture with its key, as in our one-to-one messages: members' clients
+            // show the picture from these.
+            (data.profile, data.profile_key) = outgoing_profile(&self.db.own_profile().await?);
             // A file-only message has no body (as Session sends it).
             if text.is_empty() {
                 data.body = None;

@@ -276,6 +276,13 @@ fn take_messages(
             db.mark_seen(&item.hash, None)?;
             continue;
         }
+        // A member's new picture (with its key), taken for someone we have a conversation with
+        // (`record_contact_picture` keeps no others). A profile without a picture removes
+        // nothing here: removals travel in one-to-one messages.
+        let picture = (opened.sender != own)
+            .then(|| crate::messenger::judge::profile_picture(&opened.content, opened.timestamp))
+            .flatten()
+            .filter(|(picture, _)| picture.is_some());
         let data = opened.content.data_message.unwrap_or_default();
         if let Some(update) = data.group_update_message {
             db.mark_seen(&item.hash, None)?;
@@ -314,6 +321,9 @@ fn take_messages(
             state: MessageState::Received,
         };
         if db.insert_group_message(&message)? {
+            if let Some((picture, updated)) = picture {
+                db.record_contact_picture(&message.sender, picture, updated)?;
+            }
             if let Some(quote) = &quote {
                 db.set_quote(&message.id, quote)?;
             }

@@ -271,7 +271,10 @@ fn profile_name(content: &Content) -> Option<String> {
 /// unusable reference (bad URL or key: nothing changes), `Some(None)` for a profile without a
 /// picture (removed), else the reference, with the time it dates from (the profile's
 /// `lastProfileUpdateSeconds`, else the message's own time).
-fn profile_picture(content: &Content, timestamp_ms: u64) -> Option<(Option<PictureRef>, u64)> {
+pub(crate) fn profile_picture(
+    content: &Content,
+    timestamp_ms: u64,
+) -> Option<(Option<PictureRef>, u64)> {
     let (profile, key) = if let Some(d) = content.data_message.as_ref() {
         (d.profile.as_ref()?, d.profile_key.as_deref())
     } else {
