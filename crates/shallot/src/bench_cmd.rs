@@ -566,6 +566,12 @@ pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
         let alice = account("alice", new(), seed.clone()).await?;
         let bob = Arc::new(account("bob", bob_id.clone(), seed).await?);
         let bob_sid = bob.session_id();
+        // Bob writes first, so Alice is his contact: a stranger's messages are a request, and
+        // past 100 of them the rest are refused (`MAX_REQUEST_MESSAGES_PER_SENDER`), which
+        // the bench would count as lost.
+        bob.send(&alice.session_id(), "hi Alice")
+            .await
+            .context("Bob's first message to Alice")?;
 
         // (a) Private push: Bob waits through his onion path.
         let (private_lat, private_lost, waits, held) =

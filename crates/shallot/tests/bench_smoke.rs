@@ -70,3 +70,33 @@ fn bench_groups_runs_once() {
     assert!(out.contains("remove 1 of 5"), "{out}");
     assert!(out.contains("per-member p50:"), "{out}");
 }
+
+/// `shallot bench e2e` with three messages per mode: private push, direct push and polling each
+/// deliver every message to Bob.
+#[test]
+fn bench_e2e_delivers_in_every_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().to_str().unwrap();
+    let (ok, out) = shallot(&[
+        "bench",
+        "e2e",
+        "--messages",
+        "3",
+        "--nodes",
+        "8",
+        "--subnet",
+        "242",
+        "--data-dir",
+        home,
+    ]);
+    assert!(ok, "{out}");
+    for mode in ["private", "direct", "polling"] {
+        let row = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(mode))
+            .unwrap_or_else(|| panic!("no {mode} row in:\n{out}"));
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(fields[1], "3", "{row}");
+        assert_eq!(fields[6], "0", "nothing lost: {row}");
+    }
+}
