@@ -8,52 +8,17 @@
 
 mod support;
 
-use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use rand::{RngCore, SeedableRng};
-use shallot_client::attachments::{AttachmentError, FileServer};
+use shallot_client::attachments::AttachmentError;
 use shallot_client::{KeepAlive, Messenger, MessengerError};
-use shallot_devnet::{FileServerLaunch, FileServerProc, LocalNet, NetOptions};
 use shallot_proto::attachment::FileUrl;
 use shallot_proto::{Identity, SessionId};
+use support::files::{random_file, start};
 use support::{messenger, until, user};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-async fn start(subnet: u8) -> (LocalNet, FileServerProc, FileServer) {
-    let net = LocalNet::start(NetOptions {
-        binary: env!("CARGO_BIN_EXE_shallot").into(),
-        swarms: vec![3, 3],
-        subnet,
-        log: "warn".into(),
-        node_args: Vec::new(),
-    })
-    .await
-    .unwrap();
-    let files = FileServerLaunch {
-        binary: env!("CARGO_BIN_EXE_shallot").into(),
-        dir: net.dir.path().join("fileserver"),
-        ip: Ipv4Addr::LOCALHOST.into(),
-        log: "warn".into(),
-        extra_args: Vec::new(),
-    }
-    .spawn()
-    .await
-    .unwrap();
-    let server = FileServer::new(&files.entry.url(), files.entry.ed25519.parse().unwrap()).unwrap();
-    (net, files, server)
-}
-
-/// `len` bytes from a seeded generator, written to `dir/name`.
-fn random_file(dir: &Path, name: &str, len: usize, seed: u64) -> PathBuf {
-    let mut bytes = vec![0u8; len];
-    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut bytes);
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
 
 /// Polls `who` until `contact`'s recorded picture URL satisfies `check`.
 async fn until_contact_picture(

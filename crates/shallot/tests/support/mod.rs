@@ -5,6 +5,7 @@
 pub mod attack;
 pub mod clients;
 pub mod config_net;
+pub mod files;
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU8, Ordering};
