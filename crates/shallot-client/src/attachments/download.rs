@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use shallot_proto::attachment::{AttachmentPointer, Decryption, MAX_BLOB_SIZE};
+use shallot_proto::attachment::{AttachmentPointer, Decryption, FileUrl, MAX_BLOB_SIZE};
 use shallot_proto::onion::{Headers, HttpMethod, V4Request};
 use shallot_proto::X25519Pub;
 
@@ -32,38 +32,13 @@ pub async fn download(
             });
         }
     }
-    let destination = resolved
-        .url
-        .destination(default_server)
-        .map_err(AttachmentError::ServerKey)?;
-    let request = V4Request::new(
-        HttpMethod::Get,
-        resolved.url.download_endpoint(),
-        Headers::new(),
-        None,
-    )
-    .map_err(|e| AttachmentError::Reply(e.to_string()))?;
     let expected = resolved.decryption.size().unwrap_or(0);
     progress(Progress {
         stage: Stage::Download,
         done: 0,
         total: expected,
     });
-    let response = client
-        .request_server_with_timeout(&destination, &request, crate::timeouts::FILE_TRANSFER)
-        .await
-        .map_err(AttachmentError::Network)?;
-    match response.code {
-        200 => {}
-        404 => return Err(AttachmentError::Expired),
-        status => {
-            return Err(AttachmentError::Server {
-                status,
-                reason: reason(&response.body),
-            })
-        }
-    }
-    let blob = response.body;
+    let blob = get_file(client, &resolved.url, default_server).await?;
     if blob.len() > MAX_BLOB_SIZE {
         return Err(AttachmentError::TooLarge {
             size: blob.len() as u64,
@@ -131,4 +106,36 @@ fn decrypt_to_file(
     temp.persist(out)
         .map_err(|e| AttachmentError::io("save", out)(e.error))?;
     Ok(written)
+}
+
+/// The blob at `url` (`default_server`: the X25519 key for a URL without `#p=`), fetched with one
+/// onion v4 `GET` through `client`'s path. 404 is [`AttachmentError::Expired`]; another failure
+/// status carries the server's reason.
+pub(crate) async fn get_file(
+    client: &OnionClient,
+    url: &FileUrl,
+    default_server: X25519Pub,
+) -> Result<Vec<u8>, AttachmentError> {
+    let destination = url
+        .destination(default_server)
+        .map_err(AttachmentError::ServerKey)?;
+    let request = V4Request::new(
+        HttpMethod::Get,
+        url.download_endpoint(),
+        Headers::new(),
+        None,
+    )
+    .map_err(|e| AttachmentError::Reply(e.to_string()))?;
+    let response = client
+        .request_server_with_timeout(&destination, &request, crate::timeouts::FILE_TRANSFER)
+        .await
+        .map_err(AttachmentError::Network)?;
+    match response.code {
+        200 => Ok(response.body),
+        404 => Err(AttachmentError::Expired),
+        status => Err(AttachmentError::Server {
+            status,
+            reason: reason(&response.body),
+        }),
+    }
 }

@@ -67,38 +67,15 @@ pub async fn fetch_picture(
     url: &FileUrl,
     default_server: X25519Pub,
 ) -> Result<Vec<u8>, AttachmentError> {
-    let destination = url
-        .destination(default_server)
-        .map_err(AttachmentError::ServerKey)?;
-    let request = V4Request::new(
-        HttpMethod::Get,
-        url.download_endpoint(),
-        Headers::new(),
-        None,
-    )
-    .map_err(|e| AttachmentError::Reply(e.to_string()))?;
-    let response = client
-        .request_server_with_timeout(&destination, &request, crate::timeouts::FILE_TRANSFER)
-        .await
-        .map_err(AttachmentError::Network)?;
-    match response.code {
-        200 => {}
-        404 => return Err(AttachmentError::Expired),
-        status => {
-            return Err(AttachmentError::Server {
-                status,
-                reason: reason(&response.body),
-            })
-        }
-    }
+    let body = super::download::get_file(client, url, default_server).await?;
     let max = max_picture_blob();
-    if response.body.len() as u64 > max {
+    if body.len() as u64 > max {
         return Err(AttachmentError::TooLarge {
-            size: response.body.len() as u64,
+            size: body.len() as u64,
             max,
         });
     }
-    Ok(response.body)
+    Ok(body)
 }
 
 /// Asks the server holding `url` to keep the file longer (`POST /file/{id}/extend`, no TTL
