@@ -76,6 +76,8 @@ pub struct Devnet {
     dir: PathBuf,
     binary: PathBuf,
     node_log: String,
+    /// Whether the processes it starts stop when this process is gone (temporary devnets).
+    exit_with_launcher: bool,
 }
 
 impl Devnet {
@@ -86,6 +88,7 @@ impl Devnet {
             dir: dir.into(),
             binary: binary.into(),
             node_log: std::env::var("SHALLOT_DEVNET_NODE_LOG").unwrap_or_else(|_| "warn".into()),
+            exit_with_launcher: false,
         }
     }
 
@@ -176,6 +179,9 @@ impl Devnet {
             command.args(["--proof-interval-ms", &ms.to_string()]);
         }
         let log = self.dir.join("directory.log");
+        if self.exit_with_launcher {
+            process::exit_with_launcher(&mut command);
+        }
         let directory_pid =
             process::spawn_detached(&mut command, &log).map_err(io("start the directory"))?;
         let mut state = DevnetState {
@@ -229,6 +235,7 @@ impl Devnet {
             ip: Ipv4Addr::LOCALHOST.into(),
             log: self.node_log.clone(),
             extra_args: Vec::new(),
+            exit_with_launcher: self.exit_with_launcher,
         }
     }
 
@@ -306,7 +313,11 @@ impl Devnet {
                 .then(|| self.observation_log(node.index)),
             extra_args: Vec::new(),
         };
-        process::spawn_detached(&mut launch.command(), &node_dir.join("node.log"))
+        let mut command = launch.command();
+        if self.exit_with_launcher {
+            process::exit_with_launcher(&mut command);
+        }
+        process::spawn_detached(&mut command, &node_dir.join("node.log"))
             .map_err(io(format!("start node {}", node.index)))
     }
 
@@ -501,7 +512,9 @@ async fn wait_node(node: &NodeEntry) -> Result<(), DevnetError> {
 }
 
 /// A devnet in a fresh temporary directory: dropping it stops every process (`devnet down`)
-/// and, unless kept, deletes the directory — on success, error, panic or Ctrl-C alike.
+/// and, unless kept, deletes the directory — on success, error, panic or Ctrl-C alike. Its
+/// processes also stop by themselves if this process is killed before it can drop it
+/// ([`process::LAUNCHER_PID_ENV`]).
 pub struct TempDevnet {
     devnet: Devnet,
     keep: bool,
@@ -516,10 +529,9 @@ impl TempDevnet {
         let dir =
             std::env::temp_dir().join(format!("shallot-devnet-{}-{stamp:x}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
-        Ok(Self {
-            devnet: Devnet::new(dir, binary),
-            keep,
-        })
+        let mut devnet = Devnet::new(dir, binary);
+        devnet.exit_with_launcher = true;
+        Ok(Self { devnet, keep })
     }
 
     /// Stops the devnet and removes its directory unless kept; the directory and whether it

@@ -48,6 +48,9 @@ pub struct FileServerLaunch {
     pub log: String,
     /// More flags (e.g. `--max-file-size`).
     pub extra_args: Vec<String>,
+    /// Whether a detached server stops when this process is gone (temporary devnets); one
+    /// started with [`FileServerLaunch::spawn`] always does.
+    pub exit_with_launcher: bool,
 }
 
 impl FileServerLaunch {
@@ -82,6 +85,9 @@ impl FileServerLaunch {
     /// answers.
     pub async fn spawn_detached(&self) -> Result<FileServerEntry, DevnetError> {
         let (mut command, mut entry) = self.prepare()?;
+        if self.exit_with_launcher {
+            process::exit_with_launcher(&mut command);
+        }
         let pid = process::spawn_detached(&mut command, &self.log_path())
             .map_err(io("start the file server"))?;
         entry.pid = Some(pid);

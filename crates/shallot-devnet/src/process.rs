@@ -67,8 +67,14 @@ impl NodeLaunch {
 }
 
 /// Starts `command` with stdout and stderr going to `log` (a node logs to stdout: both streams
-/// go there, or its log is lost); the caller owns the child.
+/// go there, or its log is lost); the caller owns the child, which also stops by itself if
+/// this process is killed before it can stop the child ([`LAUNCHER_PID_ENV`]).
 pub fn spawn_logged(command: &mut Command, log: &Path) -> std::io::Result<Child> {
+    exit_with_launcher(command);
+    spawn_to_log(command, log)
+}
+
+fn spawn_to_log(command: &mut Command, log: &Path) -> std::io::Result<Child> {
     let log = std::fs::File::create(log)?;
     command
         .stdin(Stdio::null())
@@ -82,7 +88,18 @@ pub fn spawn_logged(command: &mut Command, log: &Path) -> std::io::Result<Child>
 pub fn spawn_detached(command: &mut Command, log: &Path) -> std::io::Result<u32> {
     use std::os::unix::process::CommandExt;
     command.process_group(0);
-    Ok(spawn_logged(command, log)?.id())
+    Ok(spawn_to_log(command, log)?.id())
+}
+
+/// Set on the processes a temporary devnet starts (`devnet demo`, the benches): the launcher's
+/// process id. Such a process stops itself once its parent is no longer that process, so a
+/// launcher that is killed (SIGKILL, a closed terminal) leaves no nodes behind. `devnet up`
+/// does not set it: its processes are meant to outlive the command.
+pub const LAUNCHER_PID_ENV: &str = "SHALLOT_EXIT_WITH_LAUNCHER";
+
+/// Marks `command` to stop itself when this process is gone (see [`LAUNCHER_PID_ENV`]).
+pub fn exit_with_launcher(command: &mut Command) {
+    command.env(LAUNCHER_PID_ENV, std::process::id().to_string());
 }
 
 /// Whether process `pid` runs. An exited child not yet reaped (a zombie) does not: `shallot

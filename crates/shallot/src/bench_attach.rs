@@ -131,7 +131,7 @@ pub fn run(args: &BenchAttachArgs) -> Result<()> {
         bail!("--runs and --size must be at least 1");
     }
     let (net, runtime) = crate::bench_net::start(args.nodes)?;
-    let result: Result<()> = runtime.block_on(async {
+    let result: Result<()> = runtime.block_on(crate::bench_net::until_interrupted(async {
         let (state, node) = crate::bench_net::up(&net, args.nodes, args.subnet).await?;
         let files = state
             .file_server
@@ -193,7 +193,7 @@ pub fn run(args: &BenchAttachArgs) -> Result<()> {
             floor.as_secs_f64() / median.as_secs_f64().max(1e-9) * 100.0
         );
         Ok(())
-    });
+    }));
     let closed = net.close();
     result?;
     closed?;

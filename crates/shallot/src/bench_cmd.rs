@@ -558,7 +558,7 @@ pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
         bail!("--messages must be at least 1");
     }
     let (net, runtime) = crate::bench_net::start(args.nodes)?;
-    let result: Result<()> = runtime.block_on(async {
+    let result: Result<()> = runtime.block_on(crate::bench_net::until_interrupted(async {
         let seed = Seed::Node(crate::bench_net::up(&net, args.nodes, args.subnet).await?.1);
         let new = || Identity::generate(&mut rand::rngs::OsRng);
         let bob_id = new();
@@ -657,7 +657,7 @@ pub fn run_e2e(args: &BenchE2eArgs) -> Result<()> {
         );
         println!("(polling: {polls} back-to-back polls of 2 swarm members each)");
         Ok(())
-    });
+    }));
     drop(runtime);
     drop(net);
     result

@@ -265,7 +265,7 @@ pub fn run(args: &BenchGroupsArgs) -> Result<()> {
         bail!("--removals must be below --rekey-members");
     }
     let (net, runtime) = crate::bench_net::start(args.nodes)?;
-    let result = runtime.block_on(run_async(&net, args));
+    let result = runtime.block_on(crate::bench_net::until_interrupted(run_async(&net, args)));
     drop(runtime);
     drop(net);
     result

@@ -22,6 +22,17 @@ pub(crate) fn start(nodes: usize) -> Result<(TempDevnet, tokio::runtime::Runtime
     Ok((net, runtime))
 }
 
+/// Runs `work` unless SIGTERM, SIGHUP or Ctrl-C comes first (then an error): either way the
+/// caller goes on to drop its [`TempDevnet`], which stops the devnet and removes its directory.
+pub(crate) async fn until_interrupted<T>(
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        result = work => result,
+        () = crate::node_cmd::terminate_or_interrupt() => Err(anyhow::anyhow!("interrupted")),
+    }
+}
+
 /// Brings `net` up (`devnet up`'s code path) with `nodes` nodes on 127.0.`subnet`.x; its state
 /// and the address of its first node, the clients' seed.
 pub(crate) async fn up(

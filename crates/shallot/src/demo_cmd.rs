@@ -266,15 +266,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
-    let result = runtime.block_on(async {
-        tokio::select! {
-            result = async {
-                start(&net, args).await?;
-                demo(&net, args.nodes, args.client_subnet).await
-            } => result,
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-        }
-    });
+    let result = runtime.block_on(crate::bench_net::until_interrupted(async {
+        start(&net, args).await?;
+        demo(&net, args.nodes, args.client_subnet).await
+    }));
     drop(runtime);
     println!("\n== 8. Shut down ==");
     match net.close() {

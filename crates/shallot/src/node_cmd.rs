@@ -157,19 +157,55 @@ pub fn run(args: NodeArgs, data_dir: &Path) -> Result<()> {
     })
 }
 
+/// Returns when a long-running process (node, directory, file server) should shut down:
+/// SIGTERM, Ctrl-C, or the temporary devnet that started it is gone.
 pub async fn wait_for_signal() {
+    tokio::select! {
+        () = terminate_or_interrupt() => {}
+        () = launcher_gone() => {
+            tracing::warn!("the temporary devnet that started this process is gone; stopping");
+        }
+    }
+}
+
+/// Returns on SIGTERM, SIGHUP (the terminal closed) or Ctrl-C.
+pub async fn terminate_or_interrupt() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let (Ok(mut term), Ok(mut hangup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
             let _ = tokio::signal::ctrl_c().await;
             return;
         };
         tokio::select! {
             _ = term.recv() => {}
+            _ = hangup.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Returns once this process's parent is no longer the launcher named in
+/// [`shallot_devnet::process::LAUNCHER_PID_ENV`] (it died, and we were handed to another
+/// parent); never if that is not set (a node an operator runs, `devnet up`'s processes).
+async fn launcher_gone() {
+    #[cfg(unix)]
+    if let Some(launcher) = std::env::var(shallot_devnet::process::LAUNCHER_PID_ENV)
+        .ok()
+        .and_then(|pid| pid.parse::<u32>().ok())
+    {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
+        loop {
+            every.tick().await;
+            if std::os::unix::process::parent_id() != launcher {
+                return;
+            }
+        }
+    }
+    std::future::pending::<()>().await;
 }

@@ -26,6 +26,7 @@ pub async fn start(subnet: u8) -> (LocalNet, FileServerProc, FileServer) {
         ip: Ipv4Addr::LOCALHOST.into(),
         log: "warn".into(),
         extra_args: Vec::new(),
+        exit_with_launcher: true,
     }
     .spawn()
     .await
