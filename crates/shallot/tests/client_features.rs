@@ -31,6 +31,21 @@ async fn held_anywhere(m: &Messenger, hash: &MessageHash) -> bool {
     false
 }
 
+/// What `m`'s swarm holds in its inbox (every member asked: the one a store went to has it at
+/// once): each message's hash and expiry (ms).
+async fn inbox_expiries(m: &Messenger) -> Vec<(MessageHash, u64)> {
+    let members = m.client().swarm(&m.session_id().account()).await.unwrap();
+    let mut held: Vec<(MessageHash, u64)> = Vec::new();
+    for member in &members {
+        for (hash, expiry) in m.peek_node_expiries(member).await.unwrap() {
+            if !held.iter().any(|(h, _)| *h == hash) {
+                held.push((hash, expiry));
+            }
+        }
+    }
+    held
+}
+
 async fn state(m: &Messenger, who: &SessionId) -> Option<ConversationState> {
     m.db().conversation_state(who).await.unwrap()
 }
@@ -176,6 +191,29 @@ async fn requests_disappearing_unsend_and_wipe() {
     assert_eq!(
         bob.db().disappearing(&alice_sid).await.unwrap(),
         Disappearing::AfterSend(10)
+    );
+    // A reaction in that conversation disappears with it: its copy in Bob's swarm has the same
+    // 10 s TTL, not the 14 days of a lasting message.
+    let before = inbox_expiries(bob).await;
+    alice
+        .react(&brief.hash.to_string(), "👍", false)
+        .await
+        .unwrap();
+    let sent_by = alice.client().clock().now_ms();
+    let after = inbox_expiries(bob).await;
+    let new: Vec<u64> = after
+        .iter()
+        .filter(|(hash, _)| !before.iter().any(|(h, _)| h == hash))
+        .map(|&(_, expiry)| expiry)
+        .collect();
+    assert_eq!(new.len(), 1, "one reaction stored: {new:?}");
+    assert!(
+        new[0] <= sent_by + 10_000,
+        "reaction expires {new:?}, sent by {sent_by}"
+    );
+    assert!(
+        bob.receive().await.unwrap().is_empty(),
+        "a reaction is no message"
     );
     alice
         .set_disappearing(&bob_sid, Disappearing::Off)

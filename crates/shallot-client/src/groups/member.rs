@@ -166,6 +166,8 @@ impl Messenger {
         content: Content,
     ) -> Result<(), MessengerError> {
         let (group, credential) = self.group_to_write(id).await?;
+        let mut content = content;
+        apply_group_timer(&group, &mut content);
         let timestamp = content
             .sig_timestamp
             .unwrap_or_else(|| self.client.clock().now_ms());
@@ -204,13 +206,8 @@ impl Messenger {
             data.attachments.clone_from(&attachments);
             data.quote = quote.as_ref().map(crate::messenger::signals::quote_proto);
         }
-        // The group's disappearing timer: the swarm copy lives that long (post_to_group reads
-        // it from the content), and so does ours.
-        let secs = u32::try_from(group.info().disappear_after_send_secs).unwrap_or(0);
-        if secs > 0 {
-            content.expiration_type = Some(ExpirationType::DeleteAfterSend as i32);
-            content.expiration_timer = Some(secs);
-        }
+        // The swarm copy lives as long as the group's timer says, and so does ours.
+        let secs = apply_group_timer(&group, &mut content);
         let stored = self
             .post_to_group(&group, &credential, &content, timestamp)
             .await?;
@@ -244,4 +241,16 @@ impl Messenger {
             attachments,
         })
     }
+}
+
+/// Marks `content` with the group's disappearing timer, if it has one (post_to_group gives the
+/// swarm copy that TTL); the timer in seconds, 0 for none. Every message to the group carries
+/// it, reactions included, as Session clients do.
+fn apply_group_timer(group: &super::Group, content: &mut Content) -> u32 {
+    let secs = u32::try_from(group.info().disappear_after_send_secs).unwrap_or(0);
+    if secs > 0 {
+        content.expiration_type = Some(ExpirationType::DeleteAfterSend as i32);
+        content.expiration_timer = Some(secs);
+    }
+    secs
 }

@@ -403,6 +403,19 @@ impl Messenger {
     /// The hashes one swarm member currently holds in our inbox (a signed retrieve from the
     /// start, no cursor; nothing is processed or persisted).
     pub async fn peek_node(&self, member: &NodeRecord) -> Result<Vec<MessageHash>, MessengerError> {
+        Ok(self
+            .peek_node_expiries(member)
+            .await?
+            .into_iter()
+            .map(|(hash, _)| hash)
+            .collect())
+    }
+
+    /// [`Self::peek_node`] with when the node will drop each message (Unix ms).
+    pub async fn peek_node_expiries(
+        &self,
+        member: &NodeRecord,
+    ) -> Result<Vec<(MessageHash, u64)>, MessengerError> {
         let request = self.signed_retrieve(Namespace::DEFAULT, None);
         let (_, body) = self
             .client
@@ -412,7 +425,7 @@ impl Messenger {
             .into_iter()
             .flatten()
             .flat_map(|page| page.messages)
-            .map(|m| m.hash)
+            .map(|m| (m.hash, m.expiration))
             .collect())
     }
 }

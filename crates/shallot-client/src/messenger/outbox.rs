@@ -100,21 +100,10 @@ impl Messenger {
             }
             data.attachments.clone_from(&attachments);
         }
-        // After send: both copies live `secs`. After read: the recipient's copy waits to be read
-        // (14 days), and ours (we have read it) lives `secs` from now.
-        let (ttl, sync_ttl, local_expiry) = match disappearing {
-            Disappearing::Off => (MESSAGE_TTL_MS, MESSAGE_TTL_MS, None),
-            Disappearing::AfterSend(secs) | Disappearing::AfterRead(secs) => {
-                let ms = u64::from(secs) * 1000;
-                content.expiration_timer = Some(secs);
-                let (kind, ttl) = if matches!(disappearing, Disappearing::AfterSend(_)) {
-                    (ExpirationType::DeleteAfterSend, ms)
-                } else {
-                    (ExpirationType::DeleteAfterRead, MESSAGE_TTL_MS)
-                };
-                content.expiration_type = Some(kind as i32);
-                (ttl, ms, Some(timestamp + ms))
-            }
+        let (ttl, sync_ttl) = apply_disappearing(&mut content, disappearing);
+        let local_expiry = match disappearing {
+            Disappearing::Off => None,
+            Disappearing::AfterSend(_) | Disappearing::AfterRead(_) => Some(timestamp + sync_ttl),
         };
         let store = self.store_request(recipient, &content, timestamp, ttl)?;
         let hash = store.hash();
@@ -398,5 +387,26 @@ impl Messenger {
         });
         let (_, body) = self.client.request_swarm(&self.account(), &request).await?;
         Ok(decode_reply("reading a delete_all reply", &body)?)
+    }
+}
+
+/// Marks `content` with the conversation's disappearing setting (as Session clients mark every
+/// message of such a conversation, reactions included); the swarm TTLs of the recipient's copy
+/// and of our sync copy. After send: both live `secs`. After read: the recipient's copy waits to
+/// be read (14 days), and ours (we have read it) lives `secs` from now.
+pub(crate) fn apply_disappearing(content: &mut Content, disappearing: Disappearing) -> (u64, u64) {
+    match disappearing {
+        Disappearing::Off => (MESSAGE_TTL_MS, MESSAGE_TTL_MS),
+        Disappearing::AfterSend(secs) | Disappearing::AfterRead(secs) => {
+            let ms = u64::from(secs) * 1000;
+            content.expiration_timer = Some(secs);
+            let (kind, ttl) = if matches!(disappearing, Disappearing::AfterSend(_)) {
+                (ExpirationType::DeleteAfterSend, ms)
+            } else {
+                (ExpirationType::DeleteAfterRead, MESSAGE_TTL_MS)
+            };
+            content.expiration_type = Some(kind as i32);
+            (ttl, ms)
+        }
     }
 }

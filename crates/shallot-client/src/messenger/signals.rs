@@ -264,12 +264,19 @@ impl Messenger {
                 return Ok(message);
             }
         };
+        // The reaction disappears as the conversation's messages do (desktop marks it alike).
+        let disappearing = self
+            .db
+            .call(move |db| db.disappearing(&conversation))
+            .await?;
         if conversation != me {
-            self.send_control_ttl(&conversation, content(None), MESSAGE_TTL_MS)
-                .await?;
+            let mut to_them = content(None);
+            let (ttl, _) = super::outbox::apply_disappearing(&mut to_them, disappearing);
+            self.send_control_ttl(&conversation, to_them, ttl).await?;
         }
-        let sync = content(Some(conversation.to_string()));
-        if let Err(e) = self.send_control_ttl(&me, sync, MESSAGE_TTL_MS).await {
+        let mut sync = content(Some(conversation.to_string()));
+        let (_, sync_ttl) = super::outbox::apply_disappearing(&mut sync, disappearing);
+        if let Err(e) = self.send_control_ttl(&me, sync, sync_ttl).await {
             tracing::warn!("reaction not synced to our other devices: {e}");
         }
         Ok(message)
