@@ -562,33 +562,44 @@ impl App {
                 return Action::None;
             }
         };
-        let Some(conv) = self.convs.get_mut(self.selected) else {
+        let Some((token, to)) = self.show_sending(String::new(), None, vec![attached]) else {
             return Action::None;
         };
+        Action::Attach {
+            token,
+            to,
+            path: PathBuf::from(path),
+        }
+    }
+
+    /// Shows a message we are sending in the selected conversation at once, as `Sending`, under
+    /// a new local token (the runtime reports its outcome by it); ends composing (the other side
+    /// clears "typing" when the message arrives). The token and the conversation.
+    fn show_sending(
+        &mut self,
+        body: String,
+        quote: Option<String>,
+        attachments: Vec<Attached>,
+    ) -> Option<(u64, Peer)> {
+        let now = self.now_ms;
+        let conv = self.convs.get_mut(self.selected)?;
         self.status = None;
         self.composing = None;
         self.next_token += 1;
         let token = self.next_token;
-        let timestamp = conv
-            .messages
-            .last()
-            .map_or(self.now_ms, |m| m.timestamp.max(self.now_ms));
+        let timestamp = conv.messages.last().map_or(now, |m| m.timestamp.max(now));
         conv.messages.push(Msg {
             id: format!("local-{token}"),
             outgoing: true,
             timestamp,
-            body: String::new(),
+            body,
             state: MessageState::Sending,
-            quote: None,
+            quote,
             reactions: Vec::new(),
             sender: None,
-            attachments: vec![attached],
+            attachments,
         });
-        Action::Attach {
-            token,
-            to: conv.id,
-            path: PathBuf::from(path),
-        }
+        Some((token, conv.id))
     }
 
     fn submit(&mut self) -> Action {
@@ -647,38 +658,19 @@ impl App {
                 }
             }
         }
-        self.status = None;
-        // The message ends composing; the other side clears "typing" when it arrives.
-        self.composing = None;
-        self.next_token += 1;
-        let token = self.next_token;
-        let timestamp = conv
-            .messages
-            .last()
-            .map_or(self.now_ms, |m| m.timestamp.max(self.now_ms));
-        conv.messages.push(Msg {
-            id: format!("local-{token}"),
-            outgoing: true,
-            timestamp,
-            body: text.to_owned(),
-            state: MessageState::Sending,
-            quote: quote.as_ref().map(|(_, body)| body.clone()),
-            reactions: Vec::new(),
-            sender: None,
-            attachments: Vec::new(),
-        });
+        let text = text.to_owned();
+        let shown = quote.as_ref().map(|(_, body)| body.clone());
+        let Some((token, to)) = self.show_sending(text.clone(), shown, Vec::new()) else {
+            return Action::None;
+        };
         match quote {
             Some((message, _)) => Action::Reply {
                 token,
-                to: conv.id,
+                to,
                 message,
-                text: text.to_owned(),
+                text,
             },
-            None => Action::Send {
-                token,
-                to: conv.id,
-                text: text.to_owned(),
-            },
+            None => Action::Send { token, to, text },
         }
     }
 }

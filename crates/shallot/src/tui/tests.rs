@@ -4,6 +4,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use shallot_client::{MessageState, Update};
+use shallot_proto::group::GroupId;
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::SessionId;
 
@@ -48,13 +49,23 @@ fn incoming(conv: SessionId, id: &str, ts: u64, body: &str) -> Event {
 }
 
 fn conv(id: SessionId, name: &str) -> Conv {
+    pane(Peer::Direct(id), name)
+}
+
+/// An empty, read pane for `id` named `name`.
+fn pane(id: Peer, name: &str) -> Conv {
     Conv {
-        id: Peer::Direct(id),
+        id,
         name: Some(name.into()),
         unread: 0,
         messages: Vec::new(),
         typing: false,
     }
+}
+
+/// An app with a conversation with `a` ("alice") and the group `group` ("Friends").
+fn alice_and_group(a: SessionId, group: GroupId) -> App {
+    App::new(vec![conv(a, "alice"), pane(Peer::Group(group), "Friends")])
 }
 
 fn screen(app: &App) -> String {
@@ -421,16 +432,7 @@ fn reactions_and_replies_by_message_number() {
 fn groups_are_listed_beside_conversations_and_sent_to() {
     let a = sid('a');
     let group = shallot_proto::group::GroupAdmin::from_seed([7; 32]).id();
-    let mut app = App::new(vec![
-        conv(a, "alice"),
-        Conv {
-            id: Peer::Group(group),
-            name: Some("Friends".into()),
-            unread: 0,
-            messages: Vec::new(),
-            typing: false,
-        },
-    ]);
+    let mut app = alice_and_group(a, group);
     // A member's message lands in the group's pane, unread, with its author.
     app.handle(Event::Incoming {
         conversation: Peer::Group(group),
@@ -520,16 +522,7 @@ fn flat(app: &App) -> String {
 fn attach_sends_a_file_with_progress_in_the_status_line() {
     let a = sid('a');
     let group = shallot_proto::group::GroupAdmin::from_seed([9; 32]).id();
-    let mut app = App::new(vec![
-        conv(a, "alice"),
-        Conv {
-            id: Peer::Group(group),
-            name: Some("Friends".into()),
-            unread: 0,
-            messages: Vec::new(),
-            typing: false,
-        },
-    ]);
+    let mut app = alice_and_group(a, group);
     app.now_ms = 3_600_000;
     let dir = tempfile::tempdir().unwrap();
     let photo = dir.path().join("photo.png");
