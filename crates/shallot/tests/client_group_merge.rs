@@ -16,26 +16,9 @@ use shallot_proto::group::{open_group_config, GroupConfigKind};
 use shallot_proto::group::{GroupId, SendStatus};
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::{Identity, Namespace, SessionId};
-use support::{messenger, until, user, Net};
+use support::{cli, messenger, run_ok, until, user, Net};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-fn shallot(dir: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_shallot"));
-    cmd.env_remove("SHALLOT_HOME").arg("--data-dir").arg(dir);
-    cmd
-}
-
-/// Runs the CLI and returns its stdout, failing with its stderr if it failed.
-fn run_ok(cmd: &mut std::process::Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The `[id]` `shallot inbox` printed on the line containing `text`.
 fn id_of(inbox: &str, text: &str) -> Option<String> {
@@ -61,7 +44,7 @@ async fn wait_for(who: &Messenger, group: &GroupId, body: &str) -> MessageHash {
 async fn carol_inbox(dir: &Path, seed: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
     let all = std::sync::Mutex::new(String::new());
     until(LIMIT, what, || async {
-        let out = run_ok(shallot(dir).args(["inbox", "--seed-node", seed]));
+        let out = run_ok(cli(dir).args(["inbox", "--seed-node", seed]));
         let mut all = all.lock().unwrap();
         all.push_str(&out);
         if check(&all) {
@@ -117,7 +100,7 @@ async fn two_admins_at_once_then_reactions_and_replies_in_the_group() {
     let bob = messenger(&net, user(), dirs[1].path()).await;
     alice.set_display_name("Alice").await.unwrap();
     let carol_dir = dirs[2].path();
-    run_ok(shallot(carol_dir).args(["account", "new"]));
+    run_ok(cli(carol_dir).args(["account", "new"]));
     let carol: SessionId = AccountStore::new(carol_dir).load().unwrap().session_id();
     let dave = user().session_id();
     let (a, b) = (alice.session_id(), bob.session_id());
@@ -128,7 +111,7 @@ async fn two_admins_at_once_then_reactions_and_replies_in_the_group() {
     wait_for(&bob, &gid, "Friends").await;
     bob.accept_group(&gid).await.unwrap();
     carol_inbox(carol_dir, &seed, "Carol's invite", |out| out.contains(&g)).await;
-    run_ok(shallot(carol_dir).args(["group", "accept", &g, "--seed-node", &seed]));
+    run_ok(cli(carol_dir).args(["group", "accept", &g, "--seed-node", &seed]));
     until(LIMIT, "both accepted", || async {
         let _ = alice.receive().await;
         let members = alice.group(&gid).await.unwrap().members();
@@ -206,9 +189,8 @@ async fn two_admins_at_once_then_reactions_and_replies_in_the_group() {
     }
     // Carol, a member, reads both changes.
     until(LIMIT, "Carol sees both changes", || async {
-        let members =
-            run_ok(shallot(carol_dir).args(["group", "members", &g, "--seed-node", &seed]));
-        let list = run_ok(shallot(carol_dir).args(["group", "list", "--seed-node", &seed]));
+        let members = run_ok(cli(carol_dir).args(["group", "members", &g, "--seed-node", &seed]));
+        let list = run_ok(cli(carol_dir).args(["group", "list", "--seed-node", &seed]));
         if members.contains(&dave.to_string()) && list.contains("Best friends") {
             Ok(())
         } else {
@@ -224,7 +206,7 @@ async fn two_admins_at_once_then_reactions_and_replies_in_the_group() {
     assert!(inbox.contains("[group Best friends]"), "{inbox}");
     let lunch_id = id_of(&inbox, "lunch?").unwrap();
     assert!(lunch.hash.to_string().starts_with(&lunch_id), "{inbox}");
-    let out = run_ok(shallot(carol_dir).args(["react", &lunch_id, "👍", "--seed-node", &seed]));
+    let out = run_ok(cli(carol_dir).args(["react", &lunch_id, "👍", "--seed-node", &seed]));
     assert!(out.contains("in group Best friends"), "{out}");
     let lunch_hash = lunch.hash;
     until(LIMIT, "Carol's reaction at Alice", || async {
@@ -250,7 +232,7 @@ async fn two_admins_at_once_then_reactions_and_replies_in_the_group() {
     )));
 
     // Carol replies quoting it; Alice and Bob get the quote.
-    let out = run_ok(shallot(carol_dir).args(["reply", &lunch_id, "noon?", "--seed-node", &seed]));
+    let out = run_ok(cli(carol_dir).args(["reply", &lunch_id, "noon?", "--seed-node", &seed]));
     assert!(out.contains("the group's swarm"), "{out}");
     let noon = wait_for(&alice, &gid, "noon?").await;
     let quote = alice
@@ -280,7 +262,7 @@ async fn two_admins_at_once_then_reactions_and_replies_in_the_group() {
     assert!(inbox.contains("    > noon?\n    yes, noon"), "{inbox}");
 
     // Taking a reaction back reaches the others too.
-    run_ok(shallot(carol_dir).args(["react", &lunch_id, "👍", "--remove", "--seed-node", &seed]));
+    run_ok(cli(carol_dir).args(["react", &lunch_id, "👍", "--remove", "--seed-node", &seed]));
     until(LIMIT, "the removal at Alice", || async {
         let _ = alice.receive().await;
         let reactions = alice

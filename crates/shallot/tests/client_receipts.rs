@@ -6,30 +6,12 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use shallot_client::{AccountStore, MessageState, Messenger, Update};
 use shallot_proto::SessionId;
-use support::{messenger, user, Net};
-
-fn shallot(dir: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_shallot"));
-    cmd.env_remove("SHALLOT_HOME").arg("--data-dir").arg(dir);
-    cmd
-}
-
-/// Runs the CLI and returns its stdout, failing with its stderr if it failed.
-fn run_ok(cmd: &mut std::process::Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use support::{cli, messenger, run_ok, user, Net};
 
 /// The `[id]` `shallot inbox` printed on the line containing `text`.
 fn id_of(inbox: &str, text: &str) -> String {
@@ -80,15 +62,15 @@ async fn receipts_typing_reactions_and_replies_both_ways() {
     let bob_path = bob_dir.path();
 
     // Bob: a CLI account; read receipts are off until he turns them on.
-    run_ok(shallot(bob_path).args(["account", "new"]));
+    run_ok(cli(bob_path).args(["account", "new"]));
     let bob_sid: SessionId = AccountStore::new(bob_path).load().unwrap().session_id();
-    let out = run_ok(shallot(bob_path).arg("receipts"));
+    let out = run_ok(cli(bob_path).arg("receipts"));
     assert!(out.contains("Read receipts are off"), "{out}");
-    let out = run_ok(shallot(bob_path).args(["receipts", "on"]));
+    let out = run_ok(cli(bob_path).args(["receipts", "on"]));
     assert!(out.contains("Read receipts are on"), "{out}");
 
     // Bob writes first; Alice accepts and turns her receipts on.
-    run_ok(shallot(bob_path).args(["send", &a, "hi alice", "--seed-node", &seed]));
+    run_ok(cli(bob_path).args(["send", &a, "hi alice", "--seed-node", &seed]));
     let hi = receive_until(&alice, "hi alice").await;
     alice.accept(&bob_sid).await.unwrap();
     alice.set_read_receipts(true).await.unwrap();
@@ -96,7 +78,7 @@ async fn receipts_typing_reactions_and_replies_both_ways() {
     eprintln!("setup done at {:?}", started.elapsed());
     // 1. Alice → Bob, read by Bob's `inbox`: his READ receipt moves it to read at Alice's.
     let lunch = alice.send(&bob_sid, "lunch?").await.unwrap();
-    let inbox = run_ok(shallot(bob_path).args(["inbox", "--seed-node", &seed]));
+    let inbox = run_ok(cli(bob_path).args(["inbox", "--seed-node", &seed]));
     let lunch_id = id_of(&inbox, "lunch?");
     assert!(lunch.hash.to_string().starts_with(&lunch_id), "{inbox}");
     assert!(
@@ -114,7 +96,7 @@ async fn receipts_typing_reactions_and_replies_both_ways() {
     eprintln!("1 receipt done at {:?}", started.elapsed());
     // 2. Bob → Alice with --wait-read: Alice reads it (her receipts are on) and the command
     // succeeds.
-    let child = shallot(bob_path)
+    let child = cli(bob_path)
         .args([
             "send",
             &a,
@@ -142,7 +124,7 @@ async fn receipts_typing_reactions_and_replies_both_ways() {
 
     eprintln!("2 wait-read done at {:?}", started.elapsed());
     // ... and without a reader it times out, non-zero, saying why.
-    let out = shallot(bob_path)
+    let out = cli(bob_path)
         .args([
             "send",
             &a,
@@ -160,7 +142,7 @@ async fn receipts_typing_reactions_and_replies_both_ways() {
     receive_until(&alice, "anyone?").await;
     // Bob's inbox shows the receipts it takes in.
     alice.mark_read(&[hi]).await.unwrap();
-    let inbox = run_ok(shallot(bob_path).args(["inbox", "--seed-node", &seed]));
+    let inbox = run_ok(cli(bob_path).args(["inbox", "--seed-node", &seed]));
     assert!(
         inbox.contains(&format!("read by {alice_sid}: [")),
         "{inbox}"
@@ -169,7 +151,7 @@ async fn receipts_typing_reactions_and_replies_both_ways() {
 
     eprintln!("2 timeout done at {:?}", started.elapsed());
     // 3. Reactions, both ways. Bob (CLI) reacts to Alice's message...
-    let out = run_ok(shallot(bob_path).args(["react", &lunch_id, "👍", "--seed-node", &seed]));
+    let out = run_ok(cli(bob_path).args(["react", &lunch_id, "👍", "--seed-node", &seed]));
     assert!(out.contains("Sent reaction 👍"), "{out}");
     receive_until_true(&alice, "Bob's reaction", |m| {
         m.take_updates().iter().any(|u| {
@@ -181,7 +163,7 @@ async fn receipts_typing_reactions_and_replies_both_ways() {
     let reactions = alice.db().call(move |db| db.reactions(&lunch.hash)).await;
     assert_eq!(reactions.unwrap()[0].author, bob_sid);
     // ... and takes it back.
-    run_ok(shallot(bob_path).args(["react", &lunch_id, "👍", "--remove", "--seed-node", &seed]));
+    run_ok(cli(bob_path).args(["react", &lunch_id, "👍", "--remove", "--seed-node", &seed]));
     receive_until_true(&alice, "the removal", |m| {
         m.take_updates()
             .iter()
@@ -196,12 +178,12 @@ async fn receipts_typing_reactions_and_replies_both_ways() {
         .await
         .unwrap();
     assert_eq!(reacted.body(), "hi alice");
-    let inbox = run_ok(shallot(bob_path).args(["inbox", "--seed-node", &seed]));
+    let inbox = run_ok(cli(bob_path).args(["inbox", "--seed-node", &seed]));
     assert!(inbox.contains("reacted 🎉 on ["), "{inbox}");
 
     eprintln!("3 reactions done at {:?}", started.elapsed());
     // 4. Replies, both ways. Bob replies to "lunch?" with the CLI...
-    let out = run_ok(shallot(bob_path).args(["reply", &lunch_id, "noon?", "--seed-node", &seed]));
+    let out = run_ok(cli(bob_path).args(["reply", &lunch_id, "noon?", "--seed-node", &seed]));
     assert!(out.contains("Replied"), "{out}");
     let noon = receive_until(&alice, "noon?").await;
     let quote = alice
@@ -216,7 +198,7 @@ async fn receipts_typing_reactions_and_replies_both_ways() {
     );
     // ... and Alice replies to his reply; Bob's inbox shows what it quotes.
     alice.reply(&noon.to_string(), "yes, noon").await.unwrap();
-    let inbox = run_ok(shallot(bob_path).args(["inbox", "--seed-node", &seed]));
+    let inbox = run_ok(cli(bob_path).args(["inbox", "--seed-node", &seed]));
     assert!(inbox.contains("    > noon?\n    yes, noon"), "{inbox}");
 
     eprintln!("4 replies done at {:?}", started.elapsed());

@@ -9,7 +9,6 @@ mod support;
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use shallot_devnet::{LocalNet, NetOptions};
 use shallot_proto::SessionId;
-use support::{messenger, user};
+use support::{cli, messenger, user};
 
 /// A child process killed when the test ends, however it ends.
 struct KillOnDrop(std::process::Child);
@@ -43,12 +42,6 @@ fn forward_lines(
             }
         }
     });
-}
-
-fn shallot(dir: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_shallot"));
-    cmd.env_remove("SHALLOT_HOME").arg("--data-dir").arg(dir);
-    cmd
 }
 
 /// `address:port` of /proc/net/tcp (hex, IPv4 in host order), or of /proc/net/tcp6 when it is an
@@ -113,13 +106,13 @@ async fn waiting_receiver_gets_messages_within_a_second_through_its_guards_only(
     .await
     .unwrap();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    assert!(shallot(b.path())
+    assert!(cli(b.path())
         .args(["account", "new"])
         .output()
         .unwrap()
         .status
         .success());
-    let show = shallot(b.path())
+    let show = cli(b.path())
         .args(["account", "show", "--json"])
         .output()
         .unwrap();
@@ -133,7 +126,7 @@ async fn waiting_receiver_gets_messages_within_a_second_through_its_guards_only(
     // Bob bootstraps from a node outside his swarm.
     let seed = net.nodes[net.not_swarm_of(&bob.account())[0]].addr;
 
-    let child = shallot(b.path())
+    let child = cli(b.path())
         .args(["inbox", "--watch", "--seed-node", &seed.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -158,6 +158,24 @@ pub async fn messenger(
     Messenger::new(identity, client, db)
 }
 
+/// The `shallot` binary on the account in `dir` (`--data-dir`, no `SHALLOT_HOME`).
+pub fn cli(dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_shallot"));
+    cmd.env_remove("SHALLOT_HOME").arg("--data-dir").arg(dir);
+    cmd
+}
+
+/// Runs `cmd` and returns its stdout, failing with its stderr if it failed.
+pub fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs the `shallot` binary with `args` (no `SHALLOT_HOME`); (success, stdout + stderr).
 pub fn shallot(args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_shallot"))
