@@ -339,9 +339,7 @@ fn build_in_place<R: CryptoRngCore + ?Sized>(
         start = prefix;
     }
     let mut keys = layers.into_iter().map(|layer| layer.key);
-    let response_key = keys
-        .next()
-        .ok_or(BuildError::PathLength(path.len()))?;
+    let response_key = keys.next().ok_or(BuildError::PathLength(path.len()))?;
     let mut hop_keys: Vec<ResponseKey> = keys.collect();
     hop_keys.reverse();
     Ok(BuiltOnion {

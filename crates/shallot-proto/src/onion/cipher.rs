@@ -324,9 +324,7 @@ impl HopKey {
         plaintext_len: usize,
     ) -> Result<(), CipherError> {
         let nonce_len = self.enc_type.nonce_len();
-        if nonce.len() != nonce_len
-            || region.len() != self.enc_type.ciphertext_len(plaintext_len)
-        {
+        if nonce.len() != nonce_len || region.len() != self.enc_type.ciphertext_len(plaintext_len) {
             return Err(CipherError::Encrypt);
         }
         let (head, body) = region.split_at_mut(nonce_len);
@@ -373,36 +371,37 @@ impl HopKey {
             return Err(CipherError::Decrypt);
         }
         let (nonce, body) = ciphertext.split_at_mut(nonce_len);
-        let len = match self.enc_type {
-            EncType::AesGcm | EncType::XChaCha20 => {
-                let text_len = body.len().checked_sub(TAG_LEN).ok_or(CipherError::Decrypt)?;
-                let (text, tag) = body.split_at_mut(text_len);
-                let tag: &[u8] = tag;
-                let opened = if self.enc_type == EncType::AesGcm {
-                    Aes256Gcm::new(self.key.as_ref().into()).decrypt_in_place_detached(
-                        (&*nonce).into(),
-                        b"",
-                        text,
-                        tag.into(),
-                    )
-                } else {
-                    XChaCha20Poly1305::new(self.key.as_ref().into()).decrypt_in_place_detached(
-                        (&*nonce).into(),
-                        b"",
-                        text,
-                        tag.into(),
-                    )
-                };
-                opened.map_err(|_| CipherError::Decrypt)?;
-                text_len
-            }
-            EncType::AesCbc => {
-                cbc::Decryptor::<aes::Aes256>::new(self.key.as_ref().into(), (&*nonce).into())
-                    .decrypt_padded_mut::<Pkcs7>(body)
-                    .map_err(|_| CipherError::Decrypt)?
-                    .len()
-            }
-        };
+        let len =
+            match self.enc_type {
+                EncType::AesGcm | EncType::XChaCha20 => {
+                    let text_len = body
+                        .len()
+                        .checked_sub(TAG_LEN)
+                        .ok_or(CipherError::Decrypt)?;
+                    let (text, tag) = body.split_at_mut(text_len);
+                    let tag: &[u8] = tag;
+                    let opened =
+                        if self.enc_type == EncType::AesGcm {
+                            Aes256Gcm::new(self.key.as_ref().into()).decrypt_in_place_detached(
+                                (&*nonce).into(),
+                                b"",
+                                text,
+                                tag.into(),
+                            )
+                        } else {
+                            XChaCha20Poly1305::new(self.key.as_ref().into())
+                                .decrypt_in_place_detached((&*nonce).into(), b"", text, tag.into())
+                        };
+                    opened.map_err(|_| CipherError::Decrypt)?;
+                    text_len
+                }
+                EncType::AesCbc => {
+                    cbc::Decryptor::<aes::Aes256>::new(self.key.as_ref().into(), (&*nonce).into())
+                        .decrypt_padded_mut::<Pkcs7>(body)
+                        .map_err(|_| CipherError::Decrypt)?
+                        .len()
+                }
+            };
         Ok(nonce_len..nonce_len + len)
     }
 }
