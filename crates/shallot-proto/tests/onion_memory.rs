@@ -88,7 +88,7 @@ fn a_ten_megabyte_body_is_copied_once_into_a_three_hop_onion_and_not_at_all_out_
                         .decrypt(&server_pair)
                         .unwrap()
                 }
-                other => panic!("{enc}: unexpected layer {other:?}"),
+                Layer::Final(_) => panic!("{enc}: the server onion ended at a node"),
             }
         };
         assert_eq!(next, 3, "{enc}: every hop peeled one layer");
