@@ -10,8 +10,6 @@ use shallot_proto::onion::{
     HttpMethod, Layer, NodeKeys, ProxyProtocol, ServerDestination, V4Request, V4Response,
     X25519Keypair,
 };
-use shallot_proto::Ed25519Pub;
-use x25519_dalek::StaticSecret;
 
 #[global_allocator]
 static ALLOCATOR: PeakAlloc = PeakAlloc;
@@ -24,13 +22,15 @@ fn peak_during<T>(work: impl FnOnce() -> T) -> (usize, T) {
     (ALLOCATOR.peak_usage().saturating_sub(baseline), result)
 }
 
-fn node(n: u8) -> (X25519Keypair, NodeKeys) {
-    let pair = X25519Keypair::from_secret(StaticSecret::from([n; 32]));
+/// A node's X25519 keypair and the keys a client routes to it by.
+fn node(rng: &mut rand::rngs::StdRng) -> (X25519Keypair, NodeKeys) {
+    let onion = X25519Keypair::generate(rng);
+    let identity = shallot_proto::Identity::generate(rng);
     let keys = NodeKeys {
-        ed25519: Ed25519Pub::from_bytes([n ^ 0xee; 32]),
-        x25519: *pair.public(),
+        ed25519: identity.ed25519_public(),
+        x25519: *onion.public(),
     };
-    (pair, keys)
+    (onion, keys)
 }
 
 /// Just under 10 MB, as an encrypted 10 MB attachment is (and within the 10 MiB onion limit).
@@ -39,9 +39,9 @@ const BODY: usize = 10_000_000;
 #[test]
 fn a_ten_megabyte_body_is_copied_once_into_a_three_hop_onion_and_not_at_all_out_of_a_reply() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(14);
-    let hops: Vec<_> = (1..=3).map(node).collect();
+    let hops: Vec<_> = (0..3).map(|_| node(&mut rng)).collect();
     let path: Vec<NodeKeys> = hops.iter().map(|(_, keys)| *keys).collect();
-    let (server_pair, server_keys) = node(9);
+    let (server_pair, server_keys) = node(&mut rng);
     let server = ServerDestination {
         host: "files.example".to_owned(),
         protocol: ProxyProtocol::Http,

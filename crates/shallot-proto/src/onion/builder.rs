@@ -303,21 +303,11 @@ fn build_in_place<R: CryptoRngCore + ?Sized>(
     };
     plan(destination, destination_json, rng)?;
     for (index, hop) in path.iter().enumerate().rev() {
-        let json = |ephemeral_key| {
-            if index == 0 {
-                frame_json(&routing::OuterOut {
-                    ephemeral_key,
-                    enc_type,
-                })
-            } else {
-                frame_json(&routing::Relay {
-                    destination: hop.ed25519,
-                    ephemeral_key,
-                    enc_type,
-                })
-            }
-        };
-        plan(&hop.x25519, &json, rng)?;
+        plan(
+            &hop.x25519,
+            &|ephemeral_key| hop_json(index, hop, ephemeral_key, enc_type),
+            rng,
+        )?;
     }
 
     let mut body = vec![0u8; len];
@@ -347,6 +337,28 @@ fn build_in_place<R: CryptoRngCore + ?Sized>(
         response_key,
         hop_keys,
     })
+}
+
+/// The JSON framed after hop `index`'s ciphertext: the outer request's for the guard, else
+/// the previous hop's instruction to relay it to `hop`.
+fn hop_json(
+    index: usize,
+    hop: &NodeKeys,
+    ephemeral_key: X25519Pub,
+    enc_type: EncType,
+) -> Result<Vec<u8>, BuildError> {
+    if index == 0 {
+        frame_json(&routing::OuterOut {
+            ephemeral_key,
+            enc_type,
+        })
+    } else {
+        frame_json(&routing::Relay {
+            destination: hop.ed25519,
+            ephemeral_key,
+            enc_type,
+        })
+    }
 }
 
 /// Length of a frame around a payload of `payload_len` bytes and a JSON of `json_len` bytes,
@@ -486,19 +498,10 @@ mod tests {
             let key = ResponseKey::derive(enc_type, &ephemeral, &hop.x25519).unwrap();
             let blob = key.key().encrypt(&layer, rng).unwrap();
             let ephemeral_key = *ephemeral.public();
-            let json = if index == 0 {
-                frame_json(&routing::OuterOut {
-                    ephemeral_key,
-                    enc_type,
-                })
-            } else {
-                frame_json(&routing::Relay {
-                    destination: hop.ed25519,
-                    ephemeral_key,
-                    enc_type,
-                })
-            };
-            layer = frame(&blob, json.unwrap());
+            layer = frame(
+                &blob,
+                hop_json(index, hop, ephemeral_key, enc_type).unwrap(),
+            );
         }
         layer
     }
