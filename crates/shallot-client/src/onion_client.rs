@@ -838,7 +838,7 @@ impl OnionClient {
     ) -> Result<T, Error>
     where
         B: Fn(&Path) -> Result<BuiltOnion, Error>,
-        C: Fn(u16, &[u8], &ResponseKey) -> Verdict<T>,
+        C: Fn(u16, Vec<u8>, &ResponseKey) -> Verdict<T>,
     {
         let mut tries = Tries::new(self.inner.config.max_attempts);
         let mut reason = String::new();
@@ -865,7 +865,7 @@ impl OnionClient {
                         &onion.hop_keys,
                         avoid.map(|n| &n.ed25519),
                     );
-                    classify(status, &bytes, &onion.response_key)
+                    classify(status, bytes, &onion.response_key)
                 }
             };
             match verdict {
@@ -973,9 +973,9 @@ impl OnionClient {
             },
             |status, bytes, key| {
                 if status != 200 {
-                    return classify_transport(status, bytes, Some(&destination.ed25519));
+                    return classify_transport(status, &bytes, Some(&destination.ed25519));
                 }
-                match decode_snode_response(key, bytes) {
+                match decode_snode_response(key, &bytes) {
                     // Undecodable reply: retried on another path without penalty (spec §3.3).
                     Err(e) => Verdict::Retry(None, format!("undecodable reply: {e}")),
                     Ok(reply) => {
@@ -1024,7 +1024,8 @@ impl OnionClient {
                     .map_err(|e| Error::protocol("building an onion", e))
             },
             |status, bytes, key| match status {
-                200 => match V4Response::open(key, bytes) {
+                // Opened where it lies: a 10 MB download is held once.
+                200 => match V4Response::open_owned(key, bytes) {
                     Ok(response) if response.code == 425 || response.code == 406 => Verdict::Done(
                         Err(Error::ClockSkew {
                             status: response.code,
@@ -1038,14 +1039,14 @@ impl OnionClient {
                         format!("undecodable reply: {e}"),
                     ),
                 },
-                502 | 504 if next_node_not_found(bytes).is_none() => Verdict::Done(
+                502 | 504 if next_node_not_found(&bytes).is_none() => Verdict::Done(
                     Err(Error::NodeUnreachable {
                         destination: destination.host.clone(),
                         reason: format!("last hop could not reach the server ({status})"),
                     }),
                     None,
                 ),
-                _ => classify_transport(status, bytes, None),
+                _ => classify_transport(status, &bytes, None),
             },
         )
         .await

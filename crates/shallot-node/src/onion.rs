@@ -17,8 +17,8 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use shallot_proto::onion::{
-    decrypt_layer, encode_hop_error, encode_snode_response, parse_onion_request, EncType, HopKey,
-    Layer, PeelError, ReplyBody, ReplyFormat, MAX_ONION_HOPS,
+    classify_peeled, decrypt_layer, encode_hop_error, encode_snode_response, parse_onion_request,
+    EncType, HopKey, Layer, PeelError, ReplyBody, ReplyFormat, MAX_ONION_HOPS,
 };
 use shallot_proto::rpc::{Envelope, Request};
 use shallot_proto::X25519Pub;
@@ -85,6 +85,8 @@ pub async fn entry(node: Arc<Node>, body: Bytes, seen: &mut Seen) -> Response {
         enc_type: request.enc_type,
         hop_no: request.hop_no,
     };
+    // Only the ciphertext is kept, so that it is freed once decrypted.
+    drop(body);
     process(node, hop, ciphertext, Position::Guard, seen).await
 }
 
@@ -137,9 +139,15 @@ async fn process(
         Ok(layer) => layer,
         Err(error) => return plain(400, error.to_string()),
     };
-    let classified = match layer.classify() {
+    // The received layer is no longer needed, and what goes on (the next layer, or the whole
+    // plaintext to a server) is a part of ours, not a copy: a 10 MB onion is held twice only
+    // while it is decrypted.
+    drop(ciphertext);
+    let (reply_key, plaintext) = layer.into_parts();
+    let plaintext = Bytes::from(plaintext);
+    let classified = match classify_peeled(&reply_key, &plaintext) {
         Ok(classified) => classified,
-        Err(error) => return peel_error(layer.reply_key(), &error),
+        Err(error) => return peel_error(&reply_key, &error),
     };
     match classified {
         Layer::Final(request) => {
@@ -148,10 +156,10 @@ async fn process(
             if node.readiness().is_err() {
                 // Encrypted: in plain text the guard would read which node the client wanted.
                 let text = format!("Snode not ready: {}", node.identity.ed25519_public());
-                return encrypted(layer.reply_key(), 503, ReplyBody::Text(&text), format);
+                return encrypted(&reply_key, 503, ReplyBody::Text(&text), format);
             }
             let reply = run_final(&node, request.request, seen).await;
-            let key = layer.reply_key();
+            let key = &reply_key;
             match &reply.body {
                 Body::Json(value) => encrypted(key, reply.status, ReplyBody::Json(value), format),
                 Body::Text(text) => encrypted(key, reply.status, ReplyBody::Text(text), format),
@@ -162,7 +170,7 @@ async fn process(
             seen.role(Role::OnionProxy);
             let url = match proxy.url() {
                 Ok(url) => url,
-                Err(error) => return peel_error(layer.reply_key(), &error),
+                Err(error) => return peel_error(&reply_key, &error),
             };
             if let Some(host) = reqwest::Url::parse(&url)
                 .ok()
@@ -170,7 +178,7 @@ async fn process(
             {
                 seen.next(NextHop::Server(host));
             }
-            let payload = Bytes::copy_from_slice(proxy.payload);
+            let payload = plaintext.slice_ref(proxy.payload);
             match node.peers.proxy(&url, payload).await {
                 Ok((status, headers, body)) => {
                     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -191,12 +199,12 @@ async fn process(
                 }
                 Err(HopError::Timeout) => plain(504, "Request time out"),
                 // The error text names the URL: only the client may read it.
-                Err(HopError::Unreachable(error)) => hop_error(at, layer.reply_key(), 502, error),
-                Err(HopError::Forbidden) => peel_error(layer.reply_key(), &PeelError::InvalidUrl),
+                Err(HopError::Unreachable(error)) => hop_error(at, &reply_key, 502, error),
+                Err(HopError::Forbidden) => peel_error(&reply_key, &PeelError::InvalidUrl),
                 Err(HopError::Busy) => busy(&node, Work::Proxy),
                 Err(HopError::TooLarge(cap)) => hop_error(
                     at,
-                    layer.reply_key(),
+                    &reply_key,
                     502,
                     format!("Server reply larger than {cap} bytes"),
                 ),
@@ -207,12 +215,12 @@ async fn process(
             seen.next(NextHop::Node(relay.destination));
             relay_to(
                 &node,
-                (at, layer.reply_key(), seen),
+                (at, &reply_key, seen),
                 relay.destination,
                 relay.ephemeral_key,
                 relay.enc_type,
                 hop.hop_no,
-                relay.ciphertext,
+                plaintext.slice_ref(relay.ciphertext),
             )
             .await
         }
@@ -226,7 +234,7 @@ async fn relay_to(
     ephemeral_key: X25519Pub,
     enc_type: EncType,
     hop_no: u32,
-    ciphertext: &[u8],
+    ciphertext: Bytes,
 ) -> Response {
     let view = node.view();
     let Some(next) = view.node(&destination) else {
@@ -237,11 +245,7 @@ async fn relay_to(
         enc_type,
         hop_no: hop_no.saturating_add(1).max(1),
     };
-    match node
-        .peers
-        .relay_onion(next, &hop, Bytes::copy_from_slice(ciphertext))
-        .await
-    {
+    match node.peers.relay_onion(next, &hop, ciphertext).await {
         Ok(reply) => {
             seen.reply(&reply.body);
             let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);

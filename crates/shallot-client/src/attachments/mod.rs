@@ -7,8 +7,11 @@
 //! - [`download`]: pointer → `GET /file/{id}` → checked plaintext saved under a path.
 //! - [`picture`]: profile pictures (L-P, AES-GCM with the profile key): upload, fetch, extend.
 //!
-//! A file is read and written in pieces: the plaintext is never held whole, the blob once (an
-//! onion request cannot be streamed, so the blob travels as one body, as in Session).
+//! A file is read and written in pieces: the plaintext is never held whole. An onion request
+//! cannot be streamed, so the encrypted blob travels as one body, as in Session: an upload
+//! holds the blob (kept to retry on another path) and the onion request built around it in
+//! one buffer; a download holds the blob once, decrypted where the reply arrived
+//! (`client_attachment_memory` measures both).
 
 use std::path::PathBuf;
 

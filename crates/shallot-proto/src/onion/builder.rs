@@ -4,7 +4,7 @@
 use rand_core::CryptoRngCore;
 
 use super::cipher::{CipherError, EncType, ResponseKey, X25519Keypair};
-use super::framing::{encode_frame, FramingError};
+use super::framing::FramingError;
 use super::padding;
 use super::routing::{self, ProxyProtocol, V4_TARGET};
 use super::v4::{V4Error, V4Request};
@@ -116,26 +116,32 @@ fn build_node_onion<R: CryptoRngCore + ?Sized>(
     rng: &mut R,
 ) -> Result<BuiltOnion, BuildError> {
     check_path(path)?;
-    let control = routing::FinalOut {
+    let control = frame_json(&routing::FinalOut {
         headers: "",
         pad: pad.map(padding::pad_string),
-    };
-    let inner = encode_frame(request, &control)?;
-    let (blob, ephemeral, response_key) = seal_for(&destination.x25519, &inner, enc_type, rng)?;
-    let last = encode_frame(
-        &blob,
-        &routing::Relay {
-            destination: destination.ed25519,
-            ephemeral_key: ephemeral,
-            enc_type,
+    })?;
+    let inner_len = frame_len(request.len(), control.len())?;
+    build_in_place(
+        path,
+        inner_len,
+        |out| {
+            let (prefix, rest) = out.split_at_mut(PREFIX_LEN);
+            prefix.copy_from_slice(&u32_len(request.len()).to_le_bytes());
+            let (payload, json) = rest.split_at_mut(request.len());
+            payload.copy_from_slice(request);
+            json.copy_from_slice(&control);
         },
-    )?;
-    let (body, hop_keys) = wrap_path(path, last, enc_type, rng)?;
-    Ok(BuiltOnion {
-        body,
-        response_key,
-        hop_keys,
-    })
+        &destination.x25519,
+        &|ephemeral_key| {
+            frame_json(&routing::Relay {
+                destination: destination.ed25519,
+                ephemeral_key,
+                enc_type,
+            })
+        },
+        enc_type,
+        rng,
+    )
 }
 
 /// The sizes every layer of a node onion adds around the destination's plaintext: fixed for a
@@ -206,28 +212,28 @@ pub fn build_to_server<R: CryptoRngCore + ?Sized>(
     if !routing::is_valid_host(&destination.host) {
         return Err(BuildError::InvalidHost);
     }
-    let (blob, ephemeral, response_key) =
-        seal_for(&destination.x25519, &request.encode()?, enc_type, rng)?;
-    let last = encode_frame(
-        &blob,
-        &routing::ProxyOut {
-            host: &destination.host,
-            target: V4_TARGET,
-            method: "POST",
-            protocol: destination.protocol,
-            port: destination
-                .port
-                .unwrap_or(destination.protocol.default_port()),
-            ephemeral_key: ephemeral,
-            enc_type,
+    let plaintext = request.encoding()?;
+    build_in_place(
+        path,
+        plaintext.len(),
+        |out| plaintext.write(out),
+        &destination.x25519,
+        &|ephemeral_key| {
+            frame_json(&routing::ProxyOut {
+                host: &destination.host,
+                target: V4_TARGET,
+                method: "POST",
+                protocol: destination.protocol,
+                port: destination
+                    .port
+                    .unwrap_or(destination.protocol.default_port()),
+                ephemeral_key,
+                enc_type,
+            })
         },
-    )?;
-    let (body, hop_keys) = wrap_path(path, last, enc_type, rng)?;
-    Ok(BuiltOnion {
-        body,
-        response_key,
-        hop_keys,
-    })
+        enc_type,
+        rng,
+    )
 }
 
 fn check_path(path: &[NodeKeys]) -> Result<(), BuildError> {
@@ -238,57 +244,142 @@ fn check_path(path: &[NodeKeys]) -> Result<(), BuildError> {
     }
 }
 
-/// Encrypts the destination layer with a fresh ephemeral key; returns the ciphertext, the
-/// ephemeral public key and the reply key.
-fn seal_for<R: CryptoRngCore + ?Sized>(
-    destination: &X25519Pub,
-    plaintext: &[u8],
-    enc_type: EncType,
-    rng: &mut R,
-) -> Result<(Vec<u8>, X25519Pub, ResponseKey), BuildError> {
-    let ephemeral = X25519Keypair::generate(rng);
-    let response_key = ResponseKey::derive(enc_type, &ephemeral, destination)?;
-    let blob = response_key.key().encrypt(plaintext, rng)?;
-    Ok((blob, *ephemeral.public(), response_key))
+/// One layer of an onion, planned before any byte is written: the key and nonce its plaintext
+/// is encrypted with and the routing JSON framed after the ciphertext.
+struct Planned {
+    key: ResponseKey,
+    nonce: [u8; MAX_NONCE_LEN],
+    json: Vec<u8>,
+    /// Length of the plaintext this layer encrypts.
+    plaintext_len: usize,
 }
 
-/// Wraps the last hop's plaintext `layer` in one encrypted layer per hop, innermost first: hop
-/// `i - 1` is told to relay `Enc(hop i, layer i)` to hop `i`, and the guard's ciphertext goes into
-/// the outer request. Returns the outer request and every hop's layer key, guard first.
-fn wrap_path<R: CryptoRngCore + ?Sized>(
+/// Longest IV or nonce of any [`EncType`].
+const MAX_NONCE_LEN: usize = 24;
+
+/// Builds an onion in one buffer of the outer request's size, so that a large body is copied
+/// once, into its place, whatever the number of hops (a 10 MB attachment used to be copied
+/// and re-allocated for every layer).
+///
+/// The destination's plaintext (`inner_len` bytes, written by `write_inner`) is encrypted to
+/// `destination` and framed with `destination_json(ephemeral key)`; then, innermost first,
+/// hop `i - 1` is told to relay `Enc(hop i, layer i)` to hop `i`, and the guard's ciphertext
+/// goes into the outer request. Each layer is encrypted where it lies, its length prefix and
+/// nonce written in front (room left for them) and its tag and JSON after. Keys and nonces are
+/// drawn from `rng` in the order of the layers, so a seeded `rng` gives the same bytes as
+/// encrypting layer by layer.
+fn build_in_place<R: CryptoRngCore + ?Sized>(
     path: &[NodeKeys],
-    mut layer: Vec<u8>,
+    inner_len: usize,
+    write_inner: impl FnOnce(&mut [u8]),
+    destination: &X25519Pub,
+    destination_json: &dyn Fn(X25519Pub) -> Result<Vec<u8>, BuildError>,
     enc_type: EncType,
     rng: &mut R,
-) -> Result<(Vec<u8>, Vec<ResponseKey>), BuildError> {
-    let mut hop_keys = Vec::with_capacity(path.len());
-    for (index, hop) in path.iter().enumerate().rev() {
+) -> Result<BuiltOnion, BuildError> {
+    let nonce_len = enc_type.nonce_len();
+    let mut layers: Vec<Planned> = Vec::with_capacity(path.len() + 1);
+    let mut len = inner_len;
+    // Keys, nonces and sizes, innermost layer first: the outer length is known before the
+    // buffer is allocated.
+    let mut plan = |to: &X25519Pub,
+                    json: &dyn Fn(X25519Pub) -> Result<Vec<u8>, BuildError>,
+                    rng: &mut R|
+     -> Result<(), BuildError> {
         let ephemeral = X25519Keypair::generate(rng);
-        let key = ResponseKey::derive(enc_type, &ephemeral, &hop.x25519)?;
-        let blob = key.key().encrypt(&layer, rng)?;
-        hop_keys.push(key);
-        let ephemeral_key = *ephemeral.public();
-        layer = if index == 0 {
-            encode_frame(
-                &blob,
-                &routing::OuterOut {
-                    ephemeral_key,
-                    enc_type,
-                },
-            )?
-        } else {
-            encode_frame(
-                &blob,
-                &routing::Relay {
-                    destination: hop.ed25519,
-                    ephemeral_key,
-                    enc_type,
-                },
-            )?
-        };
+        let key = ResponseKey::derive(enc_type, &ephemeral, to)?;
+        let mut nonce = [0u8; MAX_NONCE_LEN];
+        rng.fill_bytes(&mut nonce[..nonce_len]);
+        let json = json(*ephemeral.public())?;
+        let plaintext_len = len;
+        len = frame_len(enc_type.ciphertext_len(plaintext_len), json.len())?;
+        layers.push(Planned {
+            key,
+            nonce,
+            json,
+            plaintext_len,
+        });
+        Ok(())
+    };
+    plan(destination, destination_json, rng)?;
+    for (index, hop) in path.iter().enumerate().rev() {
+        plan(
+            &hop.x25519,
+            &|ephemeral_key| hop_json(index, hop, ephemeral_key, enc_type),
+            rng,
+        )?;
     }
+
+    let mut body = vec![0u8; len];
+    // The innermost plaintext starts after every layer's prefix and nonce.
+    let mut start = layers.len() * (PREFIX_LEN + nonce_len);
+    write_inner(&mut body[start..start + inner_len]);
+    for layer in &layers {
+        let ciphertext_len = enc_type.ciphertext_len(layer.plaintext_len);
+        let sealed = start - nonce_len;
+        layer.key.key().seal_in_place(
+            &layer.nonce[..nonce_len],
+            &mut body[sealed..sealed + ciphertext_len],
+            layer.plaintext_len,
+        )?;
+        let prefix = sealed - PREFIX_LEN;
+        body[prefix..sealed].copy_from_slice(&u32_len(ciphertext_len).to_le_bytes());
+        let json = sealed + ciphertext_len;
+        body[json..json + layer.json.len()].copy_from_slice(&layer.json);
+        start = prefix;
+    }
+    let mut keys = layers.into_iter().map(|layer| layer.key);
+    let response_key = keys.next().ok_or(BuildError::PathLength(path.len()))?;
+    let mut hop_keys: Vec<ResponseKey> = keys.collect();
     hop_keys.reverse();
-    Ok((layer, hop_keys))
+    Ok(BuiltOnion {
+        body,
+        response_key,
+        hop_keys,
+    })
+}
+
+/// The JSON framed after hop `index`'s ciphertext: the outer request's for the guard, else
+/// the previous hop's instruction to relay it to `hop`.
+fn hop_json(
+    index: usize,
+    hop: &NodeKeys,
+    ephemeral_key: X25519Pub,
+    enc_type: EncType,
+) -> Result<Vec<u8>, BuildError> {
+    if index == 0 {
+        frame_json(&routing::OuterOut {
+            ephemeral_key,
+            enc_type,
+        })
+    } else {
+        frame_json(&routing::Relay {
+            destination: hop.ed25519,
+            ephemeral_key,
+            enc_type,
+        })
+    }
+}
+
+/// Length of a frame around a payload of `payload_len` bytes and a JSON of `json_len` bytes,
+/// refused beyond [`MAX_ONION_SIZE`](super::MAX_ONION_SIZE) as [`encode_frame`] refuses it.
+fn frame_len(payload_len: usize, json_len: usize) -> Result<usize, BuildError> {
+    let len = PREFIX_LEN + payload_len + json_len;
+    if len > super::MAX_ONION_SIZE {
+        return Err(FramingError::TooLarge { len }.into());
+    }
+    Ok(len)
+}
+
+/// A payload length as the frame prefix holds it (below [`MAX_ONION_SIZE`](super::MAX_ONION_SIZE)
+/// by [`frame_len`], so it fits).
+fn u32_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// The JSON object that ends a frame.
+fn frame_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, BuildError> {
+    Ok(super::framing::frame_json(value)?)
 }
 
 #[cfg(test)]
@@ -386,6 +477,105 @@ mod tests {
                 at_server.ephemeral_key
             )
         );
+    }
+
+    /// Layer by layer, each a fresh buffer: how onions were built before [`build_in_place`].
+    fn reference_onion(
+        path: &[NodeKeys],
+        destination: &X25519Pub,
+        inner: &[u8],
+        destination_json: &dyn Fn(X25519Pub) -> Vec<u8>,
+        enc_type: EncType,
+        rng: &mut rand::rngs::StdRng,
+    ) -> Vec<u8> {
+        let frame = |payload: &[u8], json: Vec<u8>| encode_frame_for_test(payload, &json);
+        let ephemeral = X25519Keypair::generate(rng);
+        let key = ResponseKey::derive(enc_type, &ephemeral, destination).unwrap();
+        let blob = key.key().encrypt(inner, rng).unwrap();
+        let mut layer = frame(&blob, destination_json(*ephemeral.public()));
+        for (index, hop) in path.iter().enumerate().rev() {
+            let ephemeral = X25519Keypair::generate(rng);
+            let key = ResponseKey::derive(enc_type, &ephemeral, &hop.x25519).unwrap();
+            let blob = key.key().encrypt(&layer, rng).unwrap();
+            let ephemeral_key = *ephemeral.public();
+            layer = frame(
+                &blob,
+                hop_json(index, hop, ephemeral_key, enc_type).unwrap(),
+            );
+        }
+        layer
+    }
+
+    /// Built in one buffer, an onion has the very bytes the layer-by-layer construction gives
+    /// for the same random draws: every cipher, 1 to 3 hops, node and server destinations.
+    #[test]
+    fn in_place_onions_equal_layer_by_layer_ones() {
+        use crate::onion::v4::{Headers, HttpMethod};
+        use rand::SeedableRng;
+        let seeded = |seed| rand::rngs::StdRng::seed_from_u64(seed);
+        let dest = node(9).1;
+        let server = ServerDestination {
+            host: "files.example".to_owned(),
+            protocol: ProxyProtocol::Http,
+            port: Some(8080),
+            x25519: node(8).1.x25519,
+        };
+        let request = V4Request::new(
+            HttpMethod::Post,
+            "/file",
+            Headers::new(),
+            Some(vec![7u8; 100_003]),
+        )
+        .unwrap();
+        for enc in [EncType::AesGcm, EncType::XChaCha20, EncType::AesCbc] {
+            for hops in 1..=3u8 {
+                let path: Vec<_> = (1..=hops).map(|n| node(n).1).collect();
+                let payload = br#"{"method":"info","params":{}}"#;
+                let built = build_to_node(&path, &dest, payload, enc, &mut seeded(1)).unwrap();
+                let inner = encode_frame_for_test(payload, br#"{"headers":""}"#);
+                let relay = |ephemeral_key| {
+                    frame_json(&routing::Relay {
+                        destination: dest.ed25519,
+                        ephemeral_key,
+                        enc_type: enc,
+                    })
+                    .unwrap()
+                };
+                let expected =
+                    reference_onion(&path, &dest.x25519, &inner, &relay, enc, &mut seeded(1));
+                assert!(built.body == expected, "node onion, {enc}, {hops} hops");
+
+                let built = build_to_server(&path, &server, &request, enc, &mut seeded(2)).unwrap();
+                let proxy = |ephemeral_key| {
+                    frame_json(&routing::ProxyOut {
+                        host: "files.example",
+                        target: V4_TARGET,
+                        method: "POST",
+                        protocol: ProxyProtocol::Http,
+                        port: 8080,
+                        ephemeral_key,
+                        enc_type: enc,
+                    })
+                    .unwrap()
+                };
+                let expected = reference_onion(
+                    &path,
+                    &server.x25519,
+                    &request.encode().unwrap(),
+                    &proxy,
+                    enc,
+                    &mut seeded(2),
+                );
+                assert!(built.body == expected, "server onion, {enc}, {hops} hops");
+            }
+        }
+    }
+
+    fn encode_frame_for_test(payload: &[u8], json: &[u8]) -> Vec<u8> {
+        let mut out = u32_len(payload.len()).to_le_bytes().to_vec();
+        out.extend_from_slice(payload);
+        out.extend_from_slice(json);
+        out
     }
 
     #[test]

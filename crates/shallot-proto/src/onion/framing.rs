@@ -79,11 +79,7 @@ pub fn encode_frame<T: Serialize + ?Sized>(
     payload: &[u8],
     json: &T,
 ) -> Result<Vec<u8>, FramingError> {
-    let json_bytes =
-        serde_json::to_vec(json).map_err(|e| FramingError::InvalidJson(e.to_string()))?;
-    if json_bytes.first() != Some(&b'{') {
-        return Err(FramingError::NotObject);
-    }
+    let json_bytes = frame_json(json)?;
     let len = PREFIX_LEN + payload.len() + json_bytes.len();
     if len > MAX_ONION_SIZE {
         return Err(FramingError::TooLarge { len });
@@ -94,6 +90,16 @@ pub fn encode_frame<T: Serialize + ?Sized>(
     out.extend_from_slice(payload);
     out.extend_from_slice(&json_bytes);
     Ok(out)
+}
+
+/// The compact JSON that ends a frame; `json` must serialize to an object.
+pub(crate) fn frame_json<T: Serialize + ?Sized>(json: &T) -> Result<Vec<u8>, FramingError> {
+    let json_bytes =
+        serde_json::to_vec(json).map_err(|e| FramingError::InvalidJson(e.to_string()))?;
+    if json_bytes.first() != Some(&b'{') {
+        return Err(FramingError::NotObject);
+    }
+    Ok(json_bytes)
 }
 
 #[cfg(test)]

@@ -32,9 +32,9 @@ pub use builder::{
 pub use cipher::{shared_secret, CipherError, EncType, HopKey, ResponseKey, Role, X25519Keypair};
 pub use framing::{encode_frame, parse_frame, Frame, FramingError, MAX_ONION_SIZE};
 pub use peel::{
-    classify_layer, decrypt_layer, is_proxy_target_allowed, parse_onion_request, DecryptedLayer,
-    ErrorReply, FinalRequest, Layer, OnionRequest, PeelError, ProxyRequest, RelayRequest,
-    RequestError,
+    classify_layer, classify_peeled, decrypt_layer, is_proxy_target_allowed, parse_onion_request,
+    DecryptedLayer, ErrorReply, FinalRequest, Layer, OnionRequest, PeelError, ProxyRequest,
+    RelayRequest, RequestError,
 };
 pub use response::{
     decode_snode_response, encode_hop_error, encode_snode_response, open_hop_error, ReplyBody,

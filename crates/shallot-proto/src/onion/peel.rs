@@ -136,17 +136,26 @@ impl DecryptedLayer {
     /// JSON" would be a padding oracle: for CBC every error here is [`PeelError::InvalidCiphertext`],
     /// the same plain reply as a padding failure.
     pub fn classify(&self) -> Result<Layer<'_>, PeelError> {
-        let classified = classify_layer(&self.plaintext);
-        if self.reply_key.enc_type() == EncType::AesCbc {
-            classified.map_err(|_| PeelError::InvalidCiphertext)
-        } else {
-            classified
-        }
+        classify_peeled(&self.reply_key, &self.plaintext)
     }
 
     /// Splits into the reply key and the plaintext.
     pub fn into_parts(self) -> (HopKey, Vec<u8>) {
         (self.reply_key, self.plaintext)
+    }
+}
+
+/// [`DecryptedLayer::classify`] of a layer split with [`DecryptedLayer::into_parts`] (a node
+/// that relays a part of its plaintext without copying it).
+pub fn classify_peeled<'a>(
+    reply_key: &HopKey,
+    plaintext: &'a [u8],
+) -> Result<Layer<'a>, PeelError> {
+    let classified = classify_layer(plaintext);
+    if reply_key.enc_type() == EncType::AesCbc {
+        classified.map_err(|_| PeelError::InvalidCiphertext)
+    } else {
+        classified
     }
 }
 

@@ -6,13 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
 use std::str::FromStr;
 
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 
 use super::cipher::{CipherError, HopKey, ResponseKey};
-use crate::bencode::Value;
+use crate::bencode::Parser;
 
 /// Why a v4 request or response could not be built, encrypted, decrypted or parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -203,33 +204,46 @@ impl V4Request {
 
     /// The plaintext the client encrypts for the server: `l<INFO_JSON>[<BODY>]e`.
     pub fn encode(&self) -> Result<Vec<u8>, V4Error> {
+        Ok(self.encoding()?.to_vec())
+    }
+
+    /// [`Self::encode`] not yet written: its length is known first, so an onion can be sized
+    /// around it and the body copied once, into its place.
+    pub(crate) fn encoding(&self) -> Result<Bencoded<'_>, V4Error> {
         let info = serde_json::to_vec(&RequestInfoOut {
             method: self.method.as_str(),
             endpoint: &self.endpoint,
             headers: &self.headers,
         })
         .map_err(|e| V4Error::InvalidJson(e.to_string()))?;
-        let mut items = vec![info.as_slice()];
-        if let Some(body) = &self.body {
-            items.push(body);
-        }
-        Ok(bencode_list(&items))
+        Ok(Bencoded {
+            head: info,
+            body: self.body.as_deref(),
+        })
     }
 
     /// Parses the decrypted plaintext on the server side (1 or 2 items; the same rules as [`Self::new`]
     /// except that headers are taken as given).
     pub fn parse(plaintext: &[u8]) -> Result<Self, V4Error> {
-        let items = parse_list(plaintext)?;
-        let got = items.len();
-        let mut items = items.into_iter();
-        let (Some(info), body, None) = (items.next(), items.next(), items.next()) else {
-            return Err(V4Error::WrongItemCount {
-                expected: "1 or 2",
-                got,
-            });
+        Self::parse_owned(plaintext.to_vec())
+    }
+
+    /// [`Self::parse`] of an owned plaintext: the body is cut out of it, not copied.
+    pub fn parse_owned(plaintext: Vec<u8>) -> Result<Self, V4Error> {
+        let items = list_ranges(&plaintext)?;
+        let (info, body) = match items.as_slice() {
+            [info] => (info.clone(), None),
+            [info, body] => (info.clone(), Some(body.clone())),
+            _ => {
+                return Err(V4Error::WrongItemCount {
+                    expected: "1 or 2",
+                    got: items.len(),
+                })
+            }
         };
-        let info: RequestInfoIn =
-            serde_json::from_slice(&info).map_err(|e| V4Error::InvalidJson(e.to_string()))?;
+        let info: RequestInfoIn = serde_json::from_slice(&plaintext[info])
+            .map_err(|e| V4Error::InvalidJson(e.to_string()))?;
+        let body = body.map(|range| cut(plaintext, range));
         Self::validated(info.method.parse()?, info.endpoint, info.headers, body)
     }
 }
@@ -263,75 +277,144 @@ struct ResponseMetaIn {
 impl V4Response {
     /// The plaintext a server encrypts: `l<META_JSON><BODY>e`.
     pub fn encode(&self) -> Result<Vec<u8>, V4Error> {
+        Ok(self.encoding()?.to_vec())
+    }
+
+    fn encoding(&self) -> Result<Bencoded<'_>, V4Error> {
         let meta = serde_json::to_vec(&ResponseMetaOut {
             code: self.code,
             headers: &self.headers,
         })
         .map_err(|e| V4Error::InvalidJson(e.to_string()))?;
-        Ok(bencode_list(&[&meta, &self.body]))
+        Ok(Bencoded {
+            head: meta,
+            body: Some(&self.body),
+        })
     }
 
     /// Parses a decrypted response: exactly 2 items, the first a `{"code","headers"}` object.
     pub fn parse(plaintext: &[u8]) -> Result<Self, V4Error> {
-        let items = parse_list(plaintext)?;
-        let [meta, body]: [Vec<u8>; 2] =
+        Self::parse_owned(plaintext.to_vec())
+    }
+
+    /// [`Self::parse`] of an owned plaintext: the body is cut out of it, not copied.
+    pub fn parse_owned(plaintext: Vec<u8>) -> Result<Self, V4Error> {
+        let items = list_ranges(&plaintext)?;
+        let [meta, body]: [Range<usize>; 2] =
             items
                 .try_into()
-                .map_err(|items: Vec<Vec<u8>>| V4Error::WrongItemCount {
+                .map_err(|items: Vec<Range<usize>>| V4Error::WrongItemCount {
                     expected: "2",
                     got: items.len(),
                 })?;
-        let meta: ResponseMetaIn =
-            serde_json::from_slice(&meta).map_err(|e| V4Error::InvalidJson(e.to_string()))?;
+        let meta: ResponseMetaIn = serde_json::from_slice(&plaintext[meta])
+            .map_err(|e| V4Error::InvalidJson(e.to_string()))?;
         Ok(Self {
             code: meta.code,
             headers: meta.headers,
-            body,
+            body: cut(plaintext, body),
         })
     }
 
-    /// Server side: encodes and encrypts with the request layer's key (raw bytes, no base64).
+    /// Server side: encodes and encrypts with the request layer's key (raw bytes, no base64),
+    /// writing the body once, into the buffer that is sent.
     pub fn seal<R: CryptoRngCore + ?Sized>(
         &self,
         key: &HopKey,
         rng: &mut R,
     ) -> Result<Vec<u8>, V4Error> {
-        Ok(key.encrypt(&self.encode()?, rng)?)
+        let encoding = self.encoding()?;
+        let enc_type = key.enc_type();
+        let nonce_len = enc_type.nonce_len();
+        let mut sealed = vec![0u8; enc_type.ciphertext_len(encoding.len())];
+        encoding.write(&mut sealed[nonce_len..nonce_len + encoding.len()]);
+        let mut nonce = [0u8; 24];
+        rng.fill_bytes(&mut nonce[..nonce_len]);
+        key.seal_in_place(&nonce[..nonce_len], &mut sealed, encoding.len())?;
+        Ok(sealed)
     }
 
     /// Client side: decrypts the HTTP body relayed back through the path and parses it.
     pub fn open(key: &ResponseKey, http_body: &[u8]) -> Result<Self, V4Error> {
-        Self::parse(&key.decrypt(http_body)?)
+        Self::open_owned(key, http_body.to_vec())
+    }
+
+    /// [`Self::open`] of an owned HTTP body: decrypted where it lies and the body cut out of
+    /// it, so a 10 MB download is held once.
+    pub fn open_owned(key: &ResponseKey, mut http_body: Vec<u8>) -> Result<Self, V4Error> {
+        let plaintext = key.open_in_place(&mut http_body)?;
+        Self::parse_owned(cut(http_body, plaintext))
     }
 }
 
-/// Bencodes a list of byte strings.
-fn bencode_list(items: &[&[u8]]) -> Vec<u8> {
-    Value::List(
-        items
-            .iter()
-            .map(|item| Value::Bytes(item.to_vec()))
-            .collect(),
-    )
-    .encode()
+/// A bencoded list of one or two byte strings (`l<HEAD>[<BODY>]e`) not yet written.
+pub(crate) struct Bencoded<'a> {
+    head: Vec<u8>,
+    body: Option<&'a [u8]>,
 }
 
-/// Parses a canonical bencoded list of byte strings (trailing data and non-canonical forms such
-/// as "+3:" or "03:" are rejected by [`crate::bencode`]).
-fn parse_list(bytes: &[u8]) -> Result<Vec<Vec<u8>>, V4Error> {
-    let Value::List(items) = Value::decode(bytes).map_err(|e| V4Error::Bencode(e.to_string()))?
-    else {
-        return Err(V4Error::Bencode("not a list".to_owned()));
-    };
-    items
-        .into_iter()
-        .map(|item| match item {
-            Value::Bytes(bytes) => Ok(bytes),
-            _ => Err(V4Error::Bencode(
+impl Bencoded<'_> {
+    fn items(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(self.head.as_slice()).chain(self.body)
+    }
+
+    /// Length of the encoding.
+    pub(crate) fn len(&self) -> usize {
+        2 + self
+            .items()
+            .map(|item| item.len().to_string().len() + 1 + item.len())
+            .sum::<usize>()
+    }
+
+    /// Writes the encoding into `out`, which is exactly [`Self::len`] bytes long.
+    pub(crate) fn write(&self, out: &mut [u8]) {
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(b"l");
+        for item in self.items() {
+            put(item.len().to_string().as_bytes());
+            put(b":");
+            put(item);
+        }
+        put(b"e");
+    }
+
+    fn to_vec(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.len()];
+        self.write(&mut out);
+        out
+    }
+}
+
+/// `bytes[range]` in `bytes`' own allocation (the tail dropped, the head moved out).
+fn cut(mut bytes: Vec<u8>, range: Range<usize>) -> Vec<u8> {
+    bytes.truncate(range.end);
+    bytes.drain(..range.start);
+    bytes
+}
+
+/// Where the items of a canonical bencoded list of byte strings lie in `bytes` (trailing data
+/// and non-canonical forms such as "+3:" or "03:" are rejected by [`crate::bencode`]).
+fn list_ranges(bytes: &[u8]) -> Result<Vec<Range<usize>>, V4Error> {
+    let bencode = |e: crate::bencode::BencodeError| V4Error::Bencode(e.to_string());
+    let mut parser = Parser::new(bytes);
+    parser.expect(b'l').map_err(bencode)?;
+    let mut items = Vec::new();
+    while parser.peek().map_err(bencode)? != b'e' {
+        if !parser.peek().map_err(bencode)?.is_ascii_digit() {
+            return Err(V4Error::Bencode(
                 "list item is not a byte string".to_owned(),
-            )),
-        })
-        .collect()
+            ));
+        }
+        let len = parser.bytes().map_err(bencode)?.len();
+        items.push(parser.pos - len..parser.pos);
+    }
+    parser.expect(b'e').map_err(bencode)?;
+    parser.finish().map_err(bencode)?;
+    Ok(items)
 }
 
 #[cfg(test)]
