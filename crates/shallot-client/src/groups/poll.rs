@@ -169,6 +169,7 @@ pub(crate) fn take_in_group(
     let Some(mut group) = db.group(&id)? else {
         return Ok(intake);
     };
+    let before = group.record.clone();
     let empty = Vec::new();
     let at = |ns: Namespace| {
         POLLED
@@ -213,7 +214,13 @@ pub(crate) fn take_in_group(
         delete_before,
         &mut intake,
     )?;
-    db.save_group(&group, now_ms)?;
+    // Most answers bring messages only: the record is then sealed and written again only
+    // when something in it changed, and the activity time is bumped either way.
+    if group.record == before {
+        db.touch_group(&id, now_ms)?;
+    } else {
+        db.save_group(&group, now_ms)?;
+    }
     Ok(intake)
 }
 
@@ -482,7 +489,7 @@ impl Messenger {
         group: &Group,
         wait: Duration,
     ) -> Result<(NodeRecord, Request), MessengerError> {
-        let credential = Credential::of(group)?;
+        let credential = self.credential(group)?;
         let mut members = self.client.swarm(&group.id.account()).await?;
         members.shuffle(&mut rand::thread_rng());
         let sticky = self.waits.take_sticky(&group.id);
@@ -607,7 +614,7 @@ impl Messenger {
     async fn poll_group(&self, group: Group) -> Result<Vec<ReceivedMessage>, MessengerError> {
         let id = group.id;
         let account = id.account();
-        let credential = Credential::of(&group)?;
+        let credential = self.credential(&group)?;
         let mut members = self.client.swarm(&account).await?;
         members.shuffle(&mut rand::thread_rng());
         let mut last = None;
@@ -644,7 +651,7 @@ impl Messenger {
     /// with a key others do not hold yet would be lost to them.
     pub(crate) async fn refresh_group_keys(&self, group: &Group) -> Result<Group, MessengerError> {
         let (id, account) = (group.id, group.id.account());
-        let credential = Credential::of(group)?;
+        let credential = self.credential(group)?;
         let mut members = self.client.swarm(&account).await?;
         members.shuffle(&mut rand::thread_rng());
         let member = members.first().ok_or_else(|| Error::SwarmUnreachable {
