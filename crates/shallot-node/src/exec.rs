@@ -20,13 +20,34 @@ use shallot_proto::rpc::{
     RetrievedMessage, Revoked, Stored, SubResult, SwarmResults, Unchanged, Unrevoked, Updated,
 };
 use shallot_proto::signing::{ExpireMode, RequestAuth, SignedResponse};
-use shallot_proto::subaccount::SubaccountFlags;
+use shallot_proto::subaccount::{SubaccountFlags, SubaccountToken};
 use shallot_proto::{AccountId, Namespace, Signature};
 use shallot_store::{StoreError, StoredMessage};
 
 use crate::peers::PeerError;
 use crate::state::{Node, MULTI_EXPIRY_HARDFORK, STORAGE_SERVER_VERSION};
 use crate::waiters::Want;
+
+/// Whether a retrieve's signature was checked already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Checked {
+    /// No: check it.
+    No,
+    /// Yes, when its waiting request came ([`Node::reread`]); only a revocation of its token
+    /// since counts, looked up for the whole batch.
+    Yes {
+        /// Its token (of a revocable namespace) is revoked now.
+        revoked: bool,
+    },
+}
+
+/// The account and subaccount token that sign `r`, when its namespace is revocable.
+fn revocable_token(r: &rpc::Retrieve) -> Option<(AccountId, SubaccountToken)> {
+    r.auth
+        .and_then(|a| a.auth.subaccount)
+        .filter(|_| !r.namespace.is_unrevocable())
+        .map(|signed| (r.account, signed.token))
+}
 
 /// Where a request came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,7 +272,7 @@ impl Node {
                         .collect();
                     self.waiting_retrieves(retrieves, true).await
                 }
-                Request::Retrieve(r) => self.retrieve(&view, r, now, false).await,
+                Request::Retrieve(r) => self.retrieve(&view, r, now, Checked::No).await,
                 Request::Delete(r) => self.delete(&view, r, origin, envelope, now).await,
                 Request::DeleteAll(r) => {
                     let op = NamespaceOp::DeleteAll(r);
@@ -371,21 +392,56 @@ impl Node {
     /// without checking their signatures again: each was checked when the request came (a
     /// wait starts only when every read succeeded), and a group member's batch is five
     /// subaccount signatures, ten Ed25519 verifications, on the path of delivery. A token
-    /// revoked meanwhile is still refused.
+    /// revoked meanwhile is still refused (each token looked up once for the batch).
     async fn reread(self: &Arc<Self>, retrieves: &[rpc::Retrieve]) -> Vec<Reply> {
         let view = self.view();
         let now = self.clock.now_ms();
+        let revoked = self.revoked_tokens(retrieves).await;
         let runs = retrieves.iter().map(|r| {
             let view = &view;
+            let revoked = &revoked;
             async move {
                 if !self.serves(view, &r.account) {
                     return Self::misdirected(view, &r.account, now);
                 }
                 self.metrics.count_request("retrieve");
-                self.retrieve(view, r.clone(), now, true).await
+                let checked = Checked::Yes {
+                    revoked: revocable_token(r).is_some_and(|t| revoked.contains(&t)),
+                };
+                self.retrieve(view, r.clone(), now, checked).await
             }
         });
         futures_util::future::join_all(runs).await
+    }
+
+    /// Of the tokens that sign `retrieves` of revocable namespaces, the ones revoked now, each
+    /// looked up once in one read (a group member's batch carries one token four times). A
+    /// failed lookup counts them all as revoked: refusing is the safe side.
+    async fn revoked_tokens(
+        self: &Arc<Self>,
+        retrieves: &[rpc::Retrieve],
+    ) -> Vec<(AccountId, SubaccountToken)> {
+        let mut tokens: Vec<(AccountId, SubaccountToken)> = Vec::new();
+        for token in retrieves.iter().filter_map(revocable_token) {
+            if !tokens.contains(&token) {
+                tokens.push(token);
+            }
+        }
+        if tokens.is_empty() {
+            return tokens;
+        }
+        let all = tokens.clone();
+        self.blocking(move |s| {
+            let mut revoked = Vec::new();
+            for (account, token) in tokens {
+                if s.is_revoked(&account, &token)? {
+                    revoked.push((account, token));
+                }
+            }
+            Ok(revoked)
+        })
+        .await
+        .unwrap_or(all)
     }
 
     /// Runs retrieves concurrently as a client's, without waiting.
@@ -588,35 +644,20 @@ impl Node {
         Self::recursive_reply(view, origin, now, replicated, stored)
     }
 
-    /// A retrieve; `checked`: its signature was checked already ([`Self::reread`]), only a
-    /// revocation of its token since is looked up.
+    /// A retrieve, its signature checked unless `checked` says it was.
     async fn retrieve(
         self: &Arc<Self>,
         view: &NetworkView,
         r: rpc::Retrieve,
         now: u64,
-        checked: bool,
+        checked: Checked,
     ) -> Reply {
         let no_auth_ns = r.namespace.is_public_retrieve();
-        if checked {
-            let token = r
-                .auth
-                .and_then(|a| a.auth.subaccount)
-                .filter(|_| !r.namespace.is_unrevocable())
-                .map(|signed| signed.token);
-            if let Some(token) = token {
-                let account = r.account;
-                let revoked = self
-                    .blocking(move |s| s.is_revoked(&account, &token))
-                    .await
-                    .unwrap_or(true);
-                if revoked {
-                    return Refusal::BadSignature(Method::Retrieve).into();
-                }
-            }
+        if checked == (Checked::Yes { revoked: true }) {
+            return Refusal::BadSignature(Method::Retrieve).into();
         }
         match (&r.auth, no_auth_ns) {
-            _ if checked => {}
+            _ if checked != Checked::No => {}
             (None, false) => return Refusal::RetrieveUnsigned.into(),
             (Some(auth), _) => {
                 if !within(now, auth.timestamp, SIGNATURE_WINDOW) {
