@@ -209,7 +209,10 @@ impl Node {
             }
             _ => false,
         };
-        auth.verify(message, required, |_| revoked).is_ok()
+        auth.verify_with(message, required, |_| revoked, |owner, token, signature| {
+            self.tokens.valid(owner, token, signature)
+        })
+        .is_ok()
     }
 
     /// Runs a request. Boxed because `batch` and `ifelse` recurse.
