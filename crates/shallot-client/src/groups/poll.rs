@@ -21,7 +21,7 @@ use shallot_proto::{Ed25519Pub, Identity, Namespace, SessionId};
 
 use super::admin::Change;
 use super::requests::{Credential, KICKED_NAMESPACE};
-use super::state::{Hex, StoredKeyMessage};
+use super::state::{Hex, KeyLists, StoredKeyMessage};
 use super::{Group, GroupStatus};
 use crate::db::{Db, DbError, Direction, MessageState, StoredGroupMessage};
 use crate::error::Error;
@@ -157,10 +157,12 @@ pub(crate) fn take_configs(
     }
 }
 
-/// Takes in one group's poll (`items` in [`POLLED`] order) for `me`.
+/// Takes in one group's poll (`items` in [`POLLED`] order) for `me`, its key list from
+/// `lists`.
 pub(crate) fn take_in_group(
     db: &mut Db,
     me: &Identity,
+    lists: &KeyLists,
     id: GroupId,
     items: &[Vec<RetrievedMessage>],
     now_ms: u64,
@@ -178,8 +180,11 @@ pub(crate) fn take_in_group(
             .and_then(|i| items.get(i))
             .unwrap_or(&empty)
     };
-    let mut keys = group.keys(me);
+    let mut keys = lists.of(&group, me);
     take_keys(&mut group, me, &mut keys, at(Namespace::GROUP_KEYS));
+    if group.record.key_messages != before.key_messages {
+        lists.keep(&group, &keys);
+    }
     take_configs(
         &mut group,
         &keys,
@@ -591,11 +596,12 @@ impl Messenger {
             self.waits.stick(id, node);
         }
         let me = Arc::clone(&self.identity);
+        let lists = Arc::clone(&self.key_lists);
         let now = self.client.clock().now_ms();
         let intake = self
             .db
             .call(move |db| {
-                let intake = take_in_group(db, &me, id, &items, now)?;
+                let intake = take_in_group(db, &me, &lists, id, &items, now)?;
                 for (ns, hash) in &cursors {
                     db.set_last_hash(&node, &account, *ns, hash)?;
                 }

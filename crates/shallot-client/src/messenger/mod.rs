@@ -207,6 +207,8 @@ pub struct Messenger {
     joined_groups: Mutex<Vec<AccountId>>,
     /// Our group credentials, derived once ([`Messenger::credential`]).
     pub(crate) credentials: crate::groups::requests::Credentials,
+    /// Our groups' key lists, rebuilt only when their key messages change.
+    pub(crate) key_lists: Arc<crate::groups::state::KeyLists>,
 }
 
 impl std::fmt::Debug for Messenger {
@@ -311,6 +313,7 @@ impl Messenger {
             waits: waits::Waits::default(),
             joined_groups: Mutex::new(joined_groups),
             credentials: Mutex::default(),
+            key_lists: Arc::default(),
         }
     }
 
