@@ -31,8 +31,13 @@ use crate::waiters::Want;
 /// Whether a retrieve's signature was checked already.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Checked {
-    /// No: check it.
+    /// No: check it, looking up its token's revocation.
     No,
+    /// No: check it; its token's revocation was looked up for the whole batch.
+    Revocation {
+        /// Its token (of a revocable namespace) is revoked now.
+        revoked: bool,
+    },
     /// Yes, when its waiting request came ([`Node::reread`]); only a revocation of its token
     /// since counts, looked up for the whole batch.
     Yes {
@@ -209,6 +214,17 @@ impl Node {
             }
             _ => false,
         };
+        self.verify_known(auth, message, required, revoked)
+    }
+
+    /// [`Self::verify`] with the token's revocation already looked up (`revoked`).
+    fn verify_known(
+        &self,
+        auth: RequestAuth<'_>,
+        message: &[u8],
+        required: SubaccountFlags,
+        revoked: bool,
+    ) -> bool {
         auth.verify_with(message, required, |_| revoked, |owner, token, signature| {
             self.tokens.valid(owner, token, signature)
         })
@@ -397,24 +413,7 @@ impl Node {
     /// subaccount signatures, ten Ed25519 verifications, on the path of delivery. A token
     /// revoked meanwhile is still refused (each token looked up once for the batch).
     async fn reread(self: &Arc<Self>, retrieves: &[rpc::Retrieve]) -> Vec<Reply> {
-        let view = self.view();
-        let now = self.clock.now_ms();
-        let revoked = self.revoked_tokens(retrieves).await;
-        let runs = retrieves.iter().map(|r| {
-            let view = &view;
-            let revoked = &revoked;
-            async move {
-                if !self.serves(view, &r.account) {
-                    return Self::misdirected(view, &r.account, now);
-                }
-                self.metrics.count_request("retrieve");
-                let checked = Checked::Yes {
-                    revoked: revocable_token(r).is_some_and(|t| revoked.contains(&t)),
-                };
-                self.retrieve(view, r.clone(), now, checked).await
-            }
-        });
-        futures_util::future::join_all(runs).await
+        self.read_retrieves(retrieves, true).await
     }
 
     /// Of the tokens that sign `retrieves` of revocable namespaces, the ones revoked now, each
@@ -447,14 +446,41 @@ impl Node {
         .unwrap_or(all)
     }
 
-    /// Runs retrieves concurrently as a client's, without waiting.
+    /// Runs retrieves concurrently as a client's, without waiting; each token's revocation is
+    /// looked up once for all of them.
     async fn plain_retrieves(self: &Arc<Self>, retrieves: &[rpc::Retrieve]) -> Vec<Reply> {
+        self.read_retrieves(retrieves, false).await
+    }
+
+    /// Runs `retrieves` concurrently, looking up each token's revocation once for all of them;
+    /// their signatures are checked unless `checked` (they were when their wait began).
+    async fn read_retrieves(
+        self: &Arc<Self>,
+        retrieves: &[rpc::Retrieve],
+        checked: bool,
+    ) -> Vec<Reply> {
+        let view = self.view();
+        let now = self.clock.now_ms();
+        let revoked = self.revoked_tokens(retrieves).await;
         let runs = retrieves.iter().map(|r| {
-            let request = Request::Retrieve(rpc::Retrieve {
-                wait_ms: None,
-                ..r.clone()
-            });
-            self.execute(request, Origin::Client)
+            let (view, revoked) = (&view, &revoked);
+            async move {
+                if !self.serves(view, &r.account) {
+                    return Self::misdirected(view, &r.account, now);
+                }
+                self.metrics.count_request("retrieve");
+                let revoked = revocable_token(r).is_some_and(|t| revoked.contains(&t));
+                let checked = if checked {
+                    Checked::Yes { revoked }
+                } else {
+                    Checked::Revocation { revoked }
+                };
+                let r = rpc::Retrieve {
+                    wait_ms: None,
+                    ..r.clone()
+                };
+                self.retrieve(view, r, now, checked).await
+            }
         });
         futures_util::future::join_all(runs).await
     }
@@ -660,15 +686,18 @@ impl Node {
             return Refusal::BadSignature(Method::Retrieve).into();
         }
         match (&r.auth, no_auth_ns) {
-            _ if checked != Checked::No => {}
+            _ if matches!(checked, Checked::Yes { .. }) => {}
             (None, false) => return Refusal::RetrieveUnsigned.into(),
             (Some(auth), _) => {
                 if !within(now, auth.timestamp, SIGNATURE_WINDOW) {
                     return Refusal::StaleTimestamp(Method::Retrieve).into();
                 }
                 let message = r.signed_message().unwrap_or_default();
-                let ok = match r.request_auth() {
-                    Some(request_auth) => {
+                let ok = match (r.request_auth(), checked) {
+                    (Some(request_auth), Checked::Revocation { revoked }) => {
+                        self.verify_known(request_auth, &message, SubaccountFlags::READ, revoked)
+                    }
+                    (Some(request_auth), _) => {
                         self.verify(
                             request_auth,
                             &message,
@@ -677,7 +706,7 @@ impl Node {
                         )
                         .await
                     }
-                    None => false,
+                    (None, _) => false,
                 };
                 if !ok {
                     return Refusal::BadSignature(Method::Retrieve).into();
