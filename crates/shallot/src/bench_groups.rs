@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use shallot_client::messenger::PUSH_WAIT;
 use shallot_client::{Messenger, Seed};
-use shallot_devnet::TempDevnet;
+use shallot_devnet::{process, TempDevnet};
 use shallot_proto::group::GroupId;
 use shallot_proto::message_hash::MessageHash;
 use shallot_proto::{Identity, SessionId};
@@ -163,7 +163,9 @@ where
                     timed.per_member[member].push(micros(at.saturating_duration_since(start)));
                 }
                 let last = seen.iter().flatten().max().copied().unwrap_or(start);
-                timed.all.push(micros(last.saturating_duration_since(start)));
+                timed
+                    .all
+                    .push(micros(last.saturating_duration_since(start)));
                 break;
             }
             if Instant::now() > deadline {
@@ -307,10 +309,7 @@ struct Fanout {
 
 impl Fanout {
     /// Starts `receivers` (see [`start_pollers`]).
-    fn start(
-        receivers: &[Arc<Messenger>],
-        poll: bool,
-    ) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
+    fn start(receivers: &[Arc<Messenger>], poll: bool) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
         let fanout = Self {
             sightings: Arc::new(Mutex::new(vec![HashMap::new(); receivers.len()])),
             requests: Arc::new(AtomicU64::new(0)),
@@ -318,6 +317,41 @@ impl Fanout {
         let tasks = start_pollers(receivers, &fanout.sightings, &fanout.requests, poll);
         (fanout, tasks)
     }
+}
+
+/// CPU time used by the clients (this process) and by the devnet's processes.
+#[derive(Default)]
+struct Cpu {
+    clients: Duration,
+    nodes: Duration,
+}
+
+impl Cpu {
+    /// So far, the devnet's processes being `pids`.
+    fn now(pids: &[u32]) -> Self {
+        Self {
+            clients: process::cpu_time(std::process::id()),
+            nodes: pids.iter().copied().map(process::cpu_time).sum(),
+        }
+    }
+
+    /// Adds what was used from `start` to `end`.
+    fn add(&mut self, start: &Self, end: &Self) {
+        self.clients += end.clients.saturating_sub(start.clients);
+        self.nodes += end.nodes.saturating_sub(start.nodes);
+    }
+
+    fn clients_ms(&self, messages: usize) -> f64 {
+        per_message_ms(self.clients, messages)
+    }
+
+    fn nodes_ms(&self, messages: usize) -> f64 {
+        per_message_ms(self.nodes, messages)
+    }
+}
+
+fn per_message_ms(total: Duration, messages: usize) -> f64 {
+    total.as_secs_f64() * 1000.0 / f64::from(u32::try_from(messages.max(1)).unwrap_or(u32::MAX))
 }
 
 /// One row of the table: n, p50, p95, p99, lost.
@@ -344,7 +378,14 @@ fn medians(t: &Timed) -> String {
 
 #[allow(clippy::too_many_lines)] // Set-up, the two fan-outs in turn, the removals, the table.
 async fn run_async(net: &TempDevnet, args: &BenchGroupsArgs) -> Result<()> {
-    let seed = Seed::Node(crate::bench_net::up(net, args.nodes, args.subnet).await?.1);
+    let (state, seed) = crate::bench_net::up(net, args.nodes, args.subnet).await?;
+    let seed = Seed::Node(seed);
+    let pids: Vec<u32> = state
+        .nodes
+        .iter()
+        .filter_map(|n| n.pid)
+        .chain(state.directory_pid)
+        .collect();
     let others = args.members - 1;
     eprintln!(
         "creating {} accounts and {others} devices of one more …",
@@ -430,11 +471,16 @@ async fn run_async(net: &TempDevnet, args: &BenchGroupsArgs) -> Result<()> {
         args.messages, args.messages
     );
     let (mut group_timed, mut bound) = (Timed::default(), Timed::default());
+    let (mut group_cpu, mut bound_cpu) = (Cpu::default(), Cpu::default());
     let mut sent = 0;
     while sent < args.messages {
         let n = BLOCK.min(args.messages - sent);
+        let start = Cpu::now(&pids);
         bound.extend(timed_sends(send_devices, &to_devices.sightings, 1 + sent, n).await?);
+        let middle = Cpu::now(&pids);
         group_timed.extend(timed_sends(send_group, &to_group.sightings, 1 + sent, n).await?);
+        bound_cpu.add(&start, &middle);
+        group_cpu.add(&middle, &Cpu::now(&pids));
         sent += n;
         eprint!("\r  {sent}/{}   ", args.messages);
     }
@@ -478,6 +524,13 @@ async fn run_async(net: &TempDevnet, args: &BenchGroupsArgs) -> Result<()> {
         "group / bound: p50 {:.2}, p95 {:.2}",
         ratio(0.50),
         ratio(0.95)
+    );
+    println!(
+        "CPU per message (ms, all cores): group: clients {:.2}, nodes {:.2}; bound: clients {:.2}, nodes {:.2}",
+        group_cpu.clients_ms(args.messages),
+        group_cpu.nodes_ms(args.messages),
+        bound_cpu.clients_ms(args.messages),
+        bound_cpu.nodes_ms(args.messages)
     );
     println!("per-member p50 (group): {}", medians(&group_timed));
     println!("per-device p50 (bound): {}", medians(&bound));
