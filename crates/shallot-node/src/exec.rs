@@ -225,9 +225,12 @@ impl Node {
         required: SubaccountFlags,
         revoked: bool,
     ) -> bool {
-        auth.verify_with(message, required, |_| revoked, |owner, token, signature| {
-            self.tokens.valid(owner, token, signature)
-        })
+        auth.verify_with(
+            message,
+            required,
+            |_| revoked,
+            |owner, token, signature| self.tokens.valid(owner, token, signature),
+        )
         .is_ok()
     }
 

@@ -26,7 +26,12 @@ pub struct TokenCache {
 impl TokenCache {
     /// Whether `signature` is `owner`'s valid signature over `token`: remembered, or checked
     /// now (and remembered if valid).
-    pub fn valid(&self, owner: &Ed25519Pub, token: &SubaccountToken, signature: &Signature) -> bool {
+    pub fn valid(
+        &self,
+        owner: &Ed25519Pub,
+        token: &SubaccountToken,
+        signature: &Signature,
+    ) -> bool {
         let entry = (*owner.as_bytes(), *token.as_bytes(), signature.to_bytes());
         if self.set().contains(&entry) {
             return true;
@@ -65,7 +70,10 @@ mod tests {
         assert!(!cache.valid(&other.ed25519_public(), &token, &good));
         let forged = other.sign(token.as_bytes());
         assert!(!cache.valid(&key, &token, &forged));
-        assert!(!cache.valid(&key, &token, &forged), "a failure is never remembered");
+        assert!(
+            !cache.valid(&key, &token, &forged),
+            "a failure is never remembered"
+        );
         let another = SubaccountToken::from_bytes(&[4; 36]).unwrap();
         assert!(!cache.valid(&key, &another, &good));
     }
