@@ -20,13 +20,39 @@ use shallot_proto::rpc::{
     RetrievedMessage, Revoked, Stored, SubResult, SwarmResults, Unchanged, Unrevoked, Updated,
 };
 use shallot_proto::signing::{ExpireMode, RequestAuth, SignedResponse};
-use shallot_proto::subaccount::SubaccountFlags;
+use shallot_proto::subaccount::{SubaccountFlags, SubaccountToken};
 use shallot_proto::{AccountId, Namespace, Signature};
 use shallot_store::{StoreError, StoredMessage};
 
 use crate::peers::PeerError;
 use crate::state::{Node, MULTI_EXPIRY_HARDFORK, STORAGE_SERVER_VERSION};
 use crate::waiters::Want;
+
+/// Whether a retrieve's signature was checked already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Checked {
+    /// No: check it, looking up its token's revocation.
+    No,
+    /// No: check it; its token's revocation was looked up for the whole batch.
+    Revocation {
+        /// Its token (of a revocable namespace) is revoked now.
+        revoked: bool,
+    },
+    /// Yes, when its waiting request came ([`Node::reread`]); only a revocation of its token
+    /// since counts, looked up for the whole batch.
+    Yes {
+        /// Its token (of a revocable namespace) is revoked now.
+        revoked: bool,
+    },
+}
+
+/// The account and subaccount token that sign `r`, when its namespace is revocable.
+fn revocable_token(r: &rpc::Retrieve) -> Option<(AccountId, SubaccountToken)> {
+    r.auth
+        .and_then(|a| a.auth.subaccount)
+        .filter(|_| !r.namespace.is_unrevocable())
+        .map(|signed| (r.account, signed.token))
+}
 
 /// Where a request came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,7 +214,24 @@ impl Node {
             }
             _ => false,
         };
-        auth.verify(message, required, |_| revoked).is_ok()
+        self.verify_known(auth, message, required, revoked)
+    }
+
+    /// [`Self::verify`] with the token's revocation already looked up (`revoked`).
+    fn verify_known(
+        &self,
+        auth: RequestAuth<'_>,
+        message: &[u8],
+        required: SubaccountFlags,
+        revoked: bool,
+    ) -> bool {
+        auth.verify_with(
+            message,
+            required,
+            |_| revoked,
+            |owner, token, signature| self.tokens.valid(owner, token, signature),
+        )
+        .is_ok()
     }
 
     /// Runs a request. Boxed because `batch` and `ifelse` recurse.
@@ -251,7 +294,7 @@ impl Node {
                         .collect();
                     self.waiting_retrieves(retrieves, true).await
                 }
-                Request::Retrieve(r) => self.retrieve(&view, r, now, false).await,
+                Request::Retrieve(r) => self.retrieve(&view, r, now, Checked::No).await,
                 Request::Delete(r) => self.delete(&view, r, origin, envelope, now).await,
                 Request::DeleteAll(r) => {
                     let op = NamespaceOp::DeleteAll(r);
@@ -371,31 +414,76 @@ impl Node {
     /// without checking their signatures again: each was checked when the request came (a
     /// wait starts only when every read succeeded), and a group member's batch is five
     /// subaccount signatures, ten Ed25519 verifications, on the path of delivery. A token
-    /// revoked meanwhile is still refused.
+    /// revoked meanwhile is still refused (each token looked up once for the batch).
     async fn reread(self: &Arc<Self>, retrieves: &[rpc::Retrieve]) -> Vec<Reply> {
+        self.read_retrieves(retrieves, true).await
+    }
+
+    /// Of the tokens that sign `retrieves` of revocable namespaces, the ones revoked now, each
+    /// looked up once in one read (a group member's batch carries one token four times). A
+    /// failed lookup counts them all as revoked: refusing is the safe side.
+    async fn revoked_tokens(
+        self: &Arc<Self>,
+        retrieves: &[rpc::Retrieve],
+    ) -> Vec<(AccountId, SubaccountToken)> {
+        let mut tokens: Vec<(AccountId, SubaccountToken)> = Vec::new();
+        for token in retrieves.iter().filter_map(revocable_token) {
+            if !tokens.contains(&token) {
+                tokens.push(token);
+            }
+        }
+        if tokens.is_empty() {
+            return tokens;
+        }
+        let all = tokens.clone();
+        self.blocking(move |s| {
+            let mut revoked = Vec::new();
+            for (account, token) in tokens {
+                if s.is_revoked(&account, &token)? {
+                    revoked.push((account, token));
+                }
+            }
+            Ok(revoked)
+        })
+        .await
+        .unwrap_or(all)
+    }
+
+    /// Runs retrieves concurrently as a client's, without waiting; each token's revocation is
+    /// looked up once for all of them.
+    async fn plain_retrieves(self: &Arc<Self>, retrieves: &[rpc::Retrieve]) -> Vec<Reply> {
+        self.read_retrieves(retrieves, false).await
+    }
+
+    /// Runs `retrieves` concurrently, looking up each token's revocation once for all of them;
+    /// their signatures are checked unless `checked` (they were when their wait began).
+    async fn read_retrieves(
+        self: &Arc<Self>,
+        retrieves: &[rpc::Retrieve],
+        checked: bool,
+    ) -> Vec<Reply> {
         let view = self.view();
         let now = self.clock.now_ms();
+        let revoked = self.revoked_tokens(retrieves).await;
         let runs = retrieves.iter().map(|r| {
-            let view = &view;
+            let (view, revoked) = (&view, &revoked);
             async move {
                 if !self.serves(view, &r.account) {
                     return Self::misdirected(view, &r.account, now);
                 }
                 self.metrics.count_request("retrieve");
-                self.retrieve(view, r.clone(), now, true).await
+                let revoked = revocable_token(r).is_some_and(|t| revoked.contains(&t));
+                let checked = if checked {
+                    Checked::Yes { revoked }
+                } else {
+                    Checked::Revocation { revoked }
+                };
+                let r = rpc::Retrieve {
+                    wait_ms: None,
+                    ..r.clone()
+                };
+                self.retrieve(view, r, now, checked).await
             }
-        });
-        futures_util::future::join_all(runs).await
-    }
-
-    /// Runs retrieves concurrently as a client's, without waiting.
-    async fn plain_retrieves(self: &Arc<Self>, retrieves: &[rpc::Retrieve]) -> Vec<Reply> {
-        let runs = retrieves.iter().map(|r| {
-            let request = Request::Retrieve(rpc::Retrieve {
-                wait_ms: None,
-                ..r.clone()
-            });
-            self.execute(request, Origin::Client)
         });
         futures_util::future::join_all(runs).await
     }
@@ -588,43 +676,31 @@ impl Node {
         Self::recursive_reply(view, origin, now, replicated, stored)
     }
 
-    /// A retrieve; `checked`: its signature was checked already ([`Self::reread`]), only a
-    /// revocation of its token since is looked up.
+    /// A retrieve, its signature checked unless `checked` says it was.
     async fn retrieve(
         self: &Arc<Self>,
         view: &NetworkView,
         r: rpc::Retrieve,
         now: u64,
-        checked: bool,
+        checked: Checked,
     ) -> Reply {
         let no_auth_ns = r.namespace.is_public_retrieve();
-        if checked {
-            let token = r
-                .auth
-                .and_then(|a| a.auth.subaccount)
-                .filter(|_| !r.namespace.is_unrevocable())
-                .map(|signed| signed.token);
-            if let Some(token) = token {
-                let account = r.account;
-                let revoked = self
-                    .blocking(move |s| s.is_revoked(&account, &token))
-                    .await
-                    .unwrap_or(true);
-                if revoked {
-                    return Refusal::BadSignature(Method::Retrieve).into();
-                }
-            }
+        if checked == (Checked::Yes { revoked: true }) {
+            return Refusal::BadSignature(Method::Retrieve).into();
         }
         match (&r.auth, no_auth_ns) {
-            _ if checked => {}
+            _ if matches!(checked, Checked::Yes { .. }) => {}
             (None, false) => return Refusal::RetrieveUnsigned.into(),
             (Some(auth), _) => {
                 if !within(now, auth.timestamp, SIGNATURE_WINDOW) {
                     return Refusal::StaleTimestamp(Method::Retrieve).into();
                 }
                 let message = r.signed_message().unwrap_or_default();
-                let ok = match r.request_auth() {
-                    Some(request_auth) => {
+                let ok = match (r.request_auth(), checked) {
+                    (Some(request_auth), Checked::Revocation { revoked }) => {
+                        self.verify_known(request_auth, &message, SubaccountFlags::READ, revoked)
+                    }
+                    (Some(request_auth), _) => {
                         self.verify(
                             request_auth,
                             &message,
@@ -633,7 +709,7 @@ impl Node {
                         )
                         .await
                     }
-                    None => false,
+                    (None, _) => false,
                 };
                 if !ok {
                     return Refusal::BadSignature(Method::Retrieve).into();

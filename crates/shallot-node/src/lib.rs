@@ -29,4 +29,5 @@ pub mod state;
 pub mod swarm_link;
 pub mod timeouts;
 pub mod tls;
+pub mod token_cache;
 pub mod waiters;

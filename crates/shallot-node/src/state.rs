@@ -19,6 +19,7 @@ use crate::observe::ObservationLog;
 use crate::peers::PeerClient;
 use crate::rate_limit::RateLimiter;
 use crate::swarm_link::SwarmLink;
+use crate::token_cache::TokenCache;
 use crate::waiters::{WaitLimits, Waiters};
 
 /// The storage-server version we report and implement the behaviour of (`info`, `ifelse`).
@@ -59,6 +60,8 @@ pub struct Node {
     pub connections: Arc<ConnectionLimiter>,
     /// What this node saw of each request, for devnet audits only (`None`: off, the default).
     pub observations: Option<ObservationLog>,
+    /// Subaccount token signatures verified already.
+    pub tokens: TokenCache,
     view: RwLock<Arc<NetworkView>>,
     /// The last view whose swarm membership differed from the current one: peers of our
     /// previous swarm may still forward or hand off to us while the views settle.
@@ -105,6 +108,7 @@ impl Node {
                 ConnectionConfig::default().max_connections_per_ip,
             ),
             observations: None,
+            tokens: TokenCache::default(),
             view: RwLock::new(Arc::new(NetworkView::default())),
             previous_view: RwLock::new(Arc::new(NetworkView::default())),
             shutting_down: AtomicBool::new(false),

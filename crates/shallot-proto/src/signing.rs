@@ -448,6 +448,21 @@ impl RequestAuth<'_> {
         required: SubaccountFlags,
         is_revoked: impl FnOnce(&SubaccountToken) -> bool,
     ) -> Result<(), AuthError> {
+        self.verify_with(message, required, is_revoked, |owner, token, signature| {
+            token.verify(owner, signature)
+        })
+    }
+
+    /// [`Self::verify`], with the owner's signature over a subaccount token checked by
+    /// `token_valid(owner key, token, signature)`: a node remembers the tokens it verified, as
+    /// a group member signs every request with the same one.
+    pub fn verify_with(
+        &self,
+        message: &[u8],
+        required: SubaccountFlags,
+        is_revoked: impl FnOnce(&SubaccountToken) -> bool,
+        token_valid: impl FnOnce(&Ed25519Pub, &SubaccountToken, &Signature) -> bool,
+    ) -> Result<(), AuthError> {
         let account_key = match (self.pubkey_ed25519, self.account.kind()) {
             (Some(ed), AccountKind::Session) => {
                 let x = ed.to_x25519().map_err(|_| AuthError::Ed25519Mismatch)?;
@@ -472,7 +487,7 @@ impl RequestAuth<'_> {
                 if !token.flags().contains(required) {
                     return Err(AuthError::MissingPermission);
                 }
-                if !token.verify(&account_key, signature) {
+                if !token_valid(&account_key, token, signature) {
                     return Err(AuthError::BadSubaccountSignature);
                 }
                 token.subaccount_key()

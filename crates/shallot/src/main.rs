@@ -123,7 +123,9 @@ enum BenchCommand {
     /// notifications and with polling: p50/p95/p99 and mean
     E2e(bench_cmd::BenchE2eArgs),
     /// Start a devnet and time group messages from send until visible at every member of a
-    /// 10-member group (p50/p95/p99), and removing one member of a 100-member group
+    /// 10-member group (p50/p95/p99), against its bound measured in the same run (a 1:1
+    /// message to one account whose nine devices wait the same way: the same fan-out without
+    /// the group layer), and removing one member of a 100-member group
     Groups(bench_groups::BenchGroupsArgs),
     /// Start a devnet and time a 10 MB attachment from send to saved at the recipient through
     /// onion paths, against the raw AES + TLS bound measured in the same run

@@ -86,6 +86,16 @@ impl Db {
         Ok(())
     }
 
+    /// Bumps a group's activity time to `now_ms`, as [`Self::save_group`] does, leaving its
+    /// record as it is.
+    pub fn touch_group(&self, id: &GroupId, now_ms: u64) -> Result<(), DbError> {
+        self.conn.execute(
+            "UPDATE groups SET last_ms = max(last_ms, ?2) WHERE id = ?1",
+            params![id.to_string(), to_i64(now_ms)],
+        )?;
+        Ok(())
+    }
+
     /// Forgets a group and its messages (left or declined).
     pub fn delete_group(&self, id: &GroupId) -> Result<(), DbError> {
         self.conn.execute(

@@ -176,7 +176,7 @@ impl Messenger {
         content: &Content,
         timestamp: u64,
     ) -> Result<GroupStored, MessengerError> {
-        let keys = group.keys(&self.identity);
+        let keys = self.key_lists.of(group, &self.identity);
         let key = keys.encryption_key().ok_or(GroupError::NoKey)?;
         let plaintext = wrap_group_content(content, timestamp);
         let data = encrypt_for_group(

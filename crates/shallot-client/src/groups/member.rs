@@ -56,7 +56,7 @@ impl Messenger {
         self.sync_config_logged(ConfigKind::UserGroups).await;
         let _ = self.receive_groups().await;
         let group = self.load_group(id).await?;
-        let credential = Credential::of(&group)?;
+        let credential = self.credential(&group)?;
         let timestamp = self.client.clock().now_ms();
         let update = GroupUpdateMessage {
             invite_response: Some(GroupUpdateInviteResponseMessage {
@@ -106,7 +106,7 @@ impl Messenger {
                 )
                 .into());
             }
-            let credential = Credential::of(&group)?;
+            let credential = self.credential(&group)?;
             let timestamp = self.client.clock().now_ms();
             let notification = GroupUpdateMessage {
                 member_left_notification_message: Some(GroupUpdateMemberLeftNotificationMessage {}),
@@ -148,7 +148,7 @@ impl Messenger {
         id: &GroupId,
     ) -> Result<(super::Group, Credential), MessengerError> {
         let mut group = self.load_group(id).await?;
-        let credential = Credential::of(&group)?;
+        let credential = self.credential(&group)?;
         if !self.waits.in_flight(WaitTarget::Group(*id)) {
             match self.refresh_group_keys(&group).await {
                 Ok(refreshed) => group = refreshed,

@@ -21,7 +21,7 @@ use shallot_proto::{Ed25519Pub, Identity, Namespace, SessionId};
 
 use super::admin::Change;
 use super::requests::{Credential, KICKED_NAMESPACE};
-use super::state::{Hex, StoredKeyMessage};
+use super::state::{Hex, KeyLists, StoredKeyMessage};
 use super::{Group, GroupStatus};
 use crate::db::{Db, DbError, Direction, MessageState, StoredGroupMessage};
 use crate::error::Error;
@@ -157,10 +157,12 @@ pub(crate) fn take_configs(
     }
 }
 
-/// Takes in one group's poll (`items` in [`POLLED`] order) for `me`.
+/// Takes in one group's poll (`items` in [`POLLED`] order) for `me`, its key list from
+/// `lists`.
 pub(crate) fn take_in_group(
     db: &mut Db,
     me: &Identity,
+    lists: &KeyLists,
     id: GroupId,
     items: &[Vec<RetrievedMessage>],
     now_ms: u64,
@@ -169,6 +171,7 @@ pub(crate) fn take_in_group(
     let Some(mut group) = db.group(&id)? else {
         return Ok(intake);
     };
+    let before = group.record.clone();
     let empty = Vec::new();
     let at = |ns: Namespace| {
         POLLED
@@ -177,8 +180,11 @@ pub(crate) fn take_in_group(
             .and_then(|i| items.get(i))
             .unwrap_or(&empty)
     };
-    let mut keys = group.keys(me);
+    let mut keys = lists.of(&group, me);
     take_keys(&mut group, me, &mut keys, at(Namespace::GROUP_KEYS));
+    if group.record.key_messages != before.key_messages {
+        lists.keep(&group, &keys);
+    }
     take_configs(
         &mut group,
         &keys,
@@ -213,7 +219,13 @@ pub(crate) fn take_in_group(
         delete_before,
         &mut intake,
     )?;
-    db.save_group(&group, now_ms)?;
+    // Most answers bring messages only: the record is then sealed and written again only
+    // when something in it changed, and the activity time is bumped either way.
+    if group.record == before {
+        db.touch_group(&id, now_ms)?;
+    } else {
+        db.save_group(&group, now_ms)?;
+    }
     Ok(intake)
 }
 
@@ -482,7 +494,7 @@ impl Messenger {
         group: &Group,
         wait: Duration,
     ) -> Result<(NodeRecord, Request), MessengerError> {
-        let credential = Credential::of(group)?;
+        let credential = self.credential(group)?;
         let mut members = self.client.swarm(&group.id.account()).await?;
         members.shuffle(&mut rand::thread_rng());
         let sticky = self.waits.take_sticky(&group.id);
@@ -584,11 +596,12 @@ impl Messenger {
             self.waits.stick(id, node);
         }
         let me = Arc::clone(&self.identity);
+        let lists = Arc::clone(&self.key_lists);
         let now = self.client.clock().now_ms();
         let intake = self
             .db
             .call(move |db| {
-                let intake = take_in_group(db, &me, id, &items, now)?;
+                let intake = take_in_group(db, &me, &lists, id, &items, now)?;
                 for (ns, hash) in &cursors {
                     db.set_last_hash(&node, &account, *ns, hash)?;
                 }
@@ -607,7 +620,7 @@ impl Messenger {
     async fn poll_group(&self, group: Group) -> Result<Vec<ReceivedMessage>, MessengerError> {
         let id = group.id;
         let account = id.account();
-        let credential = Credential::of(&group)?;
+        let credential = self.credential(&group)?;
         let mut members = self.client.swarm(&account).await?;
         members.shuffle(&mut rand::thread_rng());
         let mut last = None;
@@ -644,7 +657,7 @@ impl Messenger {
     /// with a key others do not hold yet would be lost to them.
     pub(crate) async fn refresh_group_keys(&self, group: &Group) -> Result<Group, MessengerError> {
         let (id, account) = (group.id, group.id.account());
-        let credential = Credential::of(group)?;
+        let credential = self.credential(group)?;
         let mut members = self.client.swarm(&account).await?;
         members.shuffle(&mut rand::thread_rng());
         let member = members.first().ok_or_else(|| Error::SwarmUnreachable {

@@ -2,6 +2,7 @@
 //! subaccount key (groups spec §2.1–§2.2), stored, retrieved and (un)revoked through the
 //! onion paths like any other request.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use shallot_proto::group::{AuthData, GroupAdmin, GroupId, MemberSigner};
@@ -14,7 +15,8 @@ use shallot_proto::signing::SignedRequest;
 use shallot_proto::subaccount::SubaccountToken;
 use shallot_proto::{Identity, Namespace};
 
-use super::{Group, GroupError};
+use super::state::Hex;
+use super::{Group, GroupError, GroupStatus};
 use crate::messenger::{count_stored, retrieve_results, Messenger, MessengerError};
 
 /// The kicked-notice namespace (−11): readable even with a revoked token.
@@ -58,6 +60,20 @@ impl Credential {
         }
     }
 
+    /// This credential with its member signer derived now (see [`Credential::Member`]), so
+    /// that clones of it sign without deriving again.
+    fn prepared(self, me: &Identity) -> Result<Self, GroupError> {
+        if let Self::Member { data, signer } = &self {
+            if signer.get().is_none() {
+                let made = data
+                    .signer(me)
+                    .map_err(|e| GroupError::Invalid(format!("cannot sign as a member: {e}")))?;
+                let _ = signer.set(made);
+            }
+        }
+        Ok(self)
+    }
+
     /// The authentication fields for a request whose signed message is `message`.
     pub fn auth(&self, me: &Identity, message: &[u8]) -> Result<Auth, GroupError> {
         match self {
@@ -97,7 +113,39 @@ pub struct GroupStored {
     pub stored_on: u32,
 }
 
+/// Our credentials by group, each with the record fields it was made from ([`Messenger::
+/// credential`]).
+pub(crate) type Credentials = std::sync::Mutex<HashMap<GroupId, (CredentialSource, Credential)>>;
+
+/// What a group's credential is made from: the record's admin seed and `auth_data`.
+pub(crate) type CredentialSource = (Option<Hex>, Option<Hex>);
+
 impl Messenger {
+    /// Our credential for `group`, as [`Credential::of`], kept while the group record holds
+    /// the same seed and `auth_data`: a member's signer is then derived once, not at every
+    /// wait (a group batch is signed after every answer, and the derivation costs more than
+    /// the five signatures).
+    pub(crate) fn credential(&self, group: &Group) -> Result<Credential, GroupError> {
+        let source = (
+            group.record.admin_seed.clone(),
+            group.record.auth_data.clone(),
+        );
+        let mut kept = self
+            .credentials
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if group.record.status == GroupStatus::Joined {
+            if let Some((from, credential)) = kept.get(&group.id) {
+                if *from == source {
+                    return Ok(credential.clone());
+                }
+            }
+        }
+        let credential = Credential::of(group)?.prepared(&self.identity)?;
+        kept.insert(group.id, (source, credential.clone()));
+        Ok(credential)
+    }
+
     /// A signed retrieve of `namespace` of `group` after `last_hash`.
     pub(crate) fn group_retrieve(
         &self,
@@ -133,7 +181,7 @@ impl Messenger {
         group: &GroupId,
         namespace: Namespace,
     ) -> Result<Vec<RetrievedMessage>, MessengerError> {
-        let credential = Credential::of(&self.load_group(group).await?)?;
+        let credential = self.credential(&self.load_group(group).await?)?;
         let retrieve = self.group_retrieve(group, &credential, namespace, None)?;
         let (_, body) = self
             .client

@@ -8,6 +8,9 @@
 //! admin pushes next (signed), so both admins' changes survive and every admin pushes the same
 //! bytes.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
 use serde::{Deserialize, Serialize};
 use shallot_proto::bencode::Dict;
 use shallot_proto::group::GroupConfigKind;
@@ -78,6 +81,53 @@ pub struct GroupRecord {
     /// The current Members config versions, likewise.
     #[serde(deserialize_with = "heads")]
     pub members: Vec<Hex>,
+}
+
+/// Key lists rebuilt from groups' stored key messages ([`Group::keys`]), kept per group while
+/// the key messages and our seed stay the same: replaying them (a signature check and a key
+/// agreement each) was done again for every answer of a group wait.
+#[derive(Default)]
+pub(crate) struct KeyLists(Mutex<HashMap<GroupId, (KeysSource, GroupKeys)>>);
+
+/// What a key list is rebuilt from: our seed for the group, and each key message's hash and
+/// timestamp.
+type KeysSource = (Option<Hex>, Vec<(MessageHash, i64)>);
+
+fn keys_source(group: &Group) -> KeysSource {
+    (
+        group.record.admin_seed.clone(),
+        group
+            .record
+            .key_messages
+            .iter()
+            .map(|m| (m.hash, m.timestamp))
+            .collect(),
+    )
+}
+
+impl KeyLists {
+    fn lists(&self) -> std::sync::MutexGuard<'_, HashMap<GroupId, (KeysSource, GroupKeys)>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `group.keys(me)`, kept or rebuilt.
+    pub fn of(&self, group: &Group, me: &Identity) -> GroupKeys {
+        let source = keys_source(group);
+        if let Some((from, keys)) = self.lists().get(&group.id) {
+            if *from == source {
+                return keys.clone();
+            }
+        }
+        let keys = group.keys(me);
+        self.lists().insert(group.id, (source, keys.clone()));
+        keys
+    }
+
+    /// Keeps `keys`, the list `group`'s key messages rebuild (after new ones were loaded).
+    pub fn keep(&self, group: &Group, keys: &GroupKeys) {
+        self.lists()
+            .insert(group.id, (keys_source(group), keys.clone()));
+    }
 }
 
 /// Most concurrent versions of a config kept (the greatest `(seqno, hash)` ones): admins

@@ -205,6 +205,10 @@ pub struct Messenger {
     /// The accounts of the groups we are joined to, as last listed (at creation, then at each
     /// receive): their swarms are private too ([`Messenger::note_correspondents`]).
     joined_groups: Mutex<Vec<AccountId>>,
+    /// Our group credentials, derived once ([`Messenger::credential`]).
+    pub(crate) credentials: crate::groups::requests::Credentials,
+    /// Our groups' key lists, rebuilt only when their key messages change.
+    pub(crate) key_lists: Arc<crate::groups::state::KeyLists>,
 }
 
 impl std::fmt::Debug for Messenger {
@@ -308,6 +312,8 @@ impl Messenger {
             updates: Mutex::default(),
             waits: waits::Waits::default(),
             joined_groups: Mutex::new(joined_groups),
+            credentials: Mutex::default(),
+            key_lists: Arc::default(),
         }
     }
 
