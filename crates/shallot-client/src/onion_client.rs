@@ -13,9 +13,9 @@ use serde_json::Value;
 use shallot_directory::capped::{read_capped, BodyError};
 use shallot_directory::NodeRecord;
 use shallot_proto::onion::{
-    build_to_node, build_to_node_padded, build_to_server, decode_snode_response, open_hop_error,
-    padding, BuiltOnion, EncType, NodeKeys, ResponseKey, ServerDestination, SnodeBody, V4Request,
-    V4Response, MAX_ONION_SIZE,
+    build_to_node, build_to_node_padded, build_to_server, build_to_server_writing_body,
+    decode_snode_response, open_hop_error, padding, BuiltOnion, EncType, NodeKeys, ResponseKey,
+    ServerDestination, SnodeBody, V4Request, V4Response, MAX_ONION_SIZE,
 };
 use shallot_proto::rpc::{OxendResult, Request};
 use shallot_proto::{AccountId, AccountKind, Ed25519Pub};
@@ -1016,40 +1016,79 @@ impl OnionClient {
         request: &V4Request,
     ) -> Result<V4Response, Error> {
         let enc_type = self.inner.config.enc_type;
-        self.attempt_loop(
-            None,
-            None,
-            |path| {
-                build_to_server(&path.keys(), destination, request, enc_type, &mut OsRng)
-                    .map_err(|e| Error::protocol("building an onion", e))
-            },
-            |status, bytes, key| match status {
-                // Opened where it lies: a 10 MB download is held once.
-                200 => match V4Response::open_owned(key, bytes) {
-                    Ok(response) if response.code == 425 || response.code == 406 => Verdict::Done(
-                        Err(Error::ClockSkew {
-                            status: response.code,
-                        }),
-                        Some(Outcome::Success),
-                    ),
-                    Ok(response) => Verdict::Done(Ok(response), Some(Outcome::Success)),
-                    // No decryptable reply: the request never reached the server.
-                    Err(e) => Verdict::Retry(
-                        Some(Outcome::PathFailure),
-                        format!("undecodable reply: {e}"),
-                    ),
-                },
-                502 | 504 if next_node_not_found(&bytes).is_none() => Verdict::Done(
-                    Err(Error::NodeUnreachable {
-                        destination: destination.host.clone(),
-                        reason: format!("last hop could not reach the server ({status})"),
-                    }),
-                    None,
-                ),
-                _ => classify_transport(status, &bytes, None),
-            },
-        )
+        self.server_attempts(destination, |path: &Path| {
+            build_to_server(&path.keys(), destination, request, enc_type, &mut OsRng)
+                .map_err(|e| Error::protocol("building an onion", e))
+        })
         .await
+    }
+
+    /// Sends the onions `build` makes for paths to `destination` until one gets an answer.
+    async fn server_attempts(
+        &self,
+        destination: &ServerDestination,
+        build: impl Fn(&Path) -> Result<BuiltOnion, Error>,
+    ) -> Result<V4Response, Error> {
+        self.attempt_loop(None, None, build, |status, bytes, key| match status {
+            // Opened where it lies: a 10 MB download is held once.
+            200 => match V4Response::open_owned(key, bytes) {
+                Ok(response) if response.code == 425 || response.code == 406 => Verdict::Done(
+                    Err(Error::ClockSkew {
+                        status: response.code,
+                    }),
+                    Some(Outcome::Success),
+                ),
+                Ok(response) => Verdict::Done(Ok(response), Some(Outcome::Success)),
+                // No decryptable reply: the request never reached the server.
+                Err(e) => Verdict::Retry(
+                    Some(Outcome::PathFailure),
+                    format!("undecodable reply: {e}"),
+                ),
+            },
+            502 | 504 if next_node_not_found(&bytes).is_none() => Verdict::Done(
+                Err(Error::NodeUnreachable {
+                    destination: destination.host.clone(),
+                    reason: format!("last hop could not reach the server ({status})"),
+                }),
+                None,
+            ),
+            _ => classify_transport(status, &bytes, None),
+        })
+        .await
+    }
+
+    /// [`Self::request_server_with_timeout`] for a body too large to hold apart from its onion
+    /// (a 10 MB upload): `request` gives the method, endpoint and headers, and every attempt's
+    /// onion is built around `body_len` bytes that `write_body` writes where they lie (an
+    /// upload encrypts its file straight into the onion, again for a retry on another path,
+    /// instead of keeping a copy). A `write_body` error ends the request.
+    pub async fn request_server_writing_body(
+        &self,
+        destination: &ServerDestination,
+        (request, body_len): (&V4Request, usize),
+        write_body: impl Fn(&mut [u8]) -> Result<(), String>,
+        timeout: Duration,
+    ) -> Result<V4Response, Error> {
+        let enc_type = self.inner.config.enc_type;
+        let build = |path: &Path| {
+            let mut failed = None;
+            let built = build_to_server_writing_body(
+                &path.keys(),
+                destination,
+                (request, body_len),
+                |out| failed = write_body(out).err(),
+                enc_type,
+                &mut OsRng,
+            )
+            .map_err(|e| Error::protocol("building an onion", e))?;
+            match failed {
+                Some(detail) => Err(Error::protocol("writing the request body", detail)),
+                None => Ok(built),
+            }
+        };
+        REQUEST_TIMEOUT
+            .scope(timeout, self.server_attempts(destination, build))
+            .await
     }
 
     /// [`Self::request_server`] with its own end-to-end timeout, for a large body (a 10 MB

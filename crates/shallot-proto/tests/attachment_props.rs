@@ -8,7 +8,8 @@ use prost::Message as _;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use shallot_proto::attachment::legacy::{
-    decrypt_legacy, encrypt_legacy, LegacyDecryptor, LegacyEncryptor, LegacyPadding,
+    decrypt_legacy, encrypt_legacy, legacy_blob_len, LegacyDecryptor, LegacyEncryptor,
+    LegacyPadding,
 };
 use shallot_proto::attachment::padding::{legacy_padded_len, stream_encrypted_len};
 use shallot_proto::attachment::pointer::{resolve_profile_picture, ProfileDecryption};
@@ -73,6 +74,7 @@ proptest! {
         let sealed = encryptor.finish(&mut blob);
         let padded_len = if padded { legacy_padded_len(len) } else { len };
         prop_assert_eq!(blob.len(), 16 + (padded_len / 16 + 1) * 16 + 32);
+        prop_assert_eq!(blob.len(), legacy_blob_len(len, padding));
         prop_assert_eq!(sealed.size, len as u64);
 
         let mut decryptor = LegacyDecryptor::new(key.as_bytes(), Some(&sealed.digest), sealed.size).unwrap();

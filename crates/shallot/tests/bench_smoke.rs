@@ -35,8 +35,9 @@ fn bench_node_runs_every_scenario() {
     }
 }
 
-/// `shallot bench groups` with one message to a three-member group and one removal from a
-/// group of five: it completes, every member saw the message, and it prints its figures.
+/// `shallot bench groups` with one message to a three-member group (and one to its bound, two
+/// devices of one account) and one removal from a group of five: it completes, every member
+/// and device saw the message, and it prints its figures.
 #[test]
 fn bench_groups_runs_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -60,15 +61,19 @@ fn bench_groups_runs_once() {
         home,
     ]);
     assert!(ok, "{out}");
-    let row = out
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some("every"))
-        .unwrap_or_else(|| panic!("no result row in:\n{out}"));
-    let fields: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(fields[1], "1", "{row}");
-    assert_eq!(fields[5], "0", "nothing lost: {row}");
+    // The group's figures and their bound's, measured in the same run.
+    for label in ["group", "bound"] {
+        let row = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(label))
+            .unwrap_or_else(|| panic!("no {label} row in:\n{out}"));
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(fields[1], "1", "{row}");
+        assert_eq!(fields[5], "0", "nothing lost: {row}");
+    }
+    assert!(out.contains("group / bound: p50 "), "{out}");
     assert!(out.contains("remove 1 of 5"), "{out}");
-    assert!(out.contains("per-member p50:"), "{out}");
+    assert!(out.contains("per-member p50 (group):"), "{out}");
 }
 
 /// `shallot bench e2e` with three messages per mode: private push, direct push and polling each

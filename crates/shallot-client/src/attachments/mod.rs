@@ -3,15 +3,14 @@
 //! onion path so the server never learns who we are, and named in the message by an
 //! `AttachmentPointer`; received pointers are downloaded the same way, checked and decrypted.
 //!
-//! - [`upload`]: file → encrypted blob → `POST /file` → pointer.
+//! - [`upload`]: file → encrypted into a `POST /file` onion → pointer.
 //! - [`download`]: pointer → `GET /file/{id}` → checked plaintext saved under a path.
 //! - [`picture`]: profile pictures (L-P, AES-GCM with the profile key): upload, fetch, extend.
 //!
 //! A file is read and written in pieces: the plaintext is never held whole. An onion request
-//! cannot be streamed, so the encrypted blob travels as one body, as in Session: an upload
-//! holds the blob (kept to retry on another path) and the onion request built around it in
-//! one buffer; a download holds the blob once, decrypted where the reply arrived
-//! (`client_attachment_memory` measures both).
+//! cannot be streamed, so the encrypted blob travels as one body, as in Session, and is held
+//! once: an upload encrypts the file straight into the onion request (again for a retry), a
+//! download decrypts the reply where it arrived (`client_attachment_memory` measures both).
 
 use std::path::PathBuf;
 

@@ -52,6 +52,17 @@ pub enum LegacyPadding {
     Unpadded,
 }
 
+/// Length of the blob a [`LegacyEncryptor`] makes of `n` plaintext bytes: IV, the padded
+/// plaintext with PKCS#7 (1 to 16 bytes more, to whole blocks), MAC. Known before encrypting,
+/// so the blob can be written straight into its place in an upload.
+pub fn legacy_blob_len(n: usize, padding: LegacyPadding) -> usize {
+    let padded = match padding {
+        LegacyPadding::Padded => legacy_padded_len(n),
+        LegacyPadding::Unpadded => n,
+    };
+    LEGACY_IV_LEN + (padded / BLOCK + 1) * BLOCK + LEGACY_MAC_LEN
+}
+
 /// What the sender puts in the pointer besides the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LegacySealed {

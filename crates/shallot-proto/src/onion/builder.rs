@@ -7,7 +7,7 @@ use super::cipher::{CipherError, EncType, ResponseKey, X25519Keypair};
 use super::framing::FramingError;
 use super::padding;
 use super::routing::{self, ProxyProtocol, V4_TARGET};
-use super::v4::{V4Error, V4Request};
+use super::v4::{Bencoded, V4Error, V4Request};
 use crate::identity::{Ed25519Pub, X25519Pub};
 
 /// Most hops a path may have; relays reject requests whose hop number exceeds it.
@@ -208,15 +208,53 @@ pub fn build_to_server<R: CryptoRngCore + ?Sized>(
     enc_type: EncType,
     rng: &mut R,
 ) -> Result<BuiltOnion, BuildError> {
+    server_onion(
+        path,
+        destination,
+        &request.encoding()?,
+        |_| {},
+        enc_type,
+        rng,
+    )
+}
+
+/// [`build_to_server`] for a request whose body is not held apart: `request` gives the method,
+/// endpoint and headers (any body of its own is ignored), and `write_body` writes the
+/// `body_len` bytes of the body into their place in the onion, so a large upload is held once,
+/// as part of the onion itself.
+pub fn build_to_server_writing_body<R: CryptoRngCore + ?Sized>(
+    path: &[NodeKeys],
+    destination: &ServerDestination,
+    (request, body_len): (&V4Request, usize),
+    write_body: impl FnOnce(&mut [u8]),
+    enc_type: EncType,
+    rng: &mut R,
+) -> Result<BuiltOnion, BuildError> {
+    let plaintext = request.encoding_written(body_len)?;
+    server_onion(path, destination, &plaintext, write_body, enc_type, rng)
+}
+
+/// A server onion around the v4 `plaintext`; `write_body` writes its body where it lies if the
+/// encoding leaves that to the caller.
+fn server_onion<R: CryptoRngCore + ?Sized>(
+    path: &[NodeKeys],
+    destination: &ServerDestination,
+    plaintext: &Bencoded<'_>,
+    write_body: impl FnOnce(&mut [u8]),
+    enc_type: EncType,
+    rng: &mut R,
+) -> Result<BuiltOnion, BuildError> {
     check_path(path)?;
     if !routing::is_valid_host(&destination.host) {
         return Err(BuildError::InvalidHost);
     }
-    let plaintext = request.encoding()?;
     build_in_place(
         path,
         plaintext.len(),
-        |out| plaintext.write(out),
+        |out| {
+            let body = plaintext.write(out);
+            write_body(&mut out[body]);
+        },
         &destination.x25519,
         &|ephemeral_key| {
             frame_json(&routing::ProxyOut {
@@ -590,6 +628,46 @@ mod tests {
         };
         assert_eq!(build(5), build(5));
         assert_ne!(build(5), build(6));
+    }
+
+    /// A body written into place makes the same onion as the same body held in the request,
+    /// for the same random draws.
+    #[test]
+    fn a_body_written_in_place_makes_the_same_onion() {
+        use rand::SeedableRng;
+        let path = [node(1).1, node(2).1, node(4).1];
+        let server = ServerDestination {
+            host: "files.example".to_owned(),
+            protocol: ProxyProtocol::Http,
+            port: Some(8080),
+            x25519: node(3).1.x25519,
+        };
+        let body: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        let post = |body| {
+            let mut headers = Headers::new();
+            headers.insert("Content-Type".into(), "application/octet-stream".into());
+            V4Request::new(HttpMethod::Post, "/file", headers, body).unwrap()
+        };
+        for enc_type in [EncType::AesGcm, EncType::XChaCha20] {
+            let held = build_to_server(
+                &path,
+                &server,
+                &post(Some(body.clone())),
+                enc_type,
+                &mut rand::rngs::StdRng::seed_from_u64(9),
+            )
+            .unwrap();
+            let written = build_to_server_writing_body(
+                &path,
+                &server,
+                (&post(None), body.len()),
+                |out| out.copy_from_slice(&body),
+                enc_type,
+                &mut rand::rngs::StdRng::seed_from_u64(9),
+            )
+            .unwrap();
+            assert!(held.body == written.body, "{enc_type:?}");
+        }
     }
 
     /// A padded onion is exactly one class long for every request size, path length and cipher;

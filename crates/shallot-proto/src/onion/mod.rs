@@ -26,8 +26,8 @@ pub mod routing;
 pub mod v4;
 
 pub use builder::{
-    build_to_node, build_to_node_padded, build_to_server, BuildError, BuiltOnion, NodeKeys,
-    ServerDestination, MAX_ONION_HOPS,
+    build_to_node, build_to_node_padded, build_to_server, build_to_server_writing_body, BuildError,
+    BuiltOnion, NodeKeys, ServerDestination, MAX_ONION_HOPS,
 };
 pub use cipher::{shared_secret, CipherError, EncType, HopKey, ResponseKey, Role, X25519Keypair};
 pub use framing::{encode_frame, parse_frame, Frame, FramingError, MAX_ONION_SIZE};

@@ -210,16 +210,24 @@ impl V4Request {
     /// [`Self::encode`] not yet written: its length is known first, so an onion can be sized
     /// around it and the body copied once, into its place.
     pub(crate) fn encoding(&self) -> Result<Bencoded<'_>, V4Error> {
+        let body = self.body.as_deref().map_or(Body::None, Body::Bytes);
+        self.encoding_with(body)
+    }
+
+    /// [`Self::encoding`] with a body of `len` bytes the caller writes into place instead of
+    /// this request's own (an upload built straight into its onion).
+    pub(crate) fn encoding_written(&self, len: usize) -> Result<Bencoded<'_>, V4Error> {
+        self.encoding_with(Body::Written(len))
+    }
+
+    fn encoding_with<'a>(&self, body: Body<'a>) -> Result<Bencoded<'a>, V4Error> {
         let info = serde_json::to_vec(&RequestInfoOut {
             method: self.method.as_str(),
             endpoint: &self.endpoint,
             headers: &self.headers,
         })
         .map_err(|e| V4Error::InvalidJson(e.to_string()))?;
-        Ok(Bencoded {
-            head: info,
-            body: self.body.as_deref(),
-        })
+        Ok(Bencoded { head: info, body })
     }
 
     /// Parses the decrypted plaintext on the server side (1 or 2 items; the same rules as [`Self::new`]
@@ -288,7 +296,7 @@ impl V4Response {
         .map_err(|e| V4Error::InvalidJson(e.to_string()))?;
         Ok(Bencoded {
             head: meta,
-            body: Some(&self.body),
+            body: Body::Bytes(&self.body),
         })
     }
 
@@ -350,36 +358,55 @@ impl V4Response {
 /// A bencoded list of one or two byte strings (`l<HEAD>[<BODY>]e`) not yet written.
 pub(crate) struct Bencoded<'a> {
     head: Vec<u8>,
-    body: Option<&'a [u8]>,
+    body: Body<'a>,
+}
+
+/// The second item of a [`Bencoded`] list.
+enum Body<'a> {
+    None,
+    /// Bytes to copy.
+    Bytes(&'a [u8]),
+    /// This many bytes the caller writes into place (see [`Bencoded::write`]).
+    Written(usize),
 }
 
 impl Bencoded<'_> {
-    fn items(&self) -> impl Iterator<Item = &[u8]> {
-        std::iter::once(self.head.as_slice()).chain(self.body)
+    fn body_len(&self) -> Option<usize> {
+        match self.body {
+            Body::None => None,
+            Body::Bytes(bytes) => Some(bytes.len()),
+            Body::Written(len) => Some(len),
+        }
     }
 
     /// Length of the encoding.
     pub(crate) fn len(&self) -> usize {
-        2 + self
-            .items()
-            .map(|item| item.len().to_string().len() + 1 + item.len())
-            .sum::<usize>()
+        let item = |len: usize| len.to_string().len() + 1 + len;
+        2 + item(self.head.len()) + self.body_len().map_or(0, item)
     }
 
-    /// Writes the encoding into `out`, which is exactly [`Self::len`] bytes long.
-    pub(crate) fn write(&self, out: &mut [u8]) {
+    /// Writes the encoding into `out`, which is exactly [`Self::len`] bytes long; the body's
+    /// range in `out` (a [`Body::Written`] body is left for the caller to write there).
+    pub(crate) fn write(&self, out: &mut [u8]) -> Range<usize> {
         let mut at = 0;
         let mut put = |bytes: &[u8]| {
             out[at..at + bytes.len()].copy_from_slice(bytes);
             at += bytes.len();
         };
         put(b"l");
-        for item in self.items() {
-            put(item.len().to_string().as_bytes());
+        put(self.head.len().to_string().as_bytes());
+        put(b":");
+        put(&self.head);
+        if let Some(len) = self.body_len() {
+            put(len.to_string().as_bytes());
             put(b":");
-            put(item);
         }
-        put(b"e");
+        let body = at..at + self.body_len().unwrap_or(0);
+        if let Body::Bytes(bytes) = self.body {
+            out[body.clone()].copy_from_slice(bytes);
+        }
+        out[body.end] = b'e';
+        body
     }
 
     fn to_vec(&self) -> Vec<u8> {
