@@ -121,12 +121,7 @@ pub fn progress_printer(label: String) -> impl FnMut(Progress) + Send {
         if p.total < PROGRESS_FROM {
             return;
         }
-        let stage = match p.stage {
-            Stage::Encrypt => "encrypting",
-            Stage::Upload => "uploading",
-            Stage::Download => "downloading",
-            Stage::Decrypt => "decrypting",
-        };
+        let stage = p.stage.doing();
         let percent = p.done.saturating_mul(100) / p.total.max(1);
         if last == Some((p.stage, percent)) {
             return;

@@ -14,7 +14,7 @@ use shallot_client::{Messenger, MessengerError, StoredAttachment};
 use shallot_proto::attachment::legacy::encrypt_legacy;
 use shallot_proto::attachment::{AttachmentPointer, FileUrl, LegacyPadding};
 use support::files::{random_file, start};
-use support::{messenger, until, user};
+use support::{cli_output, messenger, until, user};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -171,21 +171,6 @@ async fn ten_megabytes_each_way_and_bad_blobs_refused() {
     drop(files);
 }
 
-fn shallot(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shallot"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("SHALLOT_HOME")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_send_attach_inbox_and_download() {
     let (net, files, server) = start(244).await;
@@ -196,9 +181,9 @@ async fn cli_send_attach_inbox_and_download() {
         tempfile::tempdir().unwrap(),
     );
     for dir in [a.path(), b.path()] {
-        assert!(shallot(dir, &["account", "new"]).0);
+        assert!(cli_output(dir, &["account", "new"]).0);
     }
-    let (_, show, _) = shallot(b.path(), &["account", "show", "--json"]);
+    let (_, show, _) = cli_output(b.path(), &["account", "show", "--json"]);
     let show: serde_json::Value = serde_json::from_str(&show).unwrap();
     let bob = show["session_id"].as_str().unwrap();
     let photo = random_file(work.path(), "photo.jpg", 2_000_000, 5);
@@ -217,13 +202,13 @@ async fn cli_send_attach_inbox_and_download() {
         &seed,
     ];
     args.extend(pin);
-    let (ok, stdout, stderr) = shallot(a.path(), &args);
+    let (ok, stdout, stderr) = cli_output(a.path(), &args);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("stored on 3"), "{stdout}");
     assert!(stderr.contains("uploading"), "progress on stderr: {stderr}");
 
     // Bob's inbox shows the attachment line.
-    let (ok, stdout, stderr) = shallot(b.path(), &["inbox", "--seed-node", &seed]);
+    let (ok, stdout, stderr) = cli_output(b.path(), &["inbox", "--seed-node", &seed]);
     assert!(ok, "{stderr}");
     let line = stdout
         .lines()
@@ -237,7 +222,7 @@ async fn cli_send_attach_inbox_and_download() {
     let out_arg = out.to_string_lossy();
     let mut args = vec!["download", id, "--out", &out_arg];
     args.extend(pin);
-    let (ok, stdout, stderr) = shallot(b.path(), &args);
+    let (ok, stdout, stderr) = cli_output(b.path(), &args);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("2000000 bytes"), "{stdout}");
     assert!(std::fs::read(&out).unwrap() == std::fs::read(&photo).unwrap());
@@ -246,9 +231,9 @@ async fn cli_send_attach_inbox_and_download() {
     // is a clear error.
     let again = work.path().join("again.jpg");
     let again_arg = again.to_string_lossy();
-    let (ok, _, stderr) = shallot(b.path(), &["download", id, "--out", &again_arg]);
+    let (ok, _, stderr) = cli_output(b.path(), &["download", id, "--out", &again_arg]);
     assert!(ok, "{stderr}");
-    let (ok, _, stderr) = shallot(b.path(), &["download", "ffff0000", "--out", &again_arg]);
+    let (ok, _, stderr) = cli_output(b.path(), &["download", "ffff0000", "--out", &again_arg]);
     assert!(!ok);
     assert!(stderr.contains("no attachment"), "{stderr}");
     drop(files);
@@ -259,7 +244,7 @@ async fn cli_send_attach_inbox_and_download() {
 fn shallot_until(dir: &Path, args: &[&str], what: &str, check: impl Fn(&str) -> bool) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
-        let (ok, stdout, stderr) = shallot(dir, args);
+        let (ok, stdout, stderr) = cli_output(dir, args);
         if ok && check(&stdout) {
             return stdout;
         }
@@ -284,12 +269,12 @@ async fn cli_attachment_to_a_group_of_three() {
     };
     let mut ids = Vec::new();
     for dir in [a.path(), b.path(), c.path()] {
-        assert!(shallot(dir, &["account", "new"]).0);
-        let (_, show, _) = shallot(dir, &["account", "show", "--json"]);
+        assert!(cli_output(dir, &["account", "new"]).0);
+        let (_, show, _) = cli_output(dir, &["account", "show", "--json"]);
         let show: serde_json::Value = serde_json::from_str(&show).unwrap();
         ids.push(show["session_id"].as_str().unwrap().to_owned());
     }
-    let (ok, stdout, stderr) = shallot(
+    let (ok, stdout, stderr) = cli_output(
         a.path(),
         &[
             "group",
@@ -314,7 +299,7 @@ async fn cli_attachment_to_a_group_of_three() {
             out.contains(&gid)
         });
         // Not a member until the invite is accepted: refused before anything is uploaded.
-        let (ok, _, stderr) = shallot(
+        let (ok, _, stderr) = cli_output(
             dir,
             &[
                 "send",
@@ -329,11 +314,11 @@ async fn cli_attachment_to_a_group_of_three() {
         );
         assert!(!ok && stderr.contains("not a member"), "{stderr}");
         assert_eq!(entries(&files.dir.join("files")), Vec::<String>::new());
-        let (ok, _, stderr) = shallot(dir, &["group", "accept", &gid]);
+        let (ok, _, stderr) = cli_output(dir, &["group", "accept", &gid]);
         assert!(ok, "{stderr}");
     }
 
-    let (ok, stdout, stderr) = shallot(
+    let (ok, stdout, stderr) = cli_output(
         a.path(),
         &[
             "send",
@@ -381,7 +366,7 @@ fn receive_group_file(dir: &Path, out: &Path, file: &Path, pin: &[&str]) {
     let out_arg = out.to_string_lossy();
     let mut args = vec!["download", fields[1], "--out", &out_arg];
     args.extend(pin);
-    let (ok, stdout, stderr) = shallot(dir, &args);
+    let (ok, stdout, stderr) = cli_output(dir, &args);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("1000000 bytes"), "{stdout}");
     assert!(

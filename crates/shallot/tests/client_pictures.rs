@@ -16,7 +16,7 @@ use shallot_client::{KeepAlive, Messenger, MessengerError};
 use shallot_proto::attachment::FileUrl;
 use shallot_proto::{Identity, SessionId};
 use support::files::{random_file, start};
-use support::{messenger, until, user};
+use support::{cli_output, messenger, until, user};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -221,23 +221,8 @@ async fn a_picture_reaches_the_contact_and_the_second_device_and_bad_blobs_are_r
     drop(files);
 }
 
-fn shallot(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shallot"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("SHALLOT_HOME")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn session_id(dir: &Path) -> String {
-    let (_, show, _) = shallot(dir, &["account", "show", "--json"]);
+    let (_, show, _) = cli_output(dir, &["account", "show", "--json"]);
     let show: serde_json::Value = serde_json::from_str(&show).unwrap();
     show["session_id"].as_str().unwrap().to_owned()
 }
@@ -252,14 +237,14 @@ async fn cli_profile_picture_show_and_save() {
         tempfile::tempdir().unwrap(),
     );
     for dir in [a.path(), b.path()] {
-        assert!(shallot(dir, &["account", "new"]).0);
+        assert!(cli_output(dir, &["account", "new"]).0);
     }
     let (alice, bob) = (session_id(a.path()), session_id(b.path()));
     let photo = random_file(work.path(), "me.jpg", 40_000, 3);
     let photo_arg = photo.to_string_lossy();
     let url = server.url();
     let key = files.entry.ed25519.clone();
-    let (ok, stdout, stderr) = shallot(
+    let (ok, stdout, stderr) = cli_output(
         a.path(),
         &[
             "profile",
@@ -278,7 +263,7 @@ async fn cli_profile_picture_show_and_save() {
     assert!(stdout.contains("Picture: yes, cached"), "{stdout}");
     // Too large: refused with the limit.
     let big = random_file(work.path(), "big.jpg", 5_000_001, 4);
-    let (ok, _, stderr) = shallot(
+    let (ok, _, stderr) = cli_output(
         a.path(),
         &[
             "profile",
@@ -291,12 +276,12 @@ async fn cli_profile_picture_show_and_save() {
     assert!(!ok);
     assert!(stderr.contains("5000000"), "{stderr}");
 
-    let (ok, _, stderr) = shallot(a.path(), &["send", &bob, "hello", "--seed-node", &seed]);
+    let (ok, _, stderr) = cli_output(a.path(), &["send", &bob, "hello", "--seed-node", &seed]);
     assert!(ok, "{stderr}");
-    let (ok, stdout, stderr) = shallot(b.path(), &["inbox", "--seed-node", &seed]);
+    let (ok, stdout, stderr) = cli_output(b.path(), &["inbox", "--seed-node", &seed]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("hello"), "{stdout}");
-    let (ok, stdout, stderr) = shallot(
+    let (ok, stdout, stderr) = cli_output(
         b.path(),
         &["profile", "--show", &alice, "--seed-node", &seed],
     );
@@ -308,7 +293,7 @@ async fn cli_profile_picture_show_and_save() {
 
     let out = work.path().join("alice.jpg");
     let out_arg = out.to_string_lossy();
-    let (ok, stdout, stderr) = shallot(
+    let (ok, stdout, stderr) = cli_output(
         b.path(),
         &[
             "picture",
@@ -326,14 +311,14 @@ async fn cli_profile_picture_show_and_save() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("40000 bytes, downloaded"), "{stdout}");
     assert!(std::fs::read(&out).unwrap() == std::fs::read(&photo).unwrap());
-    let (ok, stdout, stderr) = shallot(
+    let (ok, stdout, stderr) = cli_output(
         b.path(),
         &["picture", &alice, "--out", &out_arg, "--seed-node", &seed],
     );
     assert!(ok, "{stderr}");
     assert!(stdout.contains("from the cache"), "{stdout}");
     // Someone without a known picture: a clear error.
-    let (ok, _, stderr) = shallot(
+    let (ok, _, stderr) = cli_output(
         a.path(),
         &["picture", &bob, "--out", &out_arg, "--seed-node", &seed],
     );

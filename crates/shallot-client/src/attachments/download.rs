@@ -116,16 +116,31 @@ pub(crate) async fn get_file(
     url: &FileUrl,
     default_server: X25519Pub,
 ) -> Result<Vec<u8>, AttachmentError> {
+    file_request(
+        client,
+        url,
+        default_server,
+        HttpMethod::Get,
+        url.download_endpoint(),
+    )
+    .await
+}
+
+/// One bodiless onion v4 request about the file at `url` to the server holding it (download,
+/// extend): the answer's body on 200; 404 is [`AttachmentError::Expired`]; another failure
+/// status carries the server's reason.
+pub(crate) async fn file_request(
+    client: &OnionClient,
+    url: &FileUrl,
+    default_server: X25519Pub,
+    method: HttpMethod,
+    endpoint: String,
+) -> Result<Vec<u8>, AttachmentError> {
     let destination = url
         .destination(default_server)
         .map_err(AttachmentError::ServerKey)?;
-    let request = V4Request::new(
-        HttpMethod::Get,
-        url.download_endpoint(),
-        Headers::new(),
-        None,
-    )
-    .map_err(|e| AttachmentError::Reply(e.to_string()))?;
+    let request = V4Request::new(method, endpoint, Headers::new(), None)
+        .map_err(|e| AttachmentError::Reply(e.to_string()))?;
     let response = client
         .request_server_with_timeout(&destination, &request, crate::timeouts::FILE_TRANSFER)
         .await

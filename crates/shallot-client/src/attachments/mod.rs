@@ -98,6 +98,18 @@ pub enum Stage {
     Decrypt,
 }
 
+impl Stage {
+    /// What the stage is doing, as progress output says it ("encrypting", …).
+    pub fn doing(self) -> &'static str {
+        match self {
+            Self::Encrypt => "encrypting",
+            Self::Upload => "uploading",
+            Self::Download => "downloading",
+            Self::Decrypt => "decrypting",
+        }
+    }
+}
+
 /// Progress of one transfer: `done` of `total` bytes in `stage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {

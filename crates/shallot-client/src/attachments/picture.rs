@@ -7,10 +7,10 @@ use shallot_proto::attachment::padding::stream_encrypted_len;
 use shallot_proto::attachment::pointer::resolve_profile_picture;
 use shallot_proto::attachment::server_api::FileInfo;
 use shallot_proto::attachment::{FileUrl, ProfileKey};
-use shallot_proto::onion::{Headers, HttpMethod, V4Request};
+use shallot_proto::onion::HttpMethod;
 use shallot_proto::X25519Pub;
 
-use super::{reason, AttachmentError};
+use super::AttachmentError;
 use crate::onion_client::OnionClient;
 
 /// Largest picture we upload or accept, in bytes of image (Session desktop's avatar limit,
@@ -85,25 +85,11 @@ pub async fn extend_file(
     url: &FileUrl,
     default_server: X25519Pub,
 ) -> Result<FileInfo, AttachmentError> {
-    let destination = url
-        .destination(default_server)
-        .map_err(AttachmentError::ServerKey)?;
     let endpoint = format!("/file/{}/extend", url.id.as_str());
-    let request = V4Request::new(HttpMethod::Post, endpoint, Headers::new(), None)
-        .map_err(|e| AttachmentError::Reply(e.to_string()))?;
-    let response = client
-        .request_server_with_timeout(&destination, &request, crate::timeouts::FILE_TRANSFER)
-        .await
-        .map_err(AttachmentError::Network)?;
-    match response.code {
-        200 => serde_json::from_slice(&response.body)
-            .map_err(|e| AttachmentError::Reply(format!("extend reply: {e}"))),
-        404 => Err(AttachmentError::Expired),
-        status => Err(AttachmentError::Server {
-            status,
-            reason: reason(&response.body),
-        }),
-    }
+    let body =
+        super::download::file_request(client, url, default_server, HttpMethod::Post, endpoint)
+            .await?;
+    serde_json::from_slice(&body).map_err(|e| AttachmentError::Reply(format!("extend reply: {e}")))
 }
 
 #[cfg(test)]

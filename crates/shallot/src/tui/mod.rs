@@ -254,6 +254,24 @@ pub fn run(args: &ChatArgs, dir: &Path) -> Result<()> {
     result
 }
 
+/// `msg` (message `id`) with what `db` keeps beside it: its files, the text it quotes, and its
+/// reactions (`me`'s marked ours).
+fn with_extras(
+    db: &Db,
+    mut msg: Msg,
+    id: &shallot_proto::message_hash::MessageHash,
+    me: &shallot_proto::SessionId,
+) -> Result<Msg> {
+    msg.quote = db.quoted_text(id)?;
+    msg.attachments = db.attachments(id)?.iter().map(Attached::from).collect();
+    msg.reactions = db
+        .reactions(id)?
+        .into_iter()
+        .map(|r| (r.emoji, r.author == *me))
+        .collect();
+    Ok(msg)
+}
+
 /// The 1:1 conversations saved in `db`, with each message's quote and reactions (`me`'s marked
 /// ours), and beside them the groups we can write to, with their messages.
 fn load_conversations(db: &Db, me: &shallot_proto::SessionId) -> Result<Vec<Conv>> {
@@ -261,19 +279,7 @@ fn load_conversations(db: &Db, me: &shallot_proto::SessionId) -> Result<Vec<Conv
     for c in db.conversations()? {
         let mut messages = Vec::new();
         for stored in db.messages(&c.id)? {
-            let mut msg = Msg::from(&stored);
-            msg.quote = db.quoted_text(&stored.id)?;
-            msg.attachments = db
-                .attachments(&stored.id)?
-                .iter()
-                .map(Attached::from)
-                .collect();
-            msg.reactions = db
-                .reactions(&stored.id)?
-                .into_iter()
-                .map(|r| (r.emoji, r.author == *me))
-                .collect();
-            messages.push(msg);
+            messages.push(with_extras(db, Msg::from(&stored), &stored.id, me)?);
         }
         convs.push(Conv {
             id: Peer::Direct(c.id),
@@ -286,19 +292,7 @@ fn load_conversations(db: &Db, me: &shallot_proto::SessionId) -> Result<Vec<Conv
     for g in db.groups()?.into_iter().filter(Group::can_access) {
         let mut messages = Vec::new();
         for stored in db.group_messages(&g.id)? {
-            let mut msg = Msg::from(&stored);
-            msg.attachments = db
-                .attachments(&stored.id)?
-                .iter()
-                .map(Attached::from)
-                .collect();
-            msg.quote = db.quoted_text(&stored.id)?;
-            msg.reactions = db
-                .reactions(&stored.id)?
-                .into_iter()
-                .map(|r| (r.emoji, r.author == *me))
-                .collect();
-            messages.push(msg);
+            messages.push(with_extras(db, Msg::from(&stored), &stored.id, me)?);
         }
         convs.push(Conv {
             id: Peer::Group(g.id),
@@ -530,15 +524,9 @@ fn status_progress(
     name: String,
     tx: UnboundedSender<Ui>,
 ) -> impl FnMut(shallot_client::attachments::Progress) + Send {
-    use shallot_client::attachments::Stage;
     let mut last = None;
     move |p| {
-        let stage = match p.stage {
-            Stage::Encrypt => "encrypting",
-            Stage::Upload => "uploading",
-            Stage::Download => "downloading",
-            Stage::Decrypt => "decrypting",
-        };
+        let stage = p.stage.doing();
         let percent = p.done.saturating_mul(100) / p.total.max(1);
         if last != Some((p.stage, percent)) {
             last = Some((p.stage, percent));

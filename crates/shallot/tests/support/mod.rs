@@ -165,6 +165,16 @@ pub fn cli(dir: &std::path::Path) -> std::process::Command {
     cmd
 }
 
+/// Runs `shallot` on the account in `dir` with `args`: (success, stdout, stderr).
+pub fn cli_output(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = cli(dir).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs `cmd` and returns its stdout, failing with its stderr if it failed.
 pub fn run_ok(cmd: &mut std::process::Command) -> String {
     let out = cmd.output().unwrap();
